@@ -1,0 +1,93 @@
+# LogPipeline — every command a developer or CI runs. `make help` lists them.
+SHELL := /usr/bin/env bash
+.SHELLFLAGS := -euo pipefail -c
+.DEFAULT_GOAL := help
+
+LP_CACHE ?= $(or $(XDG_CACHE_HOME),$(HOME)/.cache)/logpipeline
+export LP_CACHE
+# Node 24 from the npm `node` package, and the cached tools, come first on PATH:
+# the machine's own Node (20) never runs the project.
+export PATH := $(CURDIR)/node_modules/.bin:$(LP_CACHE)/bin:$(PATH)
+
+STACK := hack/stack/stack.sh
+NPM_STAMP := node_modules/.lp-installed
+
+##@ Getting started
+
+.PHONY: help
+help: ## Show this help
+	@awk 'BEGIN {FS = ":.*##"; printf "Usage: make \033[36m<target>\033[0m\n"} \
+	  /^[a-zA-Z0-9_-]+:.*?##/ { printf "  \033[36m%-18s\033[0m %s\n", $$1, $$2 } \
+	  /^##@/ { printf "\n\033[1m%s\033[0m\n", substr($$0, 5) }' $(MAKEFILE_LIST)
+
+.PHONY: dev
+dev: tools stack-up ## Run the whole system locally on real components and print where everything is
+	@bash hack/dev.sh
+
+.PHONY: test
+test: tools ## Run every test: unit, then integration against the real stack (brought up if needed)
+	@bash hack/test.sh all
+
+##@ Development
+
+.PHONY: tools
+tools: ## Install or build every tool into the cache (apt, npm, Maven, Go); cached by version
+	@bash hack/tools/install.sh
+
+.PHONY: npm
+npm: ## Install npm packages (Node 24, native addons for its ABI)
+	@bash hack/tools/npm.sh
+
+.PHONY: build
+build: npm ## Compile TypeScript to dist/
+	npm run build
+
+.PHONY: generate
+generate: npm ## Regenerate checked-in files (CRDs from operator/src/api)
+	tsx hack/generate-crds.ts
+
+.PHONY: verify
+verify: generate ## Fail if generated files differ from what is checked in, or lint/types fail
+	@git diff --exit-code -- crds/ || { echo "generated files are out of date: run make generate and commit"; exit 1; }
+	$(MAKE) lint
+	npm run typecheck
+
+.PHONY: lint
+lint: npm ## Lint (eslint) and check formatting (prettier)
+	npm run lint
+
+.PHONY: format
+format: npm ## Format the code with prettier
+	npm run format
+
+##@ Tests
+
+.PHONY: test-unit
+test-unit: npm ## Unit tests of pure code (no servers)
+	@bash hack/test.sh unit
+
+.PHONY: test-integration
+test-integration: tools ## Integration tests against the real stack (brought up if needed, stopped after if we started it)
+	@bash hack/test.sh integration
+
+.PHONY: bench
+bench: ## Benchmarks that print figures against a baseline measured in the same run (docs/benchmarks.md)
+	@echo "no benchmarks yet: the data-plane work adds them (docs/benchmarks.md)"
+
+##@ Local stack (etcd, kube-apiserver, kube-controller-manager, Kafka, Strimzi topic operator, PostgreSQL, Redis)
+
+.PHONY: stack-up
+stack-up: tools ## Start the local stack (harmless when already up)
+	@bash $(STACK) up
+
+.PHONY: stack-down
+stack-down: ## Stop every stack process by its PID
+	@bash $(STACK) down
+
+.PHONY: stack-status
+stack-status: ## One table: each component, version, PID, address and health
+	@bash $(STACK) status
+
+.PHONY: stack-clean
+stack-clean: stack-down ## Stop the stack and delete its data (run dir)
+	@bash -c 'source hack/stack/config.sh && echo "removing $$LP_RUN_DIR" && rm -rf "$$LP_RUN_DIR"'

@@ -1,0 +1,77 @@
+// @ts-check
+import js from "@eslint/js";
+import tseslint from "typescript-eslint";
+
+export default tseslint.config(
+  { ignores: ["dist/**", "node_modules/**", "charts/**", "crds/**"] },
+  js.configs.recommended,
+  ...tseslint.configs.strictTypeChecked,
+  {
+    languageOptions: {
+      parserOptions: { projectService: true, tsconfigRootDir: import.meta.dirname },
+    },
+    rules: {
+      "@typescript-eslint/restrict-template-expressions": ["error", { allowNumber: true }],
+      "@typescript-eslint/no-unused-vars": ["error", { argsIgnorePattern: "^_" }],
+      // @kubernetes/client-node models are generated classes that are meant to be written
+      // as object literals.
+      "@typescript-eslint/no-unsafe-class-instance-assignment": "off",
+    },
+  },
+  { files: ["**/*.js"], ...tseslint.configs.disableTypeChecked },
+  // Dependency rules of the design (DESIGN.md, Operator): pure layers import no client,
+  // the runtime knows nothing of the API, and workloads never import the operator.
+  {
+    files: ["operator/src/builders/**/*.ts", "operator/src/status/**/*.ts"],
+    rules: {
+      "no-restricted-imports": [
+        "error",
+        {
+          patterns: [
+            {
+              group: ["**/kube/**", "**/controller/**", "**/divergence/**"],
+              message: "builders/ and status/ are pure: no I/O layers.",
+            },
+            {
+              group: [
+                "@kubernetes/client-node",
+                "pg",
+                "ioredis",
+                "@confluentinc/*",
+                "node:fs*",
+                "node:net",
+                "node:http*",
+              ],
+              message: "builders/ and status/ are pure: no clients.",
+            },
+          ],
+        },
+      ],
+    },
+  },
+  {
+    files: ["operator/src/runtime/**/*.ts"],
+    rules: {
+      "no-restricted-imports": [
+        "error",
+        {
+          patterns: [
+            {
+              group: ["**/api/**", "**/controller/**", "**/builders/**"],
+              message: "runtime/ knows nothing of LogPipeline.",
+            },
+          ],
+        },
+      ],
+    },
+  },
+  {
+    files: ["workloads/**/*.ts"],
+    rules: {
+      "no-restricted-imports": [
+        "error",
+        { patterns: [{ group: ["**/operator/**"], message: "workloads never import the operator." }] },
+      ],
+    },
+  },
+);

@@ -1,0 +1,79 @@
+import { execFileSync, spawnSync } from "node:child_process";
+import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import path from "node:path";
+import { afterAll, describe, expect, it } from "vitest";
+import { stackScript } from "../support/stack.js";
+
+/**
+ * A second, isolated stack instance (own run dir, ports, bridge; no Strimzi: its health
+ * port is fixed) is brought up and down, so stopping components never touches the stack
+ * the other tests use.
+ */
+const runDir = mkdtempSync(path.join(tmpdir(), "lp-stack-lifecycle-"));
+const env = {
+  ...process.env,
+  LP_RUN_DIR: runDir,
+  LP_PORT_OFFSET: "1000",
+  LP_BRIDGE: "lp9",
+  LP_BRIDGE_IP: "10.254.0.1",
+  LP_SERVICE_CIDR: "10.253.0.0/16",
+  LP_SERVICE_API_IP: "10.253.0.1",
+  LP_STRIMZI: "off",
+};
+const ports = [13379, 13380, 17443, 11257, 20092, 20093, 20091, 16432, 17379];
+
+const stack = (...args: string[]) =>
+  spawnSync("bash", [stackScript, ...args], { env, encoding: "utf8", timeout: 240_000 });
+
+function listening(port: number): boolean {
+  return execFileSync("ss", ["-ltnH", `sport = :${port}`], { encoding: "utf8" }).trim().length > 0;
+}
+
+afterAll(() => {
+  stack("down");
+  rmSync(runDir, { recursive: true, force: true });
+});
+
+describe("stack lifecycle (isolated instance)", () => {
+  it("comes up healthy, a second up is harmless, and down leaves no process and no port", () => {
+    const up = stack("up");
+    expect(up.status, up.stderr).toBe(0);
+    const pidDir = path.join(runDir, "pids");
+    const pids = readdirSync(pidDir).map((f) => Number(readFileSync(path.join(pidDir, f), "utf8")));
+    expect(pids.length).toBe(6); // etcd, apiserver, controller-manager, kafka, postgres, redis
+    expect(ports.filter(listening)).toEqual(ports);
+
+    const again = stack("up");
+    expect(again.status, again.stderr).toBe(0);
+    expect(again.stderr).toContain("already running");
+    const status = stack("status");
+    expect(status.status, status.stdout).toBe(0);
+    expect(status.stdout).toMatch(/kube-apiserver\s+healthy\s+v1\.\d+\.\d+/);
+
+    const down = stack("down");
+    expect(down.status, down.stderr).toBe(0);
+    expect(pids.filter((pid) => existsSync(`/proc/${pid}`))).toEqual([]);
+    expect(ports.filter(listening)).toEqual([]);
+  });
+
+  it("refuses to start on a taken port and names its owner", () => {
+    const blocker = spawnSync(
+      "bash",
+      [
+        "-c",
+        'python3 -c \'import socket,time; s=socket.socket(); s.bind(("127.0.0.1", 13379)); s.listen(); print("ready", flush=True); time.sleep(30)\' & echo $!',
+      ],
+      { encoding: "utf8" },
+    );
+    const pid = Number(blocker.stdout.trim());
+    try {
+      for (let i = 0; i < 40 && !listening(13379); i++) execFileSync("sleep", ["0.1"]);
+      const up = stack("up");
+      expect(up.status).not.toBe(0);
+      expect(up.stderr).toMatch(/port 13379 is already taken: users:\(\("python3",pid=\d+/);
+    } finally {
+      process.kill(pid, "SIGKILL");
+    }
+  });
+});

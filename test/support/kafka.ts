@@ -1,0 +1,53 @@
+import confluent from "@confluentinc/kafka-javascript";
+
+const { Kafka, logLevel } = confluent.KafkaJS;
+export type KafkaClient = InstanceType<typeof Kafka>;
+export type Admin = ReturnType<KafkaClient["admin"]>;
+
+export function kafkaClient(bootstrap: string, clientId = "logpipeline-tests"): KafkaClient {
+  return new Kafka({ kafkaJS: { brokers: [bootstrap], clientId, logLevel: logLevel.WARN } });
+}
+
+export interface Received {
+  value: string;
+  partition: number;
+  offset: string;
+}
+
+/**
+ * Reads `topic` from the beginning with the given isolation level until `expected` records
+ * arrived or `idleMs` passed without a new one; returns what it read.
+ */
+export async function readAll(
+  kafka: KafkaClient,
+  topic: string,
+  opts: { groupId: string; readCommitted: boolean; expected: number; idleMs?: number; timeoutMs?: number },
+): Promise<Received[]> {
+  const consumer = kafka.consumer({
+    kafkaJS: { groupId: opts.groupId, fromBeginning: true, autoCommit: false },
+    "isolation.level": opts.readCommitted ? "read_committed" : "read_uncommitted",
+  });
+  const got: Received[] = [];
+  await consumer.connect();
+  try {
+    await consumer.subscribe({ topics: [topic] });
+    let last = Date.now();
+    const start = Date.now();
+    void consumer.run({
+      eachMessage: ({ message, partition }) => {
+        got.push({ value: message.value?.toString() ?? "", partition, offset: message.offset });
+        last = Date.now();
+        return Promise.resolve();
+      },
+    });
+    const idleMs = opts.idleMs ?? 3000;
+    const timeoutMs = opts.timeoutMs ?? 60_000;
+    while (Date.now() - start < timeoutMs) {
+      await new Promise((r) => setTimeout(r, 100));
+      if (got.length >= opts.expected && Date.now() - last > idleMs) break;
+    }
+  } finally {
+    await consumer.disconnect();
+  }
+  return got;
+}

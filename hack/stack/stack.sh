@@ -56,6 +56,8 @@ wait_for() {
   die "$name was not ready after ${timeout}s" "$(logfile "$name")"
 }
 
+already() { printf '    already running (pid %s)\n' "$(cat "$(pidfile "$1")")" >&2; }
+
 tcp_open() { (exec 3<>"/dev/tcp/$1/$2") 2>/dev/null; }
 
 # ---------------------------------------------------------------------------- network
@@ -137,7 +139,7 @@ EOF
 # ---------------------------------------------------------------------------- components
 start_etcd() {
   step "etcd 127.0.0.1:$ETCD_PORT"
-  if running etcd; then skip_step "already running (pid $(cat "$(pidfile etcd)"))"; return; fi
+  if running etcd; then already etcd; return; fi
   port_free "$ETCD_PORT"
   port_free "$ETCD_PEER_PORT"
   mkdir -p "$LP_RUN_DIR/etcd" && chmod 700 "$LP_RUN_DIR/etcd"
@@ -152,7 +154,7 @@ start_etcd() {
 
 start_apiserver() {
   step "kube-apiserver https://$LP_BRIDGE_IP:$APISERVER_PORT"
-  if running kube-apiserver; then skip_step "already running (pid $(cat "$(pidfile kube-apiserver)"))"; return; fi
+  if running kube-apiserver; then already kube-apiserver; return; fi
   port_free "$APISERVER_PORT"
   launch kube-apiserver kube-apiserver \
     --etcd-servers "http://127.0.0.1:$ETCD_PORT" \
@@ -177,7 +179,7 @@ start_apiserver() {
 
 start_controller_manager() {
   step "kube-controller-manager 127.0.0.1:$KCM_PORT"
-  if running kube-controller-manager; then skip_step "already running"; return; fi
+  if running kube-controller-manager; then already kube-controller-manager; return; fi
   port_free "$KCM_PORT"
   kubeconfig_for "$LP_RUN_DIR/kcm.kubeconfig" system:kube-controller-manager
   launch kube-controller-manager kube-controller-manager \
@@ -196,7 +198,7 @@ kafka_java() { "${KAFKA_JAVA:-java}" "$@"; }
 
 start_kafka() {
   step "Kafka $KAFKA_VERSION 127.0.0.1:$KAFKA_PORT (pods: $LP_BRIDGE_IP:$KAFKA_BRIDGE_PORT)"
-  if running kafka; then skip_step "already running"; return; fi
+  if running kafka; then already kafka; return; fi
   [ -f "$KAFKA_HOME/.complete" ] || die "Kafka is not installed in $KAFKA_HOME: run make tools"
   port_free "$KAFKA_PORT"
   port_free "$KAFKA_BRIDGE_PORT"
@@ -255,7 +257,7 @@ start_strimzi() {
     printf '    skipped — not installed (needs ../shared/strimzi or LP_STRIMZI_DIR at make tools); use kafka.mode: external\n' >&2
     return
   fi
-  if running strimzi-topic-operator; then skip_step "already running"; return; fi
+  if running strimzi-topic-operator; then already strimzi-topic-operator; return; fi
   local java21
   java21=$(find_java21) || die "Strimzi's topic operator needs Java 21 or newer; none found under /usr/lib/jvm (set JAVA21_HOME)"
   port_free "$STRIMZI_HEALTH_PORT"
@@ -268,11 +270,14 @@ start_strimzi() {
   done_step
 }
 
-pg_as() { if [ "$(id -u)" = 0 ]; then setpriv --reuid=postgres --regid=postgres --init-groups "$@"; else "$@"; fi; }
+# PostgreSQL refuses to run as root: as root, run it as the `postgres` user (setpriv execs,
+# so the recorded PID is the server's own).
+PG_AS=()
+[ "$(id -u)" = 0 ] && PG_AS=(setpriv --reuid=postgres --regid=postgres --init-groups)
 
 start_postgres() {
   step "PostgreSQL 127.0.0.1:$POSTGRES_PORT and $LP_BRIDGE_IP:$POSTGRES_PORT"
-  if running postgres; then skip_step "already running"; return; fi
+  if running postgres; then already postgres; return; fi
   [ -x "$PG_BIN/postgres" ] || die "PostgreSQL is not installed (no $PG_BIN/postgres): run make tools"
   port_free "$POSTGRES_PORT"
   local dir="$LP_RUN_DIR/postgres"
@@ -281,13 +286,13 @@ start_postgres() {
     cp "$PKI/postgres.password" "$dir/pwfile"
     [ "$(id -u)" = 0 ] && chown -R postgres:postgres "$dir"
     chmod 700 "$dir/data"
-    run_logged "$LP_RUN_DIR/logs/postgres-initdb.log" pg_as "$PG_BIN/initdb" -D "$dir/data" -U postgres \
+    run_logged "$LP_RUN_DIR/logs/postgres-initdb.log" "${PG_AS[@]}" "$PG_BIN/initdb" -D "$dir/data" -U postgres \
       --pwfile="$dir/pwfile" --auth-local=trust --auth-host=scram-sha-256 -E UTF8 --locale=C.UTF-8
     rm -f "$dir/pwfile"
     # Pods connect from the bridge network (full-node issue): password auth there too.
     echo "host all all $LP_BRIDGE_IP/$LP_BRIDGE_PREFIX scram-sha-256" >>"$dir/data/pg_hba.conf"
   fi
-  launch postgres pg_as "$PG_BIN/postgres" -D "$dir/data" -p "$POSTGRES_PORT" \
+  launch postgres "${PG_AS[@]}" "$PG_BIN/postgres" -D "$dir/data" -p "$POSTGRES_PORT" \
     -c listen_addresses="127.0.0.1,$LP_BRIDGE_IP" -c unix_socket_directories="$dir/socket" \
     -c max_connections=200 -c shared_buffers=256MB -c fsync=on -c logging_collector=off
   wait_for postgres 60 "$PG_BIN/pg_isready" -q -h 127.0.0.1 -p "$POSTGRES_PORT"
@@ -296,7 +301,7 @@ start_postgres() {
 
 start_redis() {
   step "Redis 127.0.0.1:$REDIS_PORT and $LP_BRIDGE_IP:$REDIS_PORT"
-  if running redis; then skip_step "already running"; return; fi
+  if running redis; then already redis; return; fi
   command -v redis-server >/dev/null || die "redis-server is not installed: run make tools"
   port_free "$REDIS_PORT"
   local dir="$LP_RUN_DIR/redis"
@@ -330,6 +335,7 @@ install_crds() {
   done
   run_logged "$LP_RUN_DIR/logs/crds.log" "${k[@]}" wait --for condition=Established --timeout=60s crd --all
   # The topic operator's own identity may touch KafkaTopics in its namespace only.
+  ensure_namespace "$STRIMZI_NAMESPACE"
   sed -e "s/__NAMESPACE__/$STRIMZI_NAMESPACE/g" "$HACK_DIR/stack/strimzi-rbac.yaml" \
     | run_logged "$LP_RUN_DIR/logs/crds.log" "${k[@]}" apply --server-side -f -
   done_step "${#files[@]} CRD files"
@@ -385,7 +391,6 @@ cmd_up() {
   start_apiserver
   start_controller_manager
   install_crds
-  ensure_namespace "$STRIMZI_NAMESPACE"
   start_kafka
   start_strimzi
   start_postgres

@@ -1,6 +1,10 @@
+import { readdirSync, readFileSync } from "node:fs";
+import path from "node:path";
 import { ApiException, PatchStrategy, type KubernetesObject } from "@kubernetes/client-node";
+import { parse } from "yaml";
 import { afterAll, beforeAll, describe, expect, inject, it } from "vitest";
 import { eventually, kubeClients, testNamespace } from "../support/kube.js";
+import { repoRoot } from "../support/stack.js";
 
 const stack = inject("stack");
 const { core, apps, objects } = kubeClients(stack);
@@ -33,6 +37,17 @@ describe("custom resource definitions", () => {
     // Defaults from the schema are applied by the API server.
     expect(read.spec.kafka.topic.partitions).toBe(6);
   });
+
+  const samplesDir = path.join(repoRoot, "config/samples");
+  it.each(readdirSync(samplesDir).filter((f) => f.endsWith(".yaml")))(
+    "accepts the sample %s",
+    async (file) => {
+      const sample = parse(readFileSync(path.join(samplesDir, file), "utf8")) as KubernetesObject;
+      (sample.metadata ??= {}).namespace = ns.name;
+      const created = await objects.create(sample);
+      expect(created.metadata?.uid).toBeTruthy();
+    },
+  );
 
   it("refuses a LogPipeline that breaks a CEL rule, with the rule's message", async () => {
     const bad = {

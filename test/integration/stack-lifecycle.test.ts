@@ -1,4 +1,4 @@
-import { execFileSync, spawnSync } from "node:child_process";
+import { execFileSync, spawn, spawnSync } from "node:child_process";
 import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import path from "node:path";
@@ -25,6 +25,13 @@ const ports = [13379, 13380, 17443, 11257, 20092, 20093, 20091, 16432, 17379];
 
 const stack = (...args: string[]) =>
   spawnSync("bash", [stackScript, ...args], { env, encoding: "utf8", timeout: 240_000 });
+
+/** A process that still runs: present and not a zombie waiting for its parent to reap it. */
+function alive(pid: number): boolean {
+  if (!existsSync(`/proc/${pid}/stat`)) return false;
+  const state = readFileSync(`/proc/${pid}/stat`, "utf8").split(") ")[1]?.[0];
+  return state !== undefined && state !== "Z";
+}
 
 function listening(port: number): boolean {
   return execFileSync("ss", ["-ltnH", `sport = :${port}`], { encoding: "utf8" }).trim().length > 0;
@@ -53,27 +60,28 @@ describe("stack lifecycle (isolated instance)", () => {
 
     const down = stack("down");
     expect(down.status, down.stderr).toBe(0);
-    expect(pids.filter((pid) => existsSync(`/proc/${pid}`))).toEqual([]);
+    expect(pids.filter(alive)).toEqual([]);
     expect(ports.filter(listening)).toEqual([]);
   });
 
   it("refuses to start on a taken port and names its owner", () => {
-    const blocker = spawnSync(
-      "bash",
+    const blocker = spawn(
+      "python3",
       [
         "-c",
-        'python3 -c \'import socket,time; s=socket.socket(); s.bind(("127.0.0.1", 13379)); s.listen(); print("ready", flush=True); time.sleep(30)\' & echo $!',
+        "import socket,time; s=socket.socket(); s.bind(('127.0.0.1', 13379)); s.listen(); time.sleep(60)",
       ],
-      { encoding: "utf8" },
+      { stdio: "ignore" },
     );
-    const pid = Number(blocker.stdout.trim());
     try {
       for (let i = 0; i < 40 && !listening(13379); i++) execFileSync("sleep", ["0.1"]);
       const up = stack("up");
       expect(up.status).not.toBe(0);
-      expect(up.stderr).toMatch(/port 13379 is already taken: users:\(\("python3",pid=\d+/);
+      expect(up.stderr).toMatch(
+        new RegExp(`port 13379 is already taken: users:\\(\\("python3",pid=${blocker.pid},`),
+      );
     } finally {
-      process.kill(pid, "SIGKILL");
+      blocker.kill("SIGKILL");
     }
   });
 });

@@ -5,7 +5,7 @@ export type KafkaClient = InstanceType<typeof Kafka>;
 export type Admin = ReturnType<KafkaClient["admin"]>;
 
 export function kafkaClient(bootstrap: string, clientId = "logpipeline-tests"): KafkaClient {
-  return new Kafka({ kafkaJS: { brokers: [bootstrap], clientId, logLevel: logLevel.WARN } });
+  return new Kafka({ kafkaJS: { brokers: [bootstrap], clientId, logLevel: logLevel.ERROR } });
 }
 
 export interface Received {

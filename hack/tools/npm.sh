@@ -35,20 +35,24 @@ step "esbuild binary"
 run_logged "$LP_CACHE/logs/npm-esbuild.log" npm rebuild esbuild
 done_step
 
-# @confluentinc/kafka-javascript builds librdkafka from source (~2 min); the result is
-# cached per package version and Node ABI so a fresh clone reuses it.
+# @confluentinc/kafka-javascript builds librdkafka from source (~2.5 min); the addon and the
+# shared libraries it loads from $ORIGIN/../deps are cached per package version and Node ABI,
+# so a fresh clone reuses them.
 ckjs_version="$(node -p "require('./node_modules/@confluentinc/kafka-javascript/package.json').version")"
 ckjs_cache="$LP_CACHE/native/kafka-javascript-$ckjs_version-node-abi$abi"
 ckjs_build=node_modules/@confluentinc/kafka-javascript/build
 step "@confluentinc/kafka-javascript $ckjs_version native addon for Node ABI $abi"
-if [ -f "$ckjs_cache/Release/confluent-kafka-javascript.node" ]; then
-  rm -rf "$ckjs_build" && mkdir -p "$ckjs_build" && cp -a "$ckjs_cache/Release" "$ckjs_build/"
+if [ -f "$ckjs_cache/.complete" ]; then
+  rm -rf "$ckjs_build" && mkdir -p "$ckjs_build"
+  cp -a "$ckjs_cache/Release" "$ckjs_cache/deps" "$ckjs_build/"
   skip_step "$ckjs_cache"
 else
   CKJS_LINKING=dynamic run_logged "$LP_CACHE/logs/npm-kafka-javascript.log" \
     npm rebuild @confluentinc/kafka-javascript --foreground-scripts
-  rm -rf "$ckjs_cache" && mkdir -p "$ckjs_cache"
-  cp -a "$ckjs_build/Release" "$ckjs_cache/"
+  rm -rf "$ckjs_cache" && mkdir -p "$ckjs_cache/Release" "$ckjs_cache/deps"
+  cp -a "$ckjs_build/Release/confluent-kafka-javascript.node" "$ckjs_cache/Release/"
+  cp -a "$ckjs_build"/deps/librdkafka*.so* "$ckjs_cache/deps/"
+  touch "$ckjs_cache/.complete"
   done_step "cached in $ckjs_cache"
 fi
 node -e "require('@confluentinc/kafka-javascript')" 2>"$LP_CACHE/logs/npm-kafka-javascript-load.log" \

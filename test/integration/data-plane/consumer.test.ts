@@ -1,0 +1,140 @@
+import { afterAll, beforeAll, describe, expect, inject, it } from "vitest";
+import { kafkaClient as workloadKafka } from "../../../workloads/common/src/clients.js";
+import { createLogger } from "../../../workloads/common/src/logger.js";
+import { createRegistry } from "../../../workloads/common/src/metrics.js";
+import { Sink } from "../../../workloads/consumer/src/consumer.js";
+import { makeEvent } from "../../support/events.js";
+import { type Admin, kafkaClient, readAll } from "../../support/kafka.js";
+import { eventually, uniqueSuffix } from "../../support/kube.js";
+import { exactlyOnceAudit, ledgerCounts, testLedger } from "../../support/pipeline-db.js";
+
+const stack = inject("stack");
+const id = uniqueSuffix();
+const topic = `t-consumer-${id}`;
+const dlq = `${topic}.dlq`;
+const kafka = kafkaClient(stack.kafkaBootstrap);
+let admin: Admin;
+let db: Awaited<ReturnType<typeof testLedger>>;
+let sink: Sink;
+
+beforeAll(async () => {
+  admin = kafka.admin();
+  await admin.connect();
+  await admin.createTopics({
+    topics: [
+      { topic, numPartitions: 2, replicationFactor: 1 },
+      { topic: dlq, numPartitions: 1, replicationFactor: 1 },
+    ],
+  });
+  db = await testLedger(stack.postgresUrl, "t_consumer");
+  sink = new Sink(
+    {
+      topic,
+      groupId: `g-${id}`,
+      dlqTopic: dlq,
+      batchMaxEvents: 500,
+      backoffMs: 50,
+      backoffMaxMs: 1000,
+      pipeline: "t",
+    },
+    {
+      kafka: workloadKafka(
+        {
+          KAFKA_BOOTSTRAP_SERVERS: stack.kafkaBootstrap,
+          KAFKA_TOPIC: topic,
+          KAFKA_SECURITY_PROTOCOL: "PLAINTEXT",
+        },
+        "t",
+      ),
+      pool: db.pool,
+      names: db.names,
+      log: createLogger("consumer-test", "warn"),
+      registry: createRegistry("consumer", "t"),
+    },
+  );
+  await sink.start();
+});
+
+afterAll(async () => {
+  await sink.stop();
+  await admin.deleteTopics({ topics: [topic, dlq] }).catch(() => undefined);
+  await admin.disconnect();
+  await db.drop();
+});
+
+describe("consumer: exactly-once sink into PostgreSQL", () => {
+  it("stores each committed event once, records duplicates and poison, never an aborted event", async () => {
+    const events = Array.from({ length: 2000 }, (_, i) => makeEvent(i));
+    const resent = events.slice(100, 150); // a producer or client retry: same event ids again
+    const aborted = Array.from({ length: 10 }, (_, i) => makeEvent(10_000 + i));
+    const poison = [
+      Buffer.from("this is not json"),
+      Buffer.from(JSON.stringify({ ...makeEvent(1), level: "LOUD" })),
+      Buffer.from(JSON.stringify(makeEvent(2, { message: "nul \u0000 byte" }))), // PostgreSQL text cannot hold it
+    ];
+    const producer = kafka.producer({
+      kafkaJS: { transactionalId: `tx-${id}`, idempotent: true, maxInFlightRequests: 1 },
+    });
+    await producer.connect();
+    const send = async (values: Buffer[], commit: boolean) => {
+      const tx = await producer.transaction();
+      await tx.send({ topic, messages: values.map((value, i) => ({ value, partition: i % 2 })) });
+      await (commit ? tx.commit() : tx.abort());
+    };
+    const enc = (e: object) => Buffer.from(JSON.stringify(e));
+    for (let i = 0; i < events.length; i += 500) await send(events.slice(i, i + 500).map(enc), true);
+    await send(aborted.map(enc), false);
+    await send([...resent.map(enc), ...poison], true);
+    await producer.disconnect();
+
+    const total = events.length + resent.length + poison.length;
+    const counts = await eventually(
+      "every committed record accounted for in the ledger",
+      async () => {
+        const c = await ledgerCounts(db.pool, db.names);
+        return c.applied + c.duplicates + c.deadLettered >= total ? c : undefined;
+      },
+      60_000,
+    );
+    expect(counts).toMatchObject({
+      applied: 2000,
+      rows: 2000,
+      duplicates: 50,
+      duplicateRows: 50,
+      deadLettered: 3,
+      deadLetterRows: 3,
+    });
+    expect(
+      await exactlyOnceAudit(
+        db.pool,
+        db.names,
+        events.map((e) => e.eventId),
+      ),
+    ).toEqual({ lost: 0, duplicated: 0, spurious: 0, rows: 2000 });
+
+    // The stored positions equal the partitions' end offsets (markers included).
+    const offsets = await admin.fetchTopicOffsets(topic);
+    const { rows } = await db.pool.query<{ partition: number; next_offset: string }>(
+      `SELECT partition, next_offset FROM ${db.names.offsets}`,
+    );
+    for (const o of offsets) {
+      const stored = rows.find((r) => r.partition === o.partition);
+      // The last record is followed by a commit marker: the high watermark is one past it.
+      expect(BigInt(stored?.next_offset ?? -1)).toBe(BigInt(o.high) - 1n);
+    }
+
+    // Each poison record reaches the DLQ topic once, with its reason.
+    const reasons = (
+      await db.pool.query<{ reason: string }>(`SELECT reason FROM ${db.names.deadLetters}`)
+    ).rows.map((r) => r.reason);
+    for (const want of [/not valid JSON/, /^schema: level:/, /^postgres: /])
+      expect(reasons.filter((r) => want.test(r))).toHaveLength(1);
+    const dlqRecords = await readAll(kafka, dlq, {
+      groupId: `g-dlq-${id}`,
+      readCommitted: true,
+      expected: 3,
+      idleMs: 2000,
+    });
+    expect(dlqRecords).toHaveLength(3);
+  });
+});

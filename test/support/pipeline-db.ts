@@ -1,0 +1,69 @@
+import pg from "pg";
+import { ledgerDdl, ledgerNames, type LedgerNames } from "../../workloads/common/src/ledger.js";
+import { uniqueSuffix } from "./kube.js";
+
+/** A PostgreSQL schema of its own for one test file, with the ledger tables created. */
+export async function testLedger(
+  url: string,
+  prefix: string,
+): Promise<{ pool: pg.Pool; names: LedgerNames; schema: string; drop: () => Promise<void> }> {
+  const schema = `${prefix}_${uniqueSuffix()}`;
+  const pool = new pg.Pool({ connectionString: url, max: 8 });
+  const names = ledgerNames(schema, "logs");
+  await pool.query(ledgerDdl(names));
+  return {
+    pool,
+    names,
+    schema,
+    drop: async () => {
+      await pool.query(`DROP SCHEMA IF EXISTS "${schema}" CASCADE`);
+      await pool.end();
+    },
+  };
+}
+
+export interface LedgerCounts {
+  rows: number;
+  distinctIds: number;
+  applied: number;
+  duplicates: number;
+  deadLettered: number;
+  duplicateRows: number;
+  deadLetterRows: number;
+}
+
+export async function ledgerCounts(pool: pg.Pool, n: LedgerNames): Promise<LedgerCounts> {
+  const q = async (sql: string) => Number((await pool.query<{ c: string }>(sql)).rows[0]?.c ?? 0);
+  return {
+    rows: await q(`SELECT count(*) AS c FROM ${n.events}`),
+    distinctIds: await q(`SELECT count(DISTINCT event_id) AS c FROM ${n.events}`),
+    applied: await q(`SELECT coalesce(sum(applied), 0) AS c FROM ${n.offsets}`),
+    duplicates: await q(`SELECT coalesce(sum(duplicates_skipped), 0) AS c FROM ${n.offsets}`),
+    deadLettered: await q(`SELECT coalesce(sum(dead_lettered), 0) AS c FROM ${n.offsets}`),
+    duplicateRows: await q(`SELECT count(*) AS c FROM ${n.duplicates}`),
+    deadLetterRows: await q(`SELECT count(*) AS c FROM ${n.deadLetters}`),
+  };
+}
+
+/** Lost, duplicated and spurious events: what an exactly-once claim must keep at zero. */
+export async function exactlyOnceAudit(
+  pool: pg.Pool,
+  n: LedgerNames,
+  expected: Iterable<string>,
+): Promise<{ lost: number; duplicated: number; spurious: number; rows: number }> {
+  const want = new Set(expected);
+  const { rows } = await pool.query<{ event_id: string; c: string }>(
+    `SELECT event_id, count(*) AS c FROM ${n.events} GROUP BY event_id`,
+  );
+  let duplicated = 0;
+  let spurious = 0;
+  const seen = new Set<string>();
+  for (const r of rows) {
+    seen.add(r.event_id);
+    duplicated += Number(r.c) - 1;
+    if (!want.has(r.event_id)) spurious++;
+  }
+  let lost = 0;
+  for (const id of want) if (!seen.has(id)) lost++;
+  return { lost, duplicated, spurious, rows: rows.length };
+}

@@ -1,0 +1,79 @@
+import { readFileSync } from "node:fs";
+import confluent from "@confluentinc/kafka-javascript";
+import { Redis } from "ioredis";
+import pg from "pg";
+import type { z } from "zod";
+import { secretFrom, type KafkaEnv, type PostgresEnv, type RedisEnv } from "./config.js";
+
+/**
+ * Clients built from the validated environment. The Kafka client sits behind these few
+ * functions (DESIGN.md: one small interface), so a switch of library costs one file.
+ */
+export const { Kafka, logLevel: KafkaLogLevel } = confluent.KafkaJS;
+export type KafkaClient = InstanceType<typeof Kafka>;
+export type KafkaProducer = ReturnType<KafkaClient["producer"]>;
+export type KafkaConsumer = ReturnType<KafkaClient["consumer"]>;
+export type KafkaAdmin = ReturnType<KafkaClient["admin"]>;
+
+/** librdkafka settings for TLS and SASL/SCRAM, from files the operator mounts from Secrets. */
+export function kafkaSecurityConfig(env: z.infer<typeof KafkaEnv>): Record<string, string> {
+  const c: Record<string, string> = { "security.protocol": env.KAFKA_SECURITY_PROTOCOL.toLowerCase() };
+  if (env.KAFKA_TLS_CA_FILE) c["ssl.ca.location"] = env.KAFKA_TLS_CA_FILE;
+  if (env.KAFKA_TLS_CERT_FILE) c["ssl.certificate.location"] = env.KAFKA_TLS_CERT_FILE;
+  if (env.KAFKA_TLS_KEY_FILE) c["ssl.key.location"] = env.KAFKA_TLS_KEY_FILE;
+  if (env.KAFKA_SECURITY_PROTOCOL.startsWith("SASL")) {
+    c["sasl.mechanisms"] = env.KAFKA_SASL_MECHANISM ?? "SCRAM-SHA-512";
+    c["sasl.username"] = env.KAFKA_SASL_USERNAME ?? "";
+    c["sasl.password"] = secretFrom(undefined, env.KAFKA_SASL_PASSWORD_FILE) ?? "";
+  }
+  return c;
+}
+
+export function kafkaClient(env: z.infer<typeof KafkaEnv>, clientId: string): KafkaClient {
+  return new Kafka({
+    kafkaJS: {
+      brokers: env.KAFKA_BOOTSTRAP_SERVERS.split(","),
+      clientId: env.KAFKA_CLIENT_ID ?? clientId,
+      logLevel: KafkaLogLevel.WARN,
+    },
+    ...kafkaSecurityConfig(env),
+  });
+}
+
+export function pgPool(env: z.infer<typeof PostgresEnv>, applicationName: string): pg.Pool {
+  const ssl =
+    env.PG_SSLMODE === "disable" || env.PG_SSLMODE === "prefer"
+      ? false
+      : {
+          rejectUnauthorized: env.PG_SSLMODE !== "require",
+          ...(env.PG_SSL_CA_FILE && { ca: readFileSync(env.PG_SSL_CA_FILE, "utf8") }),
+          ...(env.PG_SSLMODE === "verify-ca" && { checkServerIdentity: () => undefined }),
+        };
+  const password = secretFrom(env.PG_PASSWORD, env.PG_PASSWORD_FILE);
+  return new pg.Pool({
+    host: env.PG_HOST,
+    port: env.PG_PORT,
+    database: env.PG_DATABASE,
+    user: env.PG_USER,
+    ...(password !== undefined && { password }),
+    ssl,
+    max: env.PG_POOL_MAX,
+    application_name: applicationName,
+    connectionTimeoutMillis: 5000,
+  });
+}
+
+/** A Redis client, or undefined when Redis is not configured. Never blocks start-up. */
+export function redisClient(env: z.infer<typeof RedisEnv>): Redis | undefined {
+  if (!env.REDIS_URL) return undefined;
+  const password = secretFrom(env.REDIS_PASSWORD, env.REDIS_PASSWORD_FILE);
+  return new Redis(env.REDIS_URL, {
+    ...(password !== undefined && { password }),
+    lazyConnect: false,
+    enableOfflineQueue: false,
+    maxRetriesPerRequest: 1,
+    connectTimeout: 2000,
+    commandTimeout: 1000,
+    retryStrategy: (times) => Math.min(times * 200, 5000),
+  });
+}

@@ -1,0 +1,161 @@
+import { readFileSync } from "node:fs";
+import { z } from "zod";
+
+/**
+ * The environment of each workload, as zod schemas. They are the contract with the
+ * operator: its builders import these names to produce each Deployment's env, so a renamed
+ * variable breaks the build, not the cluster. Secrets arrive as files (mounted Secrets) or
+ * as env from secretKeyRef, never in a ConfigMap.
+ */
+
+const int = (min: number, max: number, dflt: number) =>
+  z.coerce.number().int().min(min).max(max).default(dflt);
+const bool = (dflt: boolean) => z.stringbool().default(dflt);
+const csv = z.string().transform((s) =>
+  s
+    .split(",")
+    .map((x) => x.trim())
+    .filter(Boolean),
+);
+
+export const CommonEnv = z.object({
+  PIPELINE_NAME: z.string().min(1).default("logpipeline"),
+  LOG_LEVEL: z.enum(["trace", "debug", "info", "warn", "error", "fatal"]).default("info"),
+});
+
+export const HttpEnv = z.object({
+  HOST: z.string().default("0.0.0.0"),
+  PORT: int(1, 65535, 8080),
+});
+
+export const KafkaEnv = z.object({
+  KAFKA_BOOTSTRAP_SERVERS: z.string().min(1),
+  KAFKA_TOPIC: z.string().min(1).max(249),
+  KAFKA_CLIENT_ID: z.string().min(1).optional(),
+  KAFKA_SECURITY_PROTOCOL: z.enum(["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"]).default("PLAINTEXT"),
+  KAFKA_SASL_MECHANISM: z.enum(["SCRAM-SHA-256", "SCRAM-SHA-512", "PLAIN"]).optional(),
+  KAFKA_SASL_USERNAME: z.string().optional(),
+  KAFKA_SASL_PASSWORD_FILE: z.string().optional(),
+  KAFKA_TLS_CA_FILE: z.string().optional(),
+  KAFKA_TLS_CERT_FILE: z.string().optional(),
+  KAFKA_TLS_KEY_FILE: z.string().optional(),
+});
+
+export const PostgresEnv = z.object({
+  PG_HOST: z.string().min(1),
+  PG_PORT: int(1, 65535, 5432),
+  PG_DATABASE: z.string().min(1).default("logpipeline"),
+  PG_USER: z.string().min(1),
+  PG_PASSWORD: z.string().optional(),
+  PG_PASSWORD_FILE: z.string().optional(),
+  PG_SSLMODE: z.enum(["disable", "prefer", "require", "verify-ca", "verify-full"]).default("prefer"),
+  PG_SSL_CA_FILE: z.string().optional(),
+  PG_SCHEMA: z
+    .string()
+    .regex(/^[a-z_][a-z0-9_]{0,62}$/)
+    .default("public"),
+  PG_TABLE: z
+    .string()
+    .regex(/^[a-z_][a-z0-9_]{0,62}$/)
+    .default("logs"),
+  PG_POOL_MAX: int(1, 100, 10),
+});
+
+export const RedisEnv = z.object({
+  /** Unset disables Redis: ingest and queries go on without it (PostgreSQL still deduplicates). */
+  REDIS_URL: z.url().optional(),
+  REDIS_PASSWORD: z.string().optional(),
+  REDIS_PASSWORD_FILE: z.string().optional(),
+});
+
+export const ProducerEnv = CommonEnv.extend({
+  ...HttpEnv.shape,
+  ...KafkaEnv.shape,
+  ...RedisEnv.shape,
+  /** File with one API key per line, `name:key` (a mounted Secret). */
+  API_KEYS_FILE: z.string().optional(),
+  AUTH_DISABLED: bool(false),
+  DELIVERY: z.enum(["exactlyOnce", "atLeastOnce"]).default("exactlyOnce"),
+  TRANSACTIONAL_ID: z.string().min(1).optional(),
+  BATCH_MAX_EVENTS: int(1, 100_000, 2000),
+  BATCH_LINGER_MS: int(0, 10_000, 5),
+  REQUEST_MAX_EVENTS: int(1, 100_000, 1000),
+  REQUEST_MAX_BYTES: int(1024, 64 * 1024 * 1024, 1024 * 1024),
+  BUFFER_MAX_EVENTS: int(1, 10_000_000, 100_000),
+  PRIORITY_LEVELS: csv.default(["ERROR", "FATAL"]),
+  PRIORITY_PARTITIONS: int(0, 1000, 1),
+  IDEMPOTENCY_TTL_SECONDS: int(1, 30 * 86_400, 86_400),
+  RATE_LIMIT_PER_SECOND: int(0, 10_000_000, 0),
+  RATE_LIMIT_BURST: int(0, 10_000_000, 0),
+  RATE_LIMIT_BATCH_PER_SECOND: int(0, 10_000_000, 0),
+  REDIS_FAILURE_MODE: z.enum(["open", "closed"]).default("open"),
+  CIRCUIT_ERROR_PERCENT: int(1, 100, 50),
+  CIRCUIT_WINDOW_MS: int(1000, 600_000, 10_000),
+  CIRCUIT_RESET_MS: int(100, 600_000, 5_000),
+  SHUTDOWN_GRACE_MS: int(0, 600_000, 20_000),
+}).superRefine((env, ctx) => {
+  if (!env.AUTH_DISABLED && !env.API_KEYS_FILE)
+    ctx.addIssue({ code: "custom", path: ["API_KEYS_FILE"], message: "required unless AUTH_DISABLED=true" });
+  if (env.DELIVERY === "exactlyOnce" && !env.TRANSACTIONAL_ID)
+    ctx.addIssue({
+      code: "custom",
+      path: ["TRANSACTIONAL_ID"],
+      message: "required when DELIVERY=exactlyOnce",
+    });
+});
+export type ProducerEnv = z.infer<typeof ProducerEnv>;
+
+export const ConsumerEnv = CommonEnv.extend({
+  ...KafkaEnv.shape,
+  ...PostgresEnv.shape,
+  ...RedisEnv.shape,
+  KAFKA_GROUP_ID: z.string().min(1),
+  KAFKA_DLQ_TOPIC: z.string().min(1).max(249).optional(),
+  DLQ_TRANSACTIONAL_ID: z.string().min(1).optional(),
+  BATCH_MAX_EVENTS: int(1, 100_000, 2000),
+  RETRY_BACKOFF_MS: int(1, 600_000, 200),
+  RETRY_BACKOFF_MAX_MS: int(1, 3_600_000, 30_000),
+  METRICS_PORT: int(1, 65535, 9090),
+});
+export type ConsumerEnv = z.infer<typeof ConsumerEnv>;
+
+export const QueryEnv = CommonEnv.extend({
+  ...HttpEnv.shape,
+  ...PostgresEnv.shape,
+  ...RedisEnv.shape,
+  API_KEYS_FILE: z.string().optional(),
+  AUTH_DISABLED: bool(false),
+  CACHE_TTL_SECONDS: int(0, 86_400, 10),
+  MAX_PAGE_SIZE: int(1, 10_000, 500),
+  MAX_RANGE_HOURS: int(1, 24 * 366, 24 * 31),
+});
+export type QueryEnv = z.infer<typeof QueryEnv>;
+
+export class ConfigError extends Error {
+  constructor(readonly problems: string[]) {
+    super(`invalid configuration:\n${problems.map((p) => `  ${p}`).join("\n")}`);
+    this.name = "ConfigError";
+  }
+}
+
+/** Parses the environment; a bad or missing variable throws a ConfigError naming it. */
+export function parseEnv<S extends z.ZodType>(schema: S, env: NodeJS.ProcessEnv = process.env): z.infer<S> {
+  const r = schema.safeParse(env);
+  if (r.success) return r.data;
+  throw new ConfigError(
+    r.error.issues.map((i) => {
+      const name = String(i.path[0] ?? "environment");
+      const value = env[name];
+      if (value === undefined) return `${name}: ${i.code === "invalid_type" ? "required" : i.message}`;
+      const shown = /PASSWORD|SECRET|TOKEN|KEY$/.test(name) ? "<redacted>" : `"${value}"`;
+      return `${name}: ${i.message} (got ${shown})`;
+    }),
+  );
+}
+
+/** A secret given either inline (env from a secretKeyRef) or as a mounted file. */
+export function secretFrom(inline: string | undefined, file: string | undefined): string | undefined {
+  if (inline !== undefined) return inline;
+  if (file === undefined) return undefined;
+  return readFileSync(file, "utf8").trim();
+}

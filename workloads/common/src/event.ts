@@ -1,0 +1,83 @@
+import { createHash } from "node:crypto";
+import { v7 as uuidv7 } from "uuid";
+import { z } from "zod";
+
+/** Log levels, in increasing severity. */
+export const LEVELS = ["TRACE", "DEBUG", "INFO", "WARN", "ERROR", "FATAL"] as const;
+export type Level = (typeof LEVELS)[number];
+
+/** The event schema version the gateway writes. Older versions stay accepted (see upgrade). */
+export const CURRENT_SCHEMA_VERSION = 1;
+
+const MAX_MESSAGE = 32 * 1024;
+const MAX_STACK = 64 * 1024;
+
+/** One log event as a client sends it. Unknown fields are refused, so typos surface as 400s. */
+export const LogEventInput = z.strictObject({
+  eventId: z.uuid().optional(),
+  timestamp: z.iso.datetime({ offset: true }).optional(),
+  level: z.enum(LEVELS, { error: `level must be one of ${LEVELS.join(", ")}` }),
+  source: z.string().min(1).max(256),
+  message: z.string().min(1).max(MAX_MESSAGE),
+  metadata: z.record(z.string(), z.unknown()).optional(),
+  stackTrace: z.string().max(MAX_STACK).optional(),
+  userId: z.string().max(256).optional(),
+  traceId: z.string().max(128).optional(),
+  schemaVersion: z.number().int().min(1).max(CURRENT_SCHEMA_VERSION).optional(),
+});
+export type LogEventInput = z.infer<typeof LogEventInput>;
+
+/** The event as it travels through Kafka into PostgreSQL: every field the sink needs is set. */
+export const LogEvent = z.object({
+  eventId: z.uuid(),
+  timestamp: z.iso.datetime({ offset: true }),
+  level: z.enum(LEVELS),
+  source: z.string().min(1).max(256),
+  message: z.string().max(MAX_MESSAGE),
+  metadata: z.record(z.string(), z.unknown()).default({}),
+  stackTrace: z.string().max(MAX_STACK).optional(),
+  userId: z.string().max(256).optional(),
+  traceId: z.string().max(128).optional(),
+  schemaVersion: z.number().int().min(1),
+  receivedAt: z.iso.datetime({ offset: true }),
+});
+export type LogEvent = z.infer<typeof LogEvent>;
+
+/**
+ * An event id derived from a client's Idempotency-Key: the same key from the same client
+ * always names the same event, so a retry deduplicates even without Redis (the database's
+ * unique key catches it). UUID version 8 layout over SHA-256.
+ */
+export function eventIdFromIdempotencyKey(clientId: string, key: string): string {
+  const h = createHash("sha256").update(clientId).update("\0").update(key).digest();
+  h[6] = ((h[6] ?? 0) & 0x0f) | 0x80; // version 8
+  h[8] = ((h[8] ?? 0) & 0x3f) | 0x80; // RFC 4122 variant
+  const hex = h.subarray(0, 16).toString("hex");
+  return `${hex.slice(0, 8)}-${hex.slice(8, 12)}-${hex.slice(12, 16)}-${hex.slice(16, 20)}-${hex.slice(20, 32)}`;
+}
+
+/** Completes a validated input into the event that is produced. */
+export function normalizeEvent(
+  input: LogEventInput,
+  ctx: { now: Date; idempotencyEventId?: string | undefined },
+): LogEvent {
+  const receivedAt = ctx.now.toISOString();
+  return {
+    eventId: input.eventId ?? ctx.idempotencyEventId ?? uuidv7({ msecs: ctx.now.getTime() }),
+    timestamp: input.timestamp ?? receivedAt,
+    level: input.level,
+    source: input.source,
+    message: input.message,
+    metadata: input.metadata ?? {},
+    ...(input.stackTrace !== undefined && { stackTrace: input.stackTrace }),
+    ...(input.userId !== undefined && { userId: input.userId }),
+    ...(input.traceId !== undefined && { traceId: input.traceId }),
+    schemaVersion: input.schemaVersion ?? CURRENT_SCHEMA_VERSION,
+    receivedAt,
+  };
+}
+
+/** Turns a zod error into short reasons a client can act on ("level: must be one of …"). */
+export function reasons(error: z.ZodError): string[] {
+  return error.issues.map((i) => (i.path.length > 0 ? `${i.path.join(".")}: ${i.message}` : i.message));
+}

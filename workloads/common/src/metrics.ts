@@ -1,0 +1,14 @@
+import { collectDefaultMetrics, Registry } from "prom-client";
+
+/** One registry per process (tests build several apps in one process: no global registry). */
+export function createRegistry(workload: string, pipeline: string): Registry {
+  const registry = new Registry();
+  registry.setDefaultLabels({ workload, pipeline });
+  collectDefaultMetrics({ register: registry });
+  return registry;
+}
+
+/** Exponential latency buckets in seconds, 0.5 ms … ~16 s. */
+export const LATENCY_BUCKETS = [
+  0.0005, 0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.25, 0.5, 1, 2, 4, 8, 16,
+];

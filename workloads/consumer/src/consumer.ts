@@ -1,0 +1,346 @@
+import type { Redis } from "ioredis";
+import type pg from "pg";
+import { Counter, Gauge, Histogram, type Registry } from "prom-client";
+import type { KafkaClient, KafkaConsumer, KafkaProducer } from "../../common/src/clients.js";
+import { failpoint } from "../../common/src/failpoints.js";
+import type { LedgerNames } from "../../common/src/ledger.js";
+import type { Logger } from "../../common/src/logger.js";
+import { LATENCY_BUCKETS } from "../../common/src/metrics.js";
+import { applyBatch, type BatchOutcome, storedPositions } from "./sink.js";
+
+export interface SinkOptions {
+  topic: string;
+  groupId: string;
+  dlqTopic?: string | undefined;
+  dlqTransactionalId?: string | undefined;
+  batchMaxEvents: number;
+  backoffMs: number;
+  backoffMaxMs: number;
+  pipeline: string;
+}
+
+export interface SinkDeps {
+  kafka: KafkaClient;
+  pool: pg.Pool;
+  redis?: Redis | undefined;
+  names: LedgerNames;
+  log: Logger;
+  registry: Registry;
+}
+
+function metrics(registry: Registry) {
+  return {
+    processed: new Counter({
+      name: "log_consumer_processed_total",
+      help: "Events written to PostgreSQL",
+      registers: [registry],
+    }),
+    duplicates: new Counter({
+      name: "log_consumer_duplicates_total",
+      help: "Records skipped: event id already stored",
+      registers: [registry],
+    }),
+    deadLettered: new Counter({
+      name: "log_consumer_dead_letters_total",
+      help: "Poison records recorded in dead_letters",
+      registers: [registry],
+    }),
+    dlqPublished: new Counter({
+      name: "log_consumer_dlq_published_total",
+      help: "Dead letters published to the DLQ topic",
+      registers: [registry],
+    }),
+    stale: new Counter({
+      name: "log_consumer_redelivered_total",
+      help: "Records below the stored position (redelivery), skipped",
+      registers: [registry],
+    }),
+    retries: new Counter({
+      name: "log_consumer_batch_retries_total",
+      help: "Batches retried after a transient error",
+      labelNames: ["reason"],
+      registers: [registry],
+    }),
+    rebalances: new Counter({
+      name: "log_consumer_rebalances_total",
+      help: "Partition assignments and revocations",
+      labelNames: ["kind"],
+      registers: [registry],
+    }),
+    batchSize: new Histogram({
+      name: "log_consumer_batch_size",
+      help: "Records per applied batch",
+      buckets: [1, 10, 50, 100, 250, 500, 1000, 2000, 5000],
+      registers: [registry],
+    }),
+    latency: new Histogram({
+      name: "log_consumer_batch_duration_seconds",
+      help: "Time to apply one batch in PostgreSQL",
+      buckets: LATENCY_BUCKETS,
+      registers: [registry],
+    }),
+    endToEnd: new Histogram({
+      name: "log_consumer_end_to_end_seconds",
+      help: "Gateway receipt to PostgreSQL commit, per event",
+      buckets: LATENCY_BUCKETS,
+      registers: [registry],
+    }),
+    lag: new Gauge({
+      name: "log_consumer_lag",
+      help: "High watermark minus next offset, per partition",
+      labelNames: ["partition"],
+      registers: [registry],
+    }),
+    paused: new Gauge({
+      name: "log_consumer_backing_off",
+      help: "1 while a partition backs off after transient errors",
+      labelNames: ["partition"],
+      registers: [registry],
+    }),
+  };
+}
+
+/**
+ * The exactly-once sink: `read_committed`, no auto-commit; each batch of a partition is one
+ * PostgreSQL transaction (rows + position + ledger); the position stored there, not the
+ * Kafka group, decides where a newly assigned partition resumes. Offsets are committed to
+ * the group afterwards, best effort, only for lag tools.
+ */
+export class Sink {
+  private consumer: KafkaConsumer | undefined;
+  private dlqProducer: KafkaProducer | undefined;
+  private readonly m: ReturnType<typeof metrics>;
+  private readonly failures = new Map<number, number>();
+  private dlqFlushing: Promise<void> | undefined;
+  private running = false;
+  ready = false;
+
+  constructor(
+    private readonly opts: SinkOptions,
+    private readonly deps: SinkDeps,
+  ) {
+    this.m = metrics(deps.registry);
+  }
+
+  async start(): Promise<void> {
+    const { kafka, log } = this.deps;
+    if (this.opts.dlqTopic) {
+      this.dlqProducer = kafka.producer({
+        kafkaJS: {
+          idempotent: true,
+          transactionalId: this.opts.dlqTransactionalId ?? `${this.opts.groupId}-dlq`,
+          maxInFlightRequests: 1,
+        },
+      });
+      await this.dlqProducer.connect();
+    }
+    const consumer = kafka.consumer({
+      kafkaJS: { groupId: this.opts.groupId, fromBeginning: true, autoCommit: false },
+      "isolation.level": "read_committed",
+      "js.consumer.max.batch.size": this.opts.batchMaxEvents,
+      "fetch.wait.max.ms": 50,
+      "max.poll.interval.ms": 600_000,
+      rebalance_cb: async (
+        err: { code: number },
+        assignment: { topic: string; partition: number; offset?: string }[],
+      ) => this.onRebalance(err, assignment),
+    });
+    this.consumer = consumer;
+    await consumer.connect();
+    await consumer.subscribe({ topics: [this.opts.topic] });
+    this.running = true;
+    await consumer.run({
+      eachBatchAutoResolve: false,
+      partitionsConsumedConcurrently: 4,
+      eachBatch: async (payload) => {
+        const { batch } = payload;
+        const outcome = await this.processBatch(batch.partition, batch.messages);
+        const last = batch.messages.at(-1);
+        if (last) payload.resolveOffset(last.offset);
+        if (outcome) await this.afterCommit(batch.partition, outcome, batch.highWatermark);
+      },
+    });
+    this.ready = true;
+    log.info({ topic: this.opts.topic, group: this.opts.groupId }, "consumer started");
+    void this.flushDeadLetters();
+  }
+
+  /** On assignment, resume each partition from the position PostgreSQL holds. */
+  private async onRebalance(
+    err: { code: number },
+    assignment: { topic: string; partition: number; offset?: string }[],
+  ) {
+    const ASSIGN = -175; // librdkafka RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS
+    if (err.code !== ASSIGN) {
+      this.m.rebalances.inc({ kind: "revoke" });
+      return null;
+    }
+    this.m.rebalances.inc({ kind: "assign" });
+    const positions = await storedPositions(
+      this.deps.pool,
+      this.deps.names,
+      this.opts.topic,
+      assignment.map((a) => a.partition),
+    );
+    this.deps.log.info(
+      {
+        assignment: assignment.map((a) => a.partition),
+        stored: Object.fromEntries([...positions].map(([p, o]) => [p, o.toString()])),
+      },
+      "partitions assigned",
+    );
+    return assignment.map((a) => {
+      const pos = a.topic === this.opts.topic ? positions.get(a.partition) : undefined;
+      return pos === undefined ? a : { ...a, offset: pos.toString() };
+    });
+  }
+
+  private async processBatch(
+    partition: number,
+    messages: { offset: string; value: Buffer | null }[],
+  ): Promise<BatchOutcome | undefined> {
+    if (messages.length === 0) return undefined;
+    const started = process.hrtime.bigint();
+    let client: pg.PoolClient | undefined;
+    try {
+      client = await this.deps.pool.connect();
+      const outcome = await applyBatch(client, this.deps.names, this.opts.topic, partition, messages);
+      this.failures.delete(partition);
+      this.m.paused.set({ partition: String(partition) }, 0);
+      this.m.latency.observe(Number(process.hrtime.bigint() - started) / 1e9);
+      return outcome;
+    } catch (e) {
+      // Transient (PostgreSQL down, connection lost, serialization): back off with jitter,
+      // then throw so the client seeks back to the first record of this batch.
+      const n = (this.failures.get(partition) ?? 0) + 1;
+      this.failures.set(partition, n);
+      const delay = Math.min(this.opts.backoffMaxMs, this.opts.backoffMs * 2 ** Math.min(n - 1, 16));
+      const jittered = Math.round(delay / 2 + Math.random() * (delay / 2));
+      this.m.retries.inc({ reason: (e as { code?: string }).code ?? "error" });
+      this.m.paused.set({ partition: String(partition) }, 1);
+      this.deps.log.warn(
+        { partition, attempt: n, retryInMs: jittered, err: (e as Error).message },
+        "batch failed; will retry",
+      );
+      await new Promise((r) => setTimeout(r, jittered));
+      throw e;
+    } finally {
+      client?.release();
+    }
+  }
+
+  private async afterCommit(partition: number, o: BatchOutcome, highWatermark: string): Promise<void> {
+    failpoint("after-pg-commit");
+    this.m.processed.inc(o.applied);
+    this.m.duplicates.inc(o.duplicates);
+    this.m.deadLettered.inc(o.deadLettered.length);
+    this.m.stale.inc(o.stale);
+    this.m.batchSize.observe(o.applied + o.duplicates + o.deadLettered.length);
+    this.m.lag.set(
+      { partition: String(partition) },
+      Math.max(0, Number(BigInt(highWatermark) - o.nextOffset)),
+    );
+    const now = Date.now();
+    for (const e of o.events) this.m.endToEnd.observe((now - Date.parse(e.receivedAt)) / 1000);
+    // Best effort: the group's offset serves lag tools; PostgreSQL holds the truth.
+    await this.consumer
+      ?.commitOffsets([{ topic: this.opts.topic, partition, offset: o.nextOffset.toString() }])
+      .catch((e: unknown) =>
+        this.deps.log.debug({ err: (e as Error).message }, "group offset commit failed"),
+      );
+    if (o.deadLettered.length > 0) void this.flushDeadLetters();
+    if (this.deps.redis && o.events.length > 0) await this.aggregate(o);
+  }
+
+  /** Real-time counts per minute, source and level, in Redis; only after the commit, best effort. */
+  private async aggregate(o: BatchOutcome): Promise<void> {
+    const redis = this.deps.redis;
+    if (!redis || redis.status !== "ready") return;
+    const counts = new Map<string, number>();
+    for (const e of o.events) {
+      const minute = e.timestamp.slice(0, 16);
+      const k = `${minute}|${e.source}|${e.level}`;
+      counts.set(k, (counts.get(k) ?? 0) + 1);
+    }
+    const pipe = redis.pipeline();
+    for (const [k, c] of counts) {
+      const [minute, source, level] = k.split("|");
+      const key = `lp:${this.opts.pipeline}:agg:${minute ?? ""}`;
+      pipe.hincrby(key, `${source ?? ""}|${level ?? ""}`, c);
+      pipe.expire(key, 7 * 86_400);
+    }
+    await pipe
+      .exec()
+      .catch((e: unknown) => this.deps.log.debug({ err: (e as Error).message }, "aggregates not written"));
+  }
+
+  /**
+   * The DLQ outbox: dead letters are committed in PostgreSQL with their batch, then
+   * published to the DLQ topic in a Kafka transaction and marked published.
+   */
+  flushDeadLetters(): Promise<void> {
+    if (!this.dlqProducer || !this.opts.dlqTopic) return Promise.resolve();
+    this.dlqFlushing ??= this.publishDeadLetters().finally(() => (this.dlqFlushing = undefined));
+    return this.dlqFlushing;
+  }
+
+  private async publishDeadLetters(): Promise<void> {
+    const producer = this.dlqProducer;
+    const dlqTopic = this.opts.dlqTopic;
+    if (!producer || !dlqTopic) return;
+    const { pool, names } = this.deps;
+    for (;;) {
+      const { rows } = await pool.query<{
+        partition: number;
+        offset: string;
+        event_id: string | null;
+        reason: string;
+        payload: Buffer | null;
+      }>(
+        `SELECT partition, "offset", event_id, reason, payload FROM ${names.deadLetters}
+         WHERE topic = $1 AND published_at IS NULL ORDER BY partition, "offset" LIMIT 500`,
+        [this.opts.topic],
+      );
+      if (rows.length === 0) return;
+      const tx = await producer.transaction();
+      try {
+        await tx.send({
+          topic: dlqTopic,
+          messages: rows.map((r) => ({
+            key: `${this.opts.topic}:${r.partition}:${r.offset}`,
+            value: r.payload,
+            headers: {
+              reason: r.reason,
+              "source-topic": this.opts.topic,
+              "source-partition": String(r.partition),
+              "source-offset": r.offset,
+            },
+          })),
+        });
+        await tx.commit();
+      } catch (e) {
+        await tx.abort().catch(() => undefined);
+        this.deps.log.warn({ err: (e as Error).message }, "DLQ publish failed; will retry");
+        return;
+      }
+      await pool.query(
+        `UPDATE ${names.deadLetters} SET published_at = now()
+         WHERE topic = $1 AND (partition, "offset") IN (SELECT * FROM unnest($2::int[], $3::bigint[]))`,
+        [this.opts.topic, rows.map((r) => r.partition), rows.map((r) => r.offset)],
+      );
+      this.m.dlqPublished.inc(rows.length);
+    }
+  }
+
+  get isRunning(): boolean {
+    return this.running;
+  }
+
+  async stop(): Promise<void> {
+    this.running = false;
+    this.ready = false;
+    await this.consumer?.disconnect();
+    await this.dlqFlushing;
+    await this.dlqProducer?.disconnect();
+  }
+}

@@ -1,0 +1,242 @@
+import type pg from "pg";
+import { LogEvent } from "../../common/src/event.js";
+import { failpoint } from "../../common/src/failpoints.js";
+import type { LedgerNames } from "../../common/src/ledger.js";
+
+/** A record as read from Kafka (read_committed). */
+export interface SinkRecord {
+  offset: string;
+  value: Buffer | null;
+}
+
+export interface DeadLetter {
+  offset: string;
+  eventId: string | null;
+  reason: string;
+  payload: Buffer | null;
+}
+
+export interface BatchOutcome {
+  /** Rows inserted. */
+  applied: number;
+  /** Records whose event id was already stored (client or producer retries). */
+  duplicates: number;
+  /** Poison records: recorded in dead_letters (and later published to the DLQ). */
+  deadLettered: DeadLetter[];
+  /** Records below the stored position: a redelivery after a crash or rebalance; not counted. */
+  stale: number;
+  /** The partition's next offset after this batch. */
+  nextOffset: bigint;
+  /** Events applied, for aggregates written after the commit. */
+  events: LogEvent[];
+}
+
+type Decoded = { kind: "event"; offset: string; event: LogEvent } | { kind: "dead"; letter: DeadLetter };
+
+function decode(r: SinkRecord): Decoded {
+  const dead = (reason: string, eventId: string | null = null): Decoded => ({
+    kind: "dead",
+    letter: { offset: r.offset, eventId, reason, payload: r.value },
+  });
+  if (!r.value) return dead("empty record value");
+  let json: unknown;
+  try {
+    json = JSON.parse(r.value.toString("utf8"));
+  } catch {
+    return dead("value is not valid JSON");
+  }
+  const parsed = LogEvent.safeParse(json);
+  if (!parsed.success) {
+    const id = (json as { eventId?: unknown } | null)?.eventId;
+    const uuid = typeof id === "string" && /^[0-9a-f-]{36}$/i.test(id) ? id : null;
+    return dead(
+      `schema: ${parsed.error.issues.map((i) => `${i.path.join(".")}: ${i.message}`).join("; ")}`,
+      uuid,
+    );
+  }
+  return { kind: "event", offset: r.offset, event: parsed.data };
+}
+
+/** SQLSTATE classes that mean "this data can never be stored": isolate the record, do not retry. */
+export function isDataError(e: unknown): boolean {
+  const code = (e as { code?: unknown }).code;
+  return typeof code === "string" && (code.startsWith("22") || (code.startsWith("23") && code !== "23505"));
+}
+
+const COLUMNS =
+  "event_id, ts, level, source, message, metadata, stack_trace, user_id, trace_id, schema_version, received_at, kafka_partition, kafka_offset";
+const UNNEST =
+  "unnest($1::uuid[], $2::timestamptz[], $3::text[], $4::text[], $5::text[], $6::jsonb[], $7::text[], $8::text[], $9::text[], $10::int[], $11::timestamptz[], $12::int[], $13::bigint[])";
+
+function columnArrays(partition: number, rows: { offset: string; event: LogEvent }[]): unknown[] {
+  return [
+    rows.map((r) => r.event.eventId),
+    rows.map((r) => r.event.timestamp),
+    rows.map((r) => r.event.level),
+    rows.map((r) => r.event.source),
+    rows.map((r) => r.event.message),
+    rows.map((r) => JSON.stringify(r.event.metadata)),
+    rows.map((r) => r.event.stackTrace ?? null),
+    rows.map((r) => r.event.userId ?? null),
+    rows.map((r) => r.event.traceId ?? null),
+    rows.map((r) => r.event.schemaVersion),
+    rows.map((r) => r.event.receivedAt),
+    rows.map(() => partition),
+    rows.map((r) => r.offset),
+  ];
+}
+
+/**
+ * Applies one batch of one partition in ONE PostgreSQL transaction: the rows, the
+ * partition's next position and its counters, the duplicate and dead-letter ledgers.
+ * The position row is locked first, so a zombie consumer (after a rebalance) that holds the
+ * same records serializes behind the owner and then skips them as stale: exactly once.
+ */
+export async function applyBatch(
+  client: pg.PoolClient,
+  n: LedgerNames,
+  topic: string,
+  partition: number,
+  records: SinkRecord[],
+): Promise<BatchOutcome> {
+  const last = records.at(-1);
+  if (!last) throw new Error("applyBatch: empty batch");
+  await client.query("BEGIN");
+  try {
+    await client.query(
+      `INSERT INTO ${n.offsets} (topic, partition, next_offset) VALUES ($1, $2, 0) ON CONFLICT DO NOTHING`,
+      [topic, partition],
+    );
+    const pos = await client.query<{ next_offset: string }>(
+      `SELECT next_offset FROM ${n.offsets} WHERE topic = $1 AND partition = $2 FOR UPDATE`,
+      [topic, partition],
+    );
+    const stored = BigInt(pos.rows[0]?.next_offset ?? "0");
+    const fresh = records.filter((r) => BigInt(r.offset) >= stored);
+    const outcome: BatchOutcome = {
+      applied: 0,
+      duplicates: 0,
+      deadLettered: [],
+      stale: records.length - fresh.length,
+      nextOffset: stored,
+      events: [],
+    };
+    if (fresh.length === 0) {
+      await client.query("COMMIT");
+      return outcome;
+    }
+    const decoded = fresh.map(decode);
+    const rows = decoded.flatMap((d) => (d.kind === "event" ? [{ offset: d.offset, event: d.event }] : []));
+    outcome.deadLettered = decoded.flatMap((d) => (d.kind === "dead" ? [d.letter] : []));
+
+    failpoint("mid-batch");
+    let insertedIds: Set<string>;
+    await client.query("SAVEPOINT rows");
+    try {
+      insertedIds = await insertRows(client, n, partition, rows);
+    } catch (e) {
+      if (!isDataError(e)) throw e;
+      // One record cannot be stored: insert one by one, dead-lettering those that fail.
+      await client.query("ROLLBACK TO SAVEPOINT rows");
+      insertedIds = new Set();
+      const storable: typeof rows = [];
+      for (const row of rows) {
+        await client.query("SAVEPOINT one");
+        try {
+          for (const id of await insertRows(client, n, partition, [row])) insertedIds.add(id);
+          storable.push(row);
+          await client.query("RELEASE SAVEPOINT one");
+        } catch (e1) {
+          if (!isDataError(e1)) throw e1;
+          await client.query("ROLLBACK TO SAVEPOINT one");
+          outcome.deadLettered.push({
+            offset: row.offset,
+            eventId: row.event.eventId,
+            reason: `postgres: ${(e1 as Error).message}`,
+            payload: fresh.find((r) => r.offset === row.offset)?.value ?? null,
+          });
+        }
+      }
+      rows.splice(0, rows.length, ...storable);
+    }
+
+    // The first record carrying an inserted id is the applied one; every other is a duplicate.
+    const duplicates: { offset: string; eventId: string }[] = [];
+    for (const row of rows) {
+      if (insertedIds.delete(row.event.eventId)) {
+        outcome.applied++;
+        outcome.events.push(row.event);
+      } else duplicates.push({ offset: row.offset, eventId: row.event.eventId });
+    }
+    outcome.duplicates = duplicates.length;
+    if (duplicates.length > 0) {
+      await client.query(
+        `INSERT INTO ${n.duplicates} (topic, partition, "offset", event_id)
+         SELECT $1, $2, * FROM unnest($3::bigint[], $4::uuid[]) ON CONFLICT DO NOTHING`,
+        [topic, partition, duplicates.map((d) => d.offset), duplicates.map((d) => d.eventId)],
+      );
+    }
+    if (outcome.deadLettered.length > 0) {
+      const d = outcome.deadLettered;
+      await client.query(
+        `INSERT INTO ${n.deadLetters} (topic, partition, "offset", event_id, reason, payload)
+         SELECT $1, $2, * FROM unnest($3::bigint[], $4::uuid[], $5::text[], $6::bytea[]) ON CONFLICT DO NOTHING`,
+        [
+          topic,
+          partition,
+          d.map((x) => x.offset),
+          d.map((x) => x.eventId),
+          d.map((x) => x.reason),
+          d.map((x) => x.payload),
+        ],
+      );
+    }
+    outcome.nextOffset = BigInt(last.offset) + 1n;
+    await client.query(
+      `UPDATE ${n.offsets} SET next_offset = $3, applied = applied + $4, duplicates_skipped = duplicates_skipped + $5,
+         dead_lettered = dead_lettered + $6, updated_at = now() WHERE topic = $1 AND partition = $2`,
+      [
+        topic,
+        partition,
+        outcome.nextOffset.toString(),
+        outcome.applied,
+        outcome.duplicates,
+        outcome.deadLettered.length,
+      ],
+    );
+    failpoint("before-pg-commit");
+    await client.query("COMMIT");
+    return outcome;
+  } catch (e) {
+    await client.query("ROLLBACK").catch(() => undefined);
+    throw e;
+  }
+}
+
+async function insertRows(
+  client: pg.PoolClient,
+  n: LedgerNames,
+  partition: number,
+  rows: { offset: string; event: LogEvent }[],
+): Promise<Set<string>> {
+  if (rows.length === 0) return new Set();
+  const r = await client.query<{ event_id: string }>(
+    `INSERT INTO ${n.events} (${COLUMNS}) SELECT * FROM ${UNNEST} ON CONFLICT (event_id) DO NOTHING RETURNING event_id`,
+    columnArrays(partition, rows),
+  );
+  return new Set(r.rows.map((x) => x.event_id));
+}
+
+/** The stored next offset of each given partition (absent: never applied). */
+export async function storedPositions(
+  pool: pg.Pool,
+  n: LedgerNames,
+  topic: string,
+  partitions: number[],
+): Promise<Map<number, bigint>> {
+  const r = await pool.query<{ partition: number; next_offset: string }>(
+    `SELECT partition, next_offset FROM ${n.offsets} WHERE topic = $1 AND partition = ANY($2::int[])`,
+    [topic, partitions],
+  );
+  return new Map(r.rows.map((x) => [x.partition, BigInt(x.next_offset)]));
+}

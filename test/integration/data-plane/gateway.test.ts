@@ -1,0 +1,269 @@
+import type { FastifyInstance } from "fastify";
+import { Redis } from "ioredis";
+import { afterAll, beforeAll, describe, expect, inject, it } from "vitest";
+import { kafkaClient as workloadKafka } from "../../../workloads/common/src/clients.js";
+import { parseEnv, ProducerEnv } from "../../../workloads/common/src/config.js";
+import { createLogger } from "../../../workloads/common/src/logger.js";
+import { createRegistry } from "../../../workloads/common/src/metrics.js";
+import { Sink } from "../../../workloads/consumer/src/consumer.js";
+import { buildGateway } from "../../../workloads/producer/src/app.js";
+import { ApiKeys } from "../../../workloads/producer/src/auth.js";
+import { type Admin, kafkaClient } from "../../support/kafka.js";
+import { eventually, uniqueSuffix } from "../../support/kube.js";
+import { exactlyOnceAudit, ledgerCounts, testLedger } from "../../support/pipeline-db.js";
+
+const stack = inject("stack");
+const id = uniqueSuffix();
+const topic = `t-gateway-${id}`;
+const KEY = "secret-ingest-key";
+let admin: Admin;
+let db: Awaited<ReturnType<typeof testLedger>>;
+let sink: Sink;
+let gateway: Awaited<ReturnType<typeof buildGateway>>;
+let app: FastifyInstance;
+let redis: Redis;
+
+const env = (over: Record<string, string> = {}) =>
+  parseEnv(ProducerEnv, {
+    PIPELINE_NAME: `t-${id}`,
+    KAFKA_BOOTSTRAP_SERVERS: stack.kafkaBootstrap,
+    KAFKA_TOPIC: topic,
+    TRANSACTIONAL_ID: `gw-${id}`,
+    AUTH_DISABLED: "false",
+    API_KEYS_FILE: "/dev/null",
+    REDIS_URL: stack.redisUrl,
+    RATE_LIMIT_PER_SECOND: "1000",
+    RATE_LIMIT_BURST: "1000",
+    RATE_LIMIT_BATCH_PER_SECOND: "1000",
+    ...over,
+  });
+
+const headers = { "x-api-key": KEY, "content-type": "application/json" };
+const post = (url: string, body: unknown, extra: Record<string, string> = {}) =>
+  app.inject({
+    method: "POST",
+    url,
+    headers: { ...headers, ...extra },
+    payload: typeof body === "string" ? body : JSON.stringify(body),
+  });
+
+beforeAll(async () => {
+  const k = kafkaClient(stack.kafkaBootstrap);
+  admin = k.admin();
+  await admin.connect();
+  await admin.createTopics({ topics: [{ topic, numPartitions: 3, replicationFactor: 1 }] });
+  db = await testLedger(stack.postgresUrl, "t_gateway");
+  redis = new Redis(stack.redisUrl);
+  const wk = workloadKafka(
+    {
+      KAFKA_BOOTSTRAP_SERVERS: stack.kafkaBootstrap,
+      KAFKA_TOPIC: topic,
+      KAFKA_SECURITY_PROTOCOL: "PLAINTEXT",
+    },
+    "t",
+  );
+  gateway = await buildGateway({
+    env: env(),
+    kafka: wk,
+    redis,
+    apiKeys: new ApiKeys(`tests:${KEY}`),
+    log: createLogger("gateway-test", "warn"),
+    registry: createRegistry("producer", "t"),
+  });
+  app = gateway.app;
+  sink = new Sink(
+    { topic, groupId: `g-${id}`, batchMaxEvents: 500, backoffMs: 50, backoffMaxMs: 1000, pipeline: "t" },
+    {
+      kafka: wk,
+      pool: db.pool,
+      names: db.names,
+      log: createLogger("consumer-test", "warn"),
+      registry: createRegistry("consumer", "t"),
+    },
+  );
+  await sink.start();
+});
+
+afterAll(async () => {
+  await gateway.close();
+  await sink.stop();
+  redis.disconnect();
+  await admin.deleteTopics({ topics: [topic] }).catch(() => undefined);
+  await admin.disconnect();
+  await db.drop();
+});
+
+const event = (i: number, extra: Record<string, unknown> = {}) => ({
+  level: "INFO",
+  source: `svc-${i % 3}`,
+  message: `hello ${i}`,
+  ...extra,
+});
+
+describe("ingest gateway → Kafka → consumer → PostgreSQL", () => {
+  it("answers 202 with an event id and the event lands in PostgreSQL once", async () => {
+    const r = await post("/api/logs", event(1, { metadata: { user: "u1" } }));
+    expect(r.statusCode, r.body).toBe(202);
+    const body = r.json<{ eventId: string; status: string }>();
+    expect(body.status).toBe("accepted");
+    const row = await eventually("the row", async () => {
+      const q = await db.pool.query<{ message: string; metadata: unknown }>(
+        `SELECT message, metadata FROM ${db.names.events} WHERE event_id = $1`,
+        [body.eventId],
+      );
+      return q.rows[0];
+    });
+    expect(row).toEqual({ message: "hello 1", metadata: { user: "u1" } });
+  });
+
+  it("deduplicates a client retry by eventId and by Idempotency-Key: same id, status duplicate, one row", async () => {
+    const eventId = "01890000-0000-7000-8000-000000000001";
+    const a = await post("/api/logs", event(2, { eventId }));
+    const b = await post("/api/logs", event(2, { eventId }));
+    expect([a.statusCode, b.statusCode]).toEqual([202, 202]);
+    expect(b.json()).toMatchObject({ eventId, status: "duplicate" });
+
+    const c = await post("/api/logs", event(3), { "idempotency-key": "order-42" });
+    const d = await post("/api/logs", event(3), { "idempotency-key": "order-42" });
+    expect(d.json<{ eventId: string }>().eventId).toBe(c.json<{ eventId: string }>().eventId);
+    expect(d.json()).toMatchObject({ status: "duplicate" });
+
+    // Without Redis's answer (key forgotten), the database's unique key still holds.
+    await redis.del(`lp:t-${id}:idem:${c.json<{ eventId: string }>().eventId}`);
+    const e = await post("/api/logs", event(3), { "idempotency-key": "order-42" });
+    expect(e.statusCode).toBe(202);
+    const ids = [eventId, c.json<{ eventId: string }>().eventId];
+    await eventually("both rows", async () =>
+      (await exactlyOnceAudit(db.pool, db.names, ids)).lost === 0 ? true : undefined,
+    );
+    await eventually("the retry counted as a duplicate", async () =>
+      (await ledgerCounts(db.pool, db.names)).duplicates >= 1 ? true : undefined,
+    );
+    const q = await db.pool.query(`SELECT 1 FROM ${db.names.events} WHERE event_id = ANY($1::uuid[])`, [ids]);
+    expect(q.rowCount).toBe(2);
+  });
+
+  it("accepts the valid items of a batch and reports the invalid ones by index", async () => {
+    const r = await post("/api/logs/batch", [
+      event(10),
+      { level: "LOUD", source: "x", message: "m" },
+      event(11),
+      { source: "x" },
+    ]);
+    expect(r.statusCode, r.body).toBe(202);
+    const body = r.json<{
+      accepted: number;
+      failed: { index: number; reasons: string[] }[];
+      eventIds: (string | null)[];
+    }>();
+    expect(body.accepted).toBe(2);
+    expect(body.failed.map((f) => f.index)).toEqual([1, 3]);
+    expect(body.failed[0]?.reasons.join()).toContain("level");
+    expect(body.eventIds[1]).toBeNull();
+    const ids = body.eventIds.filter((x): x is string => x !== null);
+    await eventually("the batch's rows", async () =>
+      (await exactlyOnceAudit(db.pool, db.names, ids)).lost === 0 ? true : undefined,
+    );
+  });
+
+  it("refuses an atomic batch with an invalid item, and writes nothing", async () => {
+    const before = (await ledgerCounts(db.pool, db.names)).applied;
+    const r = await post("/api/logs/batch?atomic=true", [event(20), { level: "INFO" }]);
+    expect(r.statusCode).toBe(400);
+    expect(r.json<{ reasons: string[] }>().reasons.join()).toMatch(/\[1\] source/);
+    await new Promise((res) => setTimeout(res, 500));
+    expect((await ledgerCounts(db.pool, db.names)).applied).toBe(before);
+  });
+
+  it.each([
+    ["malformed JSON", 400, "{not json", /json/i],
+    ["wrong types", 400, { level: "INFO", source: 42, message: "m" }, /source/],
+    ["an unknown level", 400, { level: "LOUD", source: "s", message: "m" }, /level/],
+    ["an unknown field", 400, { level: "INFO", source: "s", message: "m", sevrity: 1 }, /sevrity/],
+    ["a NUL character", 400, { level: "INFO", source: "s", message: "a\u0000b" }, /NUL/],
+    [
+      "an oversize body",
+      413,
+      { level: "INFO", source: "s", message: "x".repeat(2 * 1024 * 1024) },
+      /too large/i,
+    ],
+  ] as const)("answers %s with %i and a reason", async (_what, status, body, reason) => {
+    const r = await post("/api/logs", body);
+    expect(r.statusCode).toBe(status);
+    expect(r.body).toMatch(reason);
+  });
+
+  it("requires an API key", async () => {
+    const r = await app.inject({
+      method: "POST",
+      url: "/api/logs",
+      headers: { "content-type": "application/json" },
+      payload: JSON.stringify(event(30)),
+    });
+    expect(r.statusCode).toBe(401);
+    const wrong = await post("/api/logs", event(30), { "x-api-key": "nope" });
+    expect(wrong.statusCode).toBe(401);
+  });
+
+  it("serves health, readiness with detail, OpenAPI and metrics with the original names", async () => {
+    expect((await app.inject("/healthz")).statusCode).toBe(200);
+    const ready = await app.inject("/readyz");
+    expect(ready.statusCode).toBe(200);
+    expect(ready.json()).toMatchObject({ kafka: "reachable", circuit: "closed", redis: "up" });
+    const docs = await app.inject("/docs/json");
+    expect(Object.keys(docs.json<{ paths: object }>().paths)).toEqual(
+      expect.arrayContaining(["/api/logs", "/api/logs/batch"]),
+    );
+    const metrics = (await app.inject("/metrics")).body;
+    for (const name of [
+      "log_producer_send_success_total",
+      "log_producer_transaction_abort_total",
+      "idempotency_cache_hit_total",
+    ])
+      expect(metrics).toContain(name);
+  });
+});
+
+describe("rate limiting", () => {
+  it("answers 429 with Retry-After once a client's bucket is empty", async () => {
+    const limited = await buildGateway({
+      env: env({
+        TRANSACTIONAL_ID: `gw-rl-${id}`,
+        RATE_LIMIT_PER_SECOND: "2",
+        RATE_LIMIT_BURST: "2",
+        PIPELINE_NAME: `rl-${id}`,
+      }),
+      kafka: workloadKafka(
+        {
+          KAFKA_BOOTSTRAP_SERVERS: stack.kafkaBootstrap,
+          KAFKA_TOPIC: topic,
+          KAFKA_SECURITY_PROTOCOL: "PLAINTEXT",
+        },
+        "rl",
+      ),
+      redis,
+      apiKeys: new ApiKeys(`tests:${KEY}`),
+      log: createLogger("gateway-test", "warn"),
+      registry: createRegistry("producer", "rl"),
+    });
+    try {
+      const codes: number[] = [];
+      let retryAfter: string | undefined;
+      for (let i = 0; i < 4; i++) {
+        const r = await limited.app.inject({
+          method: "POST",
+          url: "/api/logs",
+          headers,
+          payload: JSON.stringify(event(40 + i)),
+        });
+        codes.push(r.statusCode);
+        if (r.statusCode === 429) retryAfter = r.headers["retry-after"];
+      }
+      expect(codes.slice(0, 2)).toEqual([202, 202]);
+      expect(codes).toContain(429);
+      expect(Number(retryAfter)).toBeGreaterThanOrEqual(1);
+    } finally {
+      await limited.close();
+    }
+  });
+});

@@ -1,0 +1,169 @@
+import type { KafkaClient, KafkaProducer } from "../../common/src/clients.js";
+import type { Logger } from "../../common/src/logger.js";
+
+export interface OutMessage {
+  key: string;
+  value: Buffer;
+  partition: number;
+}
+
+interface Group {
+  messages: OutMessage[];
+  resolve: () => void;
+  reject: (e: Error) => void;
+}
+
+export class BufferFullError extends Error {
+  constructor() {
+    super("ingest buffer is full");
+  }
+}
+
+export interface BatcherOptions {
+  topic: string;
+  delivery: "exactlyOnce" | "atLeastOnce";
+  transactionalId?: string | undefined;
+  maxBatchEvents: number;
+  lingerMs: number;
+  bufferMaxEvents: number;
+}
+
+export interface BatcherHooks {
+  /** Runs each send through the circuit breaker; rejects at once while it is open. */
+  guard: <T>(fn: () => Promise<T>) => Promise<T>;
+  onBatch: (events: number, seconds: number) => void;
+  onAbort: () => void;
+}
+
+/**
+ * Gathers events across requests into micro-batches. With `exactlyOnce`, each batch is one
+ * Kafka transaction and callers are answered only after the commit; one request's events
+ * are never split across transactions (they become visible together or not at all).
+ * Memory is bounded: past `bufferMaxEvents` queued events, `submit` refuses at once.
+ */
+export class Batcher {
+  private queue: Group[] = [];
+  private queued = 0;
+  private timer: NodeJS.Timeout | undefined;
+  private flushing: Promise<void> | undefined;
+  private producer: KafkaProducer | undefined;
+  private closed = false;
+
+  constructor(
+    private readonly kafka: KafkaClient,
+    private readonly opts: BatcherOptions,
+    private readonly hooks: BatcherHooks,
+    private readonly log: Logger,
+  ) {}
+
+  get bufferedEvents(): number {
+    return this.queued;
+  }
+
+  async connect(): Promise<void> {
+    await this.ensureProducer();
+  }
+
+  /** Connects a producer if there is none (at start, or after one was dropped). */
+  private async ensureProducer(): Promise<KafkaProducer> {
+    if (this.producer) return this.producer;
+    const fresh = this.newProducer();
+    try {
+      await fresh.connect();
+    } catch (e) {
+      await fresh.disconnect().catch(() => undefined);
+      throw e;
+    }
+    this.producer = fresh;
+    return fresh;
+  }
+
+  private newProducer(): KafkaProducer {
+    return this.kafka.producer({
+      kafkaJS: {
+        idempotent: true,
+        acks: -1,
+        maxInFlightRequests: this.opts.delivery === "exactlyOnce" ? 1 : 5,
+        ...(this.opts.delivery === "exactlyOnce" && this.opts.transactionalId
+          ? { transactionalId: this.opts.transactionalId }
+          : {}),
+      },
+      "linger.ms": 2,
+      "compression.type": "lz4",
+    });
+  }
+
+  /** Resolves once the messages are durably in Kafka (committed, with exactlyOnce). */
+  submit(messages: OutMessage[]): Promise<void> {
+    if (this.closed) return Promise.reject(new Error("shutting down"));
+    if (this.queued + messages.length > this.opts.bufferMaxEvents)
+      return Promise.reject(new BufferFullError());
+    return new Promise<void>((resolve, reject) => {
+      this.queue.push({ messages, resolve, reject });
+      this.queued += messages.length;
+      if (this.queued >= this.opts.maxBatchEvents) this.kick();
+      else this.timer ??= setTimeout(() => this.kick(), this.opts.lingerMs);
+    });
+  }
+
+  private kick(): void {
+    if (this.timer) clearTimeout(this.timer);
+    this.timer = undefined;
+    if (this.flushing) return; // the running flush loops until the queue is empty
+    this.flushing = this.flushLoop().finally(() => (this.flushing = undefined));
+  }
+
+  private async flushLoop(): Promise<void> {
+    while (this.queue.length > 0) {
+      const groups: Group[] = [];
+      let count = 0;
+      while (this.queue.length > 0) {
+        const next = this.queue[0];
+        if (!next || (count > 0 && count + next.messages.length > this.opts.maxBatchEvents)) break;
+        this.queue.shift();
+        groups.push(next);
+        count += next.messages.length;
+      }
+      this.queued -= count;
+      const started = process.hrtime.bigint();
+      try {
+        await this.hooks.guard(() => this.send(groups.flatMap((g) => g.messages)));
+        this.hooks.onBatch(count, Number(process.hrtime.bigint() - started) / 1e9);
+        for (const g of groups) g.resolve();
+      } catch (e) {
+        for (const g of groups) g.reject(e instanceof Error ? e : new Error(String(e)));
+      }
+    }
+  }
+
+  private async send(messages: OutMessage[]): Promise<void> {
+    const producer = await this.ensureProducer();
+    const batch = { topic: this.opts.topic, messages };
+    if (this.opts.delivery === "atLeastOnce") {
+      await producer.send(batch);
+      return;
+    }
+    const tx = await producer.transaction();
+    try {
+      await tx.send(batch);
+      await tx.commit();
+    } catch (e) {
+      this.hooks.onAbort();
+      // After a failed commit the outcome is unknown (it may have committed): never retry
+      // blindly. Abort if possible, and start a new producer, which fences the old one.
+      await tx.abort().catch(() => undefined);
+      this.log.warn({ err: (e as Error).message }, "transaction failed; the next batch uses a new producer");
+      this.producer = undefined;
+      await producer.disconnect().catch(() => undefined);
+      throw e;
+    }
+  }
+
+  /** Graceful shutdown: refuse new work, flush what is queued, then disconnect. */
+  async close(): Promise<void> {
+    this.closed = true;
+    this.kick();
+    await this.flushing;
+    await this.producer?.disconnect();
+  }
+}

@@ -1,0 +1,40 @@
+import { kafkaClient, redisClient } from "../../common/src/clients.js";
+import { parseEnv, ProducerEnv } from "../../common/src/config.js";
+import { createLogger } from "../../common/src/logger.js";
+import { createRegistry } from "../../common/src/metrics.js";
+import { runMain } from "../../common/src/process.js";
+import { buildGateway } from "./app.js";
+import { ApiKeys } from "./auth.js";
+
+runMain("producer", async () => {
+  const env = parseEnv(ProducerEnv);
+  const log = createLogger("producer", env.LOG_LEVEL);
+  const registry = createRegistry("producer", env.PIPELINE_NAME);
+  const redis = redisClient(env);
+  redis?.on("error", (e: Error) => log.debug({ err: e.message }, "redis"));
+  const apiKeys = env.AUTH_DISABLED || !env.API_KEYS_FILE ? undefined : ApiKeys.fromFile(env.API_KEYS_FILE);
+  if (env.AUTH_DISABLED) log.warn("API-key authentication is disabled (AUTH_DISABLED=true)");
+  const gateway = await buildGateway({
+    env,
+    kafka: kafkaClient(env, "logpipeline-producer"),
+    redis,
+    apiKeys,
+    log,
+    registry,
+  });
+  await gateway.app.listen({ host: env.HOST, port: env.PORT });
+  log.info({ port: env.PORT, topic: env.KAFKA_TOPIC, delivery: env.DELIVERY }, "ingest gateway listening");
+  return {
+    log,
+    // Graceful: stop accepting, finish in-flight requests, flush and commit, then exit.
+    stop: async () => {
+      const timer = setTimeout(() => {
+        log.error("graceful shutdown timed out");
+        process.exit(1);
+      }, env.SHUTDOWN_GRACE_MS);
+      await gateway.close();
+      redis?.disconnect();
+      clearTimeout(timer);
+    },
+  };
+});

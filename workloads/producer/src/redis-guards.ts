@@ -1,0 +1,114 @@
+import type { Redis } from "ioredis";
+
+/**
+ * Redis-backed guards of the gateway: idempotency keys and per-client token buckets.
+ * Redis is never the exactly-once guarantee (PostgreSQL's unique key is); when it is down,
+ * the gateway goes on (fail-open, the default) or refuses (fail-closed), and says so.
+ */
+export class RedisUnavailable extends Error {
+  constructor(cause: unknown) {
+    super(`redis unavailable: ${cause instanceof Error ? cause.message : String(cause)}`);
+  }
+}
+
+function usable(redis: Redis | undefined): redis is Redis {
+  return redis?.status === "ready";
+}
+
+export type Reservation =
+  { kind: "reserved" } | { kind: "duplicate"; eventId: string } | { kind: "in-flight" } | { kind: "skipped" };
+
+/**
+ * Reserve-then-confirm: a key is reserved (short TTL) before the event is produced and
+ * confirmed only after its transaction committed; a failed commit releases it, so the
+ * client's retry is produced again instead of being answered as a false duplicate.
+ */
+export class IdempotencyKeys {
+  constructor(
+    private readonly redis: Redis | undefined,
+    private readonly prefix: string,
+    private readonly ttlSeconds: number,
+    private readonly pendingTtlSeconds = 60,
+  ) {}
+
+  async reserve(eventId: string): Promise<Reservation> {
+    if (!usable(this.redis)) throw new RedisUnavailable("not connected");
+    try {
+      const key = this.prefix + eventId;
+      const set = await this.redis.set(key, "pending", "EX", this.pendingTtlSeconds, "NX");
+      if (set === "OK") return { kind: "reserved" };
+      const state = await this.redis.get(key);
+      if (state === "done") return { kind: "duplicate", eventId };
+      if (state === null) return await this.reserve(eventId); // expired between the two calls
+      return { kind: "in-flight" };
+    } catch (e) {
+      throw new RedisUnavailable(e);
+    }
+  }
+
+  async confirm(eventIds: string[]): Promise<void> {
+    if (!usable(this.redis) || eventIds.length === 0) return;
+    const pipe = this.redis.pipeline();
+    for (const id of eventIds) pipe.set(this.prefix + id, "done", "EX", this.ttlSeconds);
+    await pipe.exec().catch(() => undefined);
+  }
+
+  async release(eventIds: string[]): Promise<void> {
+    if (!usable(this.redis) || eventIds.length === 0) return;
+    await this.redis.del(...eventIds.map((id) => this.prefix + id)).catch(() => undefined);
+  }
+}
+
+// Token bucket in one atomic script: refill by elapsed time, take `cost` tokens or report
+// how long until they exist.
+const TOKEN_BUCKET = `
+local key, rate, burst, cost, now = KEYS[1], tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3]), tonumber(ARGV[4])
+local b = redis.call('HMGET', key, 't', 'ts')
+local tokens = tonumber(b[1]) or burst
+local ts = tonumber(b[2]) or now
+tokens = math.min(burst, tokens + (now - ts) * rate / 1000)
+local allowed = 0
+local wait = 0
+if tokens >= cost then
+  tokens = tokens - cost
+  allowed = 1
+else
+  wait = math.ceil((cost - tokens) * 1000 / rate)
+end
+redis.call('HSET', key, 't', tokens, 'ts', now)
+redis.call('PEXPIRE', key, math.ceil(burst * 1000 / rate) + 1000)
+return {allowed, wait}
+`;
+
+export class RateLimiter {
+  constructor(
+    private readonly redis: Redis | undefined,
+    private readonly prefix: string,
+  ) {}
+
+  /** Takes `cost` tokens from the client's bucket; `retryAfterMs` when refused. */
+  async take(
+    client: string,
+    route: string,
+    perSecond: number,
+    burst: number,
+    cost = 1,
+  ): Promise<{ allowed: boolean; retryAfterMs: number }> {
+    if (perSecond <= 0) return { allowed: true, retryAfterMs: 0 };
+    if (!usable(this.redis)) throw new RedisUnavailable("not connected");
+    try {
+      const r = (await this.redis.eval(
+        TOKEN_BUCKET,
+        1,
+        `${this.prefix}${route}:${client}`,
+        perSecond,
+        Math.max(burst, cost, perSecond),
+        cost,
+        Date.now(),
+      )) as [number, number];
+      return { allowed: r[0] === 1, retryAfterMs: r[1] };
+    } catch (e) {
+      throw new RedisUnavailable(e);
+    }
+  }
+}

@@ -113,6 +113,7 @@ export const ConsumerEnv = CommonEnv.extend({
   KAFKA_DLQ_TOPIC: z.string().min(1).max(249).optional(),
   DLQ_TRANSACTIONAL_ID: z.string().min(1).optional(),
   BATCH_MAX_EVENTS: int(1, 100_000, 2000),
+  KAFKA_SESSION_TIMEOUT_MS: int(6000, 300_000, 10_000),
   RETRY_BACKOFF_MS: int(1, 600_000, 200),
   RETRY_BACKOFF_MAX_MS: int(1, 3_600_000, 30_000),
   METRICS_PORT: int(1, 65535, 9090),

@@ -14,6 +14,8 @@ export interface SinkOptions {
   dlqTopic?: string | undefined;
   dlqTransactionalId?: string | undefined;
   batchMaxEvents: number;
+  /** How long a crashed member holds its partitions before the group reassigns them. */
+  sessionTimeoutMs?: number | undefined;
   backoffMs: number;
   backoffMaxMs: number;
   pipeline: string;
@@ -135,7 +137,7 @@ export class Sink {
       await this.dlqProducer.connect();
     }
     const consumer = kafka.consumer({
-      kafkaJS: { groupId: this.opts.groupId, fromBeginning: true, autoCommit: false },
+      kafkaJS: { groupId: this.opts.groupId, fromBeginning: true, autoCommit: false, sessionTimeout: this.opts.sessionTimeoutMs ?? 10_000 },
       "isolation.level": "read_committed",
       "js.consumer.max.batch.size": this.opts.batchMaxEvents,
       "fetch.wait.max.ms": 50,
@@ -191,7 +193,8 @@ export class Sink {
     );
     return assignment.map((a) => {
       const pos = a.topic === this.opts.topic ? positions.get(a.partition) : undefined;
-      return pos === undefined ? a : { ...a, offset: pos.toString() };
+      // librdkafka's assign takes numeric offsets.
+      return pos === undefined ? a : { ...a, offset: Number(pos) };
     });
   }
 

@@ -23,6 +23,7 @@ runMain("consumer", async () => {
       dlqTopic: env.KAFKA_DLQ_TOPIC,
       dlqTransactionalId: env.DLQ_TRANSACTIONAL_ID,
       batchMaxEvents: env.BATCH_MAX_EVENTS,
+      sessionTimeoutMs: env.KAFKA_SESSION_TIMEOUT_MS,
       backoffMs: env.RETRY_BACKOFF_MS,
       backoffMaxMs: env.RETRY_BACKOFF_MAX_MS,
       pipeline: env.PIPELINE_NAME,

@@ -1,0 +1,84 @@
+import { mkdtempSync } from "node:fs";
+import { tmpdir } from "node:os";
+import path from "node:path";
+import { afterAll, beforeAll, describe, expect, inject, it } from "vitest";
+import { makeEvent } from "../../support/events.js";
+import { type Admin, kafkaClient } from "../../support/kafka.js";
+import { eventually, uniqueSuffix } from "../../support/kube.js";
+import { exactlyOnceAudit, ledgerCounts, testLedger } from "../../support/pipeline-db.js";
+import { pgEnv, startWorkload } from "../../support/workload-process.js";
+
+const stack = inject("stack");
+const id = uniqueSuffix();
+const topic = `t-faults-${id}`;
+const EVENTS = 20_000;
+const kafka = kafkaClient(stack.kafkaBootstrap);
+const logs = mkdtempSync(path.join(tmpdir(), "lp-consumer-faults-"));
+const events = Array.from({ length: EVENTS }, (_, i) => makeEvent(i));
+let admin: Admin;
+
+beforeAll(async () => {
+  admin = kafka.admin();
+  await admin.connect();
+  await admin.createTopics({ topics: [{ topic, numPartitions: 3, replicationFactor: 1 }] });
+  const producer = kafka.producer({ kafkaJS: { transactionalId: `tx-${id}`, idempotent: true, maxInFlightRequests: 1 } });
+  await producer.connect();
+  for (let i = 0; i < EVENTS; i += 1000) {
+    const tx = await producer.transaction();
+    await tx.send({ topic, messages: events.slice(i, i + 1000).map((e, j) => ({ value: JSON.stringify(e), partition: j % 3 })) });
+    await tx.commit();
+  }
+  await producer.disconnect();
+});
+
+afterAll(async () => {
+  await admin.deleteTopics({ topics: [topic] }).catch(() => undefined);
+  await admin.disconnect();
+});
+
+describe("consumer: kill -9, then restart — lost = duplicated = spurious = 0", () => {
+  it.each(["mid-batch", "before-pg-commit", "after-pg-commit"])(
+    `killed at %s over ${EVENTS} events`,
+    async (point) => {
+      const db = await testLedger(stack.postgresUrl, "t_faults");
+      const env = {
+        ...pgEnv(stack.postgresUrl, db.schema),
+        KAFKA_BOOTSTRAP_SERVERS: stack.kafkaBootstrap,
+        KAFKA_TOPIC: topic,
+        KAFKA_GROUP_ID: `g-${id}-${point}`,
+        BATCH_MAX_EVENTS: "1000",
+        METRICS_PORT: String(20_000 + Math.floor(Math.random() * 20_000)),
+        LOG_LEVEL: "info",
+      };
+      const log = path.join(logs, `${point}.log`);
+      try {
+        const doomed = startWorkload("consumer", { ...env, LP_FAILPOINTS: `${point}=kill@4` }, log);
+        const died = await doomed.exited;
+        expect(died.signal, `the failpoint must have killed the process (log: ${log})`).toBe("SIGKILL");
+        const partial = await ledgerCounts(db.pool, db.names);
+        expect(partial.applied).toBeLessThan(EVENTS);
+
+        const survivor = startWorkload("consumer", env, log);
+        try {
+          await eventually(
+            "every event applied after the restart",
+            async () => ((await ledgerCounts(db.pool, db.names)).applied >= EVENTS ? true : undefined),
+            90_000,
+          );
+          // Let any redelivery settle, then count.
+          await new Promise((r) => setTimeout(r, 1500));
+        } finally {
+          await survivor.stop();
+        }
+        const audit = await exactlyOnceAudit(db.pool, db.names, events.map((e) => e.eventId));
+        expect(audit).toEqual({ lost: 0, duplicated: 0, spurious: 0, rows: EVENTS });
+        const counts = await ledgerCounts(db.pool, db.names);
+        expect(counts.applied).toBe(EVENTS);
+        expect(counts.duplicates).toBe(0);
+      } finally {
+        await db.drop();
+      }
+    },
+    180_000,
+  );
+});

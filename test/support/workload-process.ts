@@ -1,0 +1,52 @@
+import { type ChildProcess, spawn } from "node:child_process";
+import { createWriteStream } from "node:fs";
+import path from "node:path";
+import { repoRoot } from "./stack.js";
+
+export interface WorkloadProcess {
+  child: ChildProcess;
+  exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
+  /** Stops the process by its PID (SIGTERM, then SIGKILL after `graceMs`). */
+  stop: (graceMs?: number) => Promise<void>;
+}
+
+/**
+ * Runs a workload's entry point as its own process (Node with tsx over the source), with
+ * only the given environment plus PATH. Output goes to `logFile`.
+ */
+export function startWorkload(name: "producer" | "consumer" | "query", env: Record<string, string>, logFile: string): WorkloadProcess {
+  const out = createWriteStream(logFile, { flags: "a" });
+  // One process (node with tsx's loader), so the PID we signal is the workload itself.
+  const child = spawn(process.execPath, ["--import", "tsx", path.join(repoRoot, `workloads/${name}/src/main.ts`)], {
+    cwd: repoRoot,
+    env: { PATH: process.env.PATH ?? "", ...env },
+    stdio: ["ignore", "pipe", "pipe"],
+  });
+  child.stdout?.pipe(out);
+  child.stderr?.pipe(out);
+  const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) =>
+    child.once("exit", (code, signal) => resolve({ code, signal })),
+  );
+  const stop = async (graceMs = 10_000) => {
+    if (child.exitCode !== null || child.signalCode !== null) return;
+    child.kill("SIGTERM");
+    const t = setTimeout(() => child.kill("SIGKILL"), graceMs);
+    await exited;
+    clearTimeout(t);
+  };
+  return { child, exited, stop };
+}
+
+/** Connection variables for a workload, from a postgres:// URL. */
+export function pgEnv(url: string, schema: string): Record<string, string> {
+  const u = new URL(url);
+  return {
+    PG_HOST: u.hostname,
+    PG_PORT: u.port,
+    PG_USER: decodeURIComponent(u.username),
+    PG_PASSWORD: decodeURIComponent(u.password),
+    PG_DATABASE: u.pathname.slice(1) || "postgres",
+    PG_SSLMODE: "disable",
+    PG_SCHEMA: schema,
+  };
+}

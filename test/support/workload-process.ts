@@ -14,16 +14,24 @@ export interface WorkloadProcess {
  * Runs a workload's entry point as its own process (Node with tsx over the source), with
  * only the given environment plus PATH. Output goes to `logFile`.
  */
-export function startWorkload(name: "producer" | "consumer" | "query", env: Record<string, string>, logFile: string): WorkloadProcess {
+export function startWorkload(
+  name: "producer" | "consumer" | "query",
+  env: Record<string, string>,
+  logFile: string,
+): WorkloadProcess {
   const out = createWriteStream(logFile, { flags: "a" });
   // One process (node with tsx's loader), so the PID we signal is the workload itself.
-  const child = spawn(process.execPath, ["--import", "tsx", path.join(repoRoot, `workloads/${name}/src/main.ts`)], {
-    cwd: repoRoot,
-    env: { PATH: process.env.PATH ?? "", ...env },
-    stdio: ["ignore", "pipe", "pipe"],
-  });
-  child.stdout?.pipe(out);
-  child.stderr?.pipe(out);
+  const child = spawn(
+    process.execPath,
+    ["--import", "tsx", path.join(repoRoot, `workloads/${name}/src/main.ts`)],
+    {
+      cwd: repoRoot,
+      env: { PATH: process.env.PATH ?? "", ...env },
+      stdio: ["ignore", "pipe", "pipe"],
+    },
+  );
+  child.stdout.pipe(out);
+  child.stderr.pipe(out);
   const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) =>
     child.once("exit", (code, signal) => resolve({ code, signal })),
   );

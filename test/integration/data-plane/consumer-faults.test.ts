@@ -21,11 +21,16 @@ beforeAll(async () => {
   admin = kafka.admin();
   await admin.connect();
   await admin.createTopics({ topics: [{ topic, numPartitions: 3, replicationFactor: 1 }] });
-  const producer = kafka.producer({ kafkaJS: { transactionalId: `tx-${id}`, idempotent: true, maxInFlightRequests: 1 } });
+  const producer = kafka.producer({
+    kafkaJS: { transactionalId: `tx-${id}`, idempotent: true, maxInFlightRequests: 1 },
+  });
   await producer.connect();
   for (let i = 0; i < EVENTS; i += 1000) {
     const tx = await producer.transaction();
-    await tx.send({ topic, messages: events.slice(i, i + 1000).map((e, j) => ({ value: JSON.stringify(e), partition: j % 3 })) });
+    await tx.send({
+      topic,
+      messages: events.slice(i, i + 1000).map((e, j) => ({ value: JSON.stringify(e), partition: j % 3 })),
+    });
     await tx.commit();
   }
   await producer.disconnect();
@@ -70,7 +75,11 @@ describe("consumer: kill -9, then restart — lost = duplicated = spurious = 0",
         } finally {
           await survivor.stop();
         }
-        const audit = await exactlyOnceAudit(db.pool, db.names, events.map((e) => e.eventId));
+        const audit = await exactlyOnceAudit(
+          db.pool,
+          db.names,
+          events.map((e) => e.eventId),
+        );
         expect(audit).toEqual({ lost: 0, duplicated: 0, spurious: 0, rows: EVENTS });
         const counts = await ledgerCounts(db.pool, db.names);
         expect(counts.applied).toBe(EVENTS);

@@ -7,7 +7,7 @@ import { createLogger } from "../../../workloads/common/src/logger.js";
 import { createRegistry } from "../../../workloads/common/src/metrics.js";
 import { Sink } from "../../../workloads/consumer/src/consumer.js";
 import { buildGateway } from "../../../workloads/producer/src/app.js";
-import { ApiKeys } from "../../../workloads/producer/src/auth.js";
+import { ApiKeys } from "../../../workloads/common/src/auth.js";
 import { type Admin, kafkaClient } from "../../support/kafka.js";
 import { eventually, uniqueSuffix } from "../../support/kube.js";
 import { exactlyOnceAudit, ledgerCounts, testLedger } from "../../support/pipeline-db.js";

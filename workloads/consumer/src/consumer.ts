@@ -137,7 +137,12 @@ export class Sink {
       await this.dlqProducer.connect();
     }
     const consumer = kafka.consumer({
-      kafkaJS: { groupId: this.opts.groupId, fromBeginning: true, autoCommit: false, sessionTimeout: this.opts.sessionTimeoutMs ?? 10_000 },
+      kafkaJS: {
+        groupId: this.opts.groupId,
+        fromBeginning: true,
+        autoCommit: false,
+        sessionTimeout: this.opts.sessionTimeoutMs ?? 10_000,
+      },
       "isolation.level": "read_committed",
       "js.consumer.max.batch.size": this.opts.batchMaxEvents,
       "fetch.wait.max.ms": 50,

@@ -1,12 +1,4 @@
-import swagger from "@fastify/swagger";
-import Fastify, { type FastifyInstance, type FastifyRequest } from "fastify";
-import {
-  hasZodFastifySchemaValidationErrors,
-  jsonSchemaTransform,
-  serializerCompiler,
-  validatorCompiler,
-  type ZodTypeProvider,
-} from "fastify-type-provider-zod";
+import type { FastifyInstance, FastifyRequest } from "fastify";
 import type { Redis } from "ioredis";
 import CircuitBreaker from "opossum";
 import { Counter, Gauge, Histogram, type Registry } from "prom-client";
@@ -22,7 +14,8 @@ import {
 } from "../../common/src/event.js";
 import type { Logger } from "../../common/src/logger.js";
 import { LATENCY_BUCKETS } from "../../common/src/metrics.js";
-import { type ApiKeys, presentedKey } from "./auth.js";
+import type { ApiKeys } from "../../common/src/auth.js";
+import { authenticator, createHttpApp, ErrorBody, HttpError } from "../../common/src/http.js";
 import { Batcher, BufferFullError, type OutMessage } from "./batcher.js";
 import { choosePartition, type PartitionPlan } from "./partitioner.js";
 import { IdempotencyKeys, RateLimiter, RedisUnavailable } from "./redis-guards.js";
@@ -113,20 +106,7 @@ const Accepted = z.object({
   status: z.enum(["accepted", "duplicate"]),
   timestamp: z.string(),
 });
-const ErrorBody = z.object({ error: z.string(), reasons: z.array(z.string()).optional() });
 const BatchQuery = z.object({ atomic: z.stringbool().default(false) });
-
-/** An HTTP error with a reason the client can act on. */
-class HttpError extends Error {
-  constructor(
-    readonly status: number,
-    message: string,
-    readonly reasons?: string[],
-    readonly retryAfterSeconds?: number,
-  ) {
-    super(message);
-  }
-}
 
 const hasNul = (e: LogEvent) => JSON.stringify(e).includes("\\u0000");
 
@@ -204,72 +184,21 @@ export async function buildGateway(
     return redis ? (up ? "up" : "down") : "disabled";
   };
 
-  const app = Fastify({
-    logger: false,
+  const app = await createHttpApp({
+    title: "LogPipeline ingest API",
+    description: "Exactly-once log ingest: 202 means the event is committed to Kafka.",
     bodyLimit: env.REQUEST_MAX_BYTES,
-    requestTimeout: 30_000,
-    return503OnClosing: true,
-  }).withTypeProvider<ZodTypeProvider>();
-  app.setValidatorCompiler(validatorCompiler);
-  app.setSerializerCompiler(serializerCompiler);
-
-  await app.register(swagger, {
-    openapi: {
-      info: {
-        title: "LogPipeline ingest API",
-        version: "1.0.0",
-        description: "Exactly-once log ingest: 202 means the event is committed to Kafka.",
-      },
-      components: { securitySchemes: { apiKey: { type: "apiKey", in: "header", name: "X-API-Key" } } },
-      security: [{ apiKey: [] }],
-    },
-    transform: jsonSchemaTransform,
+    registry: deps.registry,
+    log,
+    metricsPrefix: "log_producer_http",
   });
-
-  app.setErrorHandler((err: unknown, _req, reply) => {
-    if (err instanceof HttpError) {
-      if (err.retryAfterSeconds !== undefined)
-        void reply.header("retry-after", String(err.retryAfterSeconds));
-      return reply
-        .status(err.status)
-        .send({ error: err.message, ...(err.reasons && { reasons: err.reasons }) });
-    }
-    if (hasZodFastifySchemaValidationErrors(err)) {
-      return reply.status(400).send({
-        error: "invalid request",
-        reasons: err.validation.map(
-          (v) =>
-            `${v.instancePath.replace(/^\//, "").replaceAll("/", ".") || "body"}: ${v.message ?? "invalid"}`,
-        ),
-      });
-    }
-    const fe = err as { statusCode?: number; message?: string; code?: string };
-    if (fe.statusCode && fe.statusCode >= 400 && fe.statusCode < 500) {
-      return reply
-        .status(fe.statusCode)
-        .send({ error: fe.message ?? "bad request", reasons: [fe.code ?? "invalid request"] });
-    }
-    log.error({ err }, "unhandled error");
-    return reply.status(500).send({ error: "internal error" });
-  });
-
   app.addHook("onResponse", (req, reply, done) => {
-    const route = req.routeOptions.url ?? "unmatched";
-    m.requests.inc({ route, code: String(reply.statusCode) });
-    if (reply.statusCode === 202) m.ack.observe({ route }, reply.elapsedTime / 1000);
+    if (reply.statusCode === 202)
+      m.ack.observe({ route: req.routeOptions.url ?? "unmatched" }, reply.elapsedTime / 1000);
     done();
   });
 
-  /** Authenticates the request; returns the client's identity for rate limits and idempotency. */
-  const authenticate = (req: FastifyRequest): string => {
-    if (env.AUTH_DISABLED) return `ip:${req.ip}`;
-    const name = deps.apiKeys?.verify(presentedKey(req.headers));
-    if (!name)
-      throw new HttpError(401, "missing or invalid API key", [
-        "send X-API-Key: <key> or Authorization: Bearer <key>",
-      ]);
-    return `key:${name}`;
-  };
+  const authenticate = authenticator(deps.apiKeys, env.AUTH_DISABLED);
 
   const rateLimit = async (client: string, route: "single" | "batch", cost: number) => {
     const perSecond = route === "single" ? env.RATE_LIMIT_PER_SECOND : env.RATE_LIMIT_BATCH_PER_SECOND;
@@ -405,13 +334,11 @@ export async function buildGateway(
         throw new HttpError(400, "invalid event", ["strings must not contain NUL (\\u0000) characters"]);
       const { toProduce, duplicates } = await reserve([event]);
       await commitAndAnswer(toProduce);
-      return reply
-        .status(202)
-        .send({
-          eventId: event.eventId,
-          status: duplicates.size > 0 ? "duplicate" : "accepted",
-          timestamp: event.receivedAt,
-        });
+      return reply.status(202).send({
+        eventId: event.eventId,
+        status: duplicates.size > 0 ? "duplicate" : "accepted",
+        timestamp: event.receivedAt,
+      });
     },
   );
 
@@ -473,7 +400,6 @@ export async function buildGateway(
     },
   );
 
-  app.get("/healthz", { schema: { hide: true } }, () => ({ status: "ok" }));
   const ready = () => kafkaReachable && !breaker.opened;
   app.get("/readyz", { schema: { hide: true } }, (_req, reply) => {
     const body = {
@@ -484,12 +410,13 @@ export async function buildGateway(
     };
     return reply.status(ready() ? 200 : 503).send(body);
   });
-  app.get("/metrics", { schema: { hide: true } }, async (_req, reply) => {
-    m.buffered.set(batcher.bufferedEvents);
-    redisState();
-    return reply.header("content-type", deps.registry.contentType).send(await deps.registry.metrics());
+  app.addHook("onRequest", (req, _reply, done) => {
+    if (req.url === "/metrics") {
+      m.buffered.set(batcher.bufferedEvents);
+      redisState();
+    }
+    done();
   });
-  app.get("/docs/json", { schema: { hide: true } }, () => app.swagger());
 
   await app.ready();
   return {

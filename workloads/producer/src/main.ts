@@ -4,7 +4,7 @@ import { createLogger } from "../../common/src/logger.js";
 import { createRegistry } from "../../common/src/metrics.js";
 import { runMain } from "../../common/src/process.js";
 import { buildGateway } from "./app.js";
-import { ApiKeys } from "./auth.js";
+import { ApiKeys } from "../../common/src/auth.js";
 
 runMain("producer", async () => {
   const env = parseEnv(ProducerEnv);

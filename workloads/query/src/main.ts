@@ -1,0 +1,38 @@
+import { ApiKeys } from "../../common/src/auth.js";
+import { pgPool, redisClient } from "../../common/src/clients.js";
+import { parseEnv, QueryEnv } from "../../common/src/config.js";
+import { ledgerNames } from "../../common/src/ledger.js";
+import { createLogger } from "../../common/src/logger.js";
+import { createRegistry } from "../../common/src/metrics.js";
+import { runMain } from "../../common/src/process.js";
+import { buildQueryApp } from "./app.js";
+
+runMain("query", async () => {
+  const env = parseEnv(QueryEnv);
+  const log = createLogger("query", env.LOG_LEVEL);
+  const registry = createRegistry("query", env.PIPELINE_NAME);
+  const pool = pgPool(env, `logpipeline-query-${env.PIPELINE_NAME}`);
+  pool.on("error", (e) => log.warn({ err: e.message }, "idle PostgreSQL connection failed"));
+  const redis = redisClient(env);
+  redis?.on("error", (e: Error) => log.debug({ err: e.message }, "redis"));
+  const apiKeys = env.AUTH_DISABLED || !env.API_KEYS_FILE ? undefined : ApiKeys.fromFile(env.API_KEYS_FILE);
+  const app = await buildQueryApp({
+    env,
+    pool,
+    redis,
+    names: ledgerNames(env.PG_SCHEMA, env.PG_TABLE),
+    apiKeys,
+    log,
+    registry,
+  });
+  await app.listen({ host: env.HOST, port: env.PORT });
+  log.info({ port: env.PORT }, "query API listening");
+  return {
+    log,
+    stop: async () => {
+      await app.close();
+      redis?.disconnect();
+      await pool.end();
+    },
+  };
+});

@@ -25,7 +25,8 @@ dev: tools stack-up ## Run the whole system locally on real components and print
 	@bash hack/dev.sh
 
 .PHONY: test
-test: tools ## Run every test: unit, then integration against the real stack (brought up if needed)
+test: tools ## Lint, type-check and verify generated files, then unit and integration tests against the real stack
+	@$(MAKE) --no-print-directory verify
 	@bash hack/test.sh all
 
 ##@ Development
@@ -69,6 +70,10 @@ test-unit: npm ## Unit tests of pure code (no servers)
 .PHONY: test-integration
 test-integration: tools ## Integration tests against the real stack (brought up if needed, stopped after if we started it)
 	@bash hack/test.sh integration
+
+.PHONY: test-full
+test-full: tools ## The same suites at long-running scale (fault tests over 200,000 events)
+	@LP_TEST_SCALE=full bash hack/test.sh all
 
 .PHONY: bench
 bench: ## Benchmarks that print figures against a baseline measured in the same run (docs/benchmarks.md)

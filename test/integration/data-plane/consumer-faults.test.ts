@@ -11,7 +11,7 @@ import { pgEnv, startWorkload } from "../../support/workload-process.js";
 const stack = inject("stack");
 const id = uniqueSuffix();
 const topic = `t-faults-${id}`;
-const EVENTS = 20_000;
+const EVENTS = process.env.LP_TEST_SCALE === "full" ? 200_000 : 20_000;
 const kafka = kafkaClient(stack.kafkaBootstrap);
 const logs = mkdtempSync(path.join(tmpdir(), "lp-consumer-faults-"));
 const events = Array.from({ length: EVENTS }, (_, i) => makeEvent(i));

@@ -241,12 +241,10 @@ export async function buildQueryApp(deps: QueryDeps) {
       () => true,
       () => false,
     );
-    return reply
-      .status(dbUp ? 200 : 503)
-      .send({
-        postgres: dbUp ? "up" : "down",
-        redis: redis ? (redis.status === "ready" ? "up" : "down") : "disabled",
-      });
+    return reply.status(dbUp ? 200 : 503).send({
+      postgres: dbUp ? "up" : "down",
+      redis: redis ? (redis.status === "ready" ? "up" : "down") : "disabled",
+    });
   });
 
   await app.ready();

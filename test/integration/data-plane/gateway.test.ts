@@ -5,6 +5,7 @@ import { kafkaClient as workloadKafka } from "../../../workloads/common/src/clie
 import { parseEnv, ProducerEnv } from "../../../workloads/common/src/config.js";
 import { createLogger } from "../../../workloads/common/src/logger.js";
 import { createRegistry } from "../../../workloads/common/src/metrics.js";
+import { setFailpoints } from "../../../workloads/common/src/failpoints.js";
 import { Sink } from "../../../workloads/consumer/src/consumer.js";
 import { buildGateway } from "../../../workloads/producer/src/app.js";
 import { ApiKeys } from "../../../workloads/common/src/auth.js";
@@ -141,6 +142,26 @@ describe("ingest gateway → Kafka → consumer → PostgreSQL", () => {
     );
     const q = await db.pool.query(`SELECT 1 FROM ${db.names.events} WHERE event_id = ANY($1::uuid[])`, [ids]);
     expect(q.rowCount).toBe(2);
+  });
+
+  it("answers 503 when the commit fails, and the client's retry lands (not a false duplicate)", async () => {
+    const eventId = "01890000-0000-7000-8000-0000000000c1";
+    setFailpoints("before-kafka-commit=error@1");
+    try {
+      const failed = await post("/api/logs", event(5, { eventId }));
+      expect(failed.statusCode).toBe(503);
+      expect(failed.headers["retry-after"]).toBeDefined();
+    } finally {
+      setFailpoints("");
+    }
+    const retry = await post("/api/logs", event(5, { eventId }));
+    expect(retry.statusCode).toBe(202);
+    expect(retry.json()).toMatchObject({ eventId, status: "accepted" });
+    await eventually("the retried event's row", async () =>
+      (await exactlyOnceAudit(db.pool, db.names, [eventId])).lost === 0 ? true : undefined,
+    );
+    const metrics = (await app.inject("/metrics")).body;
+    expect(metrics).toMatch(/log_producer_transaction_abort_total\{[^}]*\} [1-9]/);
   });
 
   it("accepts the valid items of a batch and reports the invalid ones by index", async () => {

@@ -115,6 +115,8 @@ export class Sink {
   private readonly failures = new Map<number, number>();
   private dlqFlushing: Promise<void> | undefined;
   private running = false;
+  /** Partitions this member holds now. */
+  readonly assigned = new Set<number>();
   ready = false;
 
   constructor(
@@ -180,9 +182,11 @@ export class Sink {
     const ASSIGN = -175; // librdkafka RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS
     if (err.code !== ASSIGN) {
       this.m.rebalances.inc({ kind: "revoke" });
+      for (const a of assignment) this.assigned.delete(a.partition);
       return null;
     }
     this.m.rebalances.inc({ kind: "assign" });
+    for (const a of assignment) this.assigned.add(a.partition);
     const positions = await storedPositions(
       this.deps.pool,
       this.deps.names,
@@ -340,12 +344,29 @@ export class Sink {
     }
   }
 
+  /** Counters of this sink (for tests and diagnostics). */
+  async metricsSnapshot(): Promise<{
+    processed: number;
+    duplicates: number;
+    deadLettered: number;
+    redelivered: number;
+  }> {
+    const v = async (c: Counter) => (await c.get()).values.reduce((a, x) => a + x.value, 0);
+    return {
+      processed: await v(this.m.processed),
+      duplicates: await v(this.m.duplicates),
+      deadLettered: await v(this.m.deadLettered),
+      redelivered: await v(this.m.stale),
+    };
+  }
+
   get isRunning(): boolean {
     return this.running;
   }
 
   async stop(): Promise<void> {
     this.running = false;
+    this.assigned.clear();
     this.ready = false;
     await this.consumer?.disconnect();
     await this.dlqFlushing;

@@ -1,4 +1,5 @@
 import type { KafkaClient, KafkaProducer } from "../../common/src/clients.js";
+import { failpoint } from "../../common/src/failpoints.js";
 import type { Logger } from "../../common/src/logger.js";
 
 export interface OutMessage {
@@ -146,6 +147,7 @@ export class Batcher {
     const tx = await producer.transaction();
     try {
       await tx.send(batch);
+      failpoint("before-kafka-commit");
       await tx.commit();
     } catch (e) {
       this.hooks.onAbort();

@@ -1,0 +1,118 @@
+import { afterAll, beforeAll, describe, expect, inject, it } from "vitest";
+import { kafkaClient as workloadKafka } from "../../../workloads/common/src/clients.js";
+import { createLogger } from "../../../workloads/common/src/logger.js";
+import { createRegistry } from "../../../workloads/common/src/metrics.js";
+import { Sink } from "../../../workloads/consumer/src/consumer.js";
+import { makeEvent } from "../../support/events.js";
+import { type Admin, kafkaClient } from "../../support/kafka.js";
+import { eventually, uniqueSuffix } from "../../support/kube.js";
+import { exactlyOnceAudit, ledgerCounts, testLedger } from "../../support/pipeline-db.js";
+
+const stack = inject("stack");
+const id = uniqueSuffix();
+const topic = `t-rebalance-${id}`;
+const EVENTS = 20_000;
+const kafka = kafkaClient(stack.kafkaBootstrap);
+let admin: Admin;
+let db: Awaited<ReturnType<typeof testLedger>>;
+
+const newSink = (name: string) =>
+  new Sink(
+    {
+      topic,
+      groupId: `g-${id}`,
+      batchMaxEvents: 500,
+      backoffMs: 50,
+      backoffMaxMs: 1000,
+      sessionTimeoutMs: 6000,
+      pipeline: "t",
+    },
+    {
+      kafka: workloadKafka(
+        {
+          KAFKA_BOOTSTRAP_SERVERS: stack.kafkaBootstrap,
+          KAFKA_TOPIC: topic,
+          KAFKA_SECURITY_PROTOCOL: "PLAINTEXT",
+        },
+        name,
+      ),
+      pool: db.pool,
+      names: db.names,
+      log: createLogger(name, "warn"),
+      registry: createRegistry("consumer", name),
+    },
+  );
+
+beforeAll(async () => {
+  admin = kafka.admin();
+  await admin.connect();
+  await admin.createTopics({ topics: [{ topic, numPartitions: 4, replicationFactor: 1 }] });
+  db = await testLedger(stack.postgresUrl, "t_rebalance");
+});
+
+afterAll(async () => {
+  await admin.deleteTopics({ topics: [topic] }).catch(() => undefined);
+  await admin.disconnect();
+  await db.drop();
+});
+
+describe("consumer group: two consumers, rebalances mid-run", () => {
+  it("keeps lost = duplicated = spurious = 0 while members join and leave", async () => {
+    const events = Array.from({ length: EVENTS }, (_, i) => makeEvent(i));
+    const producer = kafka.producer({
+      kafkaJS: { transactionalId: `tx-${id}`, idempotent: true, maxInFlightRequests: 1 },
+    });
+    await producer.connect();
+    const produce = async (from: number, to: number) => {
+      for (let i = from; i < to; i += 500) {
+        const tx = await producer.transaction();
+        await tx.send({
+          topic,
+          messages: events
+            .slice(i, Math.min(i + 500, to))
+            .map((e, j) => ({ value: JSON.stringify(e), partition: j % 4 })),
+        });
+        await tx.commit();
+      }
+    };
+    const applied = async () => (await ledgerCounts(db.pool, db.names)).applied;
+
+    const a = newSink("a");
+    await a.start();
+    await produce(0, EVENTS / 2);
+    await eventually("a to make progress", async () => ((await applied()) > 1000 ? true : undefined));
+    const b = newSink("b");
+    await b.start();
+    await eventually(
+      "b to be assigned partitions (a rebalance)",
+      async () => (b.assigned.size > 0 && a.assigned.size > 0 ? true : undefined),
+      60_000,
+    );
+    // The second half arrives while a leaves: its partitions move to b mid-stream.
+    const second = produce(EVENTS / 2, EVENTS);
+    await new Promise((r) => setTimeout(r, 300));
+    await a.stop();
+    await second;
+    await eventually(
+      "every event applied",
+      async () => ((await applied()) >= EVENTS ? true : undefined),
+      90_000,
+    );
+    expect(b.assigned.size).toBe(4);
+    await b.stop();
+    await producer.disconnect();
+    const processed = async (s: Sink) => (await s.metricsSnapshot()).processed;
+    expect(await processed(a)).toBeGreaterThan(0);
+    expect(await processed(b)).toBeGreaterThan(0);
+
+    expect(
+      await exactlyOnceAudit(
+        db.pool,
+        db.names,
+        events.map((e) => e.eventId),
+      ),
+    ).toEqual({ lost: 0, duplicated: 0, spurious: 0, rows: EVENTS });
+    const c = await ledgerCounts(db.pool, db.names);
+    expect({ applied: c.applied, duplicates: c.duplicates }).toEqual({ applied: EVENTS, duplicates: 0 });
+  });
+});

@@ -85,7 +85,7 @@ describe("consumer group: two consumers, rebalances mid-run", () => {
     await b.start();
     await eventually(
       "b to be assigned partitions (a rebalance)",
-      async () => (b.assigned.size > 0 && a.assigned.size > 0 ? true : undefined),
+      () => Promise.resolve(b.assigned.size > 0 && a.assigned.size > 0 ? true : undefined),
       60_000,
     );
     // The second half arrives while a leaves: its partitions move to b mid-stream.

@@ -2,7 +2,8 @@
 # The local stack of real components, as processes started and stopped by PID:
 #   etcd → kube-apiserver → kube-controller-manager → Kafka (KRaft) → Strimzi topic operator
 #   → PostgreSQL → Redis, then the project's and the third-party CRDs.
-# Usage: stack.sh up | down | status [--quiet] | env
+# Usage: stack.sh up | down | status [--quiet] | env | json | stop NAME | start NAME
+#   LP_COMPONENTS="kafka postgres redis" brings up only those (a data-services-only instance).
 # Addresses and ports: hack/stack/config.sh (and README.md). Logs, PIDs, data: $LP_RUN_DIR.
 source "$(dirname "${BASH_SOURCE[0]}")/../lib.sh"
 source "$HACK_DIR/stack/config.sh"
@@ -11,7 +12,9 @@ LP_RETRY_HINT="make stack-down && make stack-up (logs: $LP_RUN_DIR/logs)"
 KAFKA_HOME="$LP_CACHE/kafka-$KAFKA_VERSION"
 TO_HOME="$LP_CACHE/strimzi-topic-operator-$STRIMZI_API_VERSION"
 PG_BIN="${PG_BIN:-$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -1)}"
-COMPONENTS=(etcd kube-apiserver kube-controller-manager kafka strimzi-topic-operator postgres redis)
+ALL_COMPONENTS=(etcd kube-apiserver kube-controller-manager kafka strimzi-topic-operator postgres redis)
+read -r -a COMPONENTS <<<"${LP_COMPONENTS:-${ALL_COMPONENTS[*]}}"
+wanted() { [[ " ${COMPONENTS[*]} " == *" $1 "* ]]; }
 export PATH="$LP_BIN:$PATH"
 
 pidfile() { echo "$LP_RUN_DIR/pids/$1.pid"; }
@@ -379,22 +382,18 @@ ensure_namespace() {
 
 cmd_up() {
   [ "$(id -u)" = 0 ] || die "the stack creates a network bridge and runs PostgreSQL as its own user: run as root (or with sudo)"
-  for b in etcd kube-apiserver kube-controller-manager kubectl; do
-    command -v "$b" >/dev/null || die "$b is not installed in $LP_BIN: run make tools"
-  done
+  if wanted kube-apiserver; then
+    for b in etcd kube-apiserver kube-controller-manager kubectl; do
+      command -v "$b" >/dev/null || die "$b is not installed in $LP_BIN: run make tools"
+    done
+  fi
   mkdir -p "$LP_RUN_DIR/logs" "$LP_RUN_DIR/pids"
   chmod 755 "$LP_RUN_DIR"
   ensure_bridge
   ensure_pki
   kubeconfig_for "$KUBECONFIG_ADMIN" admin
-  start_etcd
-  start_apiserver
-  start_controller_manager
-  install_crds
-  start_kafka
-  start_strimzi
-  start_postgres
-  start_redis
+  local c
+  for c in "${COMPONENTS[@]}"; do start_one "$c"; done
   write_env
   total_time
   printf '\nstack is up. Use it with:  source %s/stack.env   (kubectl get ns)\n' "$LP_RUN_DIR" >&2
@@ -419,14 +418,31 @@ stop() {
   rm -f "$pf"
 }
 
+start_one() {
+  case "$1" in
+    etcd) start_etcd ;;
+    kube-apiserver) start_apiserver ;;
+    kube-controller-manager) start_controller_manager && install_crds ;;
+    kafka) start_kafka ;;
+    strimzi-topic-operator) start_strimzi ;;
+    postgres) start_postgres ;;
+    redis) start_redis ;;
+    *) die "unknown component '$1' (known: ${ALL_COMPONENTS[*]})" ;;
+  esac
+}
+
+# PostgreSQL's fast shutdown is SIGINT; the others stop cleanly on SIGTERM.
+stop_one() {
+  case "$1" in
+    postgres) stop postgres INT ;;
+    etcd | kube-apiserver | kube-controller-manager | kafka | strimzi-topic-operator | redis) stop "$1" TERM ;;
+    *) die "unknown component '$1' (known: ${ALL_COMPONENTS[*]})" ;;
+  esac
+}
+
 cmd_down() {
-  stop redis TERM
-  stop postgres INT
-  stop strimzi-topic-operator TERM
-  stop kafka TERM
-  stop kube-controller-manager TERM
-  stop kube-apiserver TERM
-  stop etcd TERM
+  local i
+  for ((i = ${#ALL_COMPONENTS[@]} - 1; i >= 0; i--)); do stop_one "${ALL_COMPONENTS[i]}"; done
   if ip link show "$LP_BRIDGE" >/dev/null 2>&1; then ip link del "$LP_BRIDGE" 2>/dev/null || true; fi
   total_time
 }
@@ -469,6 +485,7 @@ healthy() {
 
 # status [--quiet]: a table of components; exit 0 only when every expected one is healthy.
 cmd_status() {
+  trap - ERR # an unhealthy component is the answer, not a failure of this script
   local quiet="${1:-}" c state pid all=0
   [ "$quiet" = --quiet ] || printf '%-25s %-9s %-10s %-8s %s\n' COMPONENT STATE VERSION PID ADDRESS
   for c in "${COMPONENTS[@]}"; do
@@ -498,5 +515,7 @@ case "${1:-}" in
   status) shift; cmd_status "${1:-}" ;;
   env) cat "$LP_RUN_DIR/stack.env" ;;
   json) cat "$LP_RUN_DIR/stack.json" ;;
-  *) echo "usage: $0 up|down|status [--quiet]|env|json" >&2; exit 2 ;;
+  stop) stop_one "${2:?usage: stack.sh stop COMPONENT}" ;;
+  start) start_one "${2:?usage: stack.sh start COMPONENT}" ;;
+  *) echo "usage: $0 up|down|status [--quiet]|env|json|stop NAME|start NAME" >&2; exit 2 ;;
 esac

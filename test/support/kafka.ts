@@ -1,4 +1,6 @@
 import confluent from "@confluentinc/kafka-javascript";
+import { kafkaClient as workloadKafka } from "../../workloads/common/src/clients.js";
+import { createLogger } from "../../workloads/common/src/logger.js";
 
 const { Kafka, logLevel } = confluent.KafkaJS;
 export type KafkaClient = InstanceType<typeof Kafka>;
@@ -50,4 +52,13 @@ export async function readAll(
     await consumer.disconnect();
   }
   return got;
+}
+
+/** The workloads' Kafka client (as the producer and consumer build it), logging errors only. */
+export function workloadKafkaClient(bootstrap: string, topic: string, name = "t"): KafkaClient {
+  return workloadKafka(
+    { KAFKA_BOOTSTRAP_SERVERS: bootstrap, KAFKA_TOPIC: topic, KAFKA_SECURITY_PROTOCOL: "PLAINTEXT" },
+    name,
+    createLogger(name, "error"),
+  );
 }

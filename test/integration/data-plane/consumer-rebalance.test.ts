@@ -1,10 +1,9 @@
 import { afterAll, beforeAll, describe, expect, inject, it } from "vitest";
-import { kafkaClient as workloadKafka } from "../../../workloads/common/src/clients.js";
 import { createLogger } from "../../../workloads/common/src/logger.js";
 import { createRegistry } from "../../../workloads/common/src/metrics.js";
 import { Sink } from "../../../workloads/consumer/src/consumer.js";
 import { makeEvent } from "../../support/events.js";
-import { type Admin, kafkaClient } from "../../support/kafka.js";
+import { type Admin, kafkaClient, workloadKafkaClient } from "../../support/kafka.js";
 import { eventually, uniqueSuffix } from "../../support/kube.js";
 import { exactlyOnceAudit, ledgerCounts, testLedger } from "../../support/pipeline-db.js";
 
@@ -28,14 +27,7 @@ const newSink = (name: string) =>
       pipeline: "t",
     },
     {
-      kafka: workloadKafka(
-        {
-          KAFKA_BOOTSTRAP_SERVERS: stack.kafkaBootstrap,
-          KAFKA_TOPIC: topic,
-          KAFKA_SECURITY_PROTOCOL: "PLAINTEXT",
-        },
-        name,
-      ),
+      kafka: workloadKafkaClient(stack.kafkaBootstrap, topic, name),
       pool: db.pool,
       names: db.names,
       log: createLogger(name, "warn"),

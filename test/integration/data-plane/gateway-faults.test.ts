@@ -3,11 +3,10 @@ import { mkdtempSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import path from "node:path";
 import { afterAll, beforeAll, describe, expect, inject, it } from "vitest";
-import { kafkaClient as workloadKafka } from "../../../workloads/common/src/clients.js";
 import { createLogger } from "../../../workloads/common/src/logger.js";
 import { createRegistry } from "../../../workloads/common/src/metrics.js";
 import { Sink } from "../../../workloads/consumer/src/consumer.js";
-import { type Admin, kafkaClient } from "../../support/kafka.js";
+import { type Admin, kafkaClient, workloadKafkaClient } from "../../support/kafka.js";
 import { eventually, uniqueSuffix } from "../../support/kube.js";
 import { testLedger } from "../../support/pipeline-db.js";
 import { startWorkload } from "../../support/workload-process.js";
@@ -55,14 +54,7 @@ beforeAll(async () => {
   sink = new Sink(
     { topic, groupId: `g-${id}`, batchMaxEvents: 1000, backoffMs: 50, backoffMaxMs: 1000, pipeline: "t" },
     {
-      kafka: workloadKafka(
-        {
-          KAFKA_BOOTSTRAP_SERVERS: stack.kafkaBootstrap,
-          KAFKA_TOPIC: topic,
-          KAFKA_SECURITY_PROTOCOL: "PLAINTEXT",
-        },
-        "t",
-      ),
+      kafka: workloadKafkaClient(stack.kafkaBootstrap, topic, "t"),
       pool: db.pool,
       names: db.names,
       log: createLogger("consumer-test", "warn"),

@@ -1,7 +1,6 @@
 import type { FastifyInstance } from "fastify";
 import { Redis } from "ioredis";
 import { afterAll, beforeAll, describe, expect, inject, it } from "vitest";
-import { kafkaClient as workloadKafka } from "../../../workloads/common/src/clients.js";
 import { parseEnv, ProducerEnv } from "../../../workloads/common/src/config.js";
 import { createLogger } from "../../../workloads/common/src/logger.js";
 import { createRegistry } from "../../../workloads/common/src/metrics.js";
@@ -9,7 +8,7 @@ import { setFailpoints } from "../../../workloads/common/src/failpoints.js";
 import { Sink } from "../../../workloads/consumer/src/consumer.js";
 import { buildGateway } from "../../../workloads/producer/src/app.js";
 import { ApiKeys } from "../../../workloads/common/src/auth.js";
-import { type Admin, kafkaClient } from "../../support/kafka.js";
+import { type Admin, kafkaClient, workloadKafkaClient } from "../../support/kafka.js";
 import { eventually, uniqueSuffix } from "../../support/kube.js";
 import { exactlyOnceAudit, ledgerCounts, testLedger } from "../../support/pipeline-db.js";
 
@@ -55,14 +54,7 @@ beforeAll(async () => {
   await admin.createTopics({ topics: [{ topic, numPartitions: 3, replicationFactor: 1 }] });
   db = await testLedger(stack.postgresUrl, "t_gateway");
   redis = new Redis(stack.redisUrl);
-  const wk = workloadKafka(
-    {
-      KAFKA_BOOTSTRAP_SERVERS: stack.kafkaBootstrap,
-      KAFKA_TOPIC: topic,
-      KAFKA_SECURITY_PROTOCOL: "PLAINTEXT",
-    },
-    "t",
-  );
+  const wk = workloadKafkaClient(stack.kafkaBootstrap, topic, "t");
   gateway = await buildGateway({
     env: env(),
     kafka: wk,
@@ -254,14 +246,7 @@ describe("rate limiting", () => {
         RATE_LIMIT_BURST: "2",
         PIPELINE_NAME: `rl-${id}`,
       }),
-      kafka: workloadKafka(
-        {
-          KAFKA_BOOTSTRAP_SERVERS: stack.kafkaBootstrap,
-          KAFKA_TOPIC: topic,
-          KAFKA_SECURITY_PROTOCOL: "PLAINTEXT",
-        },
-        "rl",
-      ),
+      kafka: workloadKafkaClient(stack.kafkaBootstrap, topic, "rl"),
       redis,
       apiKeys: new ApiKeys(`tests:${KEY}`),
       log: createLogger("gateway-test", "warn"),

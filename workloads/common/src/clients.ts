@@ -4,6 +4,7 @@ import { Redis } from "ioredis";
 import pg from "pg";
 import type { z } from "zod";
 import { secretFrom, type KafkaEnv, type PostgresEnv, type RedisEnv } from "./config.js";
+import type { Logger } from "./logger.js";
 
 /**
  * Clients built from the validated environment. The Kafka client sits behind these few
@@ -29,12 +30,32 @@ export function kafkaSecurityConfig(env: z.infer<typeof KafkaEnv>): Record<strin
   return c;
 }
 
-export function kafkaClient(env: z.infer<typeof KafkaEnv>, clientId: string): KafkaClient {
+/** The Kafka client's own log lines, into the workload's JSON log (not the console). */
+function kafkaLogger(log: Logger): confluent.KafkaJS.Logger {
+  const child = log.child({ component: "kafka" });
+  const adapter: confluent.KafkaJS.Logger = {
+    info: (message, extra) => child.info(extra ?? {}, message),
+    // librdkafka reports every lost connection as an error; while a broker is away these are
+    // expected and repeat many times a second, so they are warnings.
+    error: (message, extra) =>
+      /all broker connections are down|broker transport failure|Connection refused/.test(message)
+        ? child.warn(extra ?? {}, message)
+        : child.error(extra ?? {}, message),
+    warn: (message, extra) => child.warn(extra ?? {}, message),
+    debug: (message, extra) => child.debug(extra ?? {}, message),
+    namespace: () => adapter,
+    setLogLevel: () => undefined,
+  };
+  return adapter;
+}
+
+export function kafkaClient(env: z.infer<typeof KafkaEnv>, clientId: string, log: Logger): KafkaClient {
   return new Kafka({
     kafkaJS: {
       brokers: env.KAFKA_BOOTSTRAP_SERVERS.split(","),
       clientId: env.KAFKA_CLIENT_ID ?? clientId,
       logLevel: KafkaLogLevel.WARN,
+      logger: kafkaLogger(log),
     },
     ...kafkaSecurityConfig(env),
   });

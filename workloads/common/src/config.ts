@@ -78,6 +78,8 @@ export const ProducerEnv = CommonEnv.extend({
   DELIVERY: z.enum(["exactlyOnce", "atLeastOnce"]).default("exactlyOnce"),
   TRANSACTIONAL_ID: z.string().min(1).optional(),
   BATCH_MAX_EVENTS: int(1, 100_000, 2000),
+  /** How long a batch may wait for Kafka before it fails (and its requests get 503). */
+  KAFKA_DELIVERY_TIMEOUT_MS: int(1000, 300_000, 10_000),
   BATCH_LINGER_MS: int(0, 10_000, 5),
   REQUEST_MAX_EVENTS: int(1, 100_000, 1000),
   REQUEST_MAX_BYTES: int(1024, 64 * 1024 * 1024, 1024 * 1024),

@@ -28,7 +28,7 @@ runMain("consumer", async () => {
       backoffMaxMs: env.RETRY_BACKOFF_MAX_MS,
       pipeline: env.PIPELINE_NAME,
     },
-    { kafka: kafkaClient(env, "logpipeline-consumer"), pool, redis, names, log, registry },
+    { kafka: kafkaClient(env, "logpipeline-consumer", log), pool, redis, names, log, registry },
   );
   const ops = await serveOps(env.METRICS_PORT, "0.0.0.0", registry, () => sink.ready);
   await sink.start();

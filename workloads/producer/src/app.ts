@@ -143,6 +143,7 @@ export async function buildGateway(
       maxBatchEvents: env.BATCH_MAX_EVENTS,
       lingerMs: env.BATCH_LINGER_MS,
       bufferMaxEvents: env.BUFFER_MAX_EVENTS,
+      deliveryTimeoutMs: env.KAFKA_DELIVERY_TIMEOUT_MS,
     },
     {
       guard: (fn) => breaker.fire(fn) as Promise<Awaited<ReturnType<typeof fn>>>,

@@ -14,6 +14,15 @@ interface Group {
   reject: (e: Error) => void;
 }
 
+/** Rejects after `ms` (the work itself goes on; callers treat the outcome as unknown). */
+function withTimeout<T>(p: Promise<T>, ms: number, what: string): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  const timeout = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new Error(`${what}: no answer from Kafka within ${ms} ms`)), ms);
+  });
+  return Promise.race([p, timeout]).finally(() => clearTimeout(timer));
+}
+
 export class BufferFullError extends Error {
   constructor() {
     super("ingest buffer is full");
@@ -27,6 +36,7 @@ export interface BatcherOptions {
   maxBatchEvents: number;
   lingerMs: number;
   bufferMaxEvents: number;
+  deliveryTimeoutMs: number;
 }
 
 export interface BatcherHooks {
@@ -48,6 +58,7 @@ export class Batcher {
   private timer: NodeJS.Timeout | undefined;
   private flushing: Promise<void> | undefined;
   private producer: KafkaProducer | undefined;
+  private connecting: Promise<KafkaProducer> | undefined;
   private closed = false;
 
   constructor(
@@ -65,18 +76,29 @@ export class Batcher {
     await this.ensureProducer();
   }
 
-  /** Connects a producer if there is none (at start, or after one was dropped). */
+  /**
+   * Connects a producer if there is none (at start, or after one was dropped). While Kafka
+   * is down, connecting (initTransactions) can wait for a long time: callers wait at most
+   * the delivery timeout, and one attempt is shared by every batch meanwhile.
+   */
   private async ensureProducer(): Promise<KafkaProducer> {
     if (this.producer) return this.producer;
-    const fresh = this.newProducer();
-    try {
-      await fresh.connect();
-    } catch (e) {
-      await fresh.disconnect().catch(() => undefined);
-      throw e;
+    if (!this.connecting) {
+      const fresh = this.newProducer();
+      const attempt = fresh.connect().then(
+        () => {
+          this.producer = fresh;
+          return fresh;
+        },
+        async (e: unknown) => {
+          await fresh.disconnect().catch(() => undefined);
+          throw e;
+        },
+      );
+      this.connecting = attempt.finally(() => (this.connecting = undefined));
+      this.connecting.catch(() => undefined); // a late failure is seen by the next caller, not unhandled
     }
-    this.producer = fresh;
-    return fresh;
+    return withTimeout(this.connecting, this.opts.deliveryTimeoutMs, "connect");
   }
 
   private newProducer(): KafkaProducer {
@@ -85,11 +107,14 @@ export class Batcher {
         idempotent: true,
         acks: -1,
         maxInFlightRequests: this.opts.delivery === "exactlyOnce" ? 1 : 5,
+        transactionTimeout: Math.max(this.opts.deliveryTimeoutMs * 2, 10_000),
         ...(this.opts.delivery === "exactlyOnce" && this.opts.transactionalId
           ? { transactionalId: this.opts.transactionalId }
           : {}),
       },
       "linger.ms": 2,
+      // Fail a batch after this long without Kafka, rather than holding requests for minutes.
+      "message.timeout.ms": this.opts.deliveryTimeoutMs,
       "compression.type": "lz4",
     });
   }
@@ -128,12 +153,32 @@ export class Batcher {
       this.queued -= count;
       const started = process.hrtime.bigint();
       try {
-        await this.hooks.guard(() => this.send(groups.flatMap((g) => g.messages)));
+        await this.hooks.guard(() => this.sendWithin(groups.flatMap((g) => g.messages)));
         this.hooks.onBatch(count, Number(process.hrtime.bigint() - started) / 1e9);
         for (const g of groups) g.resolve();
       } catch (e) {
         for (const g of groups) g.reject(e instanceof Error ? e : new Error(String(e)));
       }
+    }
+  }
+
+  /**
+   * A batch that gets no answer within twice the delivery timeout fails; its outcome is
+   * unknown (a commit may still land), so the producer is dropped and the next batch starts
+   * a new one, which fences this one. Clients retry with the same event ids.
+   */
+  private async sendWithin(messages: OutMessage[]): Promise<void> {
+    const attempt = this.send(messages);
+    try {
+      await withTimeout(attempt, this.opts.deliveryTimeoutMs * 2, "batch");
+    } catch (e) {
+      attempt.catch(() => undefined);
+      const stale = this.producer;
+      if (stale && this.opts.delivery === "exactlyOnce") {
+        this.producer = undefined;
+        void stale.disconnect().catch(() => undefined);
+      }
+      throw e;
     }
   }
 

@@ -16,7 +16,7 @@ runMain("producer", async () => {
   if (env.AUTH_DISABLED) log.warn("API-key authentication is disabled (AUTH_DISABLED=true)");
   const gateway = await buildGateway({
     env,
-    kafka: kafkaClient(env, "logpipeline-producer"),
+    kafka: kafkaClient(env, "logpipeline-producer", log),
     redis,
     apiKeys,
     log,

@@ -6,6 +6,7 @@ import { makeEvent } from "../../support/events.js";
 import { type Admin, kafkaClient, readAll, workloadKafkaClient } from "../../support/kafka.js";
 import { eventually, uniqueSuffix } from "../../support/kube.js";
 import { exactlyOnceAudit, ledgerCounts, testLedger } from "../../support/pipeline-db.js";
+import { promtoolCheckMetrics } from "../../support/promtool.js";
 
 const stack = inject("stack");
 const id = uniqueSuffix();
@@ -15,6 +16,7 @@ const kafka = kafkaClient(stack.kafkaBootstrap);
 let admin: Admin;
 let db: Awaited<ReturnType<typeof testLedger>>;
 let sink: Sink;
+const registry = createRegistry("consumer", "t");
 
 beforeAll(async () => {
   admin = kafka.admin();
@@ -41,7 +43,7 @@ beforeAll(async () => {
       pool: db.pool,
       names: db.names,
       log: createLogger("consumer-test", "warn"),
-      registry: createRegistry("consumer", "t"),
+      registry,
     },
   );
   await sink.start();
@@ -128,5 +130,12 @@ describe("consumer: exactly-once sink into PostgreSQL", () => {
       idleMs: 2000,
     });
     expect(dlqRecords).toHaveLength(3);
+  });
+
+  it("exports metrics that pass promtool check metrics, with the original names", async () => {
+    const text = await registry.metrics();
+    expect(text).toMatch(/log_consumer_processed_total\{[^}]*\} 2000/);
+    expect(text).toMatch(/log_consumer_duplicates_total\{[^}]*\} 50/);
+    expect(promtoolCheckMetrics(text)).toEqual({ status: 0, findings: "" });
   });
 });

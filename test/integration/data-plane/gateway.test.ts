@@ -11,6 +11,7 @@ import { ApiKeys } from "../../../workloads/common/src/auth.js";
 import { type Admin, kafkaClient, workloadKafkaClient } from "../../support/kafka.js";
 import { eventually, uniqueSuffix } from "../../support/kube.js";
 import { exactlyOnceAudit, ledgerCounts, testLedger } from "../../support/pipeline-db.js";
+import { promtoolCheckMetrics } from "../../support/promtool.js";
 
 const stack = inject("stack");
 const id = uniqueSuffix();
@@ -234,6 +235,7 @@ describe("ingest gateway → Kafka → consumer → PostgreSQL", () => {
       "idempotency_cache_hit_total",
     ])
       expect(metrics).toContain(name);
+    expect(promtoolCheckMetrics(metrics)).toEqual({ status: 0, findings: "" });
   });
 });
 

@@ -10,6 +10,7 @@ import { buildQueryApp } from "../../../workloads/query/src/app.js";
 import { makeEvent } from "../../support/events.js";
 import { uniqueSuffix } from "../../support/kube.js";
 import { testLedger } from "../../support/pipeline-db.js";
+import { promtoolCheckMetrics } from "../../support/promtool.js";
 
 const stack = inject("stack");
 const KEY = "read-key";
@@ -126,6 +127,7 @@ describe("query API", () => {
     expect(r2).toEqual(r1);
     const metrics = (await app.inject("/metrics")).body;
     expect(metrics).toMatch(/log_query_cache_hit_total\{[^}]*\} 1/);
+    expect(promtoolCheckMetrics(metrics)).toEqual({ status: 0, findings: "" });
   });
 
   it.each([

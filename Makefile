@@ -76,8 +76,8 @@ test-full: tools ## The same suites at long-running scale (fault tests over 200,
 	@LP_TEST_SCALE=full bash hack/test.sh all
 
 .PHONY: bench
-bench: ## Benchmarks that print figures against a baseline measured in the same run (docs/benchmarks.md)
-	@echo "no benchmarks yet: the data-plane work adds them (docs/benchmarks.md)"
+bench: tools ## Load the pipeline and its baselines in one run; print figures, write docs/benchmarks.{md,json}
+	@node --import tsx test/bench/run.ts
 
 ##@ Local stack (etcd, kube-apiserver, kube-controller-manager, Kafka, Strimzi topic operator, PostgreSQL, Redis)
 

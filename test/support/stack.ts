@@ -1,3 +1,4 @@
+import { spawnSync } from "node:child_process";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
 
@@ -15,4 +16,27 @@ export interface StackInfo {
   redisUrl: string;
   strimzi: { enabled: boolean; namespace: string; cluster: string };
   bridgeIp: string;
+}
+
+function stack(...args: string[]): number {
+  const r = spawnSync("bash", [stackScript, ...args], { stdio: ["ignore", "inherit", "inherit"] });
+  return r.status ?? 1;
+}
+
+/**
+ * Brings the stack up unless it is already running, and returns its addresses. `release`
+ * stops it only if this call started it (a developer's running stack is left alone);
+ * LP_KEEP_STACK=1 keeps it up.
+ */
+export function ensureStack(): { info: StackInfo; release: () => void } {
+  const wasUp = stack("status", "--quiet") === 0;
+  if (!wasUp && stack("up") !== 0) throw new Error(`stack-up failed: see the output above and ${path.dirname(stackScript)}`);
+  const json = spawnSync("bash", [stackScript, "json"], { encoding: "utf8" });
+  if (json.status !== 0) throw new Error(`could not read the stack's addresses: ${json.stderr}`);
+  return {
+    info: JSON.parse(json.stdout) as StackInfo,
+    release: () => {
+      if (!wasUp && process.env.LP_KEEP_STACK !== "1") stack("down");
+    },
+  };
 }

@@ -1,0 +1,334 @@
+/**
+ * `make bench`: the pipeline under load on the local stack, with its baselines measured in
+ * the same run, on the same broker and database. Bounded in count and time; 127.0.0.1 only.
+ * Prints a table and writes docs/benchmarks.json and docs/benchmarks.md.
+ */
+import { execFileSync, spawnSync } from "node:child_process";
+import { randomUUID } from "node:crypto";
+import { mkdtempSync, readFileSync, writeFileSync } from "node:fs";
+import os, { tmpdir } from "node:os";
+import path from "node:path";
+import autocannon from "autocannon";
+import { Kafka as KafkaJs, logLevel as kafkaJsLogLevel } from "kafkajs";
+import pg from "pg";
+import { ledgerDdl, ledgerNames } from "../../workloads/common/src/ledger.js";
+import { kafkaClient } from "../support/kafka.js";
+import { ensureStack, repoRoot } from "../support/stack.js";
+import { pinnedVersions } from "../support/versions.js";
+import { pgEnv, startWorkload, type WorkloadProcess } from "../support/workload-process.js";
+
+const LOAD_SECONDS = Number(process.env.BENCH_LOAD_SECONDS ?? 20);
+const EVENTS_PER_REQUEST = 100;
+const CONNECTIONS = 16;
+const started = Date.now();
+const step = (s: string) => console.error(`==> ${s} (${Math.round((Date.now() - started) / 1000)}s)`);
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+const versions = pinnedVersions();
+const cache = process.env.LP_CACHE ?? path.join(os.homedir(), ".cache/logpipeline");
+const kafkaLibs = path.join(cache, `kafka-${versions.KAFKA_VERSION ?? ""}`, "libs/*");
+
+/** A log event of about 300 bytes as JSON, as the gateway receives it. */
+const eventBody = (i: number) => ({
+  level: i % 10 === 0 ? "ERROR" : "INFO",
+  source: `svc-${i % 16}`,
+  message: `benchmark event ${i} `.padEnd(180, "x"),
+  metadata: { region: "eu-1", pod: `pod-${i % 8}` },
+});
+
+async function waitFor(what: string, fn: () => Promise<boolean>, timeoutMs: number) {
+  const deadline = Date.now() + timeoutMs;
+  while (Date.now() < deadline) {
+    if (await fn().catch(() => false)) return;
+    await sleep(200);
+  }
+  throw new Error(`bench: timed out waiting for ${what}`);
+}
+
+function rssMiB(pid: number | undefined): number {
+  if (!pid) return 0;
+  const m = /VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, "utf8"));
+  return m?.[1] ? Number(m[1]) / 1024 : 0;
+}
+
+async function load(opts: autocannon.Options) {
+  return new Promise<autocannon.Result>((resolve, reject) => {
+    autocannon(opts, (err, res) => (err ? reject(err) : resolve(res)));
+  });
+}
+const count202 = (r: autocannon.Result) => (r as unknown as { statusCodeStats?: Record<string, { count: number }> }).statusCodeStats?.["202"]?.count ?? 0;
+
+async function main() {
+  const { info, release } = ensureStack();
+  const id = randomUUID().slice(0, 8);
+  const dir = mkdtempSync(path.join(tmpdir(), "lp-bench-"));
+  const pool = new pg.Pool({ connectionString: info.postgresUrl, max: 4 });
+  const kafka = kafkaClient(info.kafkaBootstrap);
+  const admin = kafka.admin();
+  const procs: WorkloadProcess[] = [];
+  const results: Record<string, number | string> = {};
+  try {
+    await admin.connect();
+    const topic = `bench-${id}`;
+    const schema = `bench_${id}`;
+    await admin.createTopics({ topics: [{ topic, numPartitions: 6, replicationFactor: 1 }] });
+    const names = ledgerNames(schema, "logs");
+    await pool.query(ledgerDdl(names));
+    writeFileSync(path.join(dir, "keys"), "bench:bench-key\n");
+    const port = 23_000 + Math.floor(Math.random() * 2000);
+    const headers = { "content-type": "application/json", "x-api-key": "bench-key" };
+
+    step("start the gateway and the consumer");
+    const gateway = startWorkload(
+      "producer",
+      {
+        PIPELINE_NAME: `bench-${id}`,
+        KAFKA_BOOTSTRAP_SERVERS: info.kafkaBootstrap,
+        KAFKA_TOPIC: topic,
+        TRANSACTIONAL_ID: `bench-${id}`,
+        API_KEYS_FILE: path.join(dir, "keys"),
+        REDIS_URL: info.redisUrl,
+        HOST: "127.0.0.1",
+        PORT: String(port),
+        LOG_LEVEL: "warn",
+      },
+      path.join(dir, "gateway.log"),
+    );
+    const consumerEnv = {
+      ...pgEnv(info.postgresUrl, schema),
+      KAFKA_BOOTSTRAP_SERVERS: info.kafkaBootstrap,
+      KAFKA_TOPIC: topic,
+      KAFKA_GROUP_ID: `bench-${id}`,
+      REDIS_URL: info.redisUrl,
+      METRICS_PORT: String(port + 1),
+      LOG_LEVEL: "warn",
+    };
+    const consumer = startWorkload("consumer", consumerEnv, path.join(dir, "consumer.log"));
+    procs.push(gateway, consumer);
+    await waitFor("the gateway", async () => (await fetch(`http://127.0.0.1:${port}/readyz`)).ok, 60_000);
+    await waitFor("the consumer", async () => (await fetch(`http://127.0.0.1:${port + 1}/readyz`)).ok, 60_000);
+    const rows = async () => Number((await pool.query<{ c: string }>(`SELECT count(*) AS c FROM ${names.events}`)).rows[0]?.c);
+
+    step(`full load: ${LOAD_SECONDS}s of batches of ${EVENTS_PER_REQUEST} events, ${CONNECTIONS} connections`);
+    const batch = JSON.stringify(Array.from({ length: EVENTS_PER_REQUEST }, (_, i) => eventBody(i)));
+    let rssMax = 0;
+    const sampler = setInterval(() => (rssMax = Math.max(rssMax, rssMiB(gateway.child.pid))), 250);
+    const t0 = Date.now();
+    const full = await load({ url: `http://127.0.0.1:${port}/api/logs/batch`, method: "POST", headers, body: batch, connections: CONNECTIONS, duration: LOAD_SECONDS });
+    clearInterval(sampler);
+    const fullAccepted = count202(full) * EVENTS_PER_REQUEST;
+    await waitFor("every accepted event in PostgreSQL", async () => (await rows()) >= fullAccepted, 300_000);
+    const lastRow = (await pool.query<{ t: Date }>(`SELECT max(stored_at) AS t FROM ${names.events}`)).rows[0]?.t ?? new Date();
+    results.e2e_events_per_s = Math.round(fullAccepted / ((lastRow.getTime() - t0) / 1000));
+    results.gateway_events_per_s = Math.round(fullAccepted / LOAD_SECONDS);
+    results.gateway_rss_mib = Math.round(rssMax);
+    results.full_load_p99_ack_ms = full.latency.p99;
+
+    step("single-event requests: 10s");
+    const single = await load({
+      url: `http://127.0.0.1:${port}/api/logs`,
+      method: "POST",
+      headers,
+      body: JSON.stringify(eventBody(1)),
+      connections: CONNECTIONS,
+      duration: 10,
+    });
+    results.single_event_req_per_s = Math.round(count202(single) / 10);
+
+    const halfRate = Math.max(1, Math.round(Number(results.e2e_events_per_s) / 2 / EVENTS_PER_REQUEST));
+    step(`half load: ${halfRate} requests/s (${halfRate * EVENTS_PER_REQUEST} events/s) for 15s`);
+    const halfStart = new Date();
+    const half = await load({ url: `http://127.0.0.1:${port}/api/logs/batch`, method: "POST", headers, body: batch, connections: CONNECTIONS, duration: 15, overallRate: halfRate });
+    const expected = (await rows()) + 0;
+    await sleep(2000);
+    await waitFor("the half-load events in PostgreSQL", async () => (await rows()) >= expected, 120_000);
+    results.p99_ack_ms_half_load = half.latency.p99;
+    const ackToRow = await pool.query<{ p99: number }>(
+      `SELECT percentile_cont(0.99) WITHIN GROUP (ORDER BY extract(epoch FROM stored_at - received_at)) * 1000 AS p99 FROM ${names.events} WHERE received_at >= $1`,
+      [halfStart],
+    );
+    results.p99_ack_to_row_ms_half_load = Math.round(Number(ackToRow.rows[0]?.p99 ?? -1));
+    await gateway.stop();
+    await consumer.stop();
+    const backlog = await rows();
+
+    step("baseline: Kafka's ProducerPerformance with transactions (1,000,000 × 300 B)");
+    await admin.createTopics({ topics: [{ topic: `bench-pp-${id}`, numPartitions: 6, replicationFactor: 1 }] });
+    const pp = execFileSync(
+      "java",
+      ["-Xmx512m", "-cp", kafkaLibs, "org.apache.kafka.tools.ProducerPerformance", "--topic", `bench-pp-${id}`, "--num-records", "1000000", "--record-size", "300", "--throughput", "-1",
+        "--transactional-id", `bench-pp-${id}`, "--transaction-duration-ms", "100", "--producer-props", `bootstrap.servers=${info.kafkaBootstrap}`, "acks=all", "compression.type=lz4", "linger.ms=5"],
+      { encoding: "utf8", maxBuffer: 64 * 1024 * 1024 },
+    );
+    const ppRate = Number(/records sent, ([\d.]+) records\/sec/.exec(pp.trim().split("\n").at(-1) ?? "")?.[1] ?? 0);
+    results.producer_perf_txn_events_per_s = Math.round(ppRate);
+    results.produce_ratio_vs_producer_perf = Number((Number(results.gateway_events_per_s) / ppRate).toFixed(3));
+
+    step("our consumer alone, over the backlog of the run");
+    const soloSchema = `${schema}_solo`;
+    const soloNames = ledgerNames(soloSchema, "logs");
+    await pool.query(ledgerDdl(soloNames));
+    const tSolo = Date.now();
+    const solo = startWorkload("consumer", { ...consumerEnv, ...pgEnv(info.postgresUrl, soloSchema), KAFKA_GROUP_ID: `bench-solo-${id}` }, path.join(dir, "consumer-solo.log"));
+    procs.push(solo);
+    const soloRows = async () => Number((await pool.query<{ c: string }>(`SELECT count(*) AS c FROM ${soloNames.events}`)).rows[0]?.c);
+    await waitFor("the solo consumer", async () => (await soloRows()) >= backlog, 300_000);
+    const soloLast = (await pool.query<{ t: Date }>(`SELECT max(stored_at) AS t FROM ${soloNames.events}`)).rows[0]?.t ?? new Date();
+    await solo.stop();
+    results.consumer_events_per_s = Math.round(backlog / ((soloLast.getTime() - tSolo) / 1000));
+
+    step("baseline: raw COPY of the same rows into the same schema");
+    await pool.query(`CREATE TABLE ${schema}.copy_target (LIKE ${names.events} INCLUDING ALL)`);
+    const csv = path.join(dir, "rows.csv");
+    execFileSync("psql", [info.postgresUrl, "-q", "-c", `\\copy (SELECT * FROM ${names.events} LIMIT 200000) TO '${csv}' CSV`]);
+    const copyRows = Math.min(backlog, 200_000);
+    const tCopy = process.hrtime.bigint();
+    execFileSync("psql", [info.postgresUrl, "-q", "-c", `\\copy ${schema}.copy_target FROM '${csv}' CSV`]);
+    const copyRate = copyRows / (Number(process.hrtime.bigint() - tCopy) / 1e9);
+    results.copy_rows_per_s = Math.round(copyRate);
+    results.consumer_ratio_vs_copy = Number((Number(results.consumer_events_per_s) / copyRate).toFixed(3));
+
+    // kafkajs cannot read lz4 (the gateway's compression) without a third-party codec, so
+    // the kafkajs-based baselines, and the client comparison, read an uncompressed copy of
+    // the same events, written in transactions like the gateway's.
+    step("an uncompressed copy of the run's events for the kafkajs-based baselines");
+    const plain = `bench-plain-${id}`;
+    const plainCount = Math.min(backlog, 300_000);
+    await admin.createTopics({ topics: [{ topic: plain, numPartitions: 6, replicationFactor: 1 }] });
+    const copier = kafka.producer({ kafkaJS: { transactionalId: `bench-copy-${id}`, idempotent: true, maxInFlightRequests: 1 }, "compression.type": "none", "linger.ms": 5 });
+    await copier.connect();
+    for (let offset = 0; offset < plainCount; offset += 5000) {
+      const { rows: events } = await pool.query<{ e: unknown }>(
+        `SELECT json_build_object('eventId', event_id, 'timestamp', ts, 'level', level, 'source', source, 'message', message, 'metadata', metadata, 'schemaVersion', schema_version, 'receivedAt', received_at) AS e
+         FROM ${names.events} ORDER BY event_id OFFSET $1 LIMIT $2`,
+        [offset, Math.min(5000, plainCount - offset)],
+      );
+      const tx = await copier.transaction();
+      await tx.send({ topic: plain, messages: events.map((r) => ({ value: JSON.stringify(r.e) })) });
+      await tx.commit();
+    }
+    await copier.disconnect();
+
+    step("baseline: naive consumer (kafkajs eachMessage + one INSERT per event), 20s");
+    await pool.query(`CREATE TABLE ${schema}.naive (LIKE ${names.events} INCLUDING ALL)`);
+    const kjs = new KafkaJs({ brokers: [info.kafkaBootstrap], logLevel: kafkaJsLogLevel.NOTHING });
+    const naive = kjs.consumer({ groupId: `bench-naive-${id}`, readUncommitted: false });
+    let naiveCount = 0;
+    await naive.connect();
+    await naive.subscribe({ topic: plain, fromBeginning: true });
+    const tNaive = Date.now();
+    await naive.run({
+      eachMessage: async ({ message, partition }) => {
+        const e = JSON.parse(message.value?.toString() ?? "{}") as Record<string, unknown>;
+        await pool.query(
+          `INSERT INTO ${schema}.naive (event_id, ts, level, source, message, metadata, schema_version, received_at, kafka_partition, kafka_offset) VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10) ON CONFLICT DO NOTHING`,
+          [e.eventId, e.timestamp, e.level, e.source, e.message, JSON.stringify(e.metadata), e.schemaVersion, e.receivedAt, partition, message.offset],
+        );
+        naiveCount++;
+      },
+    });
+    await sleep(20_000);
+    await naive.disconnect();
+    const naiveRate = naiveCount / ((Date.now() - tNaive) / 1000);
+    results.naive_consumer_events_per_s = Math.round(naiveRate);
+    results.consumer_ratio_vs_naive = Number((Number(results.consumer_events_per_s) / naiveRate).toFixed(2));
+
+    step("Kafka clients: sequential transactions of 1,000 × 300 B, and a read_committed read of the copy");
+    const value = "x".repeat(300);
+    const txns = 30;
+    const clientTopic = `bench-clients-${id}`;
+    await admin.createTopics({ topics: [{ topic: clientTopic, numPartitions: 6, replicationFactor: 1 }] });
+    const messages = Array.from({ length: 1000 }, (_, i) => ({ key: `k${i % 16}`, value }));
+    const confluentProducer = kafka.producer({ kafkaJS: { transactionalId: `bench-cf-${id}`, idempotent: true, maxInFlightRequests: 1 }, "linger.ms": 5, "compression.type": "lz4" });
+    await confluentProducer.connect();
+    let t = Date.now();
+    for (let i = 0; i < txns; i++) {
+      const tx = await confluentProducer.transaction();
+      await tx.send({ topic: clientTopic, messages });
+      await tx.commit();
+    }
+    results.client_confluent_txn_msgs_per_s = Math.round((txns * 1000) / ((Date.now() - t) / 1000));
+    await confluentProducer.disconnect();
+    const kjsProducer = kjs.producer({ transactionalId: `bench-kjs-${id}`, idempotent: true, maxInFlightRequests: 1 });
+    await kjsProducer.connect();
+    t = Date.now();
+    for (let i = 0; i < txns; i++) {
+      const tx = await kjsProducer.transaction();
+      await tx.send({ topic: clientTopic, messages });
+      await tx.commit();
+    }
+    results.client_kafkajs_txn_msgs_per_s = Math.round((txns * 1000) / ((Date.now() - t) / 1000));
+    await kjsProducer.disconnect();
+    const total = plainCount;
+    const readAllWith = async (run: (onMessage: () => void) => Promise<() => Promise<void>>) => {
+      let n = 0;
+      const t1 = Date.now();
+      const stop = await run(() => n++);
+      await waitFor("a full read", () => Promise.resolve(n >= total), 120_000);
+      const rate = Math.round(n / ((Date.now() - t1) / 1000));
+      await stop();
+      return rate;
+    };
+    results.client_confluent_read_committed_msgs_per_s = await readAllWith(async (on) => {
+      const c = kafka.consumer({ kafkaJS: { groupId: `bench-cf-read-${id}`, fromBeginning: true, autoCommit: false }, "isolation.level": "read_committed" });
+      await c.connect();
+      await c.subscribe({ topics: [plain] });
+      void c.run({ eachBatch: ({ batch }) => { for (let i = 0; i < batch.messages.length; i++) on(); return Promise.resolve(); } });
+      return () => c.disconnect();
+    });
+    results.client_kafkajs_read_committed_msgs_per_s = await readAllWith(async (on) => {
+      const c = kjs.consumer({ groupId: `bench-kjs-read-${id}`, readUncommitted: false });
+      await c.connect();
+      await c.subscribe({ topic: plain, fromBeginning: true });
+      void c.run({ eachBatch: ({ batch }) => { for (let i = 0; i < batch.messages.length; i++) on(); return Promise.resolve(); } });
+      return () => c.disconnect();
+    });
+    results.measured_at = new Date().toISOString();
+    report(results);
+    await admin.deleteTopics({ topics: [topic, `bench-pp-${id}`, clientTopic, plain] }).catch(() => undefined);
+    await pool.query(`DROP SCHEMA IF EXISTS ${schema} CASCADE; DROP SCHEMA IF EXISTS ${soloSchema} CASCADE`);
+  } finally {
+    for (const p of procs) await p.stop();
+    await admin.disconnect().catch(() => undefined);
+    await pool.end();
+    release();
+  }
+}
+
+function report(r: Record<string, number | string>) {
+  const machine = `${os.cpus().length} cores, ${Math.round(os.totalmem() / 2 ** 30)} GiB, ${os.type()} ${os.release()}, Node ${process.versions.node}, Kafka ${versions.KAFKA_VERSION ?? "?"}, PostgreSQL ${spawnSync("psql", ["--version"], { encoding: "utf8" }).stdout.trim().split(" ").at(-1) ?? "?"}`;
+  const rows: [string, string, string][] = [
+    ["sustained end to end (202 → row), events/s", String(r.e2e_events_per_s), "≥ 40,000"],
+    ["gateway accepted at full load, events/s", String(r.gateway_events_per_s), ""],
+    ["Kafka ProducerPerformance with transactions, events/s", String(r.producer_perf_txn_events_per_s), "baseline"],
+    ["gateway ÷ ProducerPerformance", String(r.produce_ratio_vs_producer_perf), "≥ 0.5"],
+    ["consumer alone over the backlog, events/s", String(r.consumer_events_per_s), ""],
+    ["raw COPY into the same schema, rows/s", String(r.copy_rows_per_s), "baseline"],
+    ["naive consumer (kafkajs + INSERT per event), events/s", String(r.naive_consumer_events_per_s), "baseline"],
+    ["consumer ÷ naive", String(r.consumer_ratio_vs_naive), "≥ 10"],
+    ["consumer ÷ COPY", String(r.consumer_ratio_vs_copy), "≥ 0.7"],
+    ["p99 ack at half load, ms", String(r.p99_ack_ms_half_load), "< 20"],
+    ["p99 ack → row at half load, ms", String(r.p99_ack_to_row_ms_half_load), "< 250"],
+    ["p99 ack at full load, ms", String(r.full_load_p99_ack_ms), ""],
+    ["single-event requests, req/s", String(r.single_event_req_per_s), "≥ 20,000"],
+    ["gateway RSS at full load, MiB", String(r.gateway_rss_mib), "< 300"],
+    ["Kafka client: @confluentinc/kafka-javascript, transactional produce msg/s", String(r.client_confluent_txn_msgs_per_s), ""],
+    ["Kafka client: kafkajs, transactional produce msg/s", String(r.client_kafkajs_txn_msgs_per_s), ""],
+    ["Kafka client: @confluentinc/kafka-javascript, read_committed read msg/s", String(r.client_confluent_read_committed_msgs_per_s), ""],
+    ["Kafka client: kafkajs, read_committed read msg/s", String(r.client_kafkajs_read_committed_msgs_per_s), ""],
+  ];
+  const table = ["| figure | measured | target |", "| --- | --- | --- |", ...rows.map(([a, b, c]) => `| ${a} | ${b} | ${c} |`)].join("\n");
+  console.log(`\n${table}\n`);
+  writeFileSync(path.join(repoRoot, "docs/benchmarks.json"), `${JSON.stringify(r, null, 2)}\n`);
+  const md = path.join(repoRoot, "docs/benchmarks.md");
+  const text = readFileSync(md, "utf8");
+  const section = `<!-- bench:start -->\nLast run: ${String(r.measured_at)} on ${machine}, everything co-located (stack, gateway, consumer, load generator).\nCommand: \`make bench\` (\`BENCH_LOAD_SECONDS=${LOAD_SECONDS}\`).\n\n${table}\n<!-- bench:end -->`;
+  writeFileSync(md, text.replace(/<!-- bench:start -->[\s\S]*<!-- bench:end -->/, section));
+}
+
+main().then(
+  () => process.exit(0),
+  (e: unknown) => {
+    console.error(e);
+    process.exit(1);
+  },
+);

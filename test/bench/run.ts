@@ -20,6 +20,8 @@ import { pgEnv, startWorkload, type WorkloadProcess } from "../support/workload-
 const LOAD_SECONDS = Number(process.env.BENCH_LOAD_SECONDS ?? 20);
 const EVENTS_PER_REQUEST = 100;
 const CONNECTIONS = 16;
+// A single-event request waits for its transaction's commit: throughput needs concurrency.
+const SINGLE_CONNECTIONS = 128;
 const started = Date.now();
 const step = (s: string) => console.error(`==> ${s} (${Math.round((Date.now() - started) / 1000)}s)`);
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
@@ -52,10 +54,14 @@ function rssMiB(pid: number | undefined): number {
 
 async function load(opts: autocannon.Options) {
   return new Promise<autocannon.Result>((resolve, reject) => {
-    autocannon(opts, (err, res) => (err ? reject(err) : resolve(res)));
+    autocannon(opts, (err, res) =>
+      err ? reject(err instanceof Error ? err : new Error(String(err))) : resolve(res),
+    );
   });
 }
-const count202 = (r: autocannon.Result) => (r as unknown as { statusCodeStats?: Record<string, { count: number }> }).statusCodeStats?.["202"]?.count ?? 0;
+const count202 = (r: autocannon.Result) =>
+  (r as unknown as { statusCodeStats?: Record<string, { count: number }> }).statusCodeStats?.["202"]?.count ??
+  0;
 
 async function main() {
   const { info, release } = ensureStack();
@@ -65,7 +71,7 @@ async function main() {
   const kafka = kafkaClient(info.kafkaBootstrap);
   const admin = kafka.admin();
   const procs: WorkloadProcess[] = [];
-  const results: Record<string, number | string> = {};
+  const results: Record<string, number> = {};
   try {
     await admin.connect();
     const topic = `bench-${id}`;
@@ -105,39 +111,63 @@ async function main() {
     const consumer = startWorkload("consumer", consumerEnv, path.join(dir, "consumer.log"));
     procs.push(gateway, consumer);
     await waitFor("the gateway", async () => (await fetch(`http://127.0.0.1:${port}/readyz`)).ok, 60_000);
-    await waitFor("the consumer", async () => (await fetch(`http://127.0.0.1:${port + 1}/readyz`)).ok, 60_000);
-    const rows = async () => Number((await pool.query<{ c: string }>(`SELECT count(*) AS c FROM ${names.events}`)).rows[0]?.c);
+    await waitFor(
+      "the consumer",
+      async () => (await fetch(`http://127.0.0.1:${port + 1}/readyz`)).ok,
+      60_000,
+    );
+    const rows = async () =>
+      Number((await pool.query<{ c: string }>(`SELECT count(*) AS c FROM ${names.events}`)).rows[0]?.c);
 
-    step(`full load: ${LOAD_SECONDS}s of batches of ${EVENTS_PER_REQUEST} events, ${CONNECTIONS} connections`);
+    step(
+      `full load: ${LOAD_SECONDS}s of batches of ${EVENTS_PER_REQUEST} events, ${CONNECTIONS} connections`,
+    );
     const batch = JSON.stringify(Array.from({ length: EVENTS_PER_REQUEST }, (_, i) => eventBody(i)));
     let rssMax = 0;
     const sampler = setInterval(() => (rssMax = Math.max(rssMax, rssMiB(gateway.child.pid))), 250);
     const t0 = Date.now();
-    const full = await load({ url: `http://127.0.0.1:${port}/api/logs/batch`, method: "POST", headers, body: batch, connections: CONNECTIONS, duration: LOAD_SECONDS });
+    const full = await load({
+      url: `http://127.0.0.1:${port}/api/logs/batch`,
+      method: "POST",
+      headers,
+      body: batch,
+      connections: CONNECTIONS,
+      duration: LOAD_SECONDS,
+    });
     clearInterval(sampler);
     const fullAccepted = count202(full) * EVENTS_PER_REQUEST;
     await waitFor("every accepted event in PostgreSQL", async () => (await rows()) >= fullAccepted, 300_000);
-    const lastRow = (await pool.query<{ t: Date }>(`SELECT max(stored_at) AS t FROM ${names.events}`)).rows[0]?.t ?? new Date();
+    const lastRow =
+      (await pool.query<{ t: Date }>(`SELECT max(stored_at) AS t FROM ${names.events}`)).rows[0]?.t ??
+      new Date();
     results.e2e_events_per_s = Math.round(fullAccepted / ((lastRow.getTime() - t0) / 1000));
     results.gateway_events_per_s = Math.round(fullAccepted / LOAD_SECONDS);
     results.gateway_rss_mib = Math.round(rssMax);
     results.full_load_p99_ack_ms = full.latency.p99;
 
-    step("single-event requests: 10s");
+    step(`single-event requests: 10s, ${SINGLE_CONNECTIONS} connections`);
     const single = await load({
       url: `http://127.0.0.1:${port}/api/logs`,
       method: "POST",
       headers,
       body: JSON.stringify(eventBody(1)),
-      connections: CONNECTIONS,
+      connections: SINGLE_CONNECTIONS,
       duration: 10,
     });
     results.single_event_req_per_s = Math.round(count202(single) / 10);
 
-    const halfRate = Math.max(1, Math.round(Number(results.e2e_events_per_s) / 2 / EVENTS_PER_REQUEST));
+    const halfRate = Math.max(1, Math.round(results.e2e_events_per_s / 2 / EVENTS_PER_REQUEST));
     step(`half load: ${halfRate} requests/s (${halfRate * EVENTS_PER_REQUEST} events/s) for 15s`);
     const halfStart = new Date();
-    const half = await load({ url: `http://127.0.0.1:${port}/api/logs/batch`, method: "POST", headers, body: batch, connections: CONNECTIONS, duration: 15, overallRate: halfRate });
+    const half = await load({
+      url: `http://127.0.0.1:${port}/api/logs/batch`,
+      method: "POST",
+      headers,
+      body: batch,
+      connections: CONNECTIONS,
+      duration: 15,
+      overallRate: halfRate,
+    });
     const expected = (await rows()) + 0;
     await sleep(2000);
     await waitFor("the half-load events in PostgreSQL", async () => (await rows()) >= expected, 120_000);
@@ -146,46 +176,83 @@ async function main() {
       `SELECT percentile_cont(0.99) WITHIN GROUP (ORDER BY extract(epoch FROM stored_at - received_at)) * 1000 AS p99 FROM ${names.events} WHERE received_at >= $1`,
       [halfStart],
     );
-    results.p99_ack_to_row_ms_half_load = Math.round(Number(ackToRow.rows[0]?.p99 ?? -1));
+    results.p99_ack_to_row_ms_half_load = Math.round(ackToRow.rows[0]?.p99 ?? -1);
     await gateway.stop();
     await consumer.stop();
     const backlog = await rows();
 
     step("baseline: Kafka's ProducerPerformance with transactions (1,000,000 × 300 B)");
-    await admin.createTopics({ topics: [{ topic: `bench-pp-${id}`, numPartitions: 6, replicationFactor: 1 }] });
+    await admin.createTopics({
+      topics: [{ topic: `bench-pp-${id}`, numPartitions: 6, replicationFactor: 1 }],
+    });
     const pp = execFileSync(
       "java",
-      ["-Xmx512m", "-cp", kafkaLibs, "org.apache.kafka.tools.ProducerPerformance", "--topic", `bench-pp-${id}`, "--num-records", "1000000", "--record-size", "300", "--throughput", "-1",
-        "--transactional-id", `bench-pp-${id}`, "--transaction-duration-ms", "100", "--producer-props", `bootstrap.servers=${info.kafkaBootstrap}`, "acks=all", "compression.type=lz4", "linger.ms=5"],
+      [
+        "-Xmx512m",
+        "-cp",
+        kafkaLibs,
+        "org.apache.kafka.tools.ProducerPerformance",
+        "--topic",
+        `bench-pp-${id}`,
+        "--num-records",
+        "1000000",
+        "--record-size",
+        "300",
+        "--throughput",
+        "-1",
+        "--transactional-id",
+        `bench-pp-${id}`,
+        "--transaction-duration-ms",
+        "100",
+        "--producer-props",
+        `bootstrap.servers=${info.kafkaBootstrap}`,
+        "acks=all",
+        "compression.type=lz4",
+        "linger.ms=5",
+      ],
       { encoding: "utf8", maxBuffer: 64 * 1024 * 1024 },
     );
-    const ppRate = Number(/records sent, ([\d.]+) records\/sec/.exec(pp.trim().split("\n").at(-1) ?? "")?.[1] ?? 0);
+    const ppRate = Number(
+      /records sent, ([\d.]+) records\/sec/.exec(pp.trim().split("\n").at(-1) ?? "")?.[1] ?? 0,
+    );
     results.producer_perf_txn_events_per_s = Math.round(ppRate);
-    results.produce_ratio_vs_producer_perf = Number((Number(results.gateway_events_per_s) / ppRate).toFixed(3));
+    results.produce_ratio_vs_producer_perf = Number((results.gateway_events_per_s / ppRate).toFixed(3));
 
     step("our consumer alone, over the backlog of the run");
     const soloSchema = `${schema}_solo`;
     const soloNames = ledgerNames(soloSchema, "logs");
     await pool.query(ledgerDdl(soloNames));
     const tSolo = Date.now();
-    const solo = startWorkload("consumer", { ...consumerEnv, ...pgEnv(info.postgresUrl, soloSchema), KAFKA_GROUP_ID: `bench-solo-${id}` }, path.join(dir, "consumer-solo.log"));
+    const solo = startWorkload(
+      "consumer",
+      { ...consumerEnv, ...pgEnv(info.postgresUrl, soloSchema), KAFKA_GROUP_ID: `bench-solo-${id}` },
+      path.join(dir, "consumer-solo.log"),
+    );
     procs.push(solo);
-    const soloRows = async () => Number((await pool.query<{ c: string }>(`SELECT count(*) AS c FROM ${soloNames.events}`)).rows[0]?.c);
+    const soloRows = async () =>
+      Number((await pool.query<{ c: string }>(`SELECT count(*) AS c FROM ${soloNames.events}`)).rows[0]?.c);
     await waitFor("the solo consumer", async () => (await soloRows()) >= backlog, 300_000);
-    const soloLast = (await pool.query<{ t: Date }>(`SELECT max(stored_at) AS t FROM ${soloNames.events}`)).rows[0]?.t ?? new Date();
+    const soloLast =
+      (await pool.query<{ t: Date }>(`SELECT max(stored_at) AS t FROM ${soloNames.events}`)).rows[0]?.t ??
+      new Date();
     await solo.stop();
     results.consumer_events_per_s = Math.round(backlog / ((soloLast.getTime() - tSolo) / 1000));
 
     step("baseline: raw COPY of the same rows into the same schema");
     await pool.query(`CREATE TABLE ${schema}.copy_target (LIKE ${names.events} INCLUDING ALL)`);
     const csv = path.join(dir, "rows.csv");
-    execFileSync("psql", [info.postgresUrl, "-q", "-c", `\\copy (SELECT * FROM ${names.events} LIMIT 200000) TO '${csv}' CSV`]);
+    execFileSync("psql", [
+      info.postgresUrl,
+      "-q",
+      "-c",
+      `\\copy (SELECT * FROM ${names.events} LIMIT 200000) TO '${csv}' CSV`,
+    ]);
     const copyRows = Math.min(backlog, 200_000);
     const tCopy = process.hrtime.bigint();
     execFileSync("psql", [info.postgresUrl, "-q", "-c", `\\copy ${schema}.copy_target FROM '${csv}' CSV`]);
     const copyRate = copyRows / (Number(process.hrtime.bigint() - tCopy) / 1e9);
     results.copy_rows_per_s = Math.round(copyRate);
-    results.consumer_ratio_vs_copy = Number((Number(results.consumer_events_per_s) / copyRate).toFixed(3));
+    results.consumer_ratio_vs_copy = Number((results.consumer_events_per_s / copyRate).toFixed(3));
 
     // kafkajs cannot read lz4 (the gateway's compression) without a third-party codec, so
     // the kafkajs-based baselines, and the client comparison, read an uncompressed copy of
@@ -194,7 +261,11 @@ async function main() {
     const plain = `bench-plain-${id}`;
     const plainCount = Math.min(backlog, 300_000);
     await admin.createTopics({ topics: [{ topic: plain, numPartitions: 6, replicationFactor: 1 }] });
-    const copier = kafka.producer({ kafkaJS: { transactionalId: `bench-copy-${id}`, idempotent: true, maxInFlightRequests: 1 }, "compression.type": "none", "linger.ms": 5 });
+    const copier = kafka.producer({
+      kafkaJS: { transactionalId: `bench-copy-${id}`, idempotent: true, maxInFlightRequests: 1 },
+      "compression.type": "none",
+      "linger.ms": 5,
+    });
     await copier.connect();
     for (let offset = 0; offset < plainCount; offset += 5000) {
       const { rows: events } = await pool.query<{ e: unknown }>(
@@ -221,7 +292,18 @@ async function main() {
         const e = JSON.parse(message.value?.toString() ?? "{}") as Record<string, unknown>;
         await pool.query(
           `INSERT INTO ${schema}.naive (event_id, ts, level, source, message, metadata, schema_version, received_at, kafka_partition, kafka_offset) VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10) ON CONFLICT DO NOTHING`,
-          [e.eventId, e.timestamp, e.level, e.source, e.message, JSON.stringify(e.metadata), e.schemaVersion, e.receivedAt, partition, message.offset],
+          [
+            e.eventId,
+            e.timestamp,
+            e.level,
+            e.source,
+            e.message,
+            JSON.stringify(e.metadata),
+            e.schemaVersion,
+            e.receivedAt,
+            partition,
+            message.offset,
+          ],
         );
         naiveCount++;
       },
@@ -230,7 +312,7 @@ async function main() {
     await naive.disconnect();
     const naiveRate = naiveCount / ((Date.now() - tNaive) / 1000);
     results.naive_consumer_events_per_s = Math.round(naiveRate);
-    results.consumer_ratio_vs_naive = Number((Number(results.consumer_events_per_s) / naiveRate).toFixed(2));
+    results.consumer_ratio_vs_naive = Number((results.consumer_events_per_s / naiveRate).toFixed(2));
 
     step("Kafka clients: sequential transactions of 1,000 × 300 B, and a read_committed read of the copy");
     const value = "x".repeat(300);
@@ -238,7 +320,11 @@ async function main() {
     const clientTopic = `bench-clients-${id}`;
     await admin.createTopics({ topics: [{ topic: clientTopic, numPartitions: 6, replicationFactor: 1 }] });
     const messages = Array.from({ length: 1000 }, (_, i) => ({ key: `k${i % 16}`, value }));
-    const confluentProducer = kafka.producer({ kafkaJS: { transactionalId: `bench-cf-${id}`, idempotent: true, maxInFlightRequests: 1 }, "linger.ms": 5, "compression.type": "lz4" });
+    const confluentProducer = kafka.producer({
+      kafkaJS: { transactionalId: `bench-cf-${id}`, idempotent: true, maxInFlightRequests: 1 },
+      "linger.ms": 5,
+      "compression.type": "lz4",
+    });
     await confluentProducer.connect();
     let t = Date.now();
     for (let i = 0; i < txns; i++) {
@@ -248,7 +334,11 @@ async function main() {
     }
     results.client_confluent_txn_msgs_per_s = Math.round((txns * 1000) / ((Date.now() - t) / 1000));
     await confluentProducer.disconnect();
-    const kjsProducer = kjs.producer({ transactionalId: `bench-kjs-${id}`, idempotent: true, maxInFlightRequests: 1 });
+    const kjsProducer = kjs.producer({
+      transactionalId: `bench-kjs-${id}`,
+      idempotent: true,
+      maxInFlightRequests: 1,
+    });
     await kjsProducer.connect();
     t = Date.now();
     for (let i = 0; i < txns; i++) {
@@ -269,22 +359,36 @@ async function main() {
       return rate;
     };
     results.client_confluent_read_committed_msgs_per_s = await readAllWith(async (on) => {
-      const c = kafka.consumer({ kafkaJS: { groupId: `bench-cf-read-${id}`, fromBeginning: true, autoCommit: false }, "isolation.level": "read_committed" });
+      const c = kafka.consumer({
+        kafkaJS: { groupId: `bench-cf-read-${id}`, fromBeginning: true, autoCommit: false },
+        "isolation.level": "read_committed",
+      });
       await c.connect();
       await c.subscribe({ topics: [plain] });
-      void c.run({ eachBatch: ({ batch }) => { for (let i = 0; i < batch.messages.length; i++) on(); return Promise.resolve(); } });
+      void c.run({
+        eachBatch: ({ batch }) => {
+          for (let i = 0; i < batch.messages.length; i++) on();
+          return Promise.resolve();
+        },
+      });
       return () => c.disconnect();
     });
     results.client_kafkajs_read_committed_msgs_per_s = await readAllWith(async (on) => {
       const c = kjs.consumer({ groupId: `bench-kjs-read-${id}`, readUncommitted: false });
       await c.connect();
       await c.subscribe({ topic: plain, fromBeginning: true });
-      void c.run({ eachBatch: ({ batch }) => { for (let i = 0; i < batch.messages.length; i++) on(); return Promise.resolve(); } });
+      void c.run({
+        eachBatch: ({ batch }) => {
+          for (let i = 0; i < batch.messages.length; i++) on();
+          return Promise.resolve();
+        },
+      });
       return () => c.disconnect();
     });
-    results.measured_at = new Date().toISOString();
-    report(results);
-    await admin.deleteTopics({ topics: [topic, `bench-pp-${id}`, clientTopic, plain] }).catch(() => undefined);
+    report(results, new Date().toISOString());
+    await admin
+      .deleteTopics({ topics: [topic, `bench-pp-${id}`, clientTopic, plain] })
+      .catch(() => undefined);
     await pool.query(`DROP SCHEMA IF EXISTS ${schema} CASCADE; DROP SCHEMA IF EXISTS ${soloSchema} CASCADE`);
   } finally {
     for (const p of procs) await p.stop();
@@ -294,16 +398,25 @@ async function main() {
   }
 }
 
-function report(r: Record<string, number | string>) {
+function report(figures: Record<string, number>, measuredAt: string) {
+  const r: Record<string, number | string> = { ...figures, measured_at: measuredAt };
   const machine = `${os.cpus().length} cores, ${Math.round(os.totalmem() / 2 ** 30)} GiB, ${os.type()} ${os.release()}, Node ${process.versions.node}, Kafka ${versions.KAFKA_VERSION ?? "?"}, PostgreSQL ${spawnSync("psql", ["--version"], { encoding: "utf8" }).stdout.trim().split(" ").at(-1) ?? "?"}`;
   const rows: [string, string, string][] = [
     ["sustained end to end (202 → row), events/s", String(r.e2e_events_per_s), "≥ 40,000"],
     ["gateway accepted at full load, events/s", String(r.gateway_events_per_s), ""],
-    ["Kafka ProducerPerformance with transactions, events/s", String(r.producer_perf_txn_events_per_s), "baseline"],
+    [
+      "Kafka ProducerPerformance with transactions, events/s",
+      String(r.producer_perf_txn_events_per_s),
+      "baseline",
+    ],
     ["gateway ÷ ProducerPerformance", String(r.produce_ratio_vs_producer_perf), "≥ 0.5"],
     ["consumer alone over the backlog, events/s", String(r.consumer_events_per_s), ""],
     ["raw COPY into the same schema, rows/s", String(r.copy_rows_per_s), "baseline"],
-    ["naive consumer (kafkajs + INSERT per event), events/s", String(r.naive_consumer_events_per_s), "baseline"],
+    [
+      "naive consumer (kafkajs + INSERT per event), events/s",
+      String(r.naive_consumer_events_per_s),
+      "baseline",
+    ],
     ["consumer ÷ naive", String(r.consumer_ratio_vs_naive), "≥ 10"],
     ["consumer ÷ COPY", String(r.consumer_ratio_vs_copy), "≥ 0.7"],
     ["p99 ack at half load, ms", String(r.p99_ack_ms_half_load), "< 20"],
@@ -311,12 +424,28 @@ function report(r: Record<string, number | string>) {
     ["p99 ack at full load, ms", String(r.full_load_p99_ack_ms), ""],
     ["single-event requests, req/s", String(r.single_event_req_per_s), "≥ 20,000"],
     ["gateway RSS at full load, MiB", String(r.gateway_rss_mib), "< 300"],
-    ["Kafka client: @confluentinc/kafka-javascript, transactional produce msg/s", String(r.client_confluent_txn_msgs_per_s), ""],
+    [
+      "Kafka client: @confluentinc/kafka-javascript, transactional produce msg/s",
+      String(r.client_confluent_txn_msgs_per_s),
+      "",
+    ],
     ["Kafka client: kafkajs, transactional produce msg/s", String(r.client_kafkajs_txn_msgs_per_s), ""],
-    ["Kafka client: @confluentinc/kafka-javascript, read_committed read msg/s", String(r.client_confluent_read_committed_msgs_per_s), ""],
-    ["Kafka client: kafkajs, read_committed read msg/s", String(r.client_kafkajs_read_committed_msgs_per_s), ""],
+    [
+      "Kafka client: @confluentinc/kafka-javascript, read_committed read msg/s",
+      String(r.client_confluent_read_committed_msgs_per_s),
+      "",
+    ],
+    [
+      "Kafka client: kafkajs, read_committed read msg/s",
+      String(r.client_kafkajs_read_committed_msgs_per_s),
+      "",
+    ],
   ];
-  const table = ["| figure | measured | target |", "| --- | --- | --- |", ...rows.map(([a, b, c]) => `| ${a} | ${b} | ${c} |`)].join("\n");
+  const table = [
+    "| figure | measured | target |",
+    "| --- | --- | --- |",
+    ...rows.map(([a, b, c]) => `| ${a} | ${b} | ${c} |`),
+  ].join("\n");
   console.log(`\n${table}\n`);
   writeFileSync(path.join(repoRoot, "docs/benchmarks.json"), `${JSON.stringify(r, null, 2)}\n`);
   const md = path.join(repoRoot, "docs/benchmarks.md");

@@ -30,7 +30,8 @@ function stack(...args: string[]): number {
  */
 export function ensureStack(): { info: StackInfo; release: () => void } {
   const wasUp = stack("status", "--quiet") === 0;
-  if (!wasUp && stack("up") !== 0) throw new Error(`stack-up failed: see the output above and ${path.dirname(stackScript)}`);
+  if (!wasUp && stack("up") !== 0)
+    throw new Error(`stack-up failed: see the output above and ${path.dirname(stackScript)}`);
   const json = spawnSync("bash", [stackScript, "json"], { encoding: "utf8" });
   if (json.status !== 0) throw new Error(`could not read the stack's addresses: ${json.stderr}`);
   return {

@@ -77,6 +77,9 @@ export const ProducerEnv = CommonEnv.extend({
   AUTH_DISABLED: bool(false),
   DELIVERY: z.enum(["exactlyOnce", "atLeastOnce"]).default("exactlyOnce"),
   TRANSACTIONAL_ID: z.string().min(1).optional(),
+  /** Kafka transactions in flight at once (each lane is a producer with id TRANSACTIONAL_ID-<n>). */
+  PRODUCER_LANES: int(1, 32, 3),
+  KAFKA_COMPRESSION: z.enum(["none", "gzip", "snappy", "lz4", "zstd"]).default("lz4"),
   BATCH_MAX_EVENTS: int(1, 100_000, 2000),
   /** How long a batch may wait for Kafka before it fails (and its requests get 503). */
   KAFKA_DELIVERY_TIMEOUT_MS: int(1000, 300_000, 10_000),

@@ -3,7 +3,8 @@ import type { Redis } from "ioredis";
 import CircuitBreaker from "opossum";
 import { Counter, Gauge, Histogram, type Registry } from "prom-client";
 import { z } from "zod";
-import type { KafkaAdmin, KafkaClient } from "../../common/src/clients.js";
+import { type KafkaAdmin, type KafkaClient, kafkaSecurityConfig } from "../../common/src/clients.js";
+import { NativeProducer } from "../../common/src/kafka-producer.js";
 import type { ProducerEnv } from "../../common/src/config.js";
 import {
   eventIdFromIdempotencyKey,
@@ -134,12 +135,25 @@ export async function buildGateway(
   breaker.on("close", () => m.circuit.set(0));
   m.circuit.set(0);
 
+  const producerConfig = {
+    ...kafkaSecurityConfig(env),
+    "bootstrap.servers": env.KAFKA_BOOTSTRAP_SERVERS,
+    "client.id": env.KAFKA_CLIENT_ID ?? "logpipeline-producer",
+    "linger.ms": 1,
+    "compression.codec": env.KAFKA_COMPRESSION,
+  };
   const batcher = new Batcher(
-    kafka,
+    (transactionalId) =>
+      new NativeProducer({
+        config: producerConfig,
+        transactionalId,
+        timeoutMs: env.KAFKA_DELIVERY_TIMEOUT_MS,
+      }),
     {
       topic: env.KAFKA_TOPIC,
       delivery: env.DELIVERY,
       transactionalId: env.TRANSACTIONAL_ID,
+      lanes: env.PRODUCER_LANES,
       maxBatchEvents: env.BATCH_MAX_EVENTS,
       lingerMs: env.BATCH_LINGER_MS,
       bufferMaxEvents: env.BUFFER_MAX_EVENTS,
@@ -263,31 +277,31 @@ export async function buildGateway(
     }
   };
 
-  /** Reserve idempotency keys; returns the events to produce and those already committed. */
-  const reserve = async (events: LogEvent[]) => {
-    const toProduce: LogEvent[] = [];
-    const duplicates = new Set<string>();
-    for (const e of events) {
-      try {
-        const r = await idem.reserve(e.eventId);
-        if (r.kind === "duplicate") {
-          duplicates.add(e.eventId);
-          m.idemHits.inc();
-        } else if (r.kind === "in-flight")
-          throw new HttpError(409, "an event with this id is being written", [e.eventId], 1);
-        else toProduce.push(e);
-      } catch (err) {
-        if (!(err instanceof RedisUnavailable)) {
-          await idem.release(toProduce.map((x) => x.eventId));
-          throw err;
-        }
-        redisState();
-        if (env.REDIS_FAILURE_MODE === "closed")
-          throw new HttpError(503, "idempotency store unavailable (redis down, fail-closed)", undefined, 1);
-        toProduce.push(e); // fail-open: PostgreSQL's unique key still deduplicates
+  /**
+   * Reserves idempotency keys for the events a client named (its eventId or an
+   * Idempotency-Key): only those can be retried as the same event. Events the gateway
+   * named itself are new by construction and skip Redis.
+   */
+  const reserve = async (events: LogEvent[], clientNamed: ReadonlySet<string>) => {
+    const named = events.filter((e) => clientNamed.has(e.eventId));
+    const fresh = events.filter((e) => !clientNamed.has(e.eventId));
+    if (named.length === 0) return { toProduce: fresh, duplicates: new Set<string>() };
+    try {
+      const r = await idem.reserveMany(named.map((e) => e.eventId));
+      if (r.inFlight.length > 0) {
+        await idem.release(r.reserved);
+        throw new HttpError(409, "an event with this id is being written", r.inFlight, 1);
       }
+      m.idemHits.inc(r.duplicates.length);
+      const duplicates = new Set(r.duplicates);
+      return { toProduce: [...fresh, ...named.filter((e) => !duplicates.has(e.eventId))], duplicates };
+    } catch (err) {
+      if (!(err instanceof RedisUnavailable)) throw err;
+      redisState();
+      if (env.REDIS_FAILURE_MODE === "closed")
+        throw new HttpError(503, "idempotency store unavailable (redis down, fail-closed)", undefined, 1);
+      return { toProduce: events, duplicates: new Set<string>() }; // fail-open: PostgreSQL's unique key still deduplicates
     }
-    return { toProduce, duplicates };
   };
 
   const commitAndAnswer = async (toProduce: LogEvent[]) => {
@@ -333,7 +347,10 @@ export async function buildGateway(
       });
       if (hasNul(event))
         throw new HttpError(400, "invalid event", ["strings must not contain NUL (\\u0000) characters"]);
-      const { toProduce, duplicates } = await reserve([event]);
+      const { toProduce, duplicates } = await reserve(
+        [event],
+        new Set(req.body.eventId !== undefined || key ? [event.eventId] : []),
+      );
       await commitAndAnswer(toProduce);
       return reply.status(202).send({
         eventId: event.eventId,
@@ -370,6 +387,7 @@ export async function buildGateway(
       const failed: { index: number; reasons: string[] }[] = [];
       const eventIds: (string | null)[] = [];
       const events: LogEvent[] = [];
+      const clientNamed = new Set<string>();
       req.body.forEach((item, index) => {
         const parsed = LogEventInput.safeParse(item);
         if (!parsed.success) {
@@ -385,6 +403,7 @@ export async function buildGateway(
         }
         events.push(event);
         eventIds.push(event.eventId);
+        if (parsed.data.eventId !== undefined) clientNamed.add(event.eventId);
       });
       if (req.query.atomic && failed.length > 0) {
         throw new HttpError(
@@ -393,7 +412,7 @@ export async function buildGateway(
           failed.flatMap((f) => f.reasons.map((r) => `[${f.index}] ${r}`)),
         );
       }
-      const { toProduce, duplicates } = await reserve(events);
+      const { toProduce, duplicates } = await reserve(events, clientNamed);
       await commitAndAnswer(toProduce);
       return reply
         .status(202)

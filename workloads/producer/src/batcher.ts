@@ -1,5 +1,4 @@
-import type { KafkaClient, KafkaProducer } from "../../common/src/clients.js";
-import { failpoint } from "../../common/src/failpoints.js";
+import type { NativeProducer } from "../../common/src/kafka-producer.js";
 import type { Logger } from "../../common/src/logger.js";
 
 export interface OutMessage {
@@ -32,12 +31,18 @@ export class BufferFullError extends Error {
 export interface BatcherOptions {
   topic: string;
   delivery: "exactlyOnce" | "atLeastOnce";
+  /** Base transactional id; lane i uses `<id>-<i>`, stable across restarts (fencing). */
   transactionalId?: string | undefined;
+  /** Transactions in flight at once, each on its own producer. */
+  lanes: number;
   maxBatchEvents: number;
   lingerMs: number;
   bufferMaxEvents: number;
   deliveryTimeoutMs: number;
 }
+
+/** Makes a producer; transactional when given an id. */
+export type ProducerFactory = (transactionalId: string | undefined) => NativeProducer;
 
 export interface BatcherHooks {
   /** Runs each send through the circuit breaker; rejects at once while it is open. */
@@ -46,48 +51,70 @@ export interface BatcherHooks {
   onAbort: () => void;
 }
 
+/** One producer and the batch it has in flight. */
+class Lane {
+  producer: NativeProducer | undefined;
+  connecting: Promise<NativeProducer> | undefined;
+  busy = false;
+  constructor(readonly transactionalId: string | undefined) {}
+}
+
 /**
  * Gathers events across requests into micro-batches. With `exactlyOnce`, each batch is one
- * Kafka transaction and callers are answered only after the commit; one request's events
+ * Kafka transaction and callers are answered only after its commit; one request's events
  * are never split across transactions (they become visible together or not at all).
- * Memory is bounded: past `bufferMaxEvents` queued events, `submit` refuses at once.
+ * Several lanes (producers with their own transactional ids) overlap their transactions,
+ * so a commit's round trip does not idle the broker. Order is kept within a request, not
+ * across concurrent requests. Memory is bounded: past `bufferMaxEvents` queued events,
+ * `submit` refuses at once.
  */
 export class Batcher {
   private queue: Group[] = [];
   private queued = 0;
   private timer: NodeJS.Timeout | undefined;
-  private flushing: Promise<void> | undefined;
-  private producer: KafkaProducer | undefined;
-  private connecting: Promise<KafkaProducer> | undefined;
+  private readonly lanes: Lane[];
+  private inFlight = new Set<Promise<void>>();
   private closed = false;
 
   constructor(
-    private readonly kafka: KafkaClient,
+    private readonly newProducer: ProducerFactory,
     private readonly opts: BatcherOptions,
     private readonly hooks: BatcherHooks,
     private readonly log: Logger,
-  ) {}
+  ) {
+    const n = opts.delivery === "exactlyOnce" ? Math.max(1, opts.lanes) : 1;
+    this.lanes = Array.from(
+      { length: n },
+      (_, i) =>
+        new Lane(
+          opts.delivery === "exactlyOnce" && opts.transactionalId
+            ? `${opts.transactionalId}-${i}`
+            : undefined,
+        ),
+    );
+  }
 
   get bufferedEvents(): number {
     return this.queued;
   }
 
+  /** Connects every lane's producer (a restart fences the previous instance's transactions). */
   async connect(): Promise<void> {
-    await this.ensureProducer();
+    await Promise.all(this.lanes.map((l) => this.ensureProducer(l)));
   }
 
   /**
-   * Connects a producer if there is none (at start, or after one was dropped). While Kafka
-   * is down, connecting (initTransactions) can wait for a long time: callers wait at most
-   * the delivery timeout, and one attempt is shared by every batch meanwhile.
+   * Connects a lane's producer if it has none (at start, or after one was dropped). While
+   * Kafka is down, connecting (initTransactions) can wait for a long time: callers wait at
+   * most the delivery timeout, and one attempt is shared meanwhile.
    */
-  private async ensureProducer(): Promise<KafkaProducer> {
-    if (this.producer) return this.producer;
-    if (!this.connecting) {
-      const fresh = this.newProducer();
+  private async ensureProducer(lane: Lane): Promise<NativeProducer> {
+    if (lane.producer) return lane.producer;
+    if (!lane.connecting) {
+      const fresh = this.newProducer(lane.transactionalId);
       const attempt = fresh.connect().then(
         () => {
-          this.producer = fresh;
+          lane.producer = fresh;
           return fresh;
         },
         async (e: unknown) => {
@@ -95,28 +122,10 @@ export class Batcher {
           throw e;
         },
       );
-      this.connecting = attempt.finally(() => (this.connecting = undefined));
-      this.connecting.catch(() => undefined); // a late failure is seen by the next caller, not unhandled
+      lane.connecting = attempt.finally(() => (lane.connecting = undefined));
+      lane.connecting.catch(() => undefined); // a late failure is seen by the next caller, not unhandled
     }
-    return withTimeout(this.connecting, this.opts.deliveryTimeoutMs, "connect");
-  }
-
-  private newProducer(): KafkaProducer {
-    return this.kafka.producer({
-      kafkaJS: {
-        idempotent: true,
-        acks: -1,
-        maxInFlightRequests: this.opts.delivery === "exactlyOnce" ? 1 : 5,
-        transactionTimeout: Math.max(this.opts.deliveryTimeoutMs * 2, 10_000),
-        ...(this.opts.delivery === "exactlyOnce" && this.opts.transactionalId
-          ? { transactionalId: this.opts.transactionalId }
-          : {}),
-      },
-      "linger.ms": 2,
-      // Fail a batch after this long without Kafka, rather than holding requests for minutes.
-      "message.timeout.ms": this.opts.deliveryTimeoutMs,
-      "compression.type": "lz4",
-    });
+    return withTimeout(lane.connecting, this.opts.deliveryTimeoutMs, "connect");
   }
 
   /** Resolves once the messages are durably in Kafka (committed, with exactlyOnce). */
@@ -127,90 +136,108 @@ export class Batcher {
     return new Promise<void>((resolve, reject) => {
       this.queue.push({ messages, resolve, reject });
       this.queued += messages.length;
-      if (this.queued >= this.opts.maxBatchEvents) this.kick();
-      else this.timer ??= setTimeout(() => this.kick(), this.opts.lingerMs);
+      if (this.queued >= this.opts.maxBatchEvents) this.dispatch();
+      else this.timer ??= setTimeout(() => this.dispatch(), this.opts.lingerMs);
     });
   }
 
-  private kick(): void {
+  /** Hands queued groups to free lanes, one batch per lane. */
+  private dispatch(): void {
     if (this.timer) clearTimeout(this.timer);
     this.timer = undefined;
-    if (this.flushing) return; // the running flush loops until the queue is empty
-    this.flushing = this.flushLoop().finally(() => (this.flushing = undefined));
+    for (const lane of this.lanes) {
+      if (this.queue.length === 0) return;
+      if (lane.busy) continue;
+      const groups = this.takeBatch();
+      lane.busy = true;
+      const run = this.runBatch(lane, groups).finally(() => {
+        lane.busy = false;
+        this.inFlight.delete(run);
+        // Events gathered while this batch was in flight go out at once.
+        if (this.queue.length > 0) this.dispatch();
+      });
+      this.inFlight.add(run);
+    }
   }
 
-  private async flushLoop(): Promise<void> {
+  private takeBatch(): Group[] {
+    const groups: Group[] = [];
+    let count = 0;
     while (this.queue.length > 0) {
-      const groups: Group[] = [];
-      let count = 0;
-      while (this.queue.length > 0) {
-        const next = this.queue[0];
-        if (!next || (count > 0 && count + next.messages.length > this.opts.maxBatchEvents)) break;
-        this.queue.shift();
-        groups.push(next);
-        count += next.messages.length;
-      }
-      this.queued -= count;
-      const started = process.hrtime.bigint();
-      try {
-        await this.hooks.guard(() => this.sendWithin(groups.flatMap((g) => g.messages)));
-        this.hooks.onBatch(count, Number(process.hrtime.bigint() - started) / 1e9);
-        for (const g of groups) g.resolve();
-      } catch (e) {
-        for (const g of groups) g.reject(e instanceof Error ? e : new Error(String(e)));
-      }
+      const next = this.queue[0];
+      if (!next || (count > 0 && count + next.messages.length > this.opts.maxBatchEvents)) break;
+      this.queue.shift();
+      groups.push(next);
+      count += next.messages.length;
+    }
+    this.queued -= count;
+    return groups;
+  }
+
+  private async runBatch(lane: Lane, groups: Group[]): Promise<void> {
+    const messages = groups.flatMap((g) => g.messages);
+    const started = process.hrtime.bigint();
+    try {
+      await this.hooks.guard(() => this.sendWithin(lane, messages));
+      this.hooks.onBatch(messages.length, Number(process.hrtime.bigint() - started) / 1e9);
+      for (const g of groups) g.resolve();
+    } catch (e) {
+      for (const g of groups) g.reject(e instanceof Error ? e : new Error(String(e)));
     }
   }
 
   /**
    * A batch that gets no answer within twice the delivery timeout fails; its outcome is
-   * unknown (a commit may still land), so the producer is dropped and the next batch starts
-   * a new one, which fences this one. Clients retry with the same event ids.
+   * unknown (a commit may still land), so the lane's producer is dropped and its next batch
+   * starts a new one, which fences this one. Clients retry with the same event ids.
    */
-  private async sendWithin(messages: OutMessage[]): Promise<void> {
-    const attempt = this.send(messages);
+  private async sendWithin(lane: Lane, messages: OutMessage[]): Promise<void> {
+    const attempt = this.send(lane, messages);
     try {
       await withTimeout(attempt, this.opts.deliveryTimeoutMs * 2, "batch");
     } catch (e) {
       attempt.catch(() => undefined);
-      const stale = this.producer;
+      const stale = lane.producer;
       if (stale && this.opts.delivery === "exactlyOnce") {
-        this.producer = undefined;
+        lane.producer = undefined;
         void stale.disconnect().catch(() => undefined);
       }
       throw e;
     }
   }
 
-  private async send(messages: OutMessage[]): Promise<void> {
-    const producer = await this.ensureProducer();
-    const batch = { topic: this.opts.topic, messages };
+  private async send(lane: Lane, messages: OutMessage[]): Promise<void> {
+    const producer = await this.ensureProducer(lane);
     if (this.opts.delivery === "atLeastOnce") {
-      await producer.send(batch);
+      await producer.send(this.opts.topic, messages);
       return;
     }
-    const tx = await producer.transaction();
     try {
-      await tx.send(batch);
-      failpoint("before-kafka-commit");
-      await tx.commit();
+      await producer.sendTransaction(this.opts.topic, messages);
     } catch (e) {
       this.hooks.onAbort();
       // After a failed commit the outcome is unknown (it may have committed): never retry
       // blindly. Abort if possible, and start a new producer, which fences the old one.
-      await tx.abort().catch(() => undefined);
-      this.log.warn({ err: (e as Error).message }, "transaction failed; the next batch uses a new producer");
-      this.producer = undefined;
+      await producer.abort().catch(() => undefined);
+      this.log.warn(
+        { err: (e as Error).message, lane: lane.transactionalId },
+        "transaction failed; the lane's next batch uses a new producer",
+      );
+      if (lane.producer === producer) lane.producer = undefined;
       await producer.disconnect().catch(() => undefined);
       throw e;
     }
   }
 
-  /** Graceful shutdown: refuse new work, flush what is queued, then disconnect. */
+  /** Graceful shutdown: refuse new work, send what is queued, wait for commits, disconnect. */
   async close(): Promise<void> {
     this.closed = true;
-    this.kick();
-    await this.flushing;
-    await this.producer?.disconnect();
+    while (this.queue.length > 0 || this.inFlight.size > 0) {
+      this.dispatch();
+      await Promise.race([...this.inFlight, new Promise((r) => setTimeout(r, 50))]);
+    }
+    await Promise.all(
+      this.lanes.flatMap((l) => (l.producer ? [l.producer.disconnect().catch(() => undefined)] : [])),
+    );
   }
 }

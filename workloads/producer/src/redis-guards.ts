@@ -31,16 +31,36 @@ export class IdempotencyKeys {
     private readonly pendingTtlSeconds = 60,
   ) {}
 
-  async reserve(eventId: string): Promise<Reservation> {
-    if (!usable(this.redis)) throw new RedisUnavailable("not connected");
+  /** Reserves many keys in two pipelined round trips. */
+  async reserveMany(
+    eventIds: string[],
+  ): Promise<{ reserved: string[]; duplicates: string[]; inFlight: string[] }> {
+    const redis = this.redis;
+    if (!usable(redis)) throw new RedisUnavailable("not connected");
     try {
-      const key = this.prefix + eventId;
-      const set = await this.redis.set(key, "pending", "EX", this.pendingTtlSeconds, "NX");
-      if (set === "OK") return { kind: "reserved" };
-      const state = await this.redis.get(key);
-      if (state === "done") return { kind: "duplicate", eventId };
-      if (state === null) return await this.reserve(eventId); // expired between the two calls
-      return { kind: "in-flight" };
+      const setPipe = redis.pipeline();
+      for (const id of eventIds) setPipe.set(this.prefix + id, "pending", "EX", this.pendingTtlSeconds, "NX");
+      const set = (await setPipe.exec()) ?? [];
+      const reserved: string[] = [];
+      const taken: string[] = [];
+      eventIds.forEach((id, i) => {
+        const [err, res] = set[i] ?? [new Error("no reply"), null];
+        if (err) throw err;
+        (res === "OK" ? reserved : taken).push(id);
+      });
+      if (taken.length === 0) return { reserved, duplicates: [], inFlight: [] };
+      const getPipe = redis.pipeline();
+      for (const id of taken) getPipe.get(this.prefix + id);
+      const states = (await getPipe.exec()) ?? [];
+      const duplicates: string[] = [];
+      const inFlight: string[] = [];
+      taken.forEach((id, i) => {
+        const state = states[i]?.[1];
+        // "done": committed before; "pending": another request is writing it right now.
+        // A key that expired between the two calls counts as in flight: the client retries.
+        (state === "done" ? duplicates : inFlight).push(id);
+      });
+      return { reserved, duplicates, inFlight };
     } catch (e) {
       throw new RedisUnavailable(e);
     }

@@ -11,6 +11,7 @@ import path from "node:path";
 import autocannon from "autocannon";
 import { Kafka as KafkaJs, logLevel as kafkaJsLogLevel } from "kafkajs";
 import pg from "pg";
+import { NativeProducer } from "../../workloads/common/src/kafka-producer.js";
 import { ledgerDdl, ledgerNames } from "../../workloads/common/src/ledger.js";
 import { kafkaClient } from "../support/kafka.js";
 import { ensureStack, repoRoot } from "../support/stack.js";
@@ -334,6 +335,21 @@ async function main() {
     }
     results.client_confluent_txn_msgs_per_s = Math.round((txns * 1000) / ((Date.now() - t) / 1000));
     await confluentProducer.disconnect();
+    const native = new NativeProducer({
+      config: { "bootstrap.servers": info.kafkaBootstrap, "linger.ms": 1, "compression.codec": "lz4" },
+      transactionalId: `bench-native-${id}`,
+      timeoutMs: 10_000,
+    });
+    await native.connect();
+    const nativeMessages = messages.map((m, i) => ({
+      partition: i % 6,
+      key: m.key,
+      value: Buffer.from(m.value),
+    }));
+    t = Date.now();
+    for (let i = 0; i < txns; i++) await native.sendTransaction(clientTopic, nativeMessages);
+    results.client_native_txn_msgs_per_s = Math.round((txns * 1000) / ((Date.now() - t) / 1000));
+    await native.disconnect();
     const kjsProducer = kjs.producer({
       transactionalId: `bench-kjs-${id}`,
       idempotent: true,
@@ -427,6 +443,11 @@ function report(figures: Record<string, number>, measuredAt: string) {
     [
       "Kafka client: @confluentinc/kafka-javascript, transactional produce msg/s",
       String(r.client_confluent_txn_msgs_per_s),
+      "",
+    ],
+    [
+      "Kafka client: @confluentinc/kafka-javascript, librdkafka's own API (the gateway's path), transactional produce msg/s",
+      String(r.client_native_txn_msgs_per_s),
       "",
     ],
     ["Kafka client: kafkajs, transactional produce msg/s", String(r.client_kafkajs_txn_msgs_per_s), ""],

@@ -254,6 +254,13 @@ export async function buildGateway(
 
   /** Produces the events; resolves once committed. Maps failures to the right status. */
   const produce = async (events: LogEvent[]) => {
+    if (plan.partitions === 0)
+      throw new HttpError(
+        503,
+        `topic ${env.KAFKA_TOPIC} is not available`,
+        ["the topic does not exist or Kafka is unreachable"],
+        5,
+      );
     const messages: OutMessage[] = events.map((e) => ({
       key: e.source,
       value: Buffer.from(JSON.stringify(e)),

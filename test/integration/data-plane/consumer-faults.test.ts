@@ -3,7 +3,7 @@ import { tmpdir } from "node:os";
 import path from "node:path";
 import { afterAll, beforeAll, describe, expect, inject, it } from "vitest";
 import { makeEvent } from "../../support/events.js";
-import { type Admin, kafkaClient } from "../../support/kafka.js";
+import { type Admin, kafkaClient, readAll } from "../../support/kafka.js";
 import { eventually, uniqueSuffix } from "../../support/kube.js";
 import { exactlyOnceAudit, ledgerCounts, testLedger } from "../../support/pipeline-db.js";
 import { pgEnv, startWorkload } from "../../support/workload-process.js";
@@ -90,4 +90,82 @@ describe("consumer: kill -9, then restart — lost = duplicated = spurious = 0",
     },
     180_000,
   );
+});
+
+describe("dead letters: kill -9 between the DLQ commit and its mark in PostgreSQL", () => {
+  it("publishes each poison record to the DLQ exactly once", async () => {
+    const poisonTopic = `t-poison-${id}`;
+    const dlq = `${poisonTopic}.dlq`;
+    await admin.createTopics({
+      topics: [
+        { topic: poisonTopic, numPartitions: 2, replicationFactor: 1 },
+        { topic: dlq, numPartitions: 1, replicationFactor: 1 },
+      ],
+    });
+    const good = Array.from({ length: 300 }, (_, i) => makeEvent(i));
+    const poison = Array.from({ length: 40 }, (_, i) => Buffer.from(`not json ${i}`));
+    const producer = kafka.producer({
+      kafkaJS: { transactionalId: `tx-poison-${id}`, idempotent: true, maxInFlightRequests: 1 },
+    });
+    await producer.connect();
+    const tx = await producer.transaction();
+    await tx.send({
+      topic: poisonTopic,
+      messages: [...good.map((e) => Buffer.from(JSON.stringify(e))), ...poison].map((value, i) => ({
+        value,
+        partition: i % 2,
+      })),
+    });
+    await tx.commit();
+    await producer.disconnect();
+
+    const db = await testLedger(stack.postgresUrl, "t_poison");
+    const env = {
+      ...pgEnv(stack.postgresUrl, db.schema),
+      KAFKA_BOOTSTRAP_SERVERS: stack.kafkaBootstrap,
+      KAFKA_TOPIC: poisonTopic,
+      KAFKA_DLQ_TOPIC: dlq,
+      KAFKA_GROUP_ID: `g-poison-${id}`,
+      METRICS_PORT: String(20_000 + Math.floor(Math.random() * 20_000)),
+      LOG_LEVEL: "info",
+    };
+    const log = path.join(logs, "poison.log");
+    try {
+      const doomed = startWorkload("consumer", { ...env, LP_FAILPOINTS: "after-dlq-commit=kill@1" }, log);
+      expect((await doomed.exited).signal).toBe("SIGKILL");
+      const survivor = startWorkload("consumer", env, log);
+      try {
+        await eventually(
+          "every dead letter published",
+          async () => {
+            const q = await db.pool.query<{ c: string }>(
+              `SELECT count(*) AS c FROM ${db.names.deadLetters} WHERE published_at IS NOT NULL`,
+            );
+            return Number(q.rows[0]?.c) === poison.length ? true : undefined;
+          },
+          90_000,
+        );
+      } finally {
+        await survivor.stop();
+      }
+      const records = await readAll(kafka, dlq, {
+        groupId: `g-read-${id}`,
+        readCommitted: true,
+        expected: poison.length,
+        idleMs: 3000,
+      });
+      expect(records).toHaveLength(poison.length);
+      expect(new Set(records.map((r) => r.value)).size).toBe(poison.length);
+      expect(
+        await exactlyOnceAudit(
+          db.pool,
+          db.names,
+          good.map((e) => e.eventId),
+        ),
+      ).toEqual({ lost: 0, duplicated: 0, spurious: 0, rows: 300 });
+    } finally {
+      await db.drop();
+      await admin.deleteTopics({ topics: [poisonTopic, dlq] }).catch(() => undefined);
+    }
+  }, 180_000);
 });

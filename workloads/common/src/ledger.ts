@@ -6,8 +6,8 @@
  *   <events table>        one row per event (unique event_id), with its Kafka position
  *   pipeline_offsets      per topic partition: next offset to apply + counters
  *   pipeline_duplicates   one row per record skipped as a duplicate (partition, offset, event_id)
- *   dead_letters          one row per poison record, with the reason; `published_at` is the
- *                         DLQ outbox marker
+ *   dead_letters          one row per poison record, with the reason; `publish_attempted_at`
+ *                         and `published_at` drive the DLQ outbox (consumer/src/dlq.ts)
  */
 export interface LedgerNames {
   schema: string;
@@ -88,8 +88,10 @@ CREATE TABLE IF NOT EXISTS ${n.deadLetters} (
   reason       text NOT NULL,
   payload      bytea,
   failed_at    timestamptz NOT NULL DEFAULT now(),
+  publish_attempted_at timestamptz,
   published_at timestamptz,
   PRIMARY KEY (topic, partition, "offset")
 );
+ALTER TABLE ${n.deadLetters} ADD COLUMN IF NOT EXISTS publish_attempted_at timestamptz;
 `;
 }

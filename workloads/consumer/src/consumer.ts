@@ -6,6 +6,7 @@ import { failpoint } from "../../common/src/failpoints.js";
 import type { LedgerNames } from "../../common/src/ledger.js";
 import type { Logger } from "../../common/src/logger.js";
 import { LATENCY_BUCKETS } from "../../common/src/metrics.js";
+import { DeadLetterPublisher } from "./dlq.js";
 import { applyBatch, type BatchOutcome, storedPositions } from "./sink.js";
 
 export interface SinkOptions {
@@ -111,6 +112,7 @@ function metrics(registry: Registry) {
 export class Sink {
   private consumer: KafkaConsumer | undefined;
   private dlqProducer: KafkaProducer | undefined;
+  private dlq: DeadLetterPublisher | undefined;
   private readonly m: ReturnType<typeof metrics>;
   private readonly failures = new Map<number, number>();
   private dlqFlushing: Promise<void> | undefined;
@@ -137,6 +139,16 @@ export class Sink {
         },
       });
       await this.dlqProducer.connect();
+      this.dlq = new DeadLetterPublisher(
+        kafka,
+        this.dlqProducer,
+        this.deps.pool,
+        this.deps.names,
+        this.opts.topic,
+        this.opts.dlqTopic,
+        log,
+        (n) => this.m.dlqPublished.inc(n),
+      );
     }
     const consumer = kafka.consumer({
       kafkaJS: {
@@ -291,56 +303,17 @@ export class Sink {
    * published to the DLQ topic in a Kafka transaction and marked published.
    */
   flushDeadLetters(): Promise<void> {
-    if (!this.dlqProducer || !this.opts.dlqTopic) return Promise.resolve();
+    if (!this.dlq) return Promise.resolve();
     this.dlqFlushing ??= this.publishDeadLetters().finally(() => (this.dlqFlushing = undefined));
     return this.dlqFlushing;
   }
 
   private async publishDeadLetters(): Promise<void> {
-    const producer = this.dlqProducer;
-    const dlqTopic = this.opts.dlqTopic;
-    if (!producer || !dlqTopic) return;
-    const { pool, names } = this.deps;
-    for (;;) {
-      const { rows } = await pool.query<{
-        partition: number;
-        offset: string;
-        event_id: string | null;
-        reason: string;
-        payload: Buffer | null;
-      }>(
-        `SELECT partition, "offset", event_id, reason, payload FROM ${names.deadLetters}
-         WHERE topic = $1 AND published_at IS NULL ORDER BY partition, "offset" LIMIT 500`,
-        [this.opts.topic],
-      );
-      if (rows.length === 0) return;
-      const tx = await producer.transaction();
-      try {
-        await tx.send({
-          topic: dlqTopic,
-          messages: rows.map((r) => ({
-            key: `${this.opts.topic}:${r.partition}:${r.offset}`,
-            value: r.payload,
-            headers: {
-              reason: r.reason,
-              "source-topic": this.opts.topic,
-              "source-partition": String(r.partition),
-              "source-offset": r.offset,
-            },
-          })),
-        });
-        await tx.commit();
-      } catch (e) {
-        await tx.abort().catch(() => undefined);
-        this.deps.log.warn({ err: (e as Error).message }, "DLQ publish failed; will retry");
-        return;
-      }
-      await pool.query(
-        `UPDATE ${names.deadLetters} SET published_at = now()
-         WHERE topic = $1 AND (partition, "offset") IN (SELECT * FROM unnest($2::int[], $3::bigint[]))`,
-        [this.opts.topic, rows.map((r) => r.partition), rows.map((r) => r.offset)],
-      );
-      this.m.dlqPublished.inc(rows.length);
+    if (!this.dlq) return;
+    try {
+      await this.dlq.publish();
+    } catch (e) {
+      this.deps.log.warn({ err: (e as Error).message }, "DLQ publish failed; will retry");
     }
   }
 

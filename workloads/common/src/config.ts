@@ -76,7 +76,10 @@ export const ProducerEnv = CommonEnv.extend({
   API_KEYS_FILE: z.string().optional(),
   AUTH_DISABLED: bool(false),
   DELIVERY: z.enum(["exactlyOnce", "atLeastOnce"]).default("exactlyOnce"),
-  TRANSACTIONAL_ID: z.string().min(1).optional(),
+  TRANSACTIONAL_ID: z
+    .string()
+    .optional()
+    .transform((v) => (v === "" ? undefined : v)),
   /** Kafka transactions in flight at once (each lane is a producer with id TRANSACTIONAL_ID-<n>). */
   PRODUCER_LANES: int(1, 32, 3),
   KAFKA_COMPRESSION: z.enum(["none", "gzip", "snappy", "lz4", "zstd"]).default("lz4"),

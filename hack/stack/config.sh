@@ -21,6 +21,7 @@ KCM_PORT=$((10257 + LP_PORT_OFFSET))
 KAFKA_PORT=$((19092 + LP_PORT_OFFSET))          # 127.0.0.1, host clients
 KAFKA_BRIDGE_PORT=$((19093 + LP_PORT_OFFSET))   # bridge address, for pods
 KAFKA_CONTROLLER_PORT=$((19091 + LP_PORT_OFFSET))
+KAFKA_SASL_PORT=$((19094 + LP_PORT_OFFSET))      # 127.0.0.1, SASL/SCRAM-SHA-512 (user logpipeline)
 STRIMZI_HEALTH_PORT=8080                         # fixed by Strimzi's topic operator
 POSTGRES_PORT=$((15432 + LP_PORT_OFFSET))
 REDIS_PORT=$((16379 + LP_PORT_OFFSET))

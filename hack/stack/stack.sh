@@ -69,7 +69,8 @@ ensure_bridge() {
   if ! ip link show "$LP_BRIDGE" >/dev/null 2>&1; then
     ip link add "$LP_BRIDGE" type bridge || die "could not create bridge $LP_BRIDGE (needs root / CAP_NET_ADMIN)"
   fi
-  ip addr show dev "$LP_BRIDGE" | grep -q "inet $LP_BRIDGE_IP/" || ip addr add "$LP_BRIDGE_IP/$LP_BRIDGE_PREFIX" dev "$LP_BRIDGE"
+  # (Never `cmd | grep -q` under pipefail: grep's early exit can fail the pipeline.)
+  [[ "$(ip -4 -o addr show dev "$LP_BRIDGE")" == *"inet $LP_BRIDGE_IP/"* ]] || ip addr add "$LP_BRIDGE_IP/$LP_BRIDGE_PREFIX" dev "$LP_BRIDGE"
   ip link set "$LP_BRIDGE" up
   done_step
 }
@@ -108,6 +109,7 @@ EOF
       echo "$(tok),strimzi-topic-operator,strimzi-topic-operator"
     } >tokens.csv
     head -c 16 /dev/urandom | od -An -tx1 | tr -d ' \n' >postgres.password
+    head -c 16 /dev/urandom | od -An -tx1 | tr -d ' \n' >kafka-scram.password
     head -c 16 /dev/urandom | od -An -tx1 | tr -d ' \n' >redis.password
     rm -f ./*.csr ./*.srl
   ) >"$log" 2>&1 || die "certificate generation failed" "$log"
@@ -206,15 +208,19 @@ start_kafka() {
   port_free "$KAFKA_PORT"
   port_free "$KAFKA_BRIDGE_PORT"
   port_free "$KAFKA_CONTROLLER_PORT"
+  port_free "$KAFKA_SASL_PORT"
   local dir="$LP_RUN_DIR/kafka"
   mkdir -p "$dir/data"
   cat >"$dir/server.properties" <<EOF
 process.roles=broker,controller
 node.id=1
 controller.quorum.bootstrap.servers=127.0.0.1:$KAFKA_CONTROLLER_PORT
-listeners=PLAINTEXT://127.0.0.1:$KAFKA_PORT,BRIDGE://$LP_BRIDGE_IP:$KAFKA_BRIDGE_PORT,CONTROLLER://127.0.0.1:$KAFKA_CONTROLLER_PORT
-advertised.listeners=PLAINTEXT://127.0.0.1:$KAFKA_PORT,BRIDGE://$LP_BRIDGE_IP:$KAFKA_BRIDGE_PORT
-listener.security.protocol.map=PLAINTEXT:PLAINTEXT,BRIDGE:PLAINTEXT,CONTROLLER:PLAINTEXT
+listeners=PLAINTEXT://127.0.0.1:$KAFKA_PORT,BRIDGE://$LP_BRIDGE_IP:$KAFKA_BRIDGE_PORT,CONTROLLER://127.0.0.1:$KAFKA_CONTROLLER_PORT,SASL://127.0.0.1:$KAFKA_SASL_PORT
+advertised.listeners=PLAINTEXT://127.0.0.1:$KAFKA_PORT,BRIDGE://$LP_BRIDGE_IP:$KAFKA_BRIDGE_PORT,SASL://127.0.0.1:$KAFKA_SASL_PORT
+listener.security.protocol.map=PLAINTEXT:PLAINTEXT,BRIDGE:PLAINTEXT,CONTROLLER:PLAINTEXT,SASL:SASL_PLAINTEXT
+# A SASL/SCRAM listener, so the clients' authentication is tested against the real broker.
+listener.name.sasl.sasl.enabled.mechanisms=SCRAM-SHA-512
+listener.name.sasl.scram-sha-512.sasl.jaas.config=org.apache.kafka.common.security.scram.ScramLoginModule required;
 controller.listener.names=CONTROLLER
 inter.broker.listener.name=PLAINTEXT
 log.dirs=$dir/data
@@ -250,6 +256,11 @@ EOF
   # A real metadata request through the broker's client listener.
   wait_for kafka 60 kafka_java -cp "$KAFKA_HOME/libs/*" org.apache.kafka.tools.TopicCommand \
     --bootstrap-server "127.0.0.1:$KAFKA_PORT" --list
+  # The SCRAM user of the SASL listener (stored in the cluster's metadata; idempotent).
+  [ -f "$PKI/kafka-scram.password" ] || head -c 16 /dev/urandom | od -An -tx1 | tr -d ' \n' >"$PKI/kafka-scram.password"
+  run_logged "$LP_RUN_DIR/logs/kafka-scram.log" kafka_java -cp "$KAFKA_HOME/libs/*" kafka.admin.ConfigCommand \
+    --bootstrap-server "127.0.0.1:$KAFKA_PORT" --alter --entity-type users --entity-name logpipeline \
+    --add-config "SCRAM-SHA-512=[password=$(cat "$PKI/kafka-scram.password")]"
   done_step
 }
 
@@ -367,6 +378,7 @@ EOF
   "apiServer": "https://$LP_BRIDGE_IP:$APISERVER_PORT",
   "kafkaBootstrap": "127.0.0.1:$KAFKA_PORT",
   "kafkaBootstrapBridge": "$LP_BRIDGE_IP:$KAFKA_BRIDGE_PORT",
+  "kafkaSasl": { "bootstrap": "127.0.0.1:$KAFKA_SASL_PORT", "mechanism": "SCRAM-SHA-512", "username": "logpipeline", "passwordFile": "$PKI/kafka-scram.password" },
   "postgresUrl": "postgres://postgres:$pgpw@127.0.0.1:$POSTGRES_PORT/postgres",
   "redisUrl": "redis://:$redispw@127.0.0.1:$REDIS_PORT",
   "strimzi": { "enabled": $([ "$LP_STRIMZI" != off ] && [ -f "$TO_HOME/.complete" ] && echo true || echo false), "namespace": "$STRIMZI_NAMESPACE", "cluster": "$STRIMZI_CLUSTER" },
@@ -463,7 +475,7 @@ address_of() {
     etcd) echo "http://127.0.0.1:$ETCD_PORT" ;;
     kube-apiserver) echo "https://$LP_BRIDGE_IP:$APISERVER_PORT" ;;
     kube-controller-manager) echo "https://127.0.0.1:$KCM_PORT" ;;
-    kafka) echo "127.0.0.1:$KAFKA_PORT, $LP_BRIDGE_IP:$KAFKA_BRIDGE_PORT" ;;
+    kafka) echo "127.0.0.1:$KAFKA_PORT, $LP_BRIDGE_IP:$KAFKA_BRIDGE_PORT, SASL 127.0.0.1:$KAFKA_SASL_PORT" ;;
     strimzi-topic-operator) echo "http://127.0.0.1:$STRIMZI_HEALTH_PORT" ;;
     postgres) echo "127.0.0.1:$POSTGRES_PORT, $LP_BRIDGE_IP:$POSTGRES_PORT" ;;
     redis) echo "127.0.0.1:$REDIS_PORT, $LP_BRIDGE_IP:$REDIS_PORT" ;;
@@ -473,13 +485,13 @@ address_of() {
 healthy() {
   running "$1" || return 1
   case "$1" in
-    etcd) curl -fsS "http://127.0.0.1:$ETCD_PORT/health" | grep -q '"health":"true"' ;;
+    etcd) [[ "$(curl -fsS "http://127.0.0.1:$ETCD_PORT/health")" == *'"health":"true"'* ]] ;;
     kube-apiserver) curl -fsS --cacert "$PKI/ca.crt" -H "Authorization: Bearer $(token_for admin)" "https://$LP_BRIDGE_IP:$APISERVER_PORT/readyz" ;;
     kube-controller-manager) curl -fsSk "https://127.0.0.1:$KCM_PORT/healthz" ;;
     kafka) tcp_open 127.0.0.1 "$KAFKA_PORT" ;;
     strimzi-topic-operator) curl -fsS "http://127.0.0.1:$STRIMZI_HEALTH_PORT/ready" ;;
     postgres) "$PG_BIN/pg_isready" -q -h 127.0.0.1 -p "$POSTGRES_PORT" ;;
-    redis) REDISCLI_AUTH=$(cat "$PKI/redis.password") redis-cli -p "$REDIS_PORT" PING | grep -q PONG ;;
+    redis) [[ "$(REDISCLI_AUTH=$(cat "$PKI/redis.password") redis-cli -p "$REDIS_PORT" PING)" == PONG ]] ;;
   esac
 }
 

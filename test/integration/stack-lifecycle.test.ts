@@ -21,7 +21,7 @@ const env = {
   LP_SERVICE_API_IP: "10.253.0.1",
   LP_STRIMZI: "off",
 };
-const ports = [13379, 13380, 17443, 11257, 20092, 20093, 20091, 16432, 17379];
+const ports = [13379, 13380, 17443, 11257, 20092, 20093, 20091, 20094, 16432, 17379];
 
 const stack = (...args: string[]) =>
   spawnSync("bash", [stackScript, ...args], { env, encoding: "utf8", timeout: 240_000 });

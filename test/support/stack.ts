@@ -12,6 +12,7 @@ export interface StackInfo {
   apiServer: string;
   kafkaBootstrap: string;
   kafkaBootstrapBridge: string;
+  kafkaSasl: { bootstrap: string; mechanism: string; username: string; passwordFile: string };
   postgresUrl: string;
   redisUrl: string;
   strimzi: { enabled: boolean; namespace: string; cluster: string };

@@ -290,21 +290,38 @@ describe("gateway settings", () => {
   it("delivers with atLeastOnce (idempotent producer, no transactions)", async () => {
     const g = await build({ DELIVERY: "atLeastOnce", TRANSACTIONAL_ID: "" });
     try {
-      const r = await g.app.inject({ method: "POST", url: "/api/logs/batch", headers, payload: JSON.stringify([event(50), event(51)]) });
+      const r = await g.app.inject({
+        method: "POST",
+        url: "/api/logs/batch",
+        headers,
+        payload: JSON.stringify([event(50), event(51)]),
+      });
       expect(r.statusCode, r.body).toBe(202);
       const ids = r.json<{ eventIds: string[] }>().eventIds;
-      await eventually("the atLeastOnce rows", async () => ((await exactlyOnceAudit(db.pool, db.names, ids)).lost === 0 ? true : undefined));
+      await eventually("the atLeastOnce rows", async () =>
+        (await exactlyOnceAudit(db.pool, db.names, ids)).lost === 0 ? true : undefined,
+      );
     } finally {
       await g.close();
     }
   });
 
   it("with Redis unreachable and REDIS_FAILURE_MODE=closed, refuses client-named events with 503", async () => {
-    const dead = new Redis("redis://127.0.0.1:1", { lazyConnect: true, enableOfflineQueue: false, maxRetriesPerRequest: 0, retryStrategy: () => null });
+    const dead = new Redis("redis://127.0.0.1:1", {
+      lazyConnect: true,
+      enableOfflineQueue: false,
+      maxRetriesPerRequest: 0,
+      retryStrategy: () => null,
+    });
     dead.on("error", () => undefined);
     const g = await build({ REDIS_FAILURE_MODE: "closed", TRANSACTIONAL_ID: `gw-closed-${id}` }, dead);
     try {
-      const named = await g.app.inject({ method: "POST", url: "/api/logs", headers, payload: JSON.stringify(event(60, { eventId: "01890000-0000-7000-8000-0000000000f1" })) });
+      const named = await g.app.inject({
+        method: "POST",
+        url: "/api/logs",
+        headers,
+        payload: JSON.stringify(event(60, { eventId: "01890000-0000-7000-8000-0000000000f1" })),
+      });
       expect(named.statusCode).toBe(503);
       expect(named.body).toMatch(/fail-closed/);
       const ready = await g.app.inject("/readyz");

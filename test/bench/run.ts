@@ -8,6 +8,7 @@ import { randomUUID } from "node:crypto";
 import { mkdtempSync, readFileSync, writeFileSync } from "node:fs";
 import os, { tmpdir } from "node:os";
 import path from "node:path";
+import { Consumer as PlatformaticConsumer, Producer as PlatformaticProducer } from "@platformatic/kafka";
 import autocannon from "autocannon";
 import { Kafka as KafkaJs, logLevel as kafkaJsLogLevel } from "kafkajs";
 import pg from "pg";
@@ -350,6 +351,28 @@ async function main() {
     for (let i = 0; i < txns; i++) await native.sendTransaction(clientTopic, nativeMessages);
     results.client_native_txn_msgs_per_s = Math.round((txns * 1000) / ((Date.now() - t) / 1000));
     await native.disconnect();
+    // @platformatic/kafka, as its README sets it up (Buffers in, Buffers out).
+    const plat = new PlatformaticProducer({
+      clientId: "bench",
+      bootstrapBrokers: [info.kafkaBootstrap],
+      idempotent: true,
+      transactionalId: `bench-plat-${id}`,
+      acks: -1,
+    });
+    const platMessages = messages.map((m, i) => ({
+      topic: clientTopic,
+      partition: i % 6,
+      key: Buffer.from(m.key),
+      value: Buffer.from(m.value),
+    }));
+    t = Date.now();
+    for (let i = 0; i < txns; i++) {
+      const tx = await plat.beginTransaction();
+      await tx.send({ messages: platMessages });
+      await tx.commit();
+    }
+    results.client_platformatic_txn_msgs_per_s = Math.round((txns * 1000) / ((Date.now() - t) / 1000));
+    await plat.close();
     const kjsProducer = kjs.producer({
       transactionalId: `bench-kjs-${id}`,
       idempotent: true,
@@ -401,6 +424,24 @@ async function main() {
       });
       return () => c.disconnect();
     });
+    results.client_platformatic_read_committed_msgs_per_s = await readAllWith(async (on) => {
+      const c = new PlatformaticConsumer({
+        groupId: `bench-plat-read-${id}`,
+        clientId: "bench",
+        bootstrapBrokers: [info.kafkaBootstrap],
+      });
+      const stream = await c.consume({
+        topics: [plain],
+        mode: "earliest",
+        isolationLevel: 1,
+        autocommit: false,
+      });
+      stream.on("data", () => on());
+      return async () => {
+        await stream.close();
+        await c.close();
+      };
+    });
     report(results, new Date().toISOString());
     await admin
       .deleteTopics({ topics: [topic, `bench-pp-${id}`, clientTopic, plain] })
@@ -451,6 +492,11 @@ function report(figures: Record<string, number>, measuredAt: string) {
       "",
     ],
     ["Kafka client: kafkajs, transactional produce msg/s", String(r.client_kafkajs_txn_msgs_per_s), ""],
+    [
+      "Kafka client: @platformatic/kafka, transactional produce msg/s",
+      String(r.client_platformatic_txn_msgs_per_s),
+      "",
+    ],
     [
       "Kafka client: @confluentinc/kafka-javascript, read_committed read msg/s",
       String(r.client_confluent_read_committed_msgs_per_s),

@@ -65,30 +65,25 @@ export function isDataError(e: unknown): boolean {
 
 const COLUMNS =
   "event_id, ts, level, source, message, metadata, stack_trace, user_id, trace_id, schema_version, received_at, kafka_partition, kafka_offset";
-// The batch travels as one JSON parameter that PostgreSQL unpacks into rows (one value to
-// encode, instead of thirteen array literals; the same speed as unnest in our measurements).
-const RECORDSET = `jsonb_to_recordset($1::jsonb) AS r(event_id uuid, ts timestamptz, level text, source text, message text,
-  metadata jsonb, stack_trace text, user_id text, trace_id text, schema_version int, received_at timestamptz,
-  kafka_partition int, kafka_offset bigint)`;
+const UNNEST =
+  "unnest($1::uuid[], $2::timestamptz[], $3::text[], $4::text[], $5::text[], $6::jsonb[], $7::text[], $8::text[], $9::text[], $10::int[], $11::timestamptz[], $12::int[], $13::bigint[])";
 
-function recordset(partition: number, rows: { offset: string; event: LogEvent }[]): string {
-  return JSON.stringify(
-    rows.map(({ offset, event: e }) => ({
-      event_id: e.eventId,
-      ts: e.timestamp,
-      level: e.level,
-      source: e.source,
-      message: e.message,
-      metadata: e.metadata,
-      stack_trace: e.stackTrace ?? null,
-      user_id: e.userId ?? null,
-      trace_id: e.traceId ?? null,
-      schema_version: e.schemaVersion,
-      received_at: e.receivedAt,
-      kafka_partition: partition,
-      kafka_offset: offset,
-    })),
-  );
+function columnArrays(partition: number, rows: { offset: string; event: LogEvent }[]): unknown[] {
+  return [
+    rows.map((r) => r.event.eventId),
+    rows.map((r) => r.event.timestamp),
+    rows.map((r) => r.event.level),
+    rows.map((r) => r.event.source),
+    rows.map((r) => r.event.message),
+    rows.map((r) => JSON.stringify(r.event.metadata)),
+    rows.map((r) => r.event.stackTrace ?? null),
+    rows.map((r) => r.event.userId ?? null),
+    rows.map((r) => r.event.traceId ?? null),
+    rows.map((r) => r.event.schemaVersion),
+    rows.map((r) => r.event.receivedAt),
+    rows.map(() => partition),
+    rows.map((r) => r.offset),
+  ];
 }
 
 /**
@@ -226,8 +221,8 @@ async function insertRows(
 ): Promise<Set<string>> {
   if (rows.length === 0) return new Set();
   const r = await client.query<{ event_id: string }>(
-    `INSERT INTO ${n.events} (${COLUMNS}) SELECT ${COLUMNS} FROM ${RECORDSET} ON CONFLICT (event_id) DO NOTHING RETURNING event_id`,
-    [recordset(partition, rows)],
+    `INSERT INTO ${n.events} (${COLUMNS}) SELECT * FROM ${UNNEST} ON CONFLICT (event_id) DO NOTHING RETURNING event_id`,
+    columnArrays(partition, rows),
   );
   return new Set(r.rows.map((x) => x.event_id));
 }

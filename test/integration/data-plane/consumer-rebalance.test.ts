@@ -1,7 +1,6 @@
 import { afterAll, beforeAll, describe, expect, inject, it } from "vitest";
-import { createLogger } from "../../../workloads/common/src/logger.js";
-import { createRegistry } from "../../../workloads/common/src/metrics.js";
 import { Sink } from "../../../workloads/consumer/src/consumer.js";
+import { startSink } from "../../support/sink.js";
 import { makeEvent } from "../../support/events.js";
 import { type Admin, kafkaClient, workloadKafkaClient } from "../../support/kafka.js";
 import { eventually, uniqueSuffix } from "../../support/kube.js";
@@ -16,24 +15,13 @@ let admin: Admin;
 let db: Awaited<ReturnType<typeof testLedger>>;
 
 const newSink = (name: string) =>
-  new Sink(
-    {
-      topic,
-      groupId: `g-${id}`,
-      batchMaxEvents: 500,
-      backoffMs: 50,
-      backoffMaxMs: 1000,
-      sessionTimeoutMs: 6000,
-      pipeline: "t",
-    },
-    {
-      kafka: workloadKafkaClient(stack.kafkaBootstrap, topic, name),
-      pool: db.pool,
-      names: db.names,
-      log: createLogger(name, "warn"),
-      registry: createRegistry("consumer", name),
-    },
-  );
+  startSink({
+    kafka: workloadKafkaClient(stack.kafkaBootstrap, topic, name),
+    db,
+    topic,
+    groupId: `g-${id}`,
+    sessionTimeoutMs: 6000,
+  });
 
 beforeAll(async () => {
   admin = kafka.admin();
@@ -69,12 +57,10 @@ describe("consumer group: two consumers, rebalances mid-run", () => {
     };
     const applied = async () => (await ledgerCounts(db.pool, db.names)).applied;
 
-    const a = newSink("a");
-    await a.start();
+    const a = await newSink("a");
     await produce(0, EVENTS / 2);
     await eventually("a to make progress", async () => ((await applied()) > 1000 ? true : undefined));
-    const b = newSink("b");
-    await b.start();
+    const b = await newSink("b");
     await eventually(
       "b to be assigned partitions (a rebalance)",
       () => Promise.resolve(b.assigned.size > 0 && a.assigned.size > 0 ? true : undefined),

@@ -1,7 +1,7 @@
 import { afterAll, beforeAll, describe, expect, inject, it } from "vitest";
-import { createLogger } from "../../../workloads/common/src/logger.js";
 import { createRegistry } from "../../../workloads/common/src/metrics.js";
 import { Sink } from "../../../workloads/consumer/src/consumer.js";
+import { startSink } from "../../support/sink.js";
 import { makeEvent } from "../../support/events.js";
 import { type Admin, kafkaClient, readAll, workloadKafkaClient } from "../../support/kafka.js";
 import { eventually, uniqueSuffix } from "../../support/kube.js";
@@ -28,25 +28,14 @@ beforeAll(async () => {
     ],
   });
   db = await testLedger(stack.postgresUrl, "t_consumer");
-  sink = new Sink(
-    {
-      topic,
-      groupId: `g-${id}`,
-      dlqTopic: dlq,
-      batchMaxEvents: 500,
-      backoffMs: 50,
-      backoffMaxMs: 1000,
-      pipeline: "t",
-    },
-    {
-      kafka: workloadKafkaClient(stack.kafkaBootstrap, topic, "t"),
-      pool: db.pool,
-      names: db.names,
-      log: createLogger("consumer-test", "warn"),
-      registry,
-    },
-  );
-  await sink.start();
+  sink = await startSink({
+    kafka: workloadKafkaClient(stack.kafkaBootstrap, topic, "t"),
+    db,
+    topic,
+    groupId: `g-${id}`,
+    dlqTopic: dlq,
+    registry,
+  });
 });
 
 afterAll(async () => {

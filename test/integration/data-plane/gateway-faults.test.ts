@@ -3,12 +3,11 @@ import { mkdtempSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import path from "node:path";
 import { afterAll, beforeAll, describe, expect, inject, it } from "vitest";
-import { createLogger } from "../../../workloads/common/src/logger.js";
-import { createRegistry } from "../../../workloads/common/src/metrics.js";
 import { Sink } from "../../../workloads/consumer/src/consumer.js";
 import { type Admin, kafkaClient, workloadKafkaClient } from "../../support/kafka.js";
 import { eventually, uniqueSuffix } from "../../support/kube.js";
 import { testLedger } from "../../support/pipeline-db.js";
+import { startSink } from "../../support/sink.js";
 import { startWorkload } from "../../support/workload-process.js";
 
 const stack = inject("stack");
@@ -51,17 +50,13 @@ beforeAll(async () => {
   await admin.connect();
   await admin.createTopics({ topics: [{ topic, numPartitions: 3, replicationFactor: 1 }] });
   db = await testLedger(stack.postgresUrl, "t_gwfault");
-  sink = new Sink(
-    { topic, groupId: `g-${id}`, batchMaxEvents: 1000, backoffMs: 50, backoffMaxMs: 1000, pipeline: "t" },
-    {
-      kafka: workloadKafkaClient(stack.kafkaBootstrap, topic, "t"),
-      pool: db.pool,
-      names: db.names,
-      log: createLogger("consumer-test", "warn"),
-      registry: createRegistry("consumer", "t"),
-    },
-  );
-  await sink.start();
+  sink = await startSink({
+    kafka: workloadKafkaClient(stack.kafkaBootstrap, topic, "t"),
+    db,
+    topic,
+    groupId: `g-${id}`,
+    batchMaxEvents: 1000,
+  });
 });
 
 afterAll(async () => {

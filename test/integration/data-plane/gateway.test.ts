@@ -11,6 +11,7 @@ import { ApiKeys } from "../../../workloads/common/src/auth.js";
 import { type Admin, kafkaClient, workloadKafkaClient } from "../../support/kafka.js";
 import { eventually, uniqueSuffix } from "../../support/kube.js";
 import { exactlyOnceAudit, ledgerCounts, testLedger } from "../../support/pipeline-db.js";
+import { startSink } from "../../support/sink.js";
 import { promtoolCheckMetrics } from "../../support/promtool.js";
 
 const stack = inject("stack");
@@ -65,17 +66,7 @@ beforeAll(async () => {
     registry: createRegistry("producer", "t"),
   });
   app = gateway.app;
-  sink = new Sink(
-    { topic, groupId: `g-${id}`, batchMaxEvents: 500, backoffMs: 50, backoffMaxMs: 1000, pipeline: "t" },
-    {
-      kafka: wk,
-      pool: db.pool,
-      names: db.names,
-      log: createLogger("consumer-test", "warn"),
-      registry: createRegistry("consumer", "t"),
-    },
-  );
-  await sink.start();
+  sink = await startSink({ kafka: wk, db, topic, groupId: `g-${id}` });
 });
 
 afterAll(async () => {

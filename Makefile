@@ -21,8 +21,13 @@ help: ## Show this help
 	  /^##@/ { printf "\n\033[1m%s\033[0m\n", substr($$0, 5) }' $(MAKEFILE_LIST)
 
 .PHONY: dev
-dev: tools stack-up ## Run the whole system locally on real components and print where everything is
+dev: tools stack-up ## Run the whole system locally on real components: stack, workloads, sample events; print where to look
 	@bash hack/dev.sh
+
+.PHONY: dev-down
+dev-down: ## Stop what make dev started (the workloads, then the stack)
+	@bash hack/dev.sh down
+	@bash $(STACK) down
 
 .PHONY: test
 test: tools ## Lint, type-check and verify generated files, then unit and integration tests against the real stack

@@ -1,0 +1,68 @@
+/**
+ * Kubernetes conditions, the metav1.Condition way: one entry per type, each with its own
+ * observedGeneration; `lastTransitionTime` moves only when `status` moves, so rewriting an
+ * unchanged condition is not a status change. Pure: the clock is an argument.
+ */
+export type ConditionStatus = "True" | "False" | "Unknown";
+
+export interface Condition {
+  type: string;
+  status: ConditionStatus;
+  reason: string;
+  message: string;
+  observedGeneration: number;
+  lastTransitionTime: string;
+}
+
+export type ConditionInput = Omit<Condition, "lastTransitionTime">;
+
+/** Returns the conditions with `next` set; the input array is not modified. */
+export function setCondition(conditions: readonly Condition[], next: ConditionInput, now: Date): Condition[] {
+  const current = conditions.find((c) => c.type === next.type);
+  const lastTransitionTime =
+    current && current.status === next.status ? current.lastTransitionTime : now.toISOString();
+  const updated: Condition = { ...next, lastTransitionTime };
+  return current ? conditions.map((c) => (c.type === next.type ? updated : c)) : [...conditions, updated];
+}
+
+export interface ConditionTransition {
+  type: string;
+  from: ConditionStatus | undefined;
+  to: ConditionStatus;
+  reason: string;
+  message: string;
+}
+
+/**
+ * What changed between two condition lists: a status that moved, or a reason that changed
+ * under the same status. The event recorder emits only these, so an unchanged pipeline
+ * produces no Events however often it is reconciled.
+ */
+export function conditionTransitions(
+  before: readonly Condition[],
+  after: readonly Condition[],
+): ConditionTransition[] {
+  const out: ConditionTransition[] = [];
+  for (const c of after) {
+    const prev = before.find((p) => p.type === c.type);
+    if (prev && prev.status === c.status && prev.reason === c.reason) continue;
+    out.push({ type: c.type, from: prev?.status, to: c.status, reason: c.reason, message: c.message });
+  }
+  return out;
+}
+
+/** True when two condition lists say the same thing (ignoring order). */
+export function sameConditions(a: readonly Condition[], b: readonly Condition[]): boolean {
+  if (a.length !== b.length) return false;
+  return a.every((c) => {
+    const o = b.find((x) => x.type === c.type);
+    return (
+      o !== undefined &&
+      o.status === c.status &&
+      o.reason === c.reason &&
+      o.message === c.message &&
+      o.observedGeneration === c.observedGeneration &&
+      o.lastTransitionTime === c.lastTransitionTime
+    );
+  });
+}

@@ -62,3 +62,25 @@ export function workloadKafkaClient(bootstrap: string, topic: string, name = "t"
     createLogger(name, "error"),
   );
 }
+
+/**
+ * A transactional writer for tests: `write` commits the values in transactions of
+ * `perTxn`, each transaction's records spread round-robin over `partitions`.
+ */
+export async function transactionalWriter(kafka: KafkaClient, transactionalId: string) {
+  const producer = kafka.producer({ kafkaJS: { transactionalId, idempotent: true, maxInFlightRequests: 1 } });
+  await producer.connect();
+  return {
+    write: async (topic: string, values: (string | Buffer)[], o: { perTxn: number; partitions: number }) => {
+      for (let i = 0; i < values.length; i += o.perTxn) {
+        const tx = await producer.transaction();
+        await tx.send({
+          topic,
+          messages: values.slice(i, i + o.perTxn).map((value, j) => ({ value, partition: j % o.partitions })),
+        });
+        await tx.commit();
+      }
+    },
+    close: () => producer.disconnect(),
+  };
+}

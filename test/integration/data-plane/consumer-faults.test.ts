@@ -3,7 +3,7 @@ import { tmpdir } from "node:os";
 import path from "node:path";
 import { afterAll, beforeAll, describe, expect, inject, it } from "vitest";
 import { makeEvent } from "../../support/events.js";
-import { type Admin, kafkaClient, readAll } from "../../support/kafka.js";
+import { type Admin, kafkaClient, readAll, transactionalWriter } from "../../support/kafka.js";
 import { eventually, uniqueSuffix } from "../../support/kube.js";
 import { exactlyOnceAudit, ledgerCounts, testLedger } from "../../support/pipeline-db.js";
 import { pgEnv, startWorkload } from "../../support/workload-process.js";
@@ -21,19 +21,13 @@ beforeAll(async () => {
   admin = kafka.admin();
   await admin.connect();
   await admin.createTopics({ topics: [{ topic, numPartitions: 3, replicationFactor: 1 }] });
-  const producer = kafka.producer({
-    kafkaJS: { transactionalId: `tx-${id}`, idempotent: true, maxInFlightRequests: 1 },
-  });
-  await producer.connect();
-  for (let i = 0; i < EVENTS; i += 1000) {
-    const tx = await producer.transaction();
-    await tx.send({
-      topic,
-      messages: events.slice(i, i + 1000).map((e, j) => ({ value: JSON.stringify(e), partition: j % 3 })),
-    });
-    await tx.commit();
-  }
-  await producer.disconnect();
+  const writer = await transactionalWriter(kafka, `tx-${id}`);
+  await writer.write(
+    topic,
+    events.map((e) => JSON.stringify(e)),
+    { perTxn: 1000, partitions: 3 },
+  );
+  await writer.close();
 });
 
 afterAll(async () => {
@@ -104,20 +98,10 @@ describe("dead letters: kill -9 between the DLQ commit and its mark in PostgreSQ
     });
     const good = Array.from({ length: 300 }, (_, i) => makeEvent(i));
     const poison = Array.from({ length: 40 }, (_, i) => Buffer.from(`not json ${i}`));
-    const producer = kafka.producer({
-      kafkaJS: { transactionalId: `tx-poison-${id}`, idempotent: true, maxInFlightRequests: 1 },
-    });
-    await producer.connect();
-    const tx = await producer.transaction();
-    await tx.send({
-      topic: poisonTopic,
-      messages: [...good.map((e) => Buffer.from(JSON.stringify(e))), ...poison].map((value, i) => ({
-        value,
-        partition: i % 2,
-      })),
-    });
-    await tx.commit();
-    await producer.disconnect();
+    const writer = await transactionalWriter(kafka, `tx-poison-${id}`);
+    const values = [...good.map((e) => Buffer.from(JSON.stringify(e))), ...poison];
+    await writer.write(poisonTopic, values, { perTxn: values.length, partitions: 2 });
+    await writer.close();
 
     const db = await testLedger(stack.postgresUrl, "t_poison");
     const env = {

@@ -2,7 +2,7 @@ import { afterAll, beforeAll, describe, expect, inject, it } from "vitest";
 import { Sink } from "../../../workloads/consumer/src/consumer.js";
 import { startSink } from "../../support/sink.js";
 import { makeEvent } from "../../support/events.js";
-import { type Admin, kafkaClient, workloadKafkaClient } from "../../support/kafka.js";
+import { type Admin, kafkaClient, workloadKafkaClient, transactionalWriter } from "../../support/kafka.js";
 import { eventually, uniqueSuffix } from "../../support/kube.js";
 import { exactlyOnceAudit, ledgerCounts, testLedger } from "../../support/pipeline-db.js";
 
@@ -39,22 +39,13 @@ afterAll(async () => {
 describe("consumer group: two consumers, rebalances mid-run", () => {
   it("keeps lost = duplicated = spurious = 0 while members join and leave", async () => {
     const events = Array.from({ length: EVENTS }, (_, i) => makeEvent(i));
-    const producer = kafka.producer({
-      kafkaJS: { transactionalId: `tx-${id}`, idempotent: true, maxInFlightRequests: 1 },
-    });
-    await producer.connect();
-    const produce = async (from: number, to: number) => {
-      for (let i = from; i < to; i += 500) {
-        const tx = await producer.transaction();
-        await tx.send({
-          topic,
-          messages: events
-            .slice(i, Math.min(i + 500, to))
-            .map((e, j) => ({ value: JSON.stringify(e), partition: j % 4 })),
-        });
-        await tx.commit();
-      }
-    };
+    const writer = await transactionalWriter(kafka, `tx-${id}`);
+    const produce = (from: number, to: number) =>
+      writer.write(
+        topic,
+        events.slice(from, to).map((e) => JSON.stringify(e)),
+        { perTxn: 500, partitions: 4 },
+      );
     const applied = async () => (await ledgerCounts(db.pool, db.names)).applied;
 
     const a = await newSink("a");
@@ -78,7 +69,7 @@ describe("consumer group: two consumers, rebalances mid-run", () => {
     );
     expect(b.assigned.size).toBe(4);
     await b.stop();
-    await producer.disconnect();
+    await writer.close();
     const processed = async (s: Sink) => (await s.metricsSnapshot()).processed;
     expect(await processed(a)).toBeGreaterThan(0);
     expect(await processed(b)).toBeGreaterThan(0);

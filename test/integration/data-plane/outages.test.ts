@@ -10,7 +10,7 @@ import { Sink } from "../../../workloads/consumer/src/consumer.js";
 import { buildGateway } from "../../../workloads/producer/src/app.js";
 import { makeEvent } from "../../support/events.js";
 import { isolatedStack, type IsolatedStack } from "../../support/isolated-stack.js";
-import { kafkaClient, workloadKafkaClient } from "../../support/kafka.js";
+import { kafkaClient, workloadKafkaClient, transactionalWriter } from "../../support/kafka.js";
 import { eventually, uniqueSuffix } from "../../support/kube.js";
 import { exactlyOnceAudit, ledgerCounts, testLedger } from "../../support/pipeline-db.js";
 
@@ -216,22 +216,13 @@ describe("outages", () => {
       });
       try {
         const events = Array.from({ length: 10_000 }, (_, i) => makeEvent(i));
-        const producer = kafkaClient(shared.kafkaBootstrap).producer({
-          kafkaJS: { transactionalId: `tx-${topic}`, idempotent: true, maxInFlightRequests: 1 },
-        });
-        await producer.connect();
-        const produce = async (from: number, to: number) => {
-          for (let i = from; i < to; i += 1000) {
-            const tx = await producer.transaction();
-            await tx.send({
-              topic,
-              messages: events
-                .slice(i, i + 1000)
-                .map((e, j) => ({ value: JSON.stringify(e), partition: j % 2 })),
-            });
-            await tx.commit();
-          }
-        };
+        const writer = await transactionalWriter(kafkaClient(shared.kafkaBootstrap), `tx-${topic}`);
+        const produce = (from: number, to: number) =>
+          writer.write(
+            topic,
+            events.slice(from, to).map((e) => JSON.stringify(e)),
+            { perTxn: 1000, partitions: 2 },
+          );
         await produce(0, 5000);
         await eventually(
           "half applied",
@@ -247,7 +238,7 @@ describe("outages", () => {
           async () => ((await ledgerCounts(p.db.pool, p.db.names)).applied >= 10_000 ? true : undefined),
           90_000,
         );
-        await producer.disconnect();
+        await writer.close();
         expect(
           await exactlyOnceAudit(
             p.db.pool,

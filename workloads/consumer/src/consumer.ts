@@ -116,7 +116,6 @@ export class Sink {
   private readonly m: ReturnType<typeof metrics>;
   private readonly failures = new Map<number, number>();
   private dlqFlushing: Promise<void> | undefined;
-  private running = false;
   /** Partitions this member holds now. */
   readonly assigned = new Set<number>();
   ready = false;
@@ -169,7 +168,6 @@ export class Sink {
     this.consumer = consumer;
     await consumer.connect();
     await consumer.subscribe({ topics: [this.opts.topic] });
-    this.running = true;
     await consumer.run({
       eachBatchAutoResolve: false,
       partitionsConsumedConcurrently: 4,
@@ -333,12 +331,7 @@ export class Sink {
     };
   }
 
-  get isRunning(): boolean {
-    return this.running;
-  }
-
   async stop(): Promise<void> {
-    this.running = false;
     this.assigned.clear();
     this.ready = false;
     await this.consumer?.disconnect();

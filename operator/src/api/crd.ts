@@ -25,8 +25,33 @@ export function toStructural(schema: unknown): unknown {
   return out;
 }
 
+/**
+ * Expands an object's `default: {}` with its properties' defaults. The API server checks a
+ * default against the CEL rules as written (without defaulting inside it), so a rule such as
+ * `self.min <= self.max` needs the complete object.
+ */
+export function expandDefaults(schema: unknown): unknown {
+  if (Array.isArray(schema)) return schema.map(expandDefaults);
+  if (schema === null || typeof schema !== "object") return schema;
+  const out: JsonSchema = {};
+  for (const [key, value] of Object.entries(schema as JsonSchema))
+    out[key] =
+      key === "default" || key === "enum" || key === "x-kubernetes-validations"
+        ? value
+        : expandDefaults(value);
+  const dflt = out.default;
+  const props = out.properties as Record<string, JsonSchema> | undefined;
+  if (props && dflt !== null && typeof dflt === "object" && !Array.isArray(dflt)) {
+    const filled: JsonSchema = { ...(dflt as JsonSchema) };
+    for (const [name, prop] of Object.entries(props))
+      if (!(name in filled) && prop.default !== undefined) filled[name] = prop.default;
+    out.default = filled;
+  }
+  return out;
+}
+
 const jsonSchema = (s: z.ZodType): unknown =>
-  toStructural(z.toJSONSchema(s, { target: "openapi-3.0", io: "input" }));
+  expandDefaults(toStructural(z.toJSONSchema(s, { target: "openapi-3.0", io: "input" })));
 
 export function buildLogPipelineCrd(): JsonSchema {
   return {
@@ -51,7 +76,15 @@ export function buildLogPipelineCrd(): JsonSchema {
           storage: true,
           subresources: { status: {} },
           additionalPrinterColumns: [
+            { name: "Ready", type: "string", jsonPath: '.status.conditions[?(@.type=="Ready")].status' },
             { name: "Phase", type: "string", jsonPath: ".status.phase" },
+            { name: "Producers", type: "string", jsonPath: ".status.workloads.producer.summary" },
+            { name: "Consumers", type: "string", jsonPath: ".status.workloads.consumer.summary" },
+            { name: "Lag", type: "integer", jsonPath: ".status.delivery.lag" },
+            { name: "Divergence", type: "string", jsonPath: ".status.divergence.summary" },
+            { name: "DLQ", type: "integer", jsonPath: ".status.delivery.dlq" },
+            { name: "Topic", type: "string", jsonPath: ".status.topics.main", priority: 1 },
+            { name: "Message", type: "string", jsonPath: ".status.message", priority: 1 },
             { name: "Age", type: "date", jsonPath: ".metadata.creationTimestamp" },
           ],
           schema: {

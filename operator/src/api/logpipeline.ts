@@ -2,13 +2,13 @@ import { z } from "zod";
 
 /**
  * The LogPipeline API (logpipeline.io/v1alpha1), defined once: the CRD in crds/ is generated
- * from these schemas by `make generate`, and the operator validates with them.
+ * from these schemas by `make generate`, and the operator parses with them (so the defaults
+ * the API server applies and the ones the operator assumes are the same numbers).
  * Every field carries a description so `kubectl explain logpipeline.spec` teaches.
- *
- * This is the foundation's first cut (Kafka topic settings); the operator work extends it.
  */
 export const GROUP = "logpipeline.io";
 export const VERSION = "v1alpha1";
+export const API_VERSION = `${GROUP}/${VERSION}`;
 export const KIND = "LogPipeline";
 export const PLURAL = "logpipelines";
 
@@ -17,9 +17,101 @@ const celRule = (rule: string, message: string, reason?: string) => ({
   message,
   ...(reason ? { reason } : {}),
 });
+const immutable = (what: string) => [celRule("self == oldSelf", `${what} is immutable`)];
+
+/** A DNS-1123 label or subdomain name (Secrets, Services, StorageClasses). */
+const objectName = (description: string) =>
+  z
+    .string()
+    .min(1)
+    .max(253)
+    .regex(/^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$/)
+    .meta({ description });
+const secretKey = (dflt: string, description: string) =>
+  z
+    .string()
+    .min(1)
+    .max(253)
+    .regex(/^[-._a-zA-Z0-9]+$/)
+    .default(dflt)
+    .meta({ description });
+const image = (what: string) =>
+  z
+    .string()
+    .min(1)
+    .max(512)
+    .optional()
+    .meta({ description: `Container image for ${what}; unset uses the operator's default.` });
+const quantity = z
+  .string()
+  .max(64)
+  .regex(/^[0-9.]+(m|k|M|G|T|P|E|Ki|Mi|Gi|Ti|Pi|Ei)?$/);
+
+const Resources = z
+  .object({
+    requests: z
+      .object({
+        cpu: quantity.optional().meta({ description: "CPU request, e.g. 100m." }),
+        memory: quantity.optional().meta({ description: "Memory request, e.g. 256Mi." }),
+      })
+      .optional()
+      .meta({ description: "What the scheduler reserves." }),
+    limits: z
+      .object({
+        cpu: quantity.optional().meta({ description: "CPU limit; unset means none." }),
+        memory: quantity.optional().meta({ description: "Memory limit, e.g. 512Mi." }),
+      })
+      .optional()
+      .meta({ description: "Hard caps." }),
+  })
+  .meta({ description: "Compute resources of each container; unset uses the operator's defaults." });
+
+const Replicas = (dfltMin: number, dfltMax: number, what: string) =>
+  z
+    .object({
+      min: z
+        .number()
+        .int()
+        .min(0)
+        .max(1000)
+        .default(dfltMin)
+        .meta({ description: `Fewest ${what} replicas the autoscaler keeps.` }),
+      max: z
+        .number()
+        .int()
+        .min(1)
+        .max(1000)
+        .default(dfltMax)
+        .meta({ description: `Most ${what} replicas the autoscaler may run.` }),
+    })
+    .meta({
+      description: `Autoscaling bounds of the ${what}; min == max pins the count (no autoscaler).`,
+      "x-kubernetes-validations": [
+        celRule("self.min <= self.max", "replicas.min must not exceed replicas.max"),
+      ],
+    });
+
+const SecretKeyRef = (description: string, dfltKey: string) =>
+  z
+    .object({
+      name: objectName("Name of the Secret, in the pipeline's namespace."),
+      key: secretKey(dfltKey, "Key within the Secret."),
+    })
+    .meta({ description });
 
 export const KafkaTopicSpec = z
   .object({
+    name: z
+      .string()
+      .min(1)
+      .max(249)
+      .regex(/^[a-zA-Z0-9._-]+$/)
+      .optional()
+      .meta({
+        description:
+          "Topic name. Unset derives `<namespace>.<name>.logs`, so pipelines sharing one Kafka never collide. Immutable.",
+        "x-kubernetes-validations": immutable("kafka.topic.name"),
+      }),
     partitions: z
       .number()
       .int()
@@ -41,39 +133,143 @@ export const KafkaTopicSpec = z
       .default(1)
       .meta({
         description: "Replication factor of the main and dead-letter topics. Immutable once set.",
-        "x-kubernetes-validations": [celRule("self == oldSelf", "replicationFactor is immutable")],
+        "x-kubernetes-validations": immutable("replicationFactor"),
       }),
+    retentionHours: z
+      .number()
+      .int()
+      .min(1)
+      .max(24 * 3650)
+      .default(168)
+      .meta({ description: "How long Kafka keeps events (retention.ms), in hours." }),
+    compression: z
+      .enum(["none", "gzip", "snappy", "lz4", "zstd"])
+      .default("lz4")
+      .meta({ description: "Compression the producer applies to record batches." }),
+    config: z.record(z.string().max(256), z.string().max(1024)).optional().meta({
+      description:
+        "Extra topic configuration (e.g. `min.insync.replicas`), passed to Kafka as given. retention.ms is set from retentionHours.",
+      maxProperties: 64,
+    }),
   })
-  .meta({ description: "The main topic's partitions and replication." });
+  .meta({ description: "The main topic." });
+
+export const DeadLetterSpec = z
+  .object({
+    enabled: z
+      .boolean()
+      .default(true)
+      .meta({ description: "Publish events that cannot be stored to a dead-letter topic." }),
+    topicName: z
+      .string()
+      .min(1)
+      .max(249)
+      .regex(/^[a-zA-Z0-9._-]+$/)
+      .optional()
+      .meta({ description: "Dead-letter topic name. Unset derives `<namespace>.<name>.dlq`." }),
+    retentionHours: z
+      .number()
+      .int()
+      .min(1)
+      .max(24 * 3650)
+      .default(720)
+      .meta({ description: "How long Kafka keeps dead letters, in hours." }),
+  })
+  .meta({
+    description: "The dead-letter topic for poison events (every dead letter is also kept in PostgreSQL).",
+  });
 
 export const KafkaSpec = z
   .object({
     mode: z.enum(["strimzi", "external"]).meta({
       description:
         "How topics are managed: `strimzi` writes KafkaTopic resources for a Strimzi cluster; `external` manages them through the Kafka Admin API. Immutable.",
-      "x-kubernetes-validations": [celRule("self == oldSelf", "kafka.mode is immutable")],
+      "x-kubernetes-validations": immutable("kafka.mode"),
     }),
     clusterRef: z
       .object({
-        name: z
-          .string()
+        name: objectName("Name of the Strimzi Kafka cluster (label strimzi.io/cluster)."),
+        namespace: objectName("Namespace of the Strimzi Kafka cluster and its topic operator."),
+        listenerPort: z
+          .number()
+          .int()
           .min(1)
-          .meta({ description: "Name of the Strimzi Kafka cluster (label strimzi.io/cluster)." }),
-        namespace: z
-          .string()
-          .min(1)
-          .meta({ description: "Namespace of the Strimzi Kafka cluster and its topic operator." }),
+          .max(65535)
+          .default(9092)
+          .meta({ description: "Port of the bootstrap Service's listener the workloads use." }),
       })
       .optional()
       .meta({
         description:
-          "The Strimzi cluster whose topic operator manages this pipeline's topics (mode strimzi).",
+          "The Strimzi cluster whose topic operator manages this pipeline's topics (mode strimzi). Brokers are found at `<name>-kafka-bootstrap.<namespace>.svc:<listenerPort>`.",
       }),
-    bootstrapServers: z.string().min(1).optional().meta({
+    bootstrapServers: z.string().min(1).max(2048).optional().meta({
       description:
         "Comma-separated host:port list of brokers. Required in mode external; overrides Strimzi's bootstrap Service in mode strimzi.",
     }),
-    topic: KafkaTopicSpec.default({ partitions: 6, replicationFactor: 1 }),
+    auth: z
+      .object({
+        securityProtocol: z
+          .enum(["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"])
+          .default("PLAINTEXT")
+          .meta({ description: "Kafka security protocol of the connection." }),
+        sasl: z
+          .object({
+            mechanism: z
+              .enum(["SCRAM-SHA-256", "SCRAM-SHA-512", "PLAIN"])
+              .default("SCRAM-SHA-512")
+              .meta({ description: "SASL mechanism." }),
+            username: z.string().min(1).max(256).meta({ description: "SASL user name." }),
+            passwordSecretRef: SecretKeyRef("Secret key holding the SASL password.", "password"),
+          })
+          .optional()
+          .meta({ description: "SASL credentials (protocols SASL_PLAINTEXT and SASL_SSL)." }),
+        tls: z
+          .object({
+            caSecretRef: SecretKeyRef(
+              "Secret key holding the CA bundle (PEM) brokers are verified with.",
+              "ca.crt",
+            ),
+            clientCertSecretName: objectName(
+              "A kubernetes.io/tls Secret with a client certificate for mutual TLS.",
+            ).optional(),
+          })
+          .optional()
+          .meta({ description: "TLS settings (protocols SSL and SASL_SSL)." }),
+      })
+      .prefault({})
+      .meta({
+        description:
+          "How the workloads and the operator authenticate to Kafka. Secrets are mounted, never copied.",
+        "x-kubernetes-validations": [
+          celRule(
+            "!self.securityProtocol.startsWith('SASL') || has(self.sasl)",
+            "kafka.auth.sasl is required for SASL security protocols",
+          ),
+        ],
+      }),
+    topic: KafkaTopicSpec.prefault({}),
+    deadLetter: DeadLetterSpec.prefault({}),
+    priority: z
+      .object({
+        levels: z
+          .array(z.enum(["TRACE", "DEBUG", "INFO", "WARN", "ERROR", "FATAL"]))
+          .max(6)
+          .default(["ERROR", "FATAL"])
+          .meta({ description: "Levels routed to the reserved partitions." }),
+        partitions: z
+          .number()
+          .int()
+          .min(0)
+          .max(1000)
+          .default(1)
+          .meta({ description: "Number of partitions reserved for priority levels (0 disables routing)." }),
+      })
+      .prefault({})
+      .meta({
+        description:
+          "Priority routing: these levels go to reserved partitions so they are never behind bulk logs.",
+      }),
   })
   .meta({
     description: "Kafka: where the pipeline's topics live and how they are managed.",
@@ -86,14 +282,457 @@ export const KafkaSpec = z
         "self.mode != 'external' || has(self.bootstrapServers)",
         "kafka.bootstrapServers is required when kafka.mode is external",
       ),
+      celRule(
+        "!has(self.deadLetter.topicName) || !has(self.topic.name) || self.deadLetter.topicName != self.topic.name",
+        "kafka.deadLetter.topicName must differ from kafka.topic.name",
+      ),
+      celRule(
+        "self.priority.partitions < self.topic.partitions",
+        "kafka.priority.partitions must leave at least one partition for other levels",
+      ),
     ],
   });
 
+export const PostgresSpec = z
+  .object({
+    mode: z
+      .enum(["managed", "external"])
+      .default("managed")
+      .meta({
+        description:
+          "`managed` runs PostgreSQL in a StatefulSet with generated credentials; `external` connects to a database you run. Immutable.",
+        "x-kubernetes-validations": immutable("postgres.mode"),
+      }),
+    table: z
+      .string()
+      .regex(/^[a-z_][a-z0-9_]{0,62}$/)
+      .default("logs")
+      .meta({
+        description: "Table the events are written to. Immutable.",
+        "x-kubernetes-validations": immutable("postgres.table"),
+      }),
+    schema: z
+      .string()
+      .regex(/^[a-z_][a-z0-9_]{0,62}$/)
+      .default("public")
+      .meta({
+        description: "Schema of the events table and the ledger. Immutable.",
+        "x-kubernetes-validations": immutable("postgres.schema"),
+      }),
+    retentionDays: z
+      .number()
+      .int()
+      .min(0)
+      .max(36500)
+      .default(0)
+      .meta({ description: "Days events are kept in PostgreSQL; 0 keeps them for ever." }),
+    managed: z
+      .object({
+        image: image("PostgreSQL (default the official `postgres` image)"),
+        storage: z
+          .object({
+            size: quantity.default("1Gi").meta({ description: "Size of the data volume." }),
+            storageClassName: objectName(
+              "StorageClass of the data volume; unset uses the cluster default.",
+            ).optional(),
+          })
+          .prefault({})
+          .meta({
+            description:
+              "The data volume (a PVC per replica, kept on deletion unless deletionPolicy.postgres is Delete).",
+          }),
+        resources: Resources.optional(),
+      })
+      .prefault({})
+      .meta({ description: "Settings of a managed PostgreSQL (mode managed)." }),
+    external: z
+      .object({
+        host: z.string().min(1).max(253).meta({ description: "Host name or address of the server." }),
+        port: z.number().int().min(1).max(65535).default(5432).meta({ description: "Port of the server." }),
+        database: z.string().min(1).max(63).default("logpipeline").meta({ description: "Database name." }),
+        credentialsSecret: objectName("Secret with keys `username` and `password`."),
+        sslMode: z
+          .enum(["disable", "prefer", "require", "verify-ca", "verify-full"])
+          .default("prefer")
+          .meta({ description: "libpq sslmode." }),
+        caSecretRef: SecretKeyRef(
+          "Secret key with the CA bundle for verify-ca/verify-full.",
+          "ca.crt",
+        ).optional(),
+      })
+      .optional()
+      .meta({ description: "Connection to an existing PostgreSQL (mode external)." }),
+  })
+  .meta({
+    description: "PostgreSQL: where events, consumer positions and the ledger are stored.",
+    "x-kubernetes-validations": [
+      celRule(
+        "self.mode != 'external' || has(self.external)",
+        "postgres.external is required when postgres.mode is external",
+      ),
+    ],
+  });
+
+export const RedisSpec = z
+  .object({
+    mode: z.enum(["managed", "external", "disabled"]).default("managed").meta({
+      description:
+        "`managed` runs Redis (idempotency keys, rate limits, query cache); `external` uses yours; `disabled` runs without (PostgreSQL still deduplicates).",
+    }),
+    idempotencyTtlSeconds: z
+      .number()
+      .int()
+      .min(1)
+      .max(30 * 86400)
+      .default(86400)
+      .meta({ description: "How long an Idempotency-Key answers a retry with the original eventId." }),
+    failureMode: z
+      .enum(["open", "closed"])
+      .default("open")
+      .meta({ description: "When Redis is down: `open` keeps ingesting, `closed` refuses with 503." }),
+    managed: z
+      .object({ image: image("Redis (default the official `redis` image)"), resources: Resources.optional() })
+      .prefault({})
+      .meta({ description: "Settings of a managed Redis (mode managed)." }),
+    external: z
+      .object({
+        url: z
+          .string()
+          .min(1)
+          .max(2048)
+          .regex(/^rediss?:\/\//)
+          .meta({ description: "redis:// or rediss:// URL, without the password." }),
+        passwordSecretRef: SecretKeyRef(
+          "Secret key holding the Redis password (AUTH).",
+          "password",
+        ).optional(),
+      })
+      .optional()
+      .meta({ description: "Connection to an existing Redis (mode external)." }),
+  })
+  .meta({
+    description: "Redis: idempotency keys, rate limits and the query cache.",
+    "x-kubernetes-validations": [
+      celRule(
+        "self.mode != 'external' || has(self.external)",
+        "redis.external is required when redis.mode is external",
+      ),
+    ],
+  });
+
+export const ProducerSpec = z
+  .object({
+    replicas: Replicas(1, 3, "producer").prefault({}),
+    targetCPUUtilization: z
+      .number()
+      .int()
+      .min(10)
+      .max(100)
+      .default(70)
+      .meta({ description: "Average CPU utilisation (% of request) the autoscaler aims for." }),
+    resources: Resources.optional(),
+    delivery: z.enum(["exactlyOnce", "atLeastOnce"]).default("exactlyOnce").meta({
+      description:
+        "`exactlyOnce`: one Kafka transaction per micro-batch, 202 after commit. `atLeastOnce`: acks without transactions.",
+    }),
+    maxBatchEvents: z
+      .number()
+      .int()
+      .min(1)
+      .max(100000)
+      .default(1000)
+      .meta({ description: "Most events one batch request may carry." }),
+    maxBatchBytes: z
+      .number()
+      .int()
+      .min(1024)
+      .max(64 * 1024 * 1024)
+      .default(1048576)
+      .meta({ description: "Largest request body accepted, in bytes." }),
+    rateLimit: z
+      .object({
+        perSecond: z
+          .number()
+          .int()
+          .min(0)
+          .max(10000000)
+          .default(0)
+          .meta({ description: "Events per second per client; 0 is unlimited." }),
+        burst: z
+          .number()
+          .int()
+          .min(0)
+          .max(10000000)
+          .default(0)
+          .meta({ description: "Token-bucket burst; 0 means perSecond." }),
+      })
+      .prefault({})
+      .meta({ description: "Per-client (API key or IP) token-bucket rate limit, kept in Redis." }),
+    auth: z
+      .object({
+        apiKeysSecret: objectName(
+          "Secret whose key `api-keys` holds one `name:key` per line. Unset generates one named `<pipeline>-api-keys`.",
+        ).optional(),
+        disabled: z
+          .boolean()
+          .default(false)
+          .meta({ description: "Turn API-key authentication off (not for production)." }),
+      })
+      .prefault({})
+      .meta({ description: "Authentication of the ingest API." }),
+  })
+  .meta({ description: "The ingest gateway (HTTP → Kafka)." });
+
+export const ConsumerSpec = z
+  .object({
+    replicas: Replicas(1, 6, "consumer").prefault({}),
+    autoscaler: z.enum(["cpu", "kafkaLag"]).default("cpu").meta({
+      description:
+        "`cpu`: a HorizontalPodAutoscaler on CPU; `kafkaLag`: a KEDA ScaledObject on consumer lag (needs KEDA; without it a condition says so and CPU is used).",
+    }),
+    targetCPUUtilization: z
+      .number()
+      .int()
+      .min(10)
+      .max(100)
+      .default(70)
+      .meta({ description: "CPU target (autoscaler cpu)." }),
+    lagTarget: z
+      .number()
+      .int()
+      .min(1)
+      .max(100000000)
+      .default(10000)
+      .meta({ description: "Lag per replica KEDA aims for (autoscaler kafkaLag)." }),
+    resources: Resources.optional(),
+    batchMaxEvents: z
+      .number()
+      .int()
+      .min(1)
+      .max(100000)
+      .default(2000)
+      .meta({ description: "Most events written in one PostgreSQL transaction." }),
+    retry: z
+      .object({
+        backoffMs: z
+          .number()
+          .int()
+          .min(1)
+          .max(600000)
+          .default(200)
+          .meta({ description: "First retry delay after a transient error." }),
+        maxBackoffMs: z
+          .number()
+          .int()
+          .min(1)
+          .max(3600000)
+          .default(30000)
+          .meta({ description: "Longest retry delay." }),
+      })
+      .prefault({})
+      .meta({ description: "Retry policy for transient errors (PostgreSQL or Kafka unavailable)." }),
+  })
+  .meta({ description: "The exactly-once sink (Kafka → PostgreSQL)." });
+
+export const QuerySpec = z
+  .object({
+    replicas: z.number().int().min(0).max(100).default(1).meta({ description: "Replicas of the query API." }),
+    cacheTtlSeconds: z
+      .number()
+      .int()
+      .min(0)
+      .max(86400)
+      .default(10)
+      .meta({ description: "Redis cache TTL of query answers; 0 disables the cache." }),
+    resources: Resources.optional(),
+    authDisabled: z
+      .boolean()
+      .default(false)
+      .meta({ description: "Turn API-key authentication of the query API off." }),
+  })
+  .meta({ description: "The read API over PostgreSQL." });
+
 export const LogPipelineSpec = z
   .object({
+    suspend: z
+      .boolean()
+      .default(false)
+      .meta({ description: "Stop reconciling: children are left exactly as they are." }),
+    hibernate: z.boolean().default(false).meta({
+      description:
+        "Scale producer, consumer and query to 0 and remove their autoscalers; data and topics stay.",
+    }),
     kafka: KafkaSpec,
+    postgres: PostgresSpec.prefault({}),
+    redis: RedisSpec.prefault({}),
+    producer: ProducerSpec.prefault({}),
+    consumer: ConsumerSpec.prefault({}),
+    query: QuerySpec.prefault({}),
+    images: z
+      .object({
+        producer: image("the producer"),
+        consumer: image("the consumer"),
+        query: image("the query API"),
+      })
+      .prefault({})
+      .meta({ description: "Workload image overrides." }),
+    autoscaling: z
+      .object({
+        scaleDownStabilizationSeconds: z
+          .number()
+          .int()
+          .min(0)
+          .max(3600)
+          .default(300)
+          .meta({ description: "How long autoscalers wait before scaling down." }),
+      })
+      .prefault({})
+      .meta({ description: "Settings shared by the autoscalers." }),
+    ingress: z
+      .object({
+        enabled: z
+          .boolean()
+          .default(false)
+          .meta({ description: "Create an Ingress for the ingest and query APIs." }),
+        className: objectName("IngressClass to use; unset uses the cluster default.").optional(),
+        host: z.string().min(1).max(253).optional().meta({ description: "Host name the Ingress answers." }),
+        tlsSecret: objectName("kubernetes.io/tls Secret for the host.").optional(),
+      })
+      .prefault({})
+      .meta({
+        description: "An Ingress routing /api/logs to the producer and /api/query to the query API.",
+        "x-kubernetes-validations": [
+          celRule("!self.enabled || has(self.host)", "ingress.host is required when ingress is enabled"),
+        ],
+      }),
+    reconciliation: z
+      .object({
+        intervalSeconds: z
+          .number()
+          .int()
+          .min(10)
+          .max(86400)
+          .default(300)
+          .meta({ description: "How often the divergence check runs." }),
+        alertAfterMinutes: z
+          .number()
+          .int()
+          .min(1)
+          .max(1440)
+          .default(10)
+          .meta({ description: "Divergence must last this long before its alert fires." }),
+      })
+      .prefault({})
+      .meta({ description: "The Kafka-versus-PostgreSQL divergence check." }),
+    monitoring: z
+      .object({
+        serviceMonitor: z
+          .object({
+            enabled: z
+              .boolean()
+              .default(true)
+              .meta({ description: "Create a ServiceMonitor (when its CRD exists)." }),
+            interval: z
+              .string()
+              .regex(/^[0-9]+(ms|s|m|h)$/)
+              .default("30s")
+              .meta({ description: "Scrape interval." }),
+            labels: z.record(z.string().max(317), z.string().max(63)).optional().meta({
+              description: "Extra labels, e.g. the selector of your Prometheus.",
+              maxProperties: 32,
+            }),
+          })
+          .prefault({})
+          .meta({ description: "Prometheus Operator ServiceMonitor for the workloads' /metrics." }),
+        prometheusRule: z
+          .object({
+            enabled: z
+              .boolean()
+              .default(true)
+              .meta({ description: "Create a PrometheusRule (when its CRD exists)." }),
+          })
+          .prefault({})
+          .meta({ description: "Alert rules of the pipeline." }),
+        dashboards: z
+          .object({
+            enabled: z
+              .boolean()
+              .default(false)
+              .meta({ description: "Ship the Grafana dashboard as a ConfigMap with the sidecar label." }),
+          })
+          .prefault({})
+          .meta({ description: "Grafana dashboards." }),
+      })
+      .prefault({})
+      .meta({ description: "Metrics, alerts and dashboards." }),
+    deletionPolicy: z
+      .object({
+        topics: z
+          .enum(["Retain", "Delete"])
+          .default("Retain")
+          .meta({ description: "What happens to the Kafka topics when the pipeline is deleted." }),
+        postgres: z.enum(["Retain", "Delete"]).default("Retain").meta({
+          description:
+            "What happens to a managed PostgreSQL's volumes and credentials when the pipeline is deleted.",
+        }),
+        drainTimeoutSeconds: z.number().int().min(0).max(86400).default(300).meta({
+          description:
+            "With Delete, how long deletion waits for the consumer lag to drain (annotation logpipeline.io/skip-drain skips the wait).",
+        }),
+      })
+      .prefault({})
+      .meta({ description: "What deleting the pipeline does to its data." }),
   })
-  .meta({ description: "Desired state of the log pipeline." });
+  .meta({
+    description: "Desired state of the log pipeline.",
+    "x-kubernetes-validations": [
+      celRule(
+        "self.consumer.replicas.max <= self.kafka.topic.partitions",
+        "consumer.replicas.max must not exceed kafka.topic.partitions (a partition feeds one consumer)",
+      ),
+    ],
+  });
+
+const ReplicaSummary = z
+  .object({
+    desired: z.number().int().meta({ description: "Replicas wanted." }),
+    ready: z.number().int().meta({ description: "Replicas ready." }),
+    summary: z.string().meta({ description: "ready/desired, as the printer column shows it." }),
+  })
+  .meta({ description: "Replica counts of a workload." });
+
+export const ConditionSchema = z
+  .object({
+    type: z.string().max(316).meta({ description: "Type of condition, in CamelCase." }),
+    status: z.enum(["True", "False", "Unknown"]).meta({ description: "Status of the condition." }),
+    observedGeneration: z
+      .number()
+      .int()
+      .optional()
+      .meta({ description: "The generation the condition was set for." }),
+    lastTransitionTime: z.string().meta({ description: "When status last changed.", format: "date-time" }),
+    reason: z.string().max(1024).meta({ description: "A CamelCase, machine-readable reason." }),
+    message: z.string().max(32768).meta({ description: "A human-readable message." }),
+  })
+  .meta({ description: "A metav1.Condition." });
+
+const PartitionDelivery = z
+  .object({
+    partition: z.number().int().meta({ description: "Partition number." }),
+    lastStableOffset: z
+      .number()
+      .int()
+      .meta({ description: "Kafka's last stable offset (read_committed end)." }),
+    dbNextOffset: z
+      .number()
+      .int()
+      .meta({ description: "Next offset the consumer will store, from the ledger in PostgreSQL." }),
+    lag: z
+      .number()
+      .int()
+      .meta({ description: "lastStableOffset − dbNextOffset (includes transaction markers)." }),
+  })
+  .meta({ description: "Where Kafka and PostgreSQL stand on one partition." });
 
 export const LogPipelineStatus = z
   .object({
@@ -107,8 +746,117 @@ export const LogPipelineStatus = z
       .optional()
       .meta({ description: "A one-word summary of the pipeline's state." }),
     message: z.string().optional().meta({ description: "A one-line human-readable summary." }),
+    conditions: z
+      .array(ConditionSchema)
+      .optional()
+      .meta({
+        description:
+          "Ready, TopicsReady, PostgresReady, RedisReady, ProducerAvailable, ConsumerAvailable, QueryAvailable, DataConsistent, Reconciling, Stalled.",
+        "x-kubernetes-list-type": "map",
+        "x-kubernetes-list-map-keys": ["type"],
+      }),
+    topics: z
+      .object({
+        main: z.string().meta({ description: "Main topic name." }),
+        deadLetter: z.string().optional().meta({ description: "Dead-letter topic name." }),
+        consumerGroup: z.string().meta({ description: "Consumer group id." }),
+        bootstrapServers: z.string().meta({ description: "Brokers the workloads connect to." }),
+      })
+      .optional()
+      .meta({ description: "The Kafka names this pipeline uses." }),
+    endpoints: z
+      .object({
+        ingest: z.string().optional().meta({ description: "In-cluster URL of the ingest API." }),
+        query: z.string().optional().meta({ description: "In-cluster URL of the query API." }),
+        ingressHost: z
+          .string()
+          .optional()
+          .meta({ description: "External host, when an Ingress is enabled." }),
+      })
+      .optional()
+      .meta({ description: "Where to send and read events." }),
+    workloads: z
+      .object({
+        producer: ReplicaSummary.optional(),
+        consumer: ReplicaSummary.optional(),
+        query: ReplicaSummary.optional(),
+      })
+      .optional()
+      .meta({ description: "Replica counts of the workloads." }),
+    delivery: z
+      .object({
+        asOf: z.string().meta({ description: "When these figures were read." }),
+        partitions: z.array(PartitionDelivery).optional().meta({ description: "One row per partition." }),
+        lag: z.number().int().meta({ description: "Total lag of all partitions." }),
+        dlq: z.number().int().meta({ description: "Events dead-lettered so far." }),
+        duplicatesSkipped: z
+          .number()
+          .int()
+          .meta({ description: "Events the consumer skipped as duplicates so far." }),
+      })
+      .optional()
+      .meta({ description: "Delivery figures from the operator's own reads of Kafka and the ledger." }),
+    divergence: z
+      .object({
+        checkedAt: z.string().optional().meta({ description: "When the last check finished." }),
+        summary: z
+          .string()
+          .optional()
+          .meta({ description: "What the DIVERGENCE column shows, e.g. `0` or `3 missing`." }),
+        missing: z
+          .number()
+          .int()
+          .optional()
+          .meta({ description: "Events committed in Kafka and absent from PostgreSQL." }),
+        duplicated: z.number().int().optional().meta({ description: "Events stored more than once." }),
+        spurious: z.number().int().optional().meta({ description: "Rows without a committed Kafka record." }),
+        specDifferences: z
+          .array(
+            z
+              .object({
+                object: z.string().meta({ description: "kind/name of the child." }),
+                field: z.string().meta({ description: "The field that differs." }),
+                reason: z.string().meta({ description: "Why it differs." }),
+              })
+              .meta({
+                description: "One difference between what the operator wants and what the cluster has.",
+              }),
+          )
+          .optional()
+          .meta({ description: "Differences between the desired and the actual children." }),
+      })
+      .optional()
+      .meta({ description: "The divergence check's findings." }),
   })
   .meta({ description: "Observed state of the log pipeline, written only by the operator." });
 
-export type LogPipelineSpec = z.infer<typeof LogPipelineSpec>;
+/** The spec as the operator uses it: every default applied. */
+export type LogPipelineSpec = z.output<typeof LogPipelineSpec>;
 export type LogPipelineStatus = z.infer<typeof LogPipelineStatus>;
+
+export interface ObjectMeta {
+  name: string;
+  namespace: string;
+  uid: string;
+  generation?: number;
+  resourceVersion?: string;
+  deletionTimestamp?: string;
+  finalizers?: string[];
+  annotations?: Record<string, string>;
+  labels?: Record<string, string>;
+  creationTimestamp?: string;
+}
+
+/** A LogPipeline as read from the API server, spec already parsed (defaults applied). */
+export interface LogPipeline {
+  apiVersion: typeof API_VERSION;
+  kind: typeof KIND;
+  metadata: ObjectMeta;
+  spec: LogPipelineSpec;
+  status?: LogPipelineStatus;
+}
+
+/** Annotations users set on a LogPipeline. */
+export const ANNOTATION_SKIP_DRAIN = `${GROUP}/skip-drain`;
+export const ANNOTATION_CHECK_NOW = `${GROUP}/check-now`;
+export const FINALIZER = `${GROUP}/finalizer`;

@@ -25,7 +25,8 @@ export default tseslint.config(
   {
     files: ["operator/src/builders/**/*.ts", "operator/src/status/**/*.ts"],
     rules: {
-      "no-restricted-imports": [
+      // Types of Kubernetes objects may be imported; the client itself may not.
+      "@typescript-eslint/no-restricted-imports": [
         "error",
         {
           patterns: [
@@ -43,6 +44,7 @@ export default tseslint.config(
                 "node:net",
                 "node:http*",
               ],
+              allowTypeImports: true,
               message: "builders/ and status/ are pure: no clients.",
             },
           ],

@@ -595,12 +595,16 @@ export const LogPipelineSpec = z
           .default(false)
           .meta({ description: "Create an Ingress for the ingest and query APIs." }),
         className: objectName("IngressClass to use; unset uses the cluster default.").optional(),
-        host: z.string().min(1).max(253).optional().meta({ description: "Host name the Ingress answers." }),
-        tlsSecret: objectName("kubernetes.io/tls Secret for the host.").optional(),
+        host: z.string().min(1).max(253).optional().meta({ description: "Host name of the ingest API." }),
+        queryHost: z.string().min(1).max(253).optional().meta({
+          description:
+            "Host name of the query API (its paths overlap the ingest API's, so it needs its own host).",
+        }),
+        tlsSecret: objectName("kubernetes.io/tls Secret covering host and queryHost.").optional(),
       })
       .prefault({})
       .meta({
-        description: "An Ingress routing /api/logs to the producer and /api/query to the query API.",
+        description: "An Ingress for the ingest API (host) and, when queryHost is set, the query API.",
         "x-kubernetes-validations": [
           celRule("!self.enabled || has(self.host)", "ingress.host is required when ingress is enabled"),
         ],

@@ -1,0 +1,81 @@
+import type { LogPipeline } from "../api/logpipeline.js";
+import { LABEL_METRICS, pipelineLabels, pipelineNames, selectorLabels } from "./names.js";
+import { type BuildOptions, childMeta, type KubeObject } from "./options.js";
+
+export const MONITORING_API_VERSION = "monitoring.coreos.com/v1";
+
+/** Scrapes the producer, consumer and query Services (they carry the metrics label, valued by port name). */
+export function serviceMonitor(p: LogPipeline, opts: BuildOptions): KubeObject | undefined {
+  const sm = p.spec.monitoring.serviceMonitor;
+  if (!sm.enabled || !opts.capabilities.serviceMonitor) return undefined;
+  const labels = { ...pipelineLabels(p, "monitoring"), ...sm.labels };
+  const instance = selectorLabels(p, "monitoring")["app.kubernetes.io/instance"] ?? "";
+  return {
+    apiVersion: MONITORING_API_VERSION,
+    kind: "ServiceMonitor",
+    metadata: childMeta(p, pipelineNames(p).monitoring, labels),
+    spec: {
+      selector: {
+        matchLabels: { "app.kubernetes.io/name": "logpipeline", "app.kubernetes.io/instance": instance },
+        matchExpressions: [{ key: LABEL_METRICS, operator: "Exists" }],
+      },
+      endpoints: ["http", "metrics"].map((port) => ({ port, path: "/metrics", interval: sm.interval })),
+    },
+  };
+}
+
+/**
+ * The pipeline's alerts, scoped to its own series by the `pipeline` label the workloads
+ * export (PIPELINE_NAME) and the namespace Prometheus adds.
+ */
+export function prometheusRule(p: LogPipeline, opts: BuildOptions): KubeObject | undefined {
+  if (!p.spec.monitoring.prometheusRule.enabled || !opts.capabilities.prometheusRule) return undefined;
+  const sel = `namespace="${p.metadata.namespace}",pipeline="${p.metadata.name}"`;
+  const runbook = (anchor: string) =>
+    `https://github.com/logpipeline/logpipeline-operator/blob/main/docs/runbooks.md#${anchor}`;
+  const labels = { severity: "warning", pipeline: p.metadata.name };
+  return {
+    apiVersion: MONITORING_API_VERSION,
+    kind: "PrometheusRule",
+    metadata: childMeta(p, pipelineNames(p).monitoring, pipelineLabels(p, "monitoring")),
+    spec: {
+      groups: [
+        {
+          name: `logpipeline.${p.metadata.namespace}.${p.metadata.name}`,
+          rules: [
+            {
+              alert: "LogPipelineProducerCircuitOpen",
+              expr: `max(log_producer_circuit_state{${sel}}) >= 2`,
+              for: "2m",
+              labels: { ...labels, severity: "critical" },
+              annotations: {
+                summary: "The ingest gateway's circuit to Kafka is open: new events get 503.",
+                runbook_url: runbook("logpipelineproducercircuitopen"),
+              },
+            },
+            {
+              alert: "LogPipelineDeadLettersGrowing",
+              expr: `sum(increase(log_consumer_dead_letters_total{${sel}}[15m])) > 0`,
+              for: "5m",
+              labels,
+              annotations: {
+                summary: "Events are being dead-lettered: they could not be stored.",
+                runbook_url: runbook("logpipelinedeadlettersgrowing"),
+              },
+            },
+            {
+              alert: "LogPipelineConsumerLagHigh",
+              expr: `sum(log_consumer_lag{${sel}}) > ${p.spec.consumer.lagTarget * Math.max(1, p.spec.consumer.replicas.max)}`,
+              for: `${p.spec.reconciliation.alertAfterMinutes}m`,
+              labels,
+              annotations: {
+                summary: "The consumer is falling behind Kafka beyond what its replicas can absorb.",
+                runbook_url: runbook("logpipelineconsumerlaghigh"),
+              },
+            },
+          ],
+        },
+      ],
+    },
+  };
+}

@@ -1,0 +1,302 @@
+import type { V1Deployment, V1EnvVar, V1ResourceRequirements, V1Service } from "@kubernetes/client-node";
+import type { z } from "zod";
+import type { ConsumerEnv, ProducerEnv, QueryEnv } from "../../../workloads/common/src/config.js";
+import type { LogPipeline } from "../api/logpipeline.js";
+import { postgresConnection, redisConnection } from "./data-services.js";
+import { bootstrapServers } from "./kafka-topics.js";
+import { type Component, LABEL_METRICS, pipelineLabels, pipelineNames, selectorLabels } from "./names.js";
+import { type BuildOptions, childMeta } from "./options.js";
+import {
+  ANNOTATION_SECRET_HASH,
+  containerSecurity,
+  envVars,
+  httpProbes,
+  POD_NAME_ENV,
+  podSecurity,
+  resources,
+  secretFile,
+  type SecretMount,
+  secretHash,
+  secretVolumes,
+  TMP_MOUNT,
+  TMP_VOLUME,
+} from "./pod.js";
+
+/**
+ * The env of each workload, keyed by the workload's own zod schema (the contract in
+ * workloads/common): a renamed variable is a type error here, not a broken pod.
+ */
+type EnvOf<S extends z.ZodType> = { [K in keyof z.input<S>]?: string | number | boolean | undefined };
+
+export const HTTP_PORT = 8080;
+export const METRICS_PORT = 9090;
+export const SERVICE_PORT = 80;
+
+interface KafkaSettings {
+  env: EnvOf<typeof ConsumerEnv>;
+  mounts: SecretMount[];
+}
+
+function kafkaSettings(p: LogPipeline): KafkaSettings {
+  const { auth } = p.spec.kafka;
+  const mounts: SecretMount[] = [];
+  const env: EnvOf<typeof ConsumerEnv> = {
+    KAFKA_BOOTSTRAP_SERVERS: bootstrapServers(p),
+    KAFKA_TOPIC: pipelineNames(p).topic,
+    KAFKA_SECURITY_PROTOCOL: auth.securityProtocol,
+  };
+  if (auth.sasl && auth.securityProtocol.startsWith("SASL")) {
+    const m = {
+      volume: "kafka-sasl",
+      secretName: auth.sasl.passwordSecretRef.name,
+      keys: [auth.sasl.passwordSecretRef.key],
+    };
+    mounts.push(m);
+    Object.assign(env, {
+      KAFKA_SASL_MECHANISM: auth.sasl.mechanism,
+      KAFKA_SASL_USERNAME: auth.sasl.username,
+      KAFKA_SASL_PASSWORD_FILE: secretFile(m, auth.sasl.passwordSecretRef.key),
+    });
+  }
+  if (auth.tls && auth.securityProtocol.endsWith("SSL")) {
+    const ca = {
+      volume: "kafka-ca",
+      secretName: auth.tls.caSecretRef.name,
+      keys: [auth.tls.caSecretRef.key],
+    };
+    mounts.push(ca);
+    env.KAFKA_TLS_CA_FILE = secretFile(ca, auth.tls.caSecretRef.key);
+    if (auth.tls.clientCertSecretName) {
+      const cert = {
+        volume: "kafka-client",
+        secretName: auth.tls.clientCertSecretName,
+        keys: ["tls.crt", "tls.key"],
+      };
+      mounts.push(cert);
+      env.KAFKA_TLS_CERT_FILE = secretFile(cert, "tls.crt");
+      env.KAFKA_TLS_KEY_FILE = secretFile(cert, "tls.key");
+    }
+  }
+  return { env, mounts };
+}
+
+interface StoreSettings {
+  env: EnvOf<typeof ConsumerEnv>;
+  secretEnv: V1EnvVar[];
+  mounts: SecretMount[];
+}
+
+function storeSettings(p: LogPipeline, withPostgres: boolean): StoreSettings {
+  const mounts: SecretMount[] = [];
+  const env: EnvOf<typeof ConsumerEnv> = {};
+  const secretEnv: V1EnvVar[] = [];
+  if (withPostgres) {
+    const pg = postgresConnection(p);
+    mounts.push(pg.password);
+    Object.assign(env, {
+      PG_HOST: pg.host,
+      PG_PORT: pg.port,
+      PG_DATABASE: pg.database,
+      PG_SSLMODE: pg.sslMode,
+      PG_PASSWORD_FILE: secretFile(pg.password, "password"),
+      PG_SCHEMA: p.spec.postgres.schema,
+      PG_TABLE: p.spec.postgres.table,
+    });
+    if (pg.ca) {
+      mounts.push(pg.ca);
+      env.PG_SSL_CA_FILE = secretFile(pg.ca, pg.ca.keys[0] ?? "ca.crt");
+    }
+    secretEnv.push({
+      name: "PG_USER",
+      valueFrom: { secretKeyRef: { name: pg.userFromSecret.secretName, key: pg.userFromSecret.key } },
+    });
+  }
+  const redis = redisConnection(p);
+  if (redis) {
+    env.REDIS_URL = redis.url;
+    if (redis.password) {
+      mounts.push(redis.password);
+      env.REDIS_PASSWORD_FILE = secretFile(redis.password, redis.password.keys[0] ?? "password");
+    }
+  }
+  return { env, secretEnv, mounts };
+}
+
+function apiKeysMount(p: LogPipeline, disabled: boolean): SecretMount | undefined {
+  return disabled
+    ? undefined
+    : { volume: "api-keys", secretName: pipelineNames(p).apiKeys, keys: ["api-keys"] };
+}
+
+/** Replicas in our intent: absent when an autoscaler owns the count (DESIGN.md: never fight the HPA). */
+export function intendedReplicas(p: LogPipeline, component: "producer" | "consumer"): number | undefined {
+  if (p.spec.hibernate) return 0;
+  const { min, max } = p.spec[component].replicas;
+  const cap = component === "consumer" ? p.spec.kafka.topic.partitions : Number.MAX_SAFE_INTEGER;
+  return min >= max ? Math.min(min, cap) : undefined;
+}
+
+interface WorkloadInput {
+  component: Extract<Component, "producer" | "consumer" | "query">;
+  image: string;
+  port: { name: string; number: number };
+  env: Record<string, string | number | boolean | undefined>;
+  secretEnv: V1EnvVar[];
+  mounts: SecretMount[];
+  replicas: number | undefined;
+  resources: V1ResourceRequirements;
+  terminationGracePeriodSeconds: number;
+}
+
+function deployment(p: LogPipeline, opts: BuildOptions, w: WorkloadInput): V1Deployment {
+  const labels = pipelineLabels(p, w.component);
+  const secrets = secretVolumes(w.mounts);
+  return {
+    apiVersion: "apps/v1",
+    kind: "Deployment",
+    metadata: childMeta(p, pipelineNames(p)[w.component], labels),
+    spec: {
+      ...(w.replicas !== undefined ? { replicas: w.replicas } : {}),
+      selector: { matchLabels: selectorLabels(p, w.component) },
+      strategy: { type: "RollingUpdate", rollingUpdate: { maxUnavailable: 0, maxSurge: 1 } },
+      template: {
+        metadata: { labels, annotations: { [ANNOTATION_SECRET_HASH]: secretHash(w.mounts, opts) } },
+        spec: {
+          securityContext: podSecurity(),
+          automountServiceAccountToken: false,
+          enableServiceLinks: false,
+          terminationGracePeriodSeconds: w.terminationGracePeriodSeconds,
+          containers: [
+            {
+              name: w.component,
+              image: w.image,
+              imagePullPolicy: opts.imagePullPolicy,
+              // POD_NAME first: later values refer to it as $(POD_NAME).
+              env: [POD_NAME_ENV, ...w.secretEnv, ...envVars(w.env)],
+              ports: [{ name: w.port.name, containerPort: w.port.number }],
+              ...httpProbes(w.port.name),
+              resources: w.resources,
+              securityContext: containerSecurity(),
+              volumeMounts: [TMP_MOUNT, ...secrets.volumeMounts],
+            },
+          ],
+          volumes: [TMP_VOLUME, ...secrets.volumes],
+        },
+      },
+    },
+  };
+}
+
+export function producerDeployment(p: LogPipeline, opts: BuildOptions): V1Deployment {
+  const names = pipelineNames(p);
+  const { producer, kafka, redis } = p.spec;
+  const k = kafkaSettings(p);
+  const store = storeSettings(p, false);
+  const keys = apiKeysMount(p, producer.auth.disabled);
+  const env: EnvOf<typeof ProducerEnv> = {
+    ...k.env,
+    ...store.env,
+    PIPELINE_NAME: p.metadata.name,
+    PORT: HTTP_PORT,
+    KAFKA_CLIENT_ID: "$(POD_NAME)",
+    DELIVERY: producer.delivery,
+    TRANSACTIONAL_ID:
+      producer.delivery === "exactlyOnce" ? `${names.transactionalIdPrefix}.$(POD_NAME)` : undefined,
+    KAFKA_COMPRESSION: kafka.topic.compression,
+    REQUEST_MAX_EVENTS: producer.maxBatchEvents,
+    REQUEST_MAX_BYTES: producer.maxBatchBytes,
+    PRIORITY_LEVELS: kafka.priority.levels.join(","),
+    PRIORITY_PARTITIONS: kafka.priority.partitions,
+    IDEMPOTENCY_TTL_SECONDS: redis.idempotencyTtlSeconds,
+    REDIS_FAILURE_MODE: redis.failureMode,
+    RATE_LIMIT_PER_SECOND: producer.rateLimit.perSecond,
+    RATE_LIMIT_BURST: producer.rateLimit.burst,
+    AUTH_DISABLED: producer.auth.disabled,
+    API_KEYS_FILE: keys ? secretFile(keys, "api-keys") : undefined,
+    SHUTDOWN_GRACE_MS: 20_000,
+  };
+  return deployment(p, opts, {
+    component: "producer",
+    image: p.spec.images.producer ?? opts.images.producer,
+    port: { name: "http", number: HTTP_PORT },
+    env,
+    secretEnv: [],
+    mounts: [...k.mounts, ...store.mounts, ...(keys ? [keys] : [])],
+    replicas: intendedReplicas(p, "producer"),
+    resources: resources(producer.resources, { cpu: "250m", memory: "256Mi", memoryLimit: "512Mi" }),
+    terminationGracePeriodSeconds: 30,
+  });
+}
+
+export function consumerDeployment(p: LogPipeline, opts: BuildOptions): V1Deployment {
+  const names = pipelineNames(p);
+  const { consumer, kafka } = p.spec;
+  const k = kafkaSettings(p);
+  const store = storeSettings(p, true);
+  const env: EnvOf<typeof ConsumerEnv> = {
+    ...k.env,
+    ...store.env,
+    PIPELINE_NAME: p.metadata.name,
+    KAFKA_CLIENT_ID: "$(POD_NAME)",
+    KAFKA_GROUP_ID: names.consumerGroup,
+    KAFKA_DLQ_TOPIC: kafka.deadLetter.enabled ? names.deadLetterTopic : undefined,
+    DLQ_TRANSACTIONAL_ID: kafka.deadLetter.enabled ? names.deadLetterTransactionalId : undefined,
+    BATCH_MAX_EVENTS: consumer.batchMaxEvents,
+    RETRY_BACKOFF_MS: consumer.retry.backoffMs,
+    RETRY_BACKOFF_MAX_MS: consumer.retry.maxBackoffMs,
+    METRICS_PORT,
+  };
+  return deployment(p, opts, {
+    component: "consumer",
+    image: p.spec.images.consumer ?? opts.images.consumer,
+    port: { name: "metrics", number: METRICS_PORT },
+    env,
+    secretEnv: store.secretEnv,
+    mounts: [...k.mounts, ...store.mounts],
+    replicas: intendedReplicas(p, "consumer"),
+    resources: resources(consumer.resources, { cpu: "250m", memory: "256Mi", memoryLimit: "512Mi" }),
+    terminationGracePeriodSeconds: 60,
+  });
+}
+
+export function queryDeployment(p: LogPipeline, opts: BuildOptions): V1Deployment {
+  const { query } = p.spec;
+  const store = storeSettings(p, true);
+  const keys = apiKeysMount(p, query.authDisabled);
+  const env: EnvOf<typeof QueryEnv> = {
+    ...store.env,
+    PIPELINE_NAME: p.metadata.name,
+    PORT: HTTP_PORT,
+    CACHE_TTL_SECONDS: query.cacheTtlSeconds,
+    AUTH_DISABLED: query.authDisabled,
+    API_KEYS_FILE: keys ? secretFile(keys, "api-keys") : undefined,
+  };
+  return deployment(p, opts, {
+    component: "query",
+    image: p.spec.images.query ?? opts.images.query,
+    port: { name: "http", number: HTTP_PORT },
+    env,
+    secretEnv: store.secretEnv,
+    mounts: [...store.mounts, ...(keys ? [keys] : [])],
+    replicas: p.spec.hibernate ? 0 : query.replicas,
+    resources: resources(query.resources, { cpu: "100m", memory: "192Mi", memoryLimit: "384Mi" }),
+    terminationGracePeriodSeconds: 30,
+  });
+}
+
+/** A ClusterIP Service per workload; all carry the metrics label the ServiceMonitor selects. */
+export function workloadService(p: LogPipeline, component: "producer" | "consumer" | "query"): V1Service {
+  const port =
+    component === "consumer"
+      ? { name: "metrics", port: METRICS_PORT, targetPort: "metrics" }
+      : { name: "http", port: SERVICE_PORT, targetPort: "http" };
+  return {
+    apiVersion: "v1",
+    kind: "Service",
+    metadata: childMeta(p, pipelineNames(p)[component], {
+      ...pipelineLabels(p, component),
+      [LABEL_METRICS]: port.name,
+    }),
+    spec: { selector: selectorLabels(p, component), ports: [port] },
+  };
+}

@@ -1,0 +1,249 @@
+import { existsSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from "node:fs";
+import path from "node:path";
+import { describe, expect, it } from "vitest";
+import { parse, stringify } from "yaml";
+import type { z } from "zod";
+import { ConsumerEnv, ProducerEnv, QueryEnv } from "../../workloads/common/src/config.js";
+import type { LogPipeline } from "../../operator/src/api/logpipeline.js";
+import { parsePipeline } from "../../operator/src/api/parse.js";
+import { type BuildOptions, desiredState, type KubeObject } from "../../operator/src/builders/index.js";
+import { dnsName, pipelineNames } from "../../operator/src/builders/names.js";
+import { repoRoot } from "../support/stack.js";
+
+const samplesDir = path.join(repoRoot, "config/samples");
+const goldenDir = path.join(repoRoot, "operator/testdata/golden");
+
+const opts: BuildOptions = {
+  images: {
+    producer: "logpipeline/producer:0.1.0",
+    consumer: "logpipeline/consumer:0.1.0",
+    query: "logpipeline/query:0.1.0",
+    postgres: "postgres:17",
+    redis: "redis:7.4",
+  },
+  imagePullPolicy: "IfNotPresent",
+  capabilities: { strimzi: true, keda: false, serviceMonitor: true, prometheusRule: true },
+  secretHashes: {},
+  operatorNamespace: "logpipeline-system",
+};
+const creds = { postgresPassword: "pg-Secret-1", redisPassword: "redis-Secret-2", apiKey: "key-Secret-3" };
+
+function pipeline(
+  spec: unknown,
+  name = "p",
+  namespace = "team-a",
+  uid = "0f1e2d3c-0000-4000-8000-000000000001",
+) {
+  const r = parsePipeline({ metadata: { name, namespace, uid, generation: 1 }, spec });
+  if (!r.ok) throw new Error(r.message);
+  return r.pipeline;
+}
+const sample = (file: string): LogPipeline => {
+  const raw = parse(readFileSync(path.join(samplesDir, file), "utf8")) as {
+    metadata: { name: string };
+    spec: unknown;
+  };
+  return pipeline(raw.spec, raw.metadata.name, "default");
+};
+const find = (objs: KubeObject[], kind: string, nameSuffix: string) =>
+  objs.find((o) => o.kind === kind && o.metadata.name.endsWith(nameSuffix));
+
+interface Container {
+  env: { name: string; value?: string; valueFrom?: unknown }[];
+  securityContext: Record<string, unknown>;
+}
+interface PodTemplate {
+  metadata: { annotations: Record<string, string> };
+  spec: { securityContext: Record<string, unknown>; containers: Container[] };
+}
+const template = (o: KubeObject | undefined) => (o?.spec as { template: PodTemplate }).template;
+
+/** The env a container would see, with secretKeyRef and fieldRef values stood in by placeholders. */
+function resolvedEnv(c: Container): Record<string, string> {
+  const env: Record<string, string> = {};
+  for (const e of c.env)
+    env[e.name] = (e.value ?? `from-${e.name}`).replace("$(POD_NAME)", env.POD_NAME ?? "");
+  return env;
+}
+
+describe("builders: golden output per sample", () => {
+  const samples = readdirSync(samplesDir).filter((f) => f.endsWith(".yaml"));
+
+  it.each(samples)("%s renders the checked-in golden YAML", (file) => {
+    const state = desiredState(sample(file), opts, creds);
+    const rendered = stringify(state, { lineWidth: 0, aliasDuplicateObjects: false });
+    const golden = path.join(goldenDir, file);
+    if (process.env.UPDATE_GOLDEN === "1") {
+      mkdirSync(goldenDir, { recursive: true });
+      writeFileSync(golden, rendered);
+    }
+    expect(existsSync(golden), `${golden} is missing: run UPDATE_GOLDEN=1 make test-unit`).toBe(true);
+    expect(rendered).toBe(readFileSync(golden, "utf8"));
+  });
+
+  it.each(samples)("%s is deterministic (same input, same bytes)", (file) => {
+    expect(stringify(desiredState(sample(file), opts, creds))).toBe(
+      stringify(desiredState(sample(file), opts, creds)),
+    );
+  });
+});
+
+describe("builders: the environment contract with the workloads", () => {
+  const schemas: [string, z.ZodType][] = [
+    ["producer", ProducerEnv],
+    ["consumer", ConsumerEnv],
+    ["query", QueryEnv],
+  ];
+  const samples = readdirSync(samplesDir).filter((f) => f.endsWith(".yaml"));
+
+  it.each(samples)("%s: each workload's env passes the workload's own zod schema", (file) => {
+    const { apply } = desiredState(sample(file), opts, creds);
+    for (const [component, schema] of schemas) {
+      const c = template(find(apply, "Deployment", `-${component}`)).spec.containers[0];
+      expect(c, component).toBeDefined();
+      if (!c) continue;
+      const result = schema.safeParse(resolvedEnv(c));
+      expect(result.success ? [] : result.error.issues, `${file} ${component}`).toEqual([]);
+    }
+  });
+
+  it("gives each producer pod its own transactional id, under the pipeline's prefix", () => {
+    const p = pipeline({ kafka: { mode: "external", bootstrapServers: "k:9092" } });
+    const env = resolvedEnv(
+      template(find(desiredState(p, opts, creds).apply, "Deployment", "-producer")).spec
+        .containers[0] as Container,
+    );
+    expect(env.TRANSACTIONAL_ID).toBe(`${pipelineNames(p).transactionalIdPrefix}.from-POD_NAME`);
+  });
+});
+
+describe("builders: autoscaling and replicas", () => {
+  const base = { kafka: { mode: "external", bootstrapServers: "k:9092", topic: { partitions: 4 } } };
+
+  it("leaves spec.replicas out of Deployments an HPA scales", () => {
+    const { apply } = desiredState(
+      pipeline({ ...base, consumer: { replicas: { min: 1, max: 4 } } }),
+      opts,
+      creds,
+    );
+    for (const c of ["producer", "consumer"]) {
+      expect((find(apply, "Deployment", `-${c}`)?.spec as Record<string, unknown>).replicas).toBeUndefined();
+      expect(find(apply, "HorizontalPodAutoscaler", `-${c}`)).toBeDefined();
+    }
+  });
+
+  it("pins replicas without an HPA when min == max", () => {
+    const { apply } = desiredState(
+      pipeline({ ...base, producer: { replicas: { min: 2, max: 2 } } }),
+      opts,
+      creds,
+    );
+    expect((find(apply, "Deployment", "-producer")?.spec as { replicas: number }).replicas).toBe(2);
+    expect(find(apply, "HorizontalPodAutoscaler", "-producer")).toBeUndefined();
+  });
+
+  it("caps the consumer's autoscaler at the partition count", () => {
+    const p = pipeline({ ...base, consumer: { replicas: { min: 1, max: 4 } } });
+    const hpa = find(desiredState(p, opts, creds).apply, "HorizontalPodAutoscaler", "-consumer");
+    expect((hpa?.spec as { maxReplicas: number }).maxReplicas).toBe(4);
+  });
+
+  it("hibernate scales every workload to 0 and removes autoscalers and budgets, keeping data services' specs", () => {
+    const { apply } = desiredState(pipeline({ ...base, hibernate: true }), opts, creds);
+    for (const c of ["producer", "consumer", "query", "redis"])
+      expect((find(apply, "Deployment", `-${c}`)?.spec as { replicas: number }).replicas, c).toBe(0);
+    expect(apply.filter((o) => ["HorizontalPodAutoscaler", "PodDisruptionBudget"].includes(o.kind))).toEqual(
+      [],
+    );
+    expect(find(apply, "StatefulSet", "-postgres")).toBeDefined();
+  });
+
+  it("uses a KEDA ScaledObject on lag only when KEDA is installed, and says so when it is not", () => {
+    const p = pipeline({ ...base, consumer: { autoscaler: "kafkaLag", replicas: { min: 1, max: 4 } } });
+    const without = desiredState(p, opts, creds);
+    expect(without.notes.map((n) => n.reason)).toContain("KedaMissing");
+    expect(find(without.apply, "HorizontalPodAutoscaler", "-consumer")).toBeDefined();
+    const withKeda = desiredState(p, { ...opts, capabilities: { ...opts.capabilities, keda: true } }, creds);
+    expect(find(withKeda.apply, "ScaledObject", "-consumer")).toBeDefined();
+    expect(find(withKeda.apply, "HorizontalPodAutoscaler", "-consumer")).toBeUndefined();
+  });
+});
+
+describe("builders: security, secrets and names", () => {
+  const p = pipeline({ kafka: { mode: "external", bootstrapServers: "k:9092" } });
+
+  it("runs every pod restricted: non-root, no escalation, no capabilities, read-only root", () => {
+    const pods = desiredState(p, opts, creds).apply.filter((o) =>
+      ["Deployment", "StatefulSet"].includes(o.kind),
+    );
+    expect(pods.length).toBe(5);
+    for (const o of pods) {
+      const t = template(o);
+      expect(t.spec.securityContext, o.metadata.name).toMatchObject({
+        runAsNonRoot: true,
+        seccompProfile: { type: "RuntimeDefault" },
+      });
+      for (const c of t.spec.containers)
+        expect(c.securityContext, o.metadata.name).toEqual({
+          allowPrivilegeEscalation: false,
+          readOnlyRootFilesystem: true,
+          capabilities: { drop: ["ALL"] },
+        });
+    }
+  });
+
+  it("never puts a secret value in a pod spec or a non-Secret object", () => {
+    const rendered = stringify(desiredState(p, opts, creds).apply);
+    for (const v of Object.values(creds)) expect(rendered).not.toContain(v);
+  });
+
+  it("rolls pods when a mounted Secret changes, and only then", () => {
+    const hash = (hashes: Record<string, string>) =>
+      template(
+        find(desiredState(p, { ...opts, secretHashes: hashes }, creds).apply, "Deployment", "-consumer"),
+      ).metadata.annotations["logpipeline.io/secret-hash"];
+    const names = pipelineNames(p);
+    const a = hash({ [names.postgresCredentials]: "1" });
+    expect(hash({ [names.postgresCredentials]: "1", unrelated: "x" })).toBe(a);
+    expect(hash({ [names.postgresCredentials]: "2" })).not.toBe(a);
+  });
+
+  it("derives names so pipelines sharing one Kafka never collide", () => {
+    const a = pipelineNames(
+      pipeline({ kafka: { mode: "external", bootstrapServers: "k" } }, "logs", "team-a", "aaaaaaaa-1"),
+    );
+    const b = pipelineNames(
+      pipeline({ kafka: { mode: "external", bootstrapServers: "k" } }, "logs", "team-b", "bbbbbbbb-1"),
+    );
+    for (const key of [
+      "topic",
+      "deadLetterTopic",
+      "consumerGroup",
+      "transactionalIdPrefix",
+      "topicResource",
+    ] as const)
+      expect(a[key], key).not.toBe(b[key]);
+  });
+
+  it("keeps child names valid DNS labels however long the pipeline's name", () => {
+    const long = "x".repeat(200);
+    const names = pipelineNames(pipeline({ kafka: { mode: "external", bootstrapServers: "k" } }, long));
+    for (const n of [names.producer, names.consumer, names.postgresCredentials]) {
+      expect(n.length).toBeLessThanOrEqual(63);
+      expect(n).toMatch(/^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/);
+    }
+    expect(dnsName("a".repeat(70))).not.toBe(dnsName(`${"a".repeat(69)}b`));
+  });
+
+  it("writes KafkaTopics into Strimzi's namespace with its cluster label, and none without Strimzi", () => {
+    const s = sample("strimzi.yaml");
+    const topics = desiredState(s, opts, creds).apply.filter((o) => o.kind === "KafkaTopic");
+    expect(topics.map((t) => [t.metadata.namespace, t.metadata.labels?.["strimzi.io/cluster"]])).toEqual([
+      ["kafka", "local"],
+      ["kafka", "local"],
+    ]);
+    const none = desiredState(s, { ...opts, capabilities: { ...opts.capabilities, strimzi: false } }, creds);
+    expect(none.apply.filter((o) => o.kind === "KafkaTopic")).toEqual([]);
+    expect(none.notes.map((n) => n.reason)).toContain("StrimziMissing");
+  });
+});

@@ -1,0 +1,382 @@
+import type https from "node:https";
+import { createInterface } from "node:readline";
+import { Readable } from "node:stream";
+import { HttpMethod, KubeConfig, RequestContext } from "@kubernetes/client-node";
+import { Agent, fetch } from "undici";
+
+/**
+ * The one adapter over the API server (DESIGN.md, kube/): typed errors, server-side apply
+ * with the operator's field manager, status writes, and raw list/watch for the informers.
+ * Authentication comes from @kubernetes/client-node's KubeConfig (kubeconfig or in-cluster,
+ * token files re-read per request); connections are kept alive on one undici Agent.
+ */
+export const FIELD_MANAGER = "logpipeline-operator";
+
+export interface KubeObjectLike {
+  apiVersion?: string;
+  kind?: string;
+  metadata?: {
+    name?: string;
+    namespace?: string;
+    uid?: string;
+    resourceVersion?: string;
+    generation?: number;
+    labels?: Record<string, string>;
+    annotations?: Record<string, string>;
+    finalizers?: string[];
+    deletionTimestamp?: string;
+    ownerReferences?: { uid: string; kind: string; name: string }[];
+    managedFields?: unknown[];
+    creationTimestamp?: string;
+  };
+  [field: string]: unknown;
+}
+
+export interface ObjectList<T = KubeObjectLike> {
+  items: T[];
+  metadata: { resourceVersion: string };
+}
+
+export class KubeError extends Error {
+  constructor(
+    readonly status: number,
+    readonly reason: string,
+    message: string,
+    readonly details?: unknown,
+  ) {
+    super(message);
+    this.name = "KubeError";
+  }
+  get notFound(): boolean {
+    return this.status === 404;
+  }
+  get conflict(): boolean {
+    return this.status === 409;
+  }
+  get gone(): boolean {
+    return this.status === 410;
+  }
+}
+
+/** Kinds this project touches whose plural is not kind + "s", and the cluster-scoped ones. */
+const IRREGULAR_PLURALS: Record<string, string> = { Ingress: "ingresses", Endpoints: "endpoints" };
+const CLUSTER_SCOPED = new Set([
+  "Namespace",
+  "CustomResourceDefinition",
+  "Node",
+  "StorageClass",
+  "ClusterRole",
+]);
+
+export function pluralOf(kind: string): string {
+  const irregular = IRREGULAR_PLURALS[kind];
+  if (irregular) return irregular;
+  const lower = kind.toLowerCase();
+  if (lower.endsWith("y")) return `${lower.slice(0, -1)}ies`;
+  if (lower.endsWith("s")) return `${lower}es`;
+  return `${lower}s`;
+}
+
+/** The REST path of a kind's collection, or of one object when `name` is given. */
+export function resourcePath(apiVersion: string, kind: string, namespace?: string, name?: string): string {
+  const base = apiVersion.includes("/") ? `/apis/${apiVersion}` : `/api/${apiVersion}`;
+  const ns = namespace && !CLUSTER_SCOPED.has(kind) ? `/namespaces/${encodeURIComponent(namespace)}` : "";
+  return `${base}${ns}/${pluralOf(kind)}${name ? `/${encodeURIComponent(name)}` : ""}`;
+}
+
+export interface WatchEvent {
+  type: "ADDED" | "MODIFIED" | "DELETED" | "BOOKMARK" | "ERROR";
+  object: KubeObjectLike & { code?: number; reason?: string; message?: string };
+}
+
+export interface KubeClientOptions {
+  /** Timeout of ordinary requests (not watches). */
+  requestTimeoutMs?: number;
+  userAgent?: string;
+}
+
+interface RequestOptions {
+  query?: Record<string, string | number | boolean | undefined>;
+  body?: unknown;
+  contentType?: string;
+  signal?: AbortSignal;
+  timeoutMs?: number;
+}
+
+export class KubeClient {
+  private readonly agent: Agent;
+  private readonly server: string;
+  private readonly timeoutMs: number;
+  private readonly userAgent: string;
+  /** Requests made, by verb and resource — what the RBAC test checks against config/rbac. */
+  readonly calls = new Map<string, number>();
+
+  private constructor(
+    private readonly kc: KubeConfig,
+    tls: https.RequestOptions,
+    opts: KubeClientOptions,
+  ) {
+    const cluster = kc.getCurrentCluster();
+    if (!cluster) throw new Error("kubeconfig has no current cluster");
+    this.server = cluster.server.replace(/\/$/, "");
+    this.timeoutMs = opts.requestTimeoutMs ?? 30_000;
+    this.userAgent = opts.userAgent ?? FIELD_MANAGER;
+    this.agent = new Agent({
+      connect: {
+        ...(tls.ca ? { ca: tls.ca as string } : {}),
+        ...(tls.cert ? { cert: tls.cert as string } : {}),
+        ...(tls.key ? { key: tls.key as string } : {}),
+        ...(tls.rejectUnauthorized !== undefined ? { rejectUnauthorized: tls.rejectUnauthorized } : {}),
+        ...(tls.servername ? { servername: tls.servername } : {}),
+        keepAlive: true,
+        keepAliveInitialDelay: 30_000,
+      },
+      // Watches hold a connection each; requests share the rest.
+      connections: 64,
+    });
+  }
+
+  static async create(kc: KubeConfig, opts: KubeClientOptions = {}): Promise<KubeClient> {
+    const tls: https.RequestOptions = {};
+    await kc.applyToHTTPSOptions(tls);
+    return new KubeClient(kc, tls, opts);
+  }
+
+  /** From a kubeconfig file, or in-cluster when `path` is undefined and KUBERNETES_SERVICE_HOST is set. */
+  static async fromEnvironment(path?: string, opts: KubeClientOptions = {}): Promise<KubeClient> {
+    const kc = new KubeConfig();
+    if (path) kc.loadFromFile(path);
+    else kc.loadFromDefault();
+    return KubeClient.create(kc, opts);
+  }
+
+  async close(): Promise<void> {
+    await this.agent.close();
+  }
+
+  private count(method: string, path: string): void {
+    // /apis/apps/v1/namespaces/x/deployments/y/status -> "patch apps/deployments/status"
+    const parts = path.split("?")[0]?.split("/").filter(Boolean) ?? [];
+    const group = parts[0] === "api" ? "" : (parts[1] ?? "");
+    const afterVersion = parts.slice(parts[0] === "api" ? 2 : 3);
+    const rest =
+      afterVersion[0] === "namespaces" && afterVersion.length > 2 ? afterVersion.slice(2) : afterVersion;
+    const resource = rest[0] ?? "";
+    const sub = rest.length > 2 ? `/${rest[2] ?? ""}` : "";
+    const key = `${method.toLowerCase()} ${group}/${resource}${sub}`;
+    this.calls.set(key, (this.calls.get(key) ?? 0) + 1);
+  }
+
+  private async headers(url: string, method: HttpMethod): Promise<Record<string, string>> {
+    const ctx = new RequestContext(url, method);
+    await this.kc.applySecurityAuthentication(ctx);
+    return { ...ctx.getHeaders(), "user-agent": this.userAgent, accept: "application/json" };
+  }
+
+  private url(path: string, query?: RequestOptions["query"]): string {
+    const u = new URL(this.server + path);
+    for (const [k, v] of Object.entries(query ?? {})) if (v !== undefined) u.searchParams.set(k, String(v));
+    return u.toString();
+  }
+
+  async request<T>(method: keyof typeof HttpMethod, path: string, opts: RequestOptions = {}): Promise<T> {
+    const url = this.url(path, opts.query);
+    const headers = await this.headers(url, HttpMethod[method]);
+    if (opts.body !== undefined) headers["content-type"] = opts.contentType ?? "application/json";
+    this.count(method, path);
+    const timeout = AbortSignal.timeout(opts.timeoutMs ?? this.timeoutMs);
+    const res = await fetch(url, {
+      method,
+      headers,
+      dispatcher: this.agent,
+      signal: opts.signal ? AbortSignal.any([opts.signal, timeout]) : timeout,
+      ...(opts.body !== undefined ? { body: JSON.stringify(opts.body) } : {}),
+    });
+    const text = await res.text();
+    if (!res.ok) {
+      let status: { reason?: string; message?: string; details?: unknown } = {};
+      try {
+        status = JSON.parse(text) as typeof status;
+      } catch {
+        status = { message: text.slice(0, 500) };
+      }
+      throw new KubeError(
+        res.status,
+        status.reason ?? res.statusText,
+        status.message ?? `HTTP ${res.status}`,
+        status.details,
+      );
+    }
+    return (text ? JSON.parse(text) : {}) as T;
+  }
+
+  get<T = KubeObjectLike>(
+    apiVersion: string,
+    kind: string,
+    namespace: string | undefined,
+    name: string,
+  ): Promise<T> {
+    return this.request<T>("GET", resourcePath(apiVersion, kind, namespace, name));
+  }
+
+  /** GET that answers undefined for 404. */
+  async getOrUndefined<T = KubeObjectLike>(
+    apiVersion: string,
+    kind: string,
+    namespace: string | undefined,
+    name: string,
+  ): Promise<T | undefined> {
+    try {
+      return await this.get<T>(apiVersion, kind, namespace, name);
+    } catch (e) {
+      if (e instanceof KubeError && e.notFound) return undefined;
+      throw e;
+    }
+  }
+
+  list<T = KubeObjectLike>(
+    apiVersion: string,
+    kind: string,
+    namespace?: string,
+    query: { labelSelector?: string; fieldSelector?: string; limit?: number; continue?: string } = {},
+  ): Promise<ObjectList<T>> {
+    return this.request<ObjectList<T>>("GET", resourcePath(apiVersion, kind, namespace), { query });
+  }
+
+  /** Server-side apply with the operator's field manager; `force` takes fields over from other managers. */
+  apply<T = KubeObjectLike>(
+    obj: KubeObjectLike,
+    opts: { force?: boolean; dryRun?: boolean; fieldManager?: string; subresource?: "status" } = {},
+  ): Promise<T> {
+    const { apiVersion, kind, metadata } = obj;
+    if (!apiVersion || !kind || !metadata?.name)
+      throw new Error("apply needs apiVersion, kind and metadata.name");
+    const path =
+      resourcePath(apiVersion, kind, metadata.namespace, metadata.name) +
+      (opts.subresource ? `/${opts.subresource}` : "");
+    return this.request<T>("PATCH", path, {
+      body: obj,
+      contentType: "application/apply-patch+yaml",
+      query: {
+        fieldManager: opts.fieldManager ?? FIELD_MANAGER,
+        force: opts.force ?? true,
+        ...(opts.dryRun ? { dryRun: "All" } : {}),
+      },
+    });
+  }
+
+  create<T = KubeObjectLike>(obj: KubeObjectLike): Promise<T> {
+    const { apiVersion, kind, metadata } = obj;
+    if (!apiVersion || !kind) throw new Error("create needs apiVersion and kind");
+    return this.request<T>("POST", resourcePath(apiVersion, kind, metadata?.namespace), {
+      body: obj,
+      query: { fieldManager: FIELD_MANAGER },
+    });
+  }
+
+  /** JSON merge patch (finalizers, annotations); `resourceVersion` in the body makes it conditional. */
+  mergePatch<T = KubeObjectLike>(
+    apiVersion: string,
+    kind: string,
+    namespace: string | undefined,
+    name: string,
+    patch: unknown,
+  ): Promise<T> {
+    return this.request<T>("PATCH", resourcePath(apiVersion, kind, namespace, name), {
+      body: patch,
+      contentType: "application/merge-patch+json",
+      query: { fieldManager: FIELD_MANAGER },
+    });
+  }
+
+  replace<T = KubeObjectLike>(obj: KubeObjectLike): Promise<T> {
+    const { apiVersion, kind, metadata } = obj;
+    if (!apiVersion || !kind || !metadata?.name)
+      throw new Error("replace needs apiVersion, kind and metadata.name");
+    return this.request<T>("PUT", resourcePath(apiVersion, kind, metadata.namespace, metadata.name), {
+      body: obj,
+      query: { fieldManager: FIELD_MANAGER },
+    });
+  }
+
+  /** DELETE that treats 404 as done; background propagation unless told otherwise. */
+  async delete(
+    apiVersion: string,
+    kind: string,
+    namespace: string | undefined,
+    name: string,
+    propagationPolicy: "Background" | "Foreground" | "Orphan" = "Background",
+  ): Promise<boolean> {
+    try {
+      await this.request("DELETE", resourcePath(apiVersion, kind, namespace, name), {
+        body: { kind: "DeleteOptions", apiVersion: "v1", propagationPolicy },
+      });
+      return true;
+    } catch (e) {
+      if (e instanceof KubeError && e.notFound) return false;
+      throw e;
+    }
+  }
+
+  /**
+   * Opens a watch and yields its events. The server closes it after `timeoutSeconds`; the
+   * client aborts it when nothing (not even a bookmark) arrives for `idleTimeoutMs` — a TCP
+   * stream that died quietly must not leave an informer deaf (STYLE.md, client-node traps).
+   */
+  async *watch(
+    apiVersion: string,
+    kind: string,
+    namespace: string | undefined,
+    query: { resourceVersion: string; labelSelector?: string; timeoutSeconds: number },
+    idleTimeoutMs: number,
+    signal: AbortSignal,
+  ): AsyncGenerator<WatchEvent> {
+    const path = resourcePath(apiVersion, kind, namespace);
+    const url = this.url(path, { ...query, watch: true, allowWatchBookmarks: true });
+    const headers = await this.headers(url, HttpMethod.GET);
+    this.count("WATCH", path);
+    const abort = new AbortController();
+    const onOuterAbort = () => abort.abort(signal.reason);
+    signal.addEventListener("abort", onOuterAbort, { once: true });
+    let idleTimer: NodeJS.Timeout | undefined;
+    const armIdle = () => {
+      clearTimeout(idleTimer);
+      idleTimer = setTimeout(
+        () => abort.abort(new Error(`watch idle for ${idleTimeoutMs} ms`)),
+        idleTimeoutMs,
+      );
+    };
+    try {
+      armIdle();
+      const res = await fetch(url, { method: "GET", headers, dispatcher: this.agent, signal: abort.signal });
+      if (!res.ok || !res.body) {
+        const text = await res.text();
+        let status: { reason?: string; message?: string } = {};
+        try {
+          status = JSON.parse(text) as typeof status;
+        } catch {
+          status = { message: text.slice(0, 300) };
+        }
+        throw new KubeError(
+          res.status,
+          status.reason ?? res.statusText,
+          status.message ?? `watch HTTP ${res.status}`,
+        );
+      }
+      const lines = createInterface({ input: Readable.fromWeb(res.body as never), crlfDelay: Infinity });
+      for await (const line of lines) {
+        armIdle();
+        if (!line.trim()) continue;
+        yield JSON.parse(line) as WatchEvent;
+      }
+    } catch (e) {
+      if (abort.signal.aborted && !signal.aborted)
+        throw abort.signal.reason instanceof Error ? abort.signal.reason : e;
+      if (!signal.aborted) throw e;
+    } finally {
+      clearTimeout(idleTimer);
+      signal.removeEventListener("abort", onOuterAbort);
+      abort.abort();
+    }
+  }
+}

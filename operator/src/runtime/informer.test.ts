@@ -1,0 +1,161 @@
+import { describe, expect, it } from "vitest";
+import { Informer, type InformerEvent, type ListWatch, type WatchEventLike } from "./informer.js";
+
+interface Obj {
+  metadata: { name: string; namespace: string; resourceVersion: string };
+  v?: number;
+}
+const obj = (name: string, rv: string, v = 0): Obj => ({
+  metadata: { name, namespace: "ns", resourceVersion: rv },
+  v,
+});
+
+/** A scripted ListWatch: each list() returns the next listing; each watch() plays the next script. */
+class FakeListWatch implements ListWatch<Obj> {
+  lists = 0;
+  watches: string[] = [];
+  constructor(
+    private readonly listings: Obj[][],
+    private readonly scripts: ((signal: AbortSignal) => AsyncIterable<WatchEventLike<Obj>>)[],
+  ) {}
+  list() {
+    const items = this.listings[Math.min(this.lists, this.listings.length - 1)] ?? [];
+    this.lists++;
+    return Promise.resolve({ items, resourceVersion: String(100 * this.lists) });
+  }
+  watch(rv: string, _t: number, _idle: number, signal: AbortSignal) {
+    this.watches.push(rv);
+    const script = this.scripts.shift() ?? blockUntilAborted;
+    return script(signal);
+  }
+}
+
+async function* blockUntilAborted(signal: AbortSignal): AsyncIterable<WatchEventLike<Obj>> {
+  await new Promise((r) => signal.addEventListener("abort", r, { once: true }));
+  yield* [];
+}
+function events(...evs: WatchEventLike<Obj>[]) {
+  return async function* () {
+    await Promise.resolve();
+    yield* evs;
+  };
+}
+function failing(message: string) {
+  return async function* (): AsyncIterable<WatchEventLike<Obj>> {
+    await Promise.resolve();
+    yield* [];
+    throw new Error(message);
+  };
+}
+const until = async (cond: () => boolean, ms = 2000) => {
+  const end = Date.now() + ms;
+  while (!cond()) {
+    if (Date.now() > end) throw new Error("condition not reached");
+    await new Promise((r) => setTimeout(r, 5));
+  }
+};
+
+function record(inf: Informer<Obj>) {
+  const seen: [string, InformerEvent][] = [];
+  inf.on((key, ev) => seen.push([key, ev]));
+  return seen;
+}
+
+describe("Informer", () => {
+  it("lists, reports adds, then applies watch events to the cache", async () => {
+    const lw = new FakeListWatch(
+      [[obj("a", "1"), obj("b", "2")]],
+      [events({ type: "MODIFIED", object: obj("a", "3", 7) }, { type: "DELETED", object: obj("b", "4") })],
+    );
+    const inf = new Informer("t", lw, { resyncMs: 60_000, backoffInitialMs: 1 });
+    const seen = record(inf);
+    inf.start();
+    await until(() => seen.length >= 4);
+    await inf.stop();
+    expect(seen).toEqual([
+      ["ns/a", "add"],
+      ["ns/b", "add"],
+      ["ns/a", "update"],
+      ["ns/b", "delete"],
+    ]);
+    expect(inf.get("ns/a")?.v).toBe(7);
+    expect(inf.get("ns/b")).toBeUndefined();
+    expect(inf.hasSynced()).toBe(true);
+  });
+
+  it("relists on 410 Gone and reports only objects that really changed", async () => {
+    const lw = new FakeListWatch(
+      [
+        [obj("a", "1"), obj("b", "2")],
+        [obj("a", "1"), obj("b", "9"), obj("c", "10")],
+      ],
+      [events({ type: "ERROR", object: { ...obj("", ""), code: 410, message: "too old" } })],
+    );
+    const inf = new Informer("t", lw, { resyncMs: 60_000, backoffInitialMs: 1 });
+    const seen = record(inf);
+    inf.start();
+    await until(() => lw.lists >= 2 && seen.length >= 4);
+    await inf.stop();
+    expect(seen.slice(2)).toEqual([
+      ["ns/b", "update"],
+      ["ns/c", "add"],
+    ]);
+    expect(inf.relists).toBe(2);
+  });
+
+  it("restarts a failed watch with growing, jittered backoff, then relists", async () => {
+    const delays: number[] = [];
+    const lw = new FakeListWatch([[obj("a", "1")]], [failing("reset"), failing("reset"), failing("reset")]);
+    const inf = new Informer("t", lw, {
+      resyncMs: 60_000,
+      backoffInitialMs: 10,
+      random: () => 1,
+      onError: (_n, _e, ms) => delays.push(ms),
+    });
+    inf.start();
+    await until(() => lw.lists >= 4);
+    await inf.stop();
+    expect(delays.slice(0, 3)).toEqual([10, 20, 40]);
+    expect(inf.restarts).toBeGreaterThanOrEqual(3);
+    // Every restart lists again: a failed watch may have missed events.
+    expect(lw.lists).toBeGreaterThanOrEqual(4);
+  });
+
+  it("re-watches from the last resourceVersion when the server ends a watch normally (no relist)", async () => {
+    const lw = new FakeListWatch([[obj("a", "1")]], [events({ type: "BOOKMARK", object: obj("", "555") })]);
+    const inf = new Informer("t", lw, { resyncMs: 60_000 });
+    inf.start();
+    await until(() => lw.watches.length >= 2);
+    await inf.stop();
+    expect(lw.watches.slice(0, 2)).toEqual(["100", "555"]);
+    expect(lw.lists).toBe(1);
+  });
+
+  it("replays every cached key on resync", async () => {
+    const lw = new FakeListWatch([[obj("a", "1"), obj("b", "1")]], []);
+    const inf = new Informer("t", lw, { resyncMs: 30 });
+    const seen = record(inf);
+    inf.start();
+    await until(() => seen.filter(([, e]) => e === "resync").length >= 4);
+    await inf.stop();
+    expect(new Set(seen.filter(([, e]) => e === "resync").map(([k]) => k))).toEqual(
+      new Set(["ns/a", "ns/b"]),
+    );
+  });
+
+  it("is unhealthy before its first list and when out of touch for too long", async () => {
+    const lw = new FakeListWatch([[obj("a", "1")]], [failing("down"), failing("down")]);
+    const inf = new Informer("t", lw, {
+      resyncMs: 60_000,
+      staleAfterMs: 1000,
+      backoffInitialMs: 5_000,
+      random: () => 1,
+    });
+    expect(inf.healthy()).toBe(false);
+    inf.start();
+    await until(() => inf.restarts >= 1);
+    expect(inf.healthy()).toBe(true);
+    expect(inf.healthy(Date.now() + 2000)).toBe(false);
+    await inf.stop();
+  });
+});

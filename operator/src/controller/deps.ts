@@ -1,0 +1,42 @@
+import type { Logger } from "pino";
+import type { Counter, Histogram } from "prom-client";
+import type { BuildOptions } from "../builders/index.js";
+import type { KafkaConnection, TopicAdmin } from "../kafka/topic-admin.js";
+import type { KubeClient, KubeObjectLike } from "../kube/client.js";
+import type { EventRecorder } from "../runtime/events.js";
+import type { Informer } from "../runtime/informer.js";
+import type { Capabilities } from "./children.js";
+
+export interface ControllerConfig {
+  images: BuildOptions["images"];
+  imagePullPolicy: BuildOptions["imagePullPolicy"];
+  operatorNamespace: string;
+  /** Requeue of a ready pipeline: the drift-correction period even when no event arrives. */
+  resyncMs: number;
+  /** Requeue while children are still coming up. */
+  progressingRequeueMs: number;
+}
+
+export interface ControllerMetrics {
+  reconciles: Counter<"result">;
+  reconcileDuration: Histogram;
+  applies: Counter<"result">;
+  statusWrites: Counter;
+}
+
+/** Everything reconcile touches, passed in one object (no module singletons; tests build their own). */
+export interface ControllerDeps {
+  kube: KubeClient;
+  pipelines: Informer<KubeObjectLike>;
+  /** Child informers by kind (cluster-wide, selected by the managed-by label). */
+  children: Map<string, Informer<KubeObjectLike>>;
+  capabilities: () => Capabilities;
+  config: ControllerConfig;
+  recorder: EventRecorder;
+  log: Logger;
+  metrics: ControllerMetrics;
+  now: () => Date;
+  connectTopicAdmin: (c: KafkaConnection) => Promise<TopicAdmin>;
+  /** Statuses this process wrote, by pipeline key: the cache may not show them yet. */
+  writtenStatus: Map<string, unknown>;
+}

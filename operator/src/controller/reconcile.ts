@@ -1,0 +1,431 @@
+import { randomBytes } from "node:crypto";
+import {
+  ANNOTATION_SKIP_DRAIN,
+  API_VERSION,
+  FINALIZER,
+  KIND,
+  type LogPipeline,
+  type LogPipelineStatus,
+} from "../api/logpipeline.js";
+import { parsePipeline } from "../api/parse.js";
+import { type BuildNote, desiredState, type KubeObject } from "../builders/index.js";
+import { bootstrapServers } from "../builders/kafka-topics.js";
+import { LABEL_PIPELINE_UID, pipelineNames } from "../builders/names.js";
+import { SERVICE_PORT } from "../builders/workloads.js";
+import type { KafkaConnection } from "../kafka/topic-admin.js";
+import { KubeError, type KubeObjectLike } from "../kube/client.js";
+import type { ReconcileResult } from "../runtime/workqueue.js";
+import type { Condition } from "../status/conditions.js";
+import { conditionTransitions } from "../status/conditions.js";
+import {
+  computeStatus,
+  type Observation,
+  sameStatus,
+  suspendedStatus,
+  type TopicObservation,
+} from "../status/compute.js";
+import { childKinds, objectRef } from "./children.js";
+import type { ControllerDeps } from "./deps.js";
+import { observeKafkaTopic, observeWorkload, referencedSecrets, secretContentHash } from "./observe.js";
+
+/**
+ * reconcile(key, deps): the one place that mixes I/O and logic (DESIGN.md, controller/).
+ * Level-triggered: every pass builds the whole desired state and applies all of it, so a
+ * child edited or deleted by someone else is put back; status is computed purely from what
+ * was observed and written only when it differs.
+ */
+export async function reconcile(key: string, deps: ControllerDeps): Promise<ReconcileResult> {
+  const raw = deps.pipelines.get(key);
+  if (!raw) return undefined; // deleted: owned children go with it (garbage collector)
+  const parsed = parsePipeline(raw);
+  if (!parsed.ok) {
+    const meta = raw.metadata;
+    if (!meta?.name || !meta.namespace || !meta.uid) return undefined;
+    deps.log.warn({ key, problem: parsed.message }, "invalid LogPipeline");
+    return await reportInvalid(raw, parsed.message, deps);
+  }
+  const p = parsed.pipeline;
+  if (p.metadata.deletionTimestamp) return await finalize(p, deps);
+  if (!p.metadata.finalizers?.includes(FINALIZER)) await addFinalizer(p, deps);
+  if (p.spec.suspend) {
+    await writeStatus(p, suspendedStatus(p), deps);
+    return undefined;
+  }
+
+  const caps = deps.capabilities();
+  const baseOptions = { ...deps.config, capabilities: caps, secretHashes: {} };
+  const creds = { postgresPassword: secret(), redisPassword: secret(), apiKey: secret() };
+  // Two passes: the first finds the Secrets the pods reference, the second hashes their content in.
+  const first = desiredState(p, baseOptions, creds);
+  await createOnce(first.createOnce, deps);
+  const secretHashes: Record<string, string> = {};
+  for (const name of referencedSecrets(first.apply))
+    secretHashes[name] = secretContentHash(
+      await deps.kube.getOrUndefined<{ data?: Record<string, string> }>(
+        "v1",
+        "Secret",
+        p.metadata.namespace,
+        name,
+      ),
+    );
+  const desired = desiredState(p, { ...baseOptions, secretHashes }, creds);
+
+  const observation = emptyObservation(p, desired.notes);
+  if (p.spec.kafka.mode === "external")
+    observation.topics = await ensureAdminTopics(p, desired.adminTopics, deps);
+  else if (!caps.strimzi)
+    observation.topicsProblem = {
+      reason: "StrimziMissing",
+      message: "kafka.mode is strimzi but the KafkaTopic CRD is not installed",
+    };
+
+  const applied = new Map<string, KubeObjectLike>();
+  for (const obj of desired.apply) {
+    const ref = objectRef(obj.kind, obj.metadata.namespace, obj.metadata.name);
+    const before = deps.children.get(obj.kind)?.get(`${obj.metadata.namespace ?? ""}/${obj.metadata.name}`);
+    try {
+      const result = await deps.kube.apply(obj);
+      applied.set(ref, result);
+      const noop = before?.metadata?.resourceVersion === result.metadata?.resourceVersion;
+      deps.metrics.applies.inc({ result: noop ? "noop" : "changed" });
+    } catch (e) {
+      deps.metrics.applies.inc({ result: "error" });
+      const terminal = e instanceof KubeError && [400, 403, 422].includes(e.status);
+      observation.applyErrors.push({
+        object: `${obj.kind}/${obj.metadata.name}`,
+        message: errorMessage(e),
+        terminal,
+      });
+      deps.log.warn({ key, object: ref, err: errorMessage(e) }, "apply failed");
+    }
+  }
+  await prune(p, desired.apply, deps);
+
+  observeChildren(p, desired.apply, applied, observation);
+  const status = computeStatus(p, observation, deps.now());
+  await writeStatus(p, status, deps);
+
+  const ready = status.conditions?.find((c) => c.type === "Ready")?.status === "True";
+  const stalled = status.conditions?.find((c) => c.type === "Stalled")?.status === "True";
+  if (observation.applyErrors.some((e) => !e.terminal))
+    throw new Error(observation.applyErrors[0]?.message ?? "apply failed");
+  return {
+    requeueAfterMs: ready ? deps.config.resyncMs : stalled ? 60_000 : deps.config.progressingRequeueMs,
+  };
+}
+
+const secret = () => randomBytes(24).toString("base64url");
+const errorMessage = (e: unknown) => (e instanceof Error ? e.message : String(e));
+
+function emptyObservation(p: LogPipeline, notes: BuildNote[]): Observation {
+  const names = pipelineNames(p);
+  const ns = p.metadata.namespace;
+  return {
+    applyErrors: [],
+    topics: [],
+    notes,
+    names: {
+      topic: names.topic,
+      ...(p.spec.kafka.deadLetter.enabled ? { deadLetterTopic: names.deadLetterTopic } : {}),
+      consumerGroup: names.consumerGroup,
+      bootstrapServers: bootstrapServers(p),
+    },
+    endpoints: {
+      ingest: `http://${names.producer}.${ns}.svc:${SERVICE_PORT}/api/logs`,
+      query: `http://${names.query}.${ns}.svc:${SERVICE_PORT}/api/logs`,
+      ...(p.spec.ingress.enabled && p.spec.ingress.host ? { ingressHost: p.spec.ingress.host } : {}),
+    },
+  };
+}
+
+function observeChildren(
+  p: LogPipeline,
+  desired: KubeObject[],
+  applied: Map<string, KubeObjectLike>,
+  o: Observation,
+): void {
+  const names = pipelineNames(p);
+  const get = (kind: string, name: string, namespace = p.metadata.namespace) =>
+    applied.get(objectRef(kind, namespace, name));
+  o.producer = observeWorkload(get("Deployment", names.producer));
+  o.consumer = observeWorkload(get("Deployment", names.consumer));
+  o.query = observeWorkload(get("Deployment", names.query));
+  o.redis = observeWorkload(get("Deployment", names.redis));
+  o.postgres = observeWorkload(get("StatefulSet", names.postgres));
+  if (p.spec.kafka.mode === "strimzi")
+    o.topics = desired
+      .filter((d) => d.kind === "KafkaTopic")
+      .map((d) => {
+        const live = get("KafkaTopic", d.metadata.name, d.metadata.namespace);
+        return live
+          ? observeKafkaTopic(live)
+          : {
+              name: d.metadata.name,
+              ready: "False" as const,
+              reason: "ApplyFailed",
+              message: "the KafkaTopic could not be written",
+            };
+      });
+}
+
+async function createOnce(objects: KubeObject[], deps: ControllerDeps): Promise<void> {
+  for (const obj of objects) {
+    const existing = await deps.kube.getOrUndefined(
+      obj.apiVersion,
+      obj.kind,
+      obj.metadata.namespace,
+      obj.metadata.name,
+    );
+    if (existing) continue;
+    try {
+      await deps.kube.create(obj);
+      deps.log.info(
+        { object: objectRef(obj.kind, obj.metadata.namespace, obj.metadata.name) },
+        "generated credentials",
+      );
+    } catch (e) {
+      if (!(e instanceof KubeError && e.conflict)) throw e; // created meanwhile by another pass: fine
+    }
+  }
+}
+
+/** Deletes children labelled with this pipeline's uid that this generation no longer wants. */
+async function prune(p: LogPipeline, desired: KubeObject[], deps: ControllerDeps): Promise<void> {
+  const wanted = new Set(desired.map((d) => objectRef(d.kind, d.metadata.namespace, d.metadata.name)));
+  for (const k of childKinds(deps.capabilities())) {
+    const informer = deps.children.get(k.kind);
+    if (!informer) continue;
+    for (const live of informer.list()) {
+      const m = live.metadata;
+      if (m?.labels?.[LABEL_PIPELINE_UID] !== p.metadata.uid || !m.name) continue;
+      if (wanted.has(objectRef(k.kind, m.namespace, m.name))) continue;
+      if (k.kind === "KafkaTopic") continue; // topics are never pruned: only deletion (and its policy) removes them
+      deps.log.info({ object: objectRef(k.kind, m.namespace, m.name) }, "pruning child no longer wanted");
+      await deps.kube.delete(k.apiVersion, k.kind, m.namespace, m.name);
+    }
+  }
+}
+
+async function kafkaConnection(p: LogPipeline, deps: ControllerDeps): Promise<KafkaConnection> {
+  const { auth } = p.spec.kafka;
+  const ns = p.metadata.namespace;
+  const readKey = async (name: string, key: string) => {
+    const s = await deps.kube.get<{ data?: Record<string, string> }>("v1", "Secret", ns, name);
+    const v = s.data?.[key];
+    if (v === undefined) throw new Error(`Secret ${name} has no key ${key}`);
+    return Buffer.from(v, "base64").toString("utf8");
+  };
+  const c: KafkaConnection = {
+    bootstrapServers: bootstrapServers(p),
+    securityProtocol: auth.securityProtocol,
+  };
+  if (auth.sasl && auth.securityProtocol.startsWith("SASL"))
+    c.sasl = {
+      mechanism: auth.sasl.mechanism,
+      username: auth.sasl.username,
+      password: await readKey(auth.sasl.passwordSecretRef.name, auth.sasl.passwordSecretRef.key),
+    };
+  if (auth.tls && auth.securityProtocol.endsWith("SSL")) {
+    c.caPem = await readKey(auth.tls.caSecretRef.name, auth.tls.caSecretRef.key);
+    if (auth.tls.clientCertSecretName) {
+      c.clientCertPem = await readKey(auth.tls.clientCertSecretName, "tls.crt");
+      c.clientKeyPem = await readKey(auth.tls.clientCertSecretName, "tls.key");
+    }
+  }
+  return c;
+}
+
+async function ensureAdminTopics(
+  p: LogPipeline,
+  topics: ReturnType<typeof desiredState>["adminTopics"],
+  deps: ControllerDeps,
+): Promise<TopicObservation[]> {
+  let admin;
+  try {
+    admin = await deps.connectTopicAdmin(await kafkaConnection(p, deps));
+    return await admin.ensure(topics);
+  } catch (e) {
+    return topics.map((t) => ({
+      name: t.name,
+      ready: "False",
+      reason: "KafkaError",
+      message: errorMessage(e),
+    }));
+  } finally {
+    await admin?.close().catch(() => undefined);
+  }
+}
+
+async function addFinalizer(p: LogPipeline, deps: ControllerDeps): Promise<void> {
+  await deps.kube.mergePatch(API_VERSION, KIND, p.metadata.namespace, p.metadata.name, {
+    metadata: {
+      resourceVersion: p.metadata.resourceVersion,
+      finalizers: [...(p.metadata.finalizers ?? []), FINALIZER],
+    },
+  });
+}
+
+const ref = (p: LogPipeline) => ({
+  apiVersion: API_VERSION,
+  kind: KIND,
+  name: p.metadata.name,
+  namespace: p.metadata.namespace,
+  uid: p.metadata.uid,
+});
+
+/** Writes status when it differs from what is stored (or what this process last wrote), and emits Events on condition transitions. */
+async function writeStatus(p: LogPipeline, status: LogPipelineStatus, deps: ControllerDeps): Promise<void> {
+  const key = `${p.metadata.namespace}/${p.metadata.name}`;
+  const written = deps.writtenStatus.get(key);
+  if (sameStatus(p.status ?? {}, status) || (written !== undefined && sameStatus(written, status))) return;
+  const before = ((written as LogPipelineStatus | undefined) ?? p.status)?.conditions ?? [];
+  await deps.kube.apply(
+    {
+      apiVersion: API_VERSION,
+      kind: KIND,
+      metadata: { name: p.metadata.name, namespace: p.metadata.namespace },
+      status,
+    },
+    { subresource: "status" },
+  );
+  deps.metrics.statusWrites.inc();
+  deps.writtenStatus.set(key, status);
+  for (const t of conditionTransitions(before as Condition[], (status.conditions ?? []) as Condition[])) {
+    if (!["Ready", "TopicsReady", "Stalled", "DataConsistent"].includes(t.type)) continue;
+    if (t.from === undefined && t.to !== "True" && t.type !== "Stalled") continue;
+    if (t.type === "Stalled" && t.to !== "True") continue;
+    const warning =
+      (t.type === "Ready" && t.to === "False" && t.from === "True") ||
+      (t.type !== "Ready" && t.to === "False") ||
+      t.type === "Stalled";
+    await deps.recorder.emit(
+      ref(p),
+      warning ? "Warning" : "Normal",
+      t.type === "Ready" ? t.reason : `${t.type}${t.to === "True" ? "" : t.reason}`,
+      t.message,
+    );
+  }
+}
+
+async function reportInvalid(
+  raw: KubeObjectLike,
+  message: string,
+  deps: ControllerDeps,
+): Promise<ReconcileResult> {
+  const m = raw.metadata ?? {};
+  const key = `${m.namespace ?? ""}/${m.name ?? ""}`;
+  const now = deps
+    .now()
+    .toISOString()
+    .replace(/\.\d{3}Z$/, "Z");
+  const old = ((raw.status as LogPipelineStatus | undefined)?.conditions ?? []) as Condition[];
+  const prev = old.find((c) => c.type === "Stalled");
+  const stalled: Condition = {
+    type: "Stalled",
+    status: "True",
+    reason: "InvalidSpec",
+    message,
+    observedGeneration: m.generation ?? 0,
+    lastTransitionTime: prev?.status === "True" ? prev.lastTransitionTime : now,
+  };
+  const status: LogPipelineStatus = {
+    ...((raw.status as LogPipelineStatus | undefined) ?? {}),
+    observedGeneration: m.generation ?? 0,
+    phase: "Failed",
+    message: `invalid spec: ${message}`,
+    conditions: [...old.filter((c) => c.type !== "Stalled"), stalled],
+  };
+  const pseudo = {
+    metadata: { name: m.name ?? "", namespace: m.namespace ?? "", uid: m.uid ?? "" },
+    status,
+  } as LogPipeline;
+  if (!sameStatus(raw.status ?? {}, status) && !sameStatus(deps.writtenStatus.get(key), status)) {
+    await writeStatus({ ...pseudo, status: raw.status as LogPipelineStatus }, status, deps);
+  }
+  return { requeueAfterMs: 60_000 };
+}
+
+/**
+ * Deletion: wait (bounded) for the consumer to drain when data will be deleted, remove
+ * topics and PostgreSQL's volumes as deletionPolicy says, then let the object go.
+ */
+async function finalize(p: LogPipeline, deps: ControllerDeps): Promise<ReconcileResult> {
+  if (!p.metadata.finalizers?.includes(FINALIZER)) return undefined;
+  const policy = p.spec.deletionPolicy;
+  const ns = p.metadata.namespace;
+  const names = pipelineNames(p);
+  const deleting = (message: string) =>
+    writeStatus(
+      p,
+      computeStatus(p, { ...emptyObservation(p, []), deleting: { reason: "Deleting", message } }, deps.now()),
+      deps,
+    );
+
+  const deletesData = policy.topics === "Delete" || policy.postgres === "Delete";
+  if (deletesData && p.metadata.annotations?.[ANNOTATION_SKIP_DRAIN] !== "true") {
+    const namespace = await deps.kube.getOrUndefined<{ status?: { phase?: string } }>(
+      "v1",
+      "Namespace",
+      undefined,
+      ns,
+    );
+    const terminating = namespace?.status?.phase === "Terminating";
+    const since = Date.parse(p.metadata.deletionTimestamp ?? "") || deps.now().getTime();
+    const waited = deps.now().getTime() - since;
+    const lag = p.status?.delivery?.lag;
+    if (!terminating && lag !== undefined && lag > 0 && waited < policy.drainTimeoutSeconds * 1000) {
+      await deleting(
+        `waiting for the consumer to drain ${lag} events before deleting data (up to ${policy.drainTimeoutSeconds}s; annotate ${ANNOTATION_SKIP_DRAIN}=true to skip)`,
+      );
+      return { requeueAfterMs: 5_000 };
+    }
+  }
+  await deleting("removing topics and data as deletionPolicy says");
+
+  if (p.spec.kafka.mode === "strimzi" && deps.capabilities().strimzi) {
+    const topics = deps.children.get("KafkaTopic")?.list() ?? [];
+    for (const t of topics.filter((t) => t.metadata?.labels?.[LABEL_PIPELINE_UID] === p.metadata.uid)) {
+      const tns = t.metadata?.namespace;
+      const tname = t.metadata?.name ?? "";
+      // Unmanaged first: Strimzi then lets the resource go and leaves the topic in Kafka.
+      if (policy.topics === "Retain")
+        await deps.kube
+          .mergePatch("kafka.strimzi.io/v1", "KafkaTopic", tns, tname, {
+            metadata: { annotations: { "strimzi.io/managed": "false" } },
+          })
+          .catch((e: unknown) => {
+            if (!(e instanceof KubeError && e.notFound)) throw e;
+          });
+      await deps.kube.delete("kafka.strimzi.io/v1", "KafkaTopic", tns, tname);
+    }
+  } else if (p.spec.kafka.mode === "external" && policy.topics === "Delete") {
+    const admin = await deps.connectTopicAdmin(await kafkaConnection(p, deps));
+    try {
+      await admin.delete([names.topic, names.deadLetterTopic]);
+    } finally {
+      await admin.close().catch(() => undefined);
+    }
+  }
+
+  if (p.spec.postgres.mode === "managed" && policy.postgres === "Delete") {
+    const pvcs = await deps.kube.list("v1", "PersistentVolumeClaim", ns, {
+      labelSelector: `${LABEL_PIPELINE_UID}=${p.metadata.uid}`,
+    });
+    for (const pvc of pvcs.items)
+      await deps.kube.delete("v1", "PersistentVolumeClaim", ns, pvc.metadata?.name ?? "");
+    await deps.kube.delete("v1", "Secret", ns, names.postgresCredentials);
+  }
+  // Generated Secrets of the cache and the ingest keys belong to this pipeline alone.
+  await deps.kube.delete("v1", "Secret", ns, names.redisCredentials);
+  if (!p.spec.producer.auth.apiKeysSecret) await deps.kube.delete("v1", "Secret", ns, names.apiKeys);
+
+  await deps.kube.mergePatch(API_VERSION, KIND, ns, p.metadata.name, {
+    metadata: {
+      resourceVersion: p.metadata.resourceVersion,
+      finalizers: (p.metadata.finalizers ?? []).filter((f) => f !== FINALIZER),
+    },
+  });
+  deps.writtenStatus.delete(`${ns}/${p.metadata.name}`);
+  deps.log.info({ pipeline: `${ns}/${p.metadata.name}` }, "finalized");
+  return undefined;
+}

@@ -1,0 +1,152 @@
+import confluent from "@confluentinc/kafka-javascript";
+import type { DesiredTopic } from "../builders/index.js";
+
+const { Kafka, logLevel } = confluent.KafkaJS;
+
+/** Connection settings for the Admin API; secret values arrive from Secrets, in memory only. */
+export interface KafkaConnection {
+  bootstrapServers: string;
+  securityProtocol: "PLAINTEXT" | "SSL" | "SASL_PLAINTEXT" | "SASL_SSL";
+  sasl?: { mechanism: string; username: string; password: string };
+  caPem?: string;
+  clientCertPem?: string;
+  clientKeyPem?: string;
+}
+
+export interface TopicResult {
+  name: string;
+  ready: "True" | "False";
+  reason: "TopicsReady" | "Created" | "PartitionsIncreased" | "NotSupported" | "KafkaError";
+  message: string;
+}
+
+/** Kafka's error messages sometimes carry secrets of the connection string; keep the first line only. */
+const errorText = (e: unknown) =>
+  (e instanceof Error ? e.message : String(e)).split("\n")[0] ?? "unknown error";
+
+/**
+ * Topics for `kafka.mode: external`, through the Kafka Admin API: create when missing,
+ * grow partitions, never shrink (Kafka cannot) and never change the replication factor
+ * (a reassignment is an operator's decision) — both reported as NotSupported.
+ */
+export class TopicAdmin {
+  private constructor(
+    private readonly admin: ReturnType<InstanceType<typeof Kafka>["admin"]>,
+    /** The KafkaJS-style admin lacks CreatePartitions; librdkafka's own admin client has it. */
+    private readonly native: confluent.IAdminClient,
+  ) {}
+
+  static async connect(c: KafkaConnection, timeoutMs = 10_000): Promise<TopicAdmin> {
+    const config: Record<string, string | number> = {
+      "security.protocol": c.securityProtocol.toLowerCase(),
+      "socket.timeout.ms": timeoutMs,
+    };
+    if (c.sasl)
+      Object.assign(config, {
+        "sasl.mechanisms": c.sasl.mechanism,
+        "sasl.username": c.sasl.username,
+        "sasl.password": c.sasl.password,
+      });
+    if (c.caPem) config["ssl.ca.pem"] = c.caPem;
+    if (c.clientCertPem) config["ssl.certificate.pem"] = c.clientCertPem;
+    if (c.clientKeyPem) config["ssl.key.pem"] = c.clientKeyPem;
+    const kafka = new Kafka({
+      kafkaJS: {
+        brokers: c.bootstrapServers.split(","),
+        clientId: "logpipeline-operator",
+        logLevel: logLevel.NOTHING,
+      },
+      ...config,
+    });
+    const admin = kafka.admin();
+    await admin.connect();
+    const native = confluent.AdminClient.create({ "bootstrap.servers": c.bootstrapServers, ...config });
+    return new TopicAdmin(admin, native);
+  }
+
+  async close(): Promise<void> {
+    this.native.disconnect();
+    await this.admin.disconnect();
+  }
+
+  private createPartitions(topic: string, count: number): Promise<void> {
+    return new Promise((resolve, reject) => {
+      // Typed as always set; librdkafka passes null on success.
+      this.native.createPartitions(topic, count, 15_000, (err: { message: string } | null) => {
+        if (err) reject(new Error(err.message));
+        else resolve();
+      });
+    });
+  }
+
+  /** Brings each topic to the desired state where Kafka allows it; one result per topic. */
+  async ensure(topics: DesiredTopic[]): Promise<TopicResult[]> {
+    const existing = new Set(await this.admin.listTopics());
+    const results: TopicResult[] = [];
+    for (const t of topics) {
+      try {
+        if (!existing.has(t.name)) {
+          await this.admin.createTopics({
+            topics: [
+              {
+                topic: t.name,
+                numPartitions: t.partitions,
+                replicationFactor: t.replicationFactor,
+                configEntries: Object.entries(t.config).map(([name, value]) => ({ name, value })),
+              },
+            ],
+          });
+          results.push({
+            name: t.name,
+            ready: "True",
+            reason: "Created",
+            message: `created with ${t.partitions} partitions`,
+          });
+          continue;
+        }
+        const [meta] = await this.admin.fetchTopicMetadata({ topics: [t.name] });
+        const partitions = meta?.partitions.length ?? 0;
+        const rf = meta?.partitions[0]?.replicas.length ?? t.replicationFactor;
+        if (partitions > t.partitions) {
+          results.push({
+            name: t.name,
+            ready: "False",
+            reason: "NotSupported",
+            message: `has ${partitions} partitions; Kafka cannot decrease them to ${t.partitions}`,
+          });
+        } else if (rf !== t.replicationFactor) {
+          results.push({
+            name: t.name,
+            ready: "False",
+            reason: "NotSupported",
+            message: `replication factor is ${rf}; changing it to ${t.replicationFactor} needs a partition reassignment`,
+          });
+        } else if (partitions < t.partitions) {
+          await this.createPartitions(t.name, t.partitions);
+          results.push({
+            name: t.name,
+            ready: "True",
+            reason: "PartitionsIncreased",
+            message: `partitions increased from ${partitions} to ${t.partitions}`,
+          });
+        } else {
+          results.push({
+            name: t.name,
+            ready: "True",
+            reason: "TopicsReady",
+            message: `${partitions} partitions`,
+          });
+        }
+      } catch (e) {
+        results.push({ name: t.name, ready: "False", reason: "KafkaError", message: errorText(e) });
+      }
+    }
+    return results;
+  }
+
+  async delete(names: string[]): Promise<void> {
+    const existing = new Set(await this.admin.listTopics());
+    const present = names.filter((n) => existing.has(n));
+    if (present.length > 0) await this.admin.deleteTopics({ topics: present });
+  }
+}

@@ -1,0 +1,262 @@
+import type { LogPipeline, LogPipelineStatus } from "../api/logpipeline.js";
+import { type Condition, type ConditionInput, type ConditionStatus, setCondition } from "./conditions.js";
+
+/** Condition types of a LogPipeline (DESIGN.md, Status). */
+export const CONDITION_TYPES = [
+  "Ready",
+  "TopicsReady",
+  "PostgresReady",
+  "RedisReady",
+  "ProducerAvailable",
+  "ConsumerAvailable",
+  "QueryAvailable",
+  "DataConsistent",
+  "Reconciling",
+  "Stalled",
+] as const;
+export type ConditionType = (typeof CONDITION_TYPES)[number];
+
+export interface WorkloadObservation {
+  /** Replicas the Deployment (or StatefulSet) wants now (its spec, whoever set it). */
+  desired: number;
+  ready: number;
+  /** The Deployment's Available condition (minimum availability met). */
+  available: boolean;
+  /** The controller has seen the latest spec (status.observedGeneration == generation). */
+  current: boolean;
+}
+
+export interface TopicObservation {
+  name: string;
+  /** Strimzi's Ready condition, or the Admin API's answer in external mode. */
+  ready: ConditionStatus;
+  reason: string;
+  message: string;
+}
+
+/** What the controller saw this pass; everything status needs, nothing it must fetch. */
+export interface Observation {
+  /** Set when the spec cannot be acted on (parse error that admission did not catch). */
+  invalidSpec?: string;
+  /** Child objects the API server refused, with its message. */
+  applyErrors: { object: string; message: string; terminal: boolean }[];
+  topics: TopicObservation[];
+  /** Why topics could not be observed at all (Strimzi missing, Kafka unreachable). */
+  topicsProblem?: { reason: string; message: string };
+  postgres?: WorkloadObservation | undefined;
+  redis?: WorkloadObservation | undefined;
+  producer?: WorkloadObservation | undefined;
+  consumer?: WorkloadObservation | undefined;
+  query?: WorkloadObservation | undefined;
+  notes: { reason: string; message: string }[];
+  deleting?: { reason: string; message: string };
+  names: { topic: string; deadLetterTopic?: string; consumerGroup: string; bootstrapServers: string };
+  endpoints: { ingest: string; query: string; ingressHost?: string };
+  delivery?: LogPipelineStatus["delivery"];
+}
+
+const cond = (
+  type: ConditionType,
+  status: ConditionStatus,
+  reason: string,
+  message: string,
+  generation: number,
+): ConditionInput => ({ type, status, reason, message, observedGeneration: generation });
+
+function workloadCondition(
+  type: ConditionType,
+  what: string,
+  w: WorkloadObservation | undefined,
+  hibernating: boolean,
+  g: number,
+): ConditionInput {
+  if (!w) return cond(type, "False", "NotFound", `the ${what} does not exist yet`, g);
+  if (hibernating && w.desired === 0)
+    return cond(type, "True", "Hibernated", `the ${what} is scaled to 0`, g);
+  if (w.available && w.ready > 0)
+    return cond(type, "True", "Available", `${w.ready}/${w.desired} ${what} replicas ready`, g);
+  return cond(type, "False", "Unavailable", `${w.ready}/${w.desired} ${what} replicas ready`, g);
+}
+
+function topicsCondition(p: LogPipeline, o: Observation, g: number): ConditionInput {
+  if (o.topicsProblem)
+    return cond("TopicsReady", "False", o.topicsProblem.reason, o.topicsProblem.message, g);
+  const bad = o.topics.find((t) => t.ready === "False") ?? o.topics.find((t) => t.ready === "Unknown");
+  if (o.topics.length === 0) return cond("TopicsReady", "Unknown", "Pending", "no topic observed yet", g);
+  if (bad)
+    return cond(
+      "TopicsReady",
+      bad.ready === "False" ? "False" : "Unknown",
+      bad.reason,
+      `topic ${bad.name}: ${bad.message}`,
+      g,
+    );
+  const how = p.spec.kafka.mode === "strimzi" ? "by Strimzi's topic operator" : "through the Kafka Admin API";
+  return cond("TopicsReady", "True", "TopicsReady", `${o.topics.length} topics ready, managed ${how}`, g);
+}
+
+function dataServiceCondition(
+  type: "PostgresReady" | "RedisReady",
+  mode: string,
+  w: WorkloadObservation | undefined,
+  hibernating: boolean,
+  g: number,
+): ConditionInput {
+  const what = type === "PostgresReady" ? "PostgreSQL" : "Redis";
+  if (mode === "disabled") return cond(type, "True", "Disabled", `${what} is disabled`, g);
+  if (mode === "external")
+    return cond(
+      type,
+      "True",
+      "External",
+      `${what} is external: the workloads' readiness reports its reachability`,
+      g,
+    );
+  if (!w) return cond(type, "False", "NotFound", `the managed ${what} does not exist yet`, g);
+  if (hibernating && w.desired === 0) return cond(type, "True", "Hibernated", `${what} is scaled to 0`, g);
+  return w.ready > 0
+    ? cond(type, "True", "Available", `managed ${what} is ready`, g)
+    : cond(type, "False", "Unavailable", `managed ${what} is not ready yet`, g);
+}
+
+const summary = (w: WorkloadObservation | undefined) =>
+  w ? { desired: w.desired, ready: w.ready, summary: `${w.ready}/${w.desired}` } : undefined;
+
+/**
+ * The status from the pipeline and what was observed — pure: the clock is an argument and
+ * conditions keep their lastTransitionTime unless their status moves.
+ */
+export function computeStatus(p: LogPipeline, o: Observation, now: Date): LogPipelineStatus {
+  const g = p.metadata.generation ?? 0;
+  const hib = p.spec.hibernate;
+  const old = (p.status?.conditions ?? []) as Condition[];
+  const inputs: ConditionInput[] = [];
+
+  const topics = topicsCondition(p, o, g);
+  const postgres = dataServiceCondition("PostgresReady", p.spec.postgres.mode, o.postgres, hib, g);
+  const redis = dataServiceCondition("RedisReady", p.spec.redis.mode, o.redis, hib, g);
+  const producer = workloadCondition("ProducerAvailable", "producer", o.producer, hib, g);
+  const consumer = workloadCondition("ConsumerAvailable", "consumer", o.consumer, hib, g);
+  const query = workloadCondition("QueryAvailable", "query API", o.query, hib, g);
+  const parts = [topics, postgres, redis, producer, consumer, query];
+
+  const terminal = o.applyErrors.find((e) => e.terminal);
+  const stalled: ConditionInput = o.invalidSpec
+    ? cond("Stalled", "True", "InvalidSpec", o.invalidSpec, g)
+    : terminal
+      ? cond("Stalled", "True", "ApplyRejected", `${terminal.object}: ${terminal.message}`, g)
+      : topics.status === "False" && topics.reason === "NotSupported"
+        ? cond("Stalled", "True", "TopicChangeNotSupported", topics.message, g)
+        : cond("Stalled", "False", "Progressing", "no blocking error", g);
+
+  const notReady = parts.find((c) => c.status !== "True");
+  const transient = o.applyErrors.find((e) => !e.terminal);
+  const ready: ConditionInput = o.deleting
+    ? cond("Ready", "False", "Deleting", o.deleting.message, g)
+    : stalled.status === "True"
+      ? cond("Ready", "False", stalled.reason, stalled.message, g)
+      : transient
+        ? cond("Ready", "False", "ApplyFailed", `${transient.object}: ${transient.message}`, g)
+        : notReady
+          ? cond(
+              "Ready",
+              "False",
+              `${notReady.type}${notReady.status === "Unknown" ? "Unknown" : "False"}`,
+              notReady.message,
+              g,
+            )
+          : cond(
+              "Ready",
+              "True",
+              hib ? "Hibernated" : "PipelineReady",
+              hib
+                ? "hibernating: workloads scaled to 0, data kept"
+                : "the pipeline accepts and delivers events",
+              g,
+            );
+
+  const reconciling =
+    ready.status === "True" || stalled.status === "True"
+      ? cond("Reconciling", "False", ready.status === "True" ? "Reconciled" : "Stalled", ready.message, g)
+      : cond("Reconciling", "True", "Progressing", ready.message, g);
+
+  const prevData = old.find((c) => c.type === "DataConsistent");
+  const data: ConditionInput = prevData
+    ? { ...prevData, observedGeneration: prevData.observedGeneration }
+    : cond("DataConsistent", "Unknown", "NotChecked", "no divergence check has run yet", g);
+
+  inputs.push(ready, topics, postgres, redis, producer, consumer, query, data, reconciling, stalled);
+  let conditions = old.filter((c) => (CONDITION_TYPES as readonly string[]).includes(c.type));
+  for (const c of inputs) conditions = setCondition(conditions, c, now);
+  conditions.sort(
+    (a, b) =>
+      CONDITION_TYPES.indexOf(a.type as ConditionType) - CONDITION_TYPES.indexOf(b.type as ConditionType),
+  );
+
+  const dataBad = data.status === "False";
+  const phase: NonNullable<LogPipelineStatus["phase"]> = o.deleting
+    ? "Deleting"
+    : stalled.status === "True"
+      ? "Failed"
+      : hib && ready.status === "True"
+        ? "Hibernated"
+        : ready.status === "True"
+          ? dataBad
+            ? "Degraded"
+            : "Ready"
+          : parts.every((c) => c.reason === "NotFound" || c.reason === "Pending")
+            ? "Pending"
+            : "Provisioning";
+
+  const notes = o.notes.map((n) => n.message);
+  const message = ready.status === "True" ? [ready.message, ...notes].join("; ") : ready.message;
+
+  const workloads = {
+    ...(o.producer ? { producer: summary(o.producer) } : {}),
+    ...(o.consumer ? { consumer: summary(o.consumer) } : {}),
+    ...(o.query ? { query: summary(o.query) } : {}),
+  };
+  return {
+    observedGeneration: g,
+    phase,
+    message,
+    conditions,
+    topics: {
+      main: o.names.topic,
+      ...(o.names.deadLetterTopic ? { deadLetter: o.names.deadLetterTopic } : {}),
+      consumerGroup: o.names.consumerGroup,
+      bootstrapServers: o.names.bootstrapServers,
+    },
+    endpoints: o.endpoints,
+    workloads,
+    ...(o.delivery ? { delivery: o.delivery } : p.status?.delivery ? { delivery: p.status.delivery } : {}),
+    ...(p.status?.divergence ? { divergence: p.status.divergence } : {}),
+  };
+}
+
+/** A status for a suspended pipeline: everything as it was, phase Suspended. */
+export function suspendedStatus(p: LogPipeline): LogPipelineStatus {
+  return {
+    ...(p.status ?? {}),
+    observedGeneration: p.metadata.generation ?? 0,
+    phase: "Suspended",
+    message: "reconciliation is suspended (spec.suspend): children are left as they are",
+  };
+}
+
+/** Equality of two statuses as the API server would store them (key order ignored). */
+export function sameStatus(a: unknown, b: unknown): boolean {
+  return canonical(a) === canonical(b);
+}
+
+function canonical(v: unknown): string {
+  return JSON.stringify(v, (_k, val: unknown) =>
+    val && typeof val === "object" && !Array.isArray(val)
+      ? Object.fromEntries(
+          Object.entries(val as Record<string, unknown>)
+            .filter(([, x]) => x !== undefined)
+            .sort(([x], [y]) => x.localeCompare(y)),
+        )
+      : val,
+  );
+}

@@ -755,7 +755,7 @@ export const LogPipelineStatus = z
       .optional()
       .meta({
         description:
-          "Ready, TopicsReady, PostgresReady, RedisReady, ProducerAvailable, ConsumerAvailable, QueryAvailable, DataConsistent, Reconciling, Stalled.",
+          "Ready, TopicsReady, PostgresReady, RedisReady, ProducerAvailable, ConsumerAvailable, QueryAvailable, DataConsistent, IntegrationsAvailable (optional CRDs such as KEDA or ServiceMonitor), Reconciling, Stalled.",
         "x-kubernetes-list-type": "map",
         "x-kubernetes-list-map-keys": ["type"],
       }),

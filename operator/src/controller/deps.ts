@@ -27,7 +27,8 @@ export interface ControllerMetrics {
 /** Everything reconcile touches, passed in one object (no module singletons; tests build their own). */
 export interface ControllerDeps {
   kube: KubeClient;
-  pipelines: Informer<KubeObjectLike>;
+  /** The cached LogPipelines, by namespace/name. */
+  pipelines: Pick<Informer<KubeObjectLike>, "get">;
   /** Child informers by kind (cluster-wide, selected by the managed-by label). */
   children: Map<string, Informer<KubeObjectLike>>;
   capabilities: () => Capabilities;

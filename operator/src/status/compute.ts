@@ -11,6 +11,7 @@ export const CONDITION_TYPES = [
   "ConsumerAvailable",
   "QueryAvailable",
   "DataConsistent",
+  "IntegrationsAvailable",
   "Reconciling",
   "Stalled",
 ] as const;
@@ -185,7 +186,30 @@ export function computeStatus(p: LogPipeline, o: Observation, now: Date): LogPip
     ? { ...prevData, observedGeneration: prevData.observedGeneration }
     : cond("DataConsistent", "Unknown", "NotChecked", "no divergence check has run yet", g);
 
-  inputs.push(ready, topics, postgres, redis, producer, consumer, query, data, reconciling, stalled);
+  const firstNote = o.notes[0];
+  const integrations = firstNote
+    ? cond("IntegrationsAvailable", "False", firstNote.reason, o.notes.map((n) => n.message).join("; "), g)
+    : cond(
+        "IntegrationsAvailable",
+        "True",
+        "AllPresent",
+        "every optional integration the spec asks for is installed",
+        g,
+      );
+
+  inputs.push(
+    ready,
+    topics,
+    postgres,
+    redis,
+    producer,
+    consumer,
+    query,
+    data,
+    integrations,
+    reconciling,
+    stalled,
+  );
   let conditions = old.filter((c) => (CONDITION_TYPES as readonly string[]).includes(c.type));
   for (const c of inputs) conditions = setCondition(conditions, c, now);
   conditions.sort(

@@ -1,0 +1,282 @@
+import { hostname } from "node:os";
+import type { Logger } from "pino";
+import { Counter, Gauge, Histogram, Registry } from "prom-client";
+import { API_VERSION, KIND } from "../api/logpipeline.js";
+import { LABEL_PIPELINE_UID, MANAGED_BY } from "../builders/names.js";
+import { TopicAdmin } from "../kafka/topic-admin.js";
+import { FIELD_MANAGER, KubeClient, KubeError, type KubeObjectLike } from "../kube/client.js";
+import { listWatch } from "../kube/list-watch.js";
+import { EventRecorder } from "../runtime/events.js";
+import { Informer, objectKey } from "../runtime/informer.js";
+import { type Lease, LeaderElector, type LeaseSpec } from "../runtime/leader.js";
+import { DEFAULT_RATE_LIMITER, runWorkers, WorkQueue } from "../runtime/workqueue.js";
+import { type Capabilities, childKinds, detectCapabilities } from "./children.js";
+import type { ControllerConfig, ControllerDeps } from "./deps.js";
+import { reconcile } from "./reconcile.js";
+
+export interface ManagerConfig extends ControllerConfig {
+  kubeconfig?: string | undefined;
+  /** Namespaces whose LogPipelines are reconciled; empty means all. */
+  watchNamespaces: string[];
+  concurrency: number;
+  leaderElection: { enabled: boolean; namespace: string; name: string; identity?: string | undefined };
+  /** How often optional CRDs (Strimzi, KEDA, Prometheus Operator) are looked for again. */
+  capabilityRefreshMs: number;
+}
+
+export interface Manager {
+  registry: Registry;
+  kube: KubeClient;
+  /** Informers synced and not stale: what /readyz reports. */
+  ready(): boolean;
+  isLeader(): boolean;
+  capabilities(): Capabilities;
+  /** Stops workers, informers and leader election; releases the lease. */
+  stop(): Promise<void>;
+  /** Resolves when leadership is lost (the process should then exit). */
+  lostLeadership: Promise<void>;
+  deps: ControllerDeps;
+}
+
+/** Wires informers, the work queue, leader election and reconcile together (the operator process). */
+export async function startManager(config: ManagerConfig, log: Logger): Promise<Manager> {
+  const kube = await KubeClient.fromEnvironment(config.kubeconfig);
+  const registry = new Registry();
+  const identity = config.leaderElection.identity ?? `${hostname()}_${process.pid}`;
+  let caps = await detectCapabilities(kube);
+  log.info({ capabilities: caps }, "optional integrations detected");
+
+  const informerOpts = {
+    resyncMs: config.resyncMs,
+    onError: (name: string, e: unknown, retryInMs: number) =>
+      log.warn(
+        { informer: name, err: e instanceof Error ? e.message : String(e), retryInMs },
+        "watch restarting",
+      ),
+  };
+  const namespaces = config.watchNamespaces.length > 0 ? config.watchNamespaces : [undefined];
+  const pipelineInformers = namespaces.map(
+    (ns) =>
+      new Informer(
+        `LogPipeline/${ns ?? "*"}`,
+        listWatch(kube, API_VERSION, KIND, ns ? { namespace: ns } : {}),
+        informerOpts,
+      ),
+  );
+  const children = new Map<string, Informer<KubeObjectLike>>();
+  const queue = new WorkQueue<string>(DEFAULT_RATE_LIMITER);
+
+  const pipelines = {
+    get: (key: string) => {
+      for (const inf of pipelineInformers) {
+        const o = inf.get(key);
+        if (o) return o;
+      }
+      return undefined;
+    },
+  };
+  const keyOfUid = (uid: string | undefined) => {
+    if (!uid) return undefined;
+    for (const inf of pipelineInformers)
+      for (const o of inf.list()) if (o.metadata?.uid === uid) return objectKey(o);
+    return undefined;
+  };
+  for (const inf of pipelineInformers) inf.on((key) => queue.add(key));
+
+  const startChildInformer = (apiVersion: string, kind: string) => {
+    if (children.has(kind)) return;
+    const inf = new Informer(
+      kind,
+      listWatch(kube, apiVersion, kind, { labelSelector: `app.kubernetes.io/managed-by=${MANAGED_BY}` }),
+      informerOpts,
+    );
+    // A child changed (or vanished): reconcile its pipeline, which puts it back as wanted.
+    inf.on((_key, event, obj) => {
+      if (event === "resync") return;
+      const k = keyOfUid(obj?.metadata?.labels?.[LABEL_PIPELINE_UID]);
+      if (k) queue.add(k);
+    });
+    children.set(kind, inf);
+    inf.start();
+  };
+
+  const metrics = {
+    reconciles: new Counter({
+      name: "logpipeline_operator_reconcile_total",
+      help: "Reconciles by result",
+      labelNames: ["result"] as const,
+      registers: [registry],
+    }),
+    reconcileDuration: new Histogram({
+      name: "logpipeline_operator_reconcile_duration_seconds",
+      help: "Duration of one reconcile",
+      buckets: [0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30],
+      registers: [registry],
+    }),
+    applies: new Counter({
+      name: "logpipeline_operator_apply_total",
+      help: "Server-side applies of children by result: noop (the API server changed nothing), changed, error",
+      labelNames: ["result"] as const,
+      registers: [registry],
+    }),
+    statusWrites: new Counter({
+      name: "logpipeline_operator_status_writes_total",
+      help: "LogPipeline status writes",
+      registers: [registry],
+    }),
+  };
+  new Gauge({
+    name: "logpipeline_operator_queue_depth",
+    help: "Keys waiting in the work queue",
+    registers: [registry],
+    collect() {
+      this.set(queue.length);
+    },
+  });
+  new Gauge({
+    name: "logpipeline_operator_informer_relists",
+    help: "Full relists per informer (initial list included)",
+    labelNames: ["informer"] as const,
+    registers: [registry],
+    collect() {
+      for (const inf of [...pipelineInformers, ...children.values()])
+        this.set({ informer: inf.name }, inf.relists);
+    },
+  });
+  new Gauge({
+    name: "logpipeline_operator_informer_restarts",
+    help: "Watch restarts after errors per informer",
+    labelNames: ["informer"] as const,
+    registers: [registry],
+    collect() {
+      for (const inf of [...pipelineInformers, ...children.values()])
+        this.set({ informer: inf.name }, inf.restarts);
+    },
+  });
+  const leaderGauge = new Gauge({
+    name: "logpipeline_operator_leader",
+    help: "1 when this replica leads",
+    registers: [registry],
+  });
+
+  const recorder = new EventRecorder(
+    (ev) => kube.create(ev),
+    FIELD_MANAGER,
+    identity,
+    (e) => log.warn({ err: e instanceof Error ? e.message : String(e) }, "could not record an Event"),
+  );
+  const deps: ControllerDeps = {
+    kube,
+    pipelines,
+    children,
+    capabilities: () => caps,
+    config,
+    recorder,
+    log,
+    metrics,
+    now: () => new Date(),
+    connectTopicAdmin: (c) => TopicAdmin.connect(c),
+    writtenStatus: new Map(),
+  };
+
+  for (const inf of pipelineInformers) inf.start();
+  for (const k of childKinds(caps)) startChildInformer(k.apiVersion, k.kind);
+  const capsTimer = setInterval(() => {
+    detectCapabilities(kube)
+      .then((next) => {
+        if (JSON.stringify(next) === JSON.stringify(caps)) return;
+        log.info({ capabilities: next }, "optional integrations changed");
+        caps = next;
+        for (const k of childKinds(caps)) startChildInformer(k.apiVersion, k.kind);
+        for (const inf of pipelineInformers) for (const o of inf.list()) queue.add(objectKey(o));
+      })
+      .catch((e: unknown) => log.warn({ err: String(e) }, "capability detection failed"));
+  }, config.capabilityRefreshMs);
+  capsTimer.unref();
+
+  let workers: Promise<void> | undefined;
+  const startWorkers = async () => {
+    await Promise.all([...pipelineInformers, ...children.values()].map((i) => i.waitForSync(60_000)));
+    workers = runWorkers(
+      queue,
+      config.concurrency,
+      async (key) => {
+        const end = metrics.reconcileDuration.startTimer();
+        try {
+          const r = await reconcile(key, deps);
+          metrics.reconciles.inc({ result: "success" });
+          return r;
+        } catch (e) {
+          metrics.reconciles.inc({ result: "error" });
+          throw e;
+        } finally {
+          end();
+        }
+      },
+      (key, e) =>
+        log.warn(
+          {
+            key,
+            err: e instanceof Error ? e.message : String(e),
+            status: e instanceof KubeError ? e.status : undefined,
+          },
+          "reconcile failed; retrying with backoff",
+        ),
+    );
+  };
+
+  let resolveLost: () => void = () => undefined;
+  const lostLeadership = new Promise<void>((r) => (resolveLost = r));
+  let elector: LeaderElector | undefined;
+  if (config.leaderElection.enabled) {
+    const { namespace, name } = config.leaderElection;
+    const leaseApi = "coordination.k8s.io/v1";
+    elector = new LeaderElector(
+      {
+        get: () => kube.getOrUndefined<Lease>(leaseApi, "Lease", namespace, name),
+        create: (spec: LeaseSpec) =>
+          kube.create<Lease>({ apiVersion: leaseApi, kind: "Lease", metadata: { name, namespace }, spec }),
+        update: (lease: Lease) => kube.replace<Lease>({ apiVersion: leaseApi, kind: "Lease", ...lease }),
+      },
+      {
+        identity,
+        leaseDurationSeconds: 15,
+        renewDeadlineMs: 10_000,
+        retryPeriodMs: 2_000,
+        onStartedLeading: () => {
+          log.info({ identity }, "became leader");
+          leaderGauge.set(1);
+          void startWorkers();
+        },
+        onStoppedLeading: () => {
+          log.error({ identity }, "lost leadership");
+          leaderGauge.set(0);
+          resolveLost();
+        },
+        onError: (e) => log.warn({ err: e instanceof Error ? e.message : String(e) }, "leader election"),
+      },
+    );
+    void elector.run();
+  } else {
+    leaderGauge.set(1);
+    void startWorkers();
+  }
+
+  return {
+    registry,
+    kube,
+    deps,
+    lostLeadership,
+    capabilities: () => caps,
+    isLeader: () => elector?.isLeader ?? true,
+    ready: () => [...pipelineInformers, ...children.values()].every((i) => i.healthy()),
+    async stop() {
+      clearInterval(capsTimer);
+      queue.shutDown();
+      await workers;
+      await elector?.stop();
+      await Promise.all([...pipelineInformers, ...children.values()].map((i) => i.stop()));
+      await kube.close();
+    },
+  };
+}

@@ -252,7 +252,8 @@ export function computeStatus(p: LogPipeline, o: Observation, now: Date): LogPip
       bootstrapServers: o.names.bootstrapServers,
     },
     endpoints: o.endpoints,
-    workloads,
+    // An empty object would reach server-side apply as null, which the schema refuses.
+    ...(Object.keys(workloads).length > 0 ? { workloads } : {}),
     ...(o.delivery ? { delivery: o.delivery } : p.status?.delivery ? { delivery: p.status.delivery } : {}),
     ...(p.status?.divergence ? { divergence: p.status.divergence } : {}),
   };

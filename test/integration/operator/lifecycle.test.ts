@@ -1,0 +1,258 @@
+import { afterAll, beforeAll, describe, expect, inject, it } from "vitest";
+import { reconcile } from "../../../operator/src/controller/reconcile.js";
+import type { Manager } from "../../../operator/src/controller/manager.js";
+import { KubeClient } from "../../../operator/src/kube/client.js";
+import { type Admin, kafkaClient } from "../../support/kafka.js";
+import { eventually, uniqueSuffix } from "../../support/kube.js";
+import {
+  childVersions,
+  conditionOf,
+  getPipeline,
+  kubectl,
+  LP_API,
+  markPodsReady,
+  sampleObject,
+  startTestOperator,
+  waitForCondition,
+  waitGone,
+} from "../../support/operator.js";
+
+const stack = inject("stack");
+let kube: KubeClient;
+let op: Manager;
+let admin: Admin;
+const ns = `t-op-life-${uniqueSuffix()}`;
+const name = "orders";
+const topic = `${ns}.${name}.logs`;
+const CHILD_KINDS: [string, string][] = [
+  ["apps/v1", "Deployment"],
+  ["apps/v1", "StatefulSet"],
+  ["v1", "Service"],
+  ["autoscaling/v2", "HorizontalPodAutoscaler"],
+  ["policy/v1", "PodDisruptionBudget"],
+  ["networking.k8s.io/v1", "NetworkPolicy"],
+  ["monitoring.coreos.com/v1", "ServiceMonitor"],
+  ["monitoring.coreos.com/v1", "PrometheusRule"],
+];
+
+const counter = async (metric: string, labels = "") => {
+  const text = await op.registry.metrics();
+  const line = text.split("\n").find((l) => l.startsWith(`${metric}${labels}`));
+  return line ? Number(line.split(" ").pop()) : 0;
+};
+const deployment = (n: string) =>
+  kube.get<{
+    metadata: { resourceVersion: string };
+    spec: { replicas?: number; template: { spec: { containers: { image: string }[] } } };
+  }>("apps/v1", "Deployment", ns, n);
+const patchLp = (spec: Record<string, unknown>) => kube.mergePatch(LP_API, "LogPipeline", ns, name, { spec });
+
+beforeAll(async () => {
+  kube = await KubeClient.fromEnvironment(stack.kubeconfig);
+  await kube.create({
+    apiVersion: "v1",
+    kind: "Namespace",
+    metadata: { name: ns, labels: { "logpipeline.io/test": "true" } },
+  });
+  op = await startTestOperator(stack, [ns]);
+  const kafka = kafkaClient(stack.kafkaBootstrap, "t-op-life");
+  admin = kafka.admin();
+  await admin.connect();
+});
+afterAll(async () => {
+  await op.stop();
+  await admin.deleteTopics({ topics: [topic, `${ns}.${name}.dlq`] }).catch(() => undefined);
+  await admin.disconnect();
+  await kube.delete("v1", "Namespace", undefined, ns);
+  await kube.close();
+});
+
+describe("operator: a pipeline's life (minimal sample, external Kafka through the Admin API)", () => {
+  let uid = "";
+
+  it("creates every child with an owner reference, generated credentials and the topics in Kafka", async () => {
+    const lp = sampleObject("minimal.yaml", ns, name, (s) => ({
+      ...s,
+      kafka: { ...(s.kafka as object), bootstrapServers: stack.kafkaBootstrap },
+      consumer: { autoscaler: "kafkaLag" },
+    }));
+    const created = await kube.create(lp);
+    uid = created.metadata?.uid ?? "";
+    const deployments = await eventually("four Deployments", async () => {
+      const l = await kube.list("apps/v1", "Deployment", ns);
+      return l.items.length === 4 ? l.items : undefined;
+    });
+    for (const d of deployments)
+      expect(d.metadata?.ownerReferences?.[0], d.metadata?.name).toMatchObject({
+        kind: "LogPipeline",
+        uid,
+        controller: true,
+      });
+    const names = (kind: string, apiVersion: string) =>
+      kube.list(apiVersion, kind, ns).then((l) => l.items.map((i) => i.metadata?.name).sort());
+    expect(await names("StatefulSet", "apps/v1")).toEqual([`${name}-postgres`]);
+    expect(await names("Service", "v1")).toEqual(
+      ["consumer", "postgres", "producer", "query", "redis"].map((c) => `${name}-${c}`),
+    );
+    expect(await names("HorizontalPodAutoscaler", "autoscaling/v2")).toEqual([
+      `${name}-consumer`,
+      `${name}-producer`,
+    ]);
+    expect(await names("Secret", "v1")).toEqual(
+      ["api-keys", "postgres-credentials", "redis-credentials"].map((c) => `${name}-${c}`),
+    );
+    await eventually("topics in Kafka", async () => {
+      const topics = await admin.listTopics();
+      return topics.includes(topic) && topics.includes(`${ns}.${name}.dlq`) ? true : undefined;
+    });
+    const [meta] = await admin.fetchTopicMetadata({ topics: [topic] });
+    expect(meta?.partitions.length).toBe(6);
+  });
+
+  it("reports conditions from the first visit, and a missing optional CRD (KEDA) as a condition", async () => {
+    const lp = await waitForCondition(kube, ns, name, "TopicsReady", "True");
+    expect(conditionOf(lp, "Ready")?.status).toBe("False");
+    expect(conditionOf(lp, "DataConsistent")).toMatchObject({ status: "Unknown", reason: "NotChecked" });
+    expect(conditionOf(lp, "IntegrationsAvailable")).toMatchObject({
+      status: "False",
+      reason: "KedaMissing",
+    });
+    expect(lp.status?.phase).toBe("Provisioning");
+  });
+
+  it("turns Ready when the children are available, and kubectl shows the printer columns", async () => {
+    await eventually("pods to exist", async () =>
+      (await kube.list("v1", "Pod", ns)).items.length >= 5 ? true : undefined,
+    );
+    await markPodsReady(kube, ns);
+    const lp = await waitForCondition(kube, ns, name, "Ready", "True");
+    expect(lp.status?.phase).toBe("Ready");
+    const out = kubectl(stack, ["get", "lp", "-n", ns]);
+    expect(out.stdout.split("\n")[0]?.split(/\s+/)).toEqual([
+      "NAME",
+      "READY",
+      "PHASE",
+      "PRODUCERS",
+      "CONSUMERS",
+      "LAG",
+      "DIVERGENCE",
+      "DLQ",
+      "AGE",
+    ]);
+    expect(out.stdout).toMatch(new RegExp(`${name}\\s+True\\s+Ready\\s+1/1\\s+1/1`));
+  });
+
+  it("a second reconcile of an unchanged pipeline changes nothing: no resourceVersion moves, no status write, no Event", async () => {
+    await new Promise((r) => setTimeout(r, 1500));
+    const before = await childVersions(kube, CHILD_KINDS, uid, [ns]);
+    const lpBefore = await getPipeline(kube, ns, name);
+    const events = (await kube.list("v1", "Event", ns)).items.length;
+    const writes = await counter("logpipeline_operator_status_writes_total");
+    const noops = await counter("logpipeline_operator_apply_total", '{result="noop"}');
+    await reconcile(`${ns}/${name}`, op.deps);
+    await reconcile(`${ns}/${name}`, op.deps);
+    const after = await childVersions(kube, CHILD_KINDS, uid, [ns]);
+    expect(after).toEqual(before);
+    expect(before.size).toBeGreaterThanOrEqual(15);
+    expect((await getPipeline(kube, ns, name)).metadata?.resourceVersion).toBe(
+      lpBefore.metadata?.resourceVersion,
+    );
+    expect(await counter("logpipeline_operator_status_writes_total")).toBe(writes);
+    expect((await kube.list("v1", "Event", ns)).items.length).toBe(events);
+    const noopDelta = (await counter("logpipeline_operator_apply_total", '{result="noop"}')) - noops;
+    console.log(
+      `two reconciles of an unchanged pipeline: ${noopDelta} server-side applies answered as no-ops, ${before.size} children unchanged`,
+    );
+    expect(noopDelta).toBeGreaterThanOrEqual(2 * before.size);
+  });
+
+  it("puts back a child someone deleted, and reverts a field someone edited, within one resync", async () => {
+    await kube.delete("v1", "Service", ns, `${name}-producer`);
+    await kube.mergePatch("apps/v1", "Deployment", ns, `${name}-query`, {
+      spec: { template: { spec: { containers: [{ name: "query", image: "evil/image:1" }] } } },
+    });
+    await eventually(
+      "the Service to be back",
+      async () => kube.getOrUndefined("v1", "Service", ns, `${name}-producer`),
+      10_000,
+    );
+    await eventually(
+      "the query image to be reverted",
+      async () =>
+        (await deployment(`${name}-query`)).spec.template.spec.containers[0]?.image ===
+        "logpipeline/query:test"
+          ? true
+          : undefined,
+      10_000,
+    );
+  });
+
+  it("a spec change rolls only what it changes", async () => {
+    const before = await childVersions(kube, [["apps/v1", "Deployment"]], uid, [ns]);
+    await patchLp({ query: { cacheTtlSeconds: 42 } });
+    await eventually("query Deployment to change", async () => {
+      const d = await deployment(`${name}-query`);
+      return d.metadata.resourceVersion !== before.get(`Deployment/${ns}/${name}-query`) ? true : undefined;
+    });
+    await new Promise((r) => setTimeout(r, 1500));
+    const after = await childVersions(kube, [["apps/v1", "Deployment"]], uid, [ns]);
+    for (const c of ["producer", "consumer", "redis"])
+      expect(after.get(`Deployment/${ns}/${name}-${c}`), c).toBe(before.get(`Deployment/${ns}/${name}-${c}`));
+    const lp = await getPipeline(kube, ns, name);
+    expect(lp.status?.observedGeneration).toBe(lp.metadata?.generation);
+  });
+
+  it("suspend stops all changes; resuming reverts what drifted meanwhile", async () => {
+    await patchLp({ suspend: true });
+    await eventually("phase Suspended", async () =>
+      (await getPipeline(kube, ns, name)).status?.phase === "Suspended" ? true : undefined,
+    );
+    await kube.mergePatch("apps/v1", "Deployment", ns, `${name}-producer`, {
+      spec: { template: { spec: { containers: [{ name: "producer", image: "edited/while:suspended" }] } } },
+    });
+    await new Promise((r) => setTimeout(r, 4_000)); // longer than one resync (3 s)
+    expect((await deployment(`${name}-producer`)).spec.template.spec.containers[0]?.image).toBe(
+      "edited/while:suspended",
+    );
+    await patchLp({ suspend: false });
+    await eventually("the producer image reverted", async () =>
+      (await deployment(`${name}-producer`)).spec.template.spec.containers[0]?.image ===
+      "logpipeline/producer:test"
+        ? true
+        : undefined,
+    );
+  });
+
+  it("hibernate scales every workload to 0 and removes autoscalers; waking restores them", async () => {
+    await patchLp({ hibernate: true });
+    await eventually("workloads at 0, no HPA", async () => {
+      const ds = await kube.list<{ spec: { replicas: number } }>("apps/v1", "Deployment", ns);
+      const hpas = await kube.list("autoscaling/v2", "HorizontalPodAutoscaler", ns);
+      return ds.items.every((d) => d.spec.replicas === 0) && hpas.items.length === 0 ? true : undefined;
+    });
+    await eventually("phase Hibernated", async () =>
+      (await getPipeline(kube, ns, name)).status?.phase === "Hibernated" ? true : undefined,
+    );
+    await patchLp({ hibernate: false });
+    await eventually("HPAs back", async () =>
+      (await kube.list("autoscaling/v2", "HorizontalPodAutoscaler", ns)).items.length === 2
+        ? true
+        : undefined,
+    );
+  });
+
+  it("deletion with deletionPolicy Retain keeps the topics, the PVC and the database credentials", async () => {
+    const pvcs = await eventually("the PostgreSQL PVC", async () => {
+      const l = await kube.list("v1", "PersistentVolumeClaim", ns);
+      return l.items.length > 0 ? l.items : undefined;
+    });
+    await kube.delete(LP_API, "LogPipeline", ns, name);
+    await waitGone(kube, LP_API, "LogPipeline", ns, name);
+    expect(await admin.listTopics()).toContain(topic);
+    expect(
+      await kube.getOrUndefined("v1", "PersistentVolumeClaim", ns, pvcs[0]?.metadata?.name ?? ""),
+    ).toBeDefined();
+    expect(await kube.getOrUndefined("v1", "Secret", ns, `${name}-postgres-credentials`)).toBeDefined();
+    expect(await kube.getOrUndefined("v1", "Secret", ns, `${name}-redis-credentials`)).toBeUndefined();
+  });
+});

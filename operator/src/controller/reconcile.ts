@@ -279,15 +279,20 @@ async function writeStatus(p: LogPipeline, status: LogPipelineStatus, deps: Cont
   const written = deps.writtenStatus.get(key);
   if (sameStatus(p.status ?? {}, status) || (written !== undefined && sameStatus(written, status))) return;
   const before = ((written as LogPipelineStatus | undefined) ?? p.status)?.conditions ?? [];
-  await deps.kube.apply(
-    {
-      apiVersion: API_VERSION,
-      kind: KIND,
-      metadata: { name: p.metadata.name, namespace: p.metadata.namespace },
-      status,
-    },
-    { subresource: "status" },
-  );
+  try {
+    await deps.kube.apply(
+      {
+        apiVersion: API_VERSION,
+        kind: KIND,
+        metadata: { name: p.metadata.name, namespace: p.metadata.namespace },
+        status,
+      },
+      { subresource: "status" },
+    );
+  } catch (e) {
+    if (e instanceof KubeError && e.notFound) return; // deleted meanwhile: nothing to report on
+    throw e;
+  }
   deps.metrics.statusWrites.inc();
   deps.writtenStatus.set(key, status);
   for (const t of conditionTransitions(before as Condition[], (status.conditions ?? []) as Condition[])) {

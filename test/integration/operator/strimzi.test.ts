@@ -1,0 +1,127 @@
+import { afterAll, beforeAll, describe, expect, inject, it } from "vitest";
+import type { Manager } from "../../../operator/src/controller/manager.js";
+import { KubeClient } from "../../../operator/src/kube/client.js";
+import { type Admin, kafkaClient } from "../../support/kafka.js";
+import { eventually, uniqueSuffix } from "../../support/kube.js";
+import {
+  conditionOf,
+  LP_API,
+  sampleObject,
+  startTestOperator,
+  waitForCondition,
+  waitGone,
+} from "../../support/operator.js";
+
+/** kafka.mode strimzi against Strimzi's real topic operator, which the stack runs. */
+const stack = inject("stack");
+let kube: KubeClient;
+let op: Manager;
+let admin: Admin;
+const ns = `t-op-strimzi-${uniqueSuffix()}`;
+const STRIMZI_API = "kafka.strimzi.io/v1";
+
+const pipeline = (name: string, spec: Record<string, unknown> = {}) =>
+  sampleObject("strimzi.yaml", ns, name, (s) => ({
+    ...s,
+    kafka: {
+      ...(s.kafka as object),
+      clusterRef: { name: stack.strimzi.cluster, namespace: stack.strimzi.namespace },
+      bootstrapServers: stack.kafkaBootstrap,
+      topic: { partitions: 2 },
+      ...(spec.kafka as object),
+    },
+    consumer: { replicas: { max: 2 } },
+    ...spec,
+  }));
+const topicsOf = async (uid: string) =>
+  (
+    await kube.list(STRIMZI_API, "KafkaTopic", stack.strimzi.namespace, {
+      labelSelector: `logpipeline.io/pipeline-uid=${uid}`,
+    })
+  ).items;
+
+beforeAll(async () => {
+  kube = await KubeClient.fromEnvironment(stack.kubeconfig);
+  await kube.create({
+    apiVersion: "v1",
+    kind: "Namespace",
+    metadata: { name: ns, labels: { "logpipeline.io/test": "true" } },
+  });
+  op = await startTestOperator(stack, [ns]);
+  admin = kafkaClient(stack.kafkaBootstrap, "t-op-strimzi").admin();
+  await admin.connect();
+});
+afterAll(async () => {
+  await op.stop();
+  await admin
+    .deleteTopics({ topics: [`${ns}.kept.logs`, `${ns}.kept.dlq`, `${ns}.clash.logs`] })
+    .catch(() => undefined);
+  await admin.disconnect();
+  await kube.delete("v1", "Namespace", undefined, ns);
+  await kube.close();
+});
+
+describe.runIf(stack.strimzi.enabled)("kafka.mode strimzi, with Strimzi's topic operator", () => {
+  it("writes KafkaTopics in Strimzi's namespace with its cluster label and mirrors their Ready into TopicsReady", async () => {
+    const created = await kube.create(pipeline("mirrored"));
+    const uid = created.metadata?.uid ?? "";
+    const lp = await waitForCondition(kube, ns, "mirrored", "TopicsReady", "True", "TopicsReady", 90_000);
+    expect(conditionOf(lp, "TopicsReady")?.message).toContain("Strimzi");
+    const topics = await topicsOf(uid);
+    expect(topics.map((t) => t.metadata?.labels?.["strimzi.io/cluster"])).toEqual([
+      stack.strimzi.cluster,
+      stack.strimzi.cluster,
+    ]);
+    const [meta] = await admin.fetchTopicMetadata({ topics: [`${ns}.mirrored.logs`] });
+    expect(meta?.partitions.length).toBe(2);
+
+    // deletionPolicy.topics Delete (the sample): the KafkaTopics and the Kafka topics go.
+    await kube.delete(LP_API, "LogPipeline", ns, "mirrored");
+    await waitGone(kube, LP_API, "LogPipeline", ns, "mirrored");
+    await eventually(
+      "KafkaTopics gone",
+      async () => ((await topicsOf(uid)).length === 0 ? true : undefined),
+      60_000,
+    );
+    await eventually(
+      "topic deleted from Kafka",
+      async () => ((await admin.listTopics()).includes(`${ns}.mirrored.logs`) ? undefined : true),
+      60_000,
+    );
+  });
+
+  it("with deletionPolicy Retain, lets the KafkaTopics go and keeps the topics in Kafka", async () => {
+    const created = await kube.create(pipeline("kept", { deletionPolicy: { topics: "Retain" } }));
+    const uid = created.metadata?.uid ?? "";
+    await waitForCondition(kube, ns, "kept", "TopicsReady", "True", undefined, 90_000);
+    await kube.delete(LP_API, "LogPipeline", ns, "kept");
+    await waitGone(kube, LP_API, "LogPipeline", ns, "kept");
+    await eventually(
+      "KafkaTopics gone",
+      async () => ((await topicsOf(uid)).length === 0 ? true : undefined),
+      60_000,
+    );
+    await new Promise((r) => setTimeout(r, 2000));
+    expect(await admin.listTopics()).toContain(`${ns}.kept.logs`);
+  });
+
+  it("surfaces a change Strimzi refuses (fewer partitions than the topic has) as a condition, not a crash loop", async () => {
+    await admin.createTopics({
+      topics: [{ topic: `${ns}.clash.logs`, numPartitions: 4, replicationFactor: 1 }],
+    });
+    await kube.create(pipeline("clash"));
+    const lp = await waitForCondition(kube, ns, "clash", "TopicsReady", "False", "NotSupported", 90_000);
+    expect(conditionOf(lp, "TopicsReady")?.message).toMatch(/partition/i);
+    expect(conditionOf(lp, "Stalled")).toMatchObject({ status: "True", reason: "TopicChangeNotSupported" });
+    expect(lp.status?.phase).toBe("Failed");
+    const errors = async () => {
+      const line = (await op.registry.metrics())
+        .split("\n")
+        .find((l) => l.startsWith('logpipeline_operator_reconcile_total{result="error"}'));
+      return Number(line?.split(" ").pop() ?? 0);
+    };
+    const before = await errors();
+    await new Promise((r) => setTimeout(r, 3000));
+    expect(await errors()).toBe(before);
+  });
+});

@@ -16,6 +16,8 @@ import { reconcile } from "./reconcile.js";
 
 export interface ManagerConfig extends ControllerConfig {
   kubeconfig?: string | undefined;
+  /** Act as this user (tests run the operator as its ServiceAccount to prove the RBAC). */
+  impersonate?: string | undefined;
   /** Namespaces whose LogPipelines are reconciled; empty means all. */
   watchNamespaces: string[];
   concurrency: number;
@@ -40,7 +42,7 @@ export interface Manager {
 
 /** Wires informers, the work queue, leader election and reconcile together (the operator process). */
 export async function startManager(config: ManagerConfig, log: Logger): Promise<Manager> {
-  const kube = await KubeClient.fromEnvironment(config.kubeconfig);
+  const kube = await KubeClient.fromEnvironment(config.kubeconfig, { impersonate: config.impersonate });
   const registry = new Registry();
   const identity = config.leaderElection.identity ?? `${hostname()}_${process.pid}`;
   let caps = await detectCapabilities(kube);

@@ -93,6 +93,8 @@ export interface KubeClientOptions {
   /** Timeout of ordinary requests (not watches). */
   requestTimeoutMs?: number;
   userAgent?: string;
+  /** Act as this user (Impersonate-User), e.g. the operator's ServiceAccount in the RBAC test. */
+  impersonate?: string | undefined;
 }
 
 interface RequestOptions {
@@ -108,6 +110,7 @@ export class KubeClient {
   private readonly server: string;
   private readonly timeoutMs: number;
   private readonly userAgent: string;
+  private readonly impersonate: string | undefined;
   /** Requests made, by verb and resource — what the RBAC test checks against config/rbac. */
   readonly calls = new Map<string, number>();
 
@@ -121,6 +124,7 @@ export class KubeClient {
     this.server = cluster.server.replace(/\/$/, "");
     this.timeoutMs = opts.requestTimeoutMs ?? 30_000;
     this.userAgent = opts.userAgent ?? FIELD_MANAGER;
+    this.impersonate = opts.impersonate;
     this.agent = new Agent({
       connect: {
         ...(tls.ca ? { ca: tls.ca as string } : {}),
@@ -154,23 +158,39 @@ export class KubeClient {
     await this.agent.close();
   }
 
+  /** Records the RBAC verb and resource of a request: `get apps/deployments`, `patch logpipeline.io/logpipelines/status`. */
   private count(method: string, path: string): void {
-    // /apis/apps/v1/namespaces/x/deployments/y/status -> "patch apps/deployments/status"
     const parts = path.split("?")[0]?.split("/").filter(Boolean) ?? [];
-    const group = parts[0] === "api" ? "" : (parts[1] ?? "");
-    const afterVersion = parts.slice(parts[0] === "api" ? 2 : 3);
-    const rest =
-      afterVersion[0] === "namespaces" && afterVersion.length > 2 ? afterVersion.slice(2) : afterVersion;
-    const resource = rest[0] ?? "";
-    const sub = rest.length > 2 ? `/${rest[2] ?? ""}` : "";
-    const key = `${method.toLowerCase()} ${group}/${resource}${sub}`;
+    const core = parts[0] === "api";
+    const group = core ? "" : (parts[1] ?? "");
+    const rest = parts.slice(core ? 2 : 3);
+    const scoped = rest[0] === "namespaces" && rest.length > 2 ? rest.slice(2) : rest;
+    const resource = scoped[0] ?? "";
+    const named = scoped.length > 1;
+    const sub = scoped.length > 2 ? `/${scoped[2] ?? ""}` : "";
+    const verb =
+      method === "WATCH"
+        ? "watch"
+        : method === "GET"
+          ? named
+            ? "get"
+            : "list"
+          : (({ POST: "create", PATCH: "patch", PUT: "update", DELETE: "delete" } as Record<string, string>)[
+              method
+            ] ?? method.toLowerCase());
+    const key = `${verb} ${group}/${resource}${sub}`;
     this.calls.set(key, (this.calls.get(key) ?? 0) + 1);
   }
 
   private async headers(url: string, method: HttpMethod): Promise<Record<string, string>> {
     const ctx = new RequestContext(url, method);
     await this.kc.applySecurityAuthentication(ctx);
-    return { ...ctx.getHeaders(), "user-agent": this.userAgent, accept: "application/json" };
+    return {
+      ...ctx.getHeaders(),
+      "user-agent": this.userAgent,
+      accept: "application/json",
+      ...(this.impersonate ? { "impersonate-user": this.impersonate } : {}),
+    };
   }
 
   private url(path: string, query?: RequestOptions["query"]): string {

@@ -122,11 +122,15 @@ describe("informer against the API server", () => {
       await inf.waitForSync(10_000);
       await eventually(
         "a restart after the idle timeout",
-        async () => (inf.restarts >= 1 ? true : undefined),
+        () => Promise.resolve(inf.restarts >= 1 ? true : undefined),
         10_000,
       );
       await kube.create(configMap("after-silence", label));
-      await eventually("the new object in the cache", async () => inf.get(`${ns}/after-silence`), 10_000);
+      await eventually(
+        "the new object in the cache",
+        () => Promise.resolve(inf.get(`${ns}/after-silence`)),
+        10_000,
+      );
       expect(inf.healthy()).toBe(true);
     } finally {
       await inf.stop();
@@ -174,13 +178,17 @@ describe("informer across an API server restart (its own API server instance)", 
       await inf.waitForSync(15_000);
       expect(inf.get("default/before")).toBeDefined();
       iso.stop("kube-apiserver");
-      await eventually("the watch to fail", async () => (inf.restarts >= 1 ? true : undefined), 20_000);
+      await eventually(
+        "the watch to fail",
+        () => Promise.resolve(inf.restarts >= 1 ? true : undefined),
+        20_000,
+      );
       iso.start("kube-apiserver");
       await isoKube.delete("v1", "ConfigMap", "default", "before");
       await isoKube.create(cm("after"));
       await eventually(
         "the cache to follow",
-        async () => (inf.get("default/after") && !inf.get("default/before") ? true : undefined),
+        () => Promise.resolve(inf.get("default/after") && !inf.get("default/before") ? true : undefined),
         30_000,
       );
       expect(inf.relists).toBeGreaterThanOrEqual(2);

@@ -23,6 +23,7 @@ export const OperatorEnv = z.object({
   WATCH_NAMESPACES: csv.default([]),
   RESYNC_SECONDS: int(5, 86_400, 300),
   PROGRESSING_REQUEUE_SECONDS: int(1, 3600, 10),
+  DELIVERY_INTERVAL_SECONDS: int(1, 3600, 15),
   CONCURRENCY: int(1, 64, 4),
   LEADER_ELECT: bool(true),
   LEASE_NAMESPACE: z.string().min(1).default("logpipeline-system"),
@@ -68,6 +69,7 @@ async function main(): Promise<void> {
       concurrency: env.CONCURRENCY,
       resyncMs: env.RESYNC_SECONDS * 1000,
       progressingRequeueMs: env.PROGRESSING_REQUEUE_SECONDS * 1000,
+      deliveryIntervalMs: env.DELIVERY_INTERVAL_SECONDS * 1000,
       capabilityRefreshMs: env.CAPABILITY_REFRESH_SECONDS * 1000,
       operatorNamespace: env.OPERATOR_NAMESPACE,
       images: {

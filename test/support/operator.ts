@@ -24,6 +24,7 @@ export async function startTestOperator(
       concurrency: 2,
       resyncMs: 3_000,
       progressingRequeueMs: 1_000,
+      deliveryIntervalMs: 1_000,
       capabilityRefreshMs: 60_000,
       operatorNamespace: "logpipeline-system",
       images: {

@@ -731,10 +731,10 @@ const PartitionDelivery = z
       .number()
       .int()
       .meta({ description: "Next offset the consumer will store, from the ledger in PostgreSQL." }),
-    lag: z
-      .number()
-      .int()
-      .meta({ description: "lastStableOffset − dbNextOffset (includes transaction markers)." }),
+    lag: z.number().int().meta({
+      description:
+        "Committed records not yet stored: counted exactly when the gap is at most 10000 offsets, else the offset gap (an upper bound: it includes transaction markers).",
+    }),
   })
   .meta({ description: "Where Kafka and PostgreSQL stand on one partition." });
 

@@ -1,5 +1,6 @@
 import type { Logger } from "pino";
 import type { Counter, Histogram } from "prom-client";
+import type { LogPipelineStatus } from "../api/logpipeline.js";
 import type { BuildOptions } from "../builders/index.js";
 import type { KafkaConnection, TopicAdmin } from "../kafka/topic-admin.js";
 import type { KubeClient, KubeObjectLike } from "../kube/client.js";
@@ -15,6 +16,16 @@ export interface ControllerConfig {
   resyncMs: number;
   /** Requeue while children are still coming up. */
   progressingRequeueMs: number;
+  /** Kafka and the ledger are read for status.delivery at most this often per pipeline. */
+  deliveryIntervalMs: number;
+}
+
+/** The last delivery read of a pipeline: reused until deliveryIntervalMs has passed. */
+export interface DeliveryRead {
+  at: number;
+  delivery?: LogPipelineStatus["delivery"];
+  /** Why the ledger could not be read (PostgreSQL unreachable, bad credentials). */
+  postgresError?: string;
 }
 
 export interface ControllerMetrics {
@@ -40,4 +51,5 @@ export interface ControllerDeps {
   connectTopicAdmin: (c: KafkaConnection) => Promise<TopicAdmin>;
   /** Statuses this process wrote, by pipeline key: the cache may not show them yet. */
   writtenStatus: Map<string, unknown>;
+  deliveryReads: Map<string, DeliveryRead>;
 }

@@ -179,6 +179,7 @@ export async function startManager(config: ManagerConfig, log: Logger): Promise<
     now: () => new Date(),
     connectTopicAdmin: (c) => TopicAdmin.connect(c),
     writtenStatus: new Map(),
+    deliveryReads: new Map(),
   };
 
   for (const inf of pipelineInformers) inf.start();

@@ -12,20 +12,15 @@ import { type BuildNote, desiredState, type KubeObject } from "../builders/index
 import { bootstrapServers } from "../builders/kafka-topics.js";
 import { LABEL_PIPELINE_UID, pipelineNames } from "../builders/names.js";
 import { SERVICE_PORT } from "../builders/workloads.js";
-import type { KafkaConnection } from "../kafka/topic-admin.js";
+import type { KafkaConnection, TopicAdmin } from "../kafka/topic-admin.js";
 import { KubeError, type KubeObjectLike } from "../kube/client.js";
 import type { ReconcileResult } from "../runtime/workqueue.js";
 import type { Condition } from "../status/conditions.js";
 import { conditionTransitions } from "../status/conditions.js";
-import {
-  computeStatus,
-  type Observation,
-  sameStatus,
-  suspendedStatus,
-  type TopicObservation,
-} from "../status/compute.js";
+import { computeStatus, type Observation, sameStatus, suspendedStatus } from "../status/compute.js";
 import { childKinds, objectRef } from "./children.js";
 import type { ControllerDeps } from "./deps.js";
+import { readDelivery } from "./delivery.js";
 import { observeKafkaTopic, observeWorkload, referencedSecrets, secretContentHash } from "./observe.js";
 
 /**
@@ -71,13 +66,30 @@ export async function reconcile(key: string, deps: ControllerDeps): Promise<Reco
   const desired = desiredState(p, { ...baseOptions, secretHashes }, creds);
 
   const observation = emptyObservation(p, desired.notes);
-  if (p.spec.kafka.mode === "external")
-    observation.topics = await ensureAdminTopics(p, desired.adminTopics, deps);
-  else if (!caps.strimzi)
-    observation.topicsProblem = {
-      reason: "StrimziMissing",
-      message: "kafka.mode is strimzi but the KafkaTopic CRD is not installed",
-    };
+  const deliveryDue = Date.now() - (deps.deliveryReads.get(key)?.at ?? 0) >= deps.config.deliveryIntervalMs;
+  const kafka = await openKafka(p, deps, p.spec.kafka.mode === "external" || deliveryDue);
+  try {
+    if (p.spec.kafka.mode === "external")
+      observation.topics = kafka.admin
+        ? await kafka.admin.ensure(desired.adminTopics)
+        : desired.adminTopics.map((t) => ({
+            name: t.name,
+            ready: "False",
+            reason: "KafkaError",
+            message: kafka.error ?? "",
+          }));
+    else if (!caps.strimzi)
+      observation.topicsProblem = {
+        reason: "StrimziMissing",
+        message: "kafka.mode is strimzi but the KafkaTopic CRD is not installed",
+      };
+    if (deliveryDue) deps.deliveryReads.set(key, await readDelivery(p, deps, kafka.admin, kafka.connection));
+  } finally {
+    await kafka.admin?.close().catch(() => undefined);
+  }
+  const read = deps.deliveryReads.get(key);
+  if (read?.delivery) observation.delivery = read.delivery;
+  if (read?.postgresError) observation.postgresError = read.postgresError;
 
   const applied = new Map<string, KubeObjectLike>();
   for (const obj of desired.apply) {
@@ -235,24 +247,18 @@ async function kafkaConnection(p: LogPipeline, deps: ControllerDeps): Promise<Ka
   return c;
 }
 
-async function ensureAdminTopics(
+/** A Kafka Admin connection for this pass, when one is needed; a failure is reported, not thrown. */
+async function openKafka(
   p: LogPipeline,
-  topics: ReturnType<typeof desiredState>["adminTopics"],
   deps: ControllerDeps,
-): Promise<TopicObservation[]> {
-  let admin;
+  needed: boolean,
+): Promise<{ admin?: TopicAdmin; connection?: KafkaConnection; error?: string }> {
+  if (!needed) return {};
   try {
-    admin = await deps.connectTopicAdmin(await kafkaConnection(p, deps));
-    return await admin.ensure(topics);
+    const connection = await kafkaConnection(p, deps);
+    return { connection, admin: await deps.connectTopicAdmin(connection) };
   } catch (e) {
-    return topics.map((t) => ({
-      name: t.name,
-      ready: "False",
-      reason: "KafkaError",
-      message: errorMessage(e),
-    }));
-  } finally {
-    await admin?.close().catch(() => undefined);
+    return { error: errorMessage(e) };
   }
 }
 
@@ -377,7 +383,16 @@ async function finalize(p: LogPipeline, deps: ControllerDeps): Promise<Reconcile
     const terminating = namespace?.status?.phase === "Terminating";
     const since = Date.parse(p.metadata.deletionTimestamp ?? "") || deps.now().getTime();
     const waited = deps.now().getTime() - since;
-    const lag = p.status?.delivery?.lag;
+    const key = `${ns}/${p.metadata.name}`;
+    if (Date.now() - (deps.deliveryReads.get(key)?.at ?? 0) >= deps.config.deliveryIntervalMs) {
+      const kafka = await openKafka(p, deps, true);
+      try {
+        deps.deliveryReads.set(key, await readDelivery(p, deps, kafka.admin, kafka.connection));
+      } finally {
+        await kafka.admin?.close().catch(() => undefined);
+      }
+    }
+    const lag = deps.deliveryReads.get(key)?.delivery?.lag ?? p.status?.delivery?.lag;
     if (!terminating && lag !== undefined && lag > 0 && waited < policy.drainTimeoutSeconds * 1000) {
       await deleting(
         `waiting for the consumer to drain ${lag} events before deleting data (up to ${policy.drainTimeoutSeconds}s; annotate ${ANNOTATION_SKIP_DRAIN}=true to skip)`,
@@ -431,6 +446,7 @@ async function finalize(p: LogPipeline, deps: ControllerDeps): Promise<Reconcile
     },
   });
   deps.writtenStatus.delete(`${ns}/${p.metadata.name}`);
+  deps.deliveryReads.delete(`${ns}/${p.metadata.name}`);
   deps.log.info({ pipeline: `${ns}/${p.metadata.name}` }, "finalized");
   return undefined;
 }

@@ -1,7 +1,7 @@
 import confluent from "@confluentinc/kafka-javascript";
 import type { DesiredTopic } from "../builders/index.js";
 
-const { Kafka, logLevel } = confluent.KafkaJS;
+const { Kafka, logLevel, IsolationLevel } = confluent.KafkaJS;
 
 /** Connection settings for the Admin API; secret values arrive from Secrets, in memory only. */
 export interface KafkaConnection {
@@ -18,6 +18,21 @@ export interface TopicResult {
   ready: "True" | "False";
   reason: "TopicsReady" | "Created" | "PartitionsIncreased" | "NotSupported" | "KafkaError";
   message: string;
+}
+
+/** librdkafka settings for a connection's security (TLS material as PEM strings, never files). */
+export function librdkafkaSecurity(c: KafkaConnection): Record<string, string> {
+  const config: Record<string, string> = { "security.protocol": c.securityProtocol.toLowerCase() };
+  if (c.sasl)
+    Object.assign(config, {
+      "sasl.mechanisms": c.sasl.mechanism,
+      "sasl.username": c.sasl.username,
+      "sasl.password": c.sasl.password,
+    });
+  if (c.caPem) config["ssl.ca.pem"] = c.caPem;
+  if (c.clientCertPem) config["ssl.certificate.pem"] = c.clientCertPem;
+  if (c.clientKeyPem) config["ssl.key.pem"] = c.clientKeyPem;
+  return config;
 }
 
 /** Kafka's error messages sometimes carry secrets of the connection string; keep the first line only. */
@@ -37,19 +52,7 @@ export class TopicAdmin {
   ) {}
 
   static async connect(c: KafkaConnection, timeoutMs = 10_000): Promise<TopicAdmin> {
-    const config: Record<string, string | number> = {
-      "security.protocol": c.securityProtocol.toLowerCase(),
-      "socket.timeout.ms": timeoutMs,
-    };
-    if (c.sasl)
-      Object.assign(config, {
-        "sasl.mechanisms": c.sasl.mechanism,
-        "sasl.username": c.sasl.username,
-        "sasl.password": c.sasl.password,
-      });
-    if (c.caPem) config["ssl.ca.pem"] = c.caPem;
-    if (c.clientCertPem) config["ssl.certificate.pem"] = c.clientCertPem;
-    if (c.clientKeyPem) config["ssl.key.pem"] = c.clientKeyPem;
+    const config = { ...librdkafkaSecurity(c), "socket.timeout.ms": timeoutMs };
     const kafka = new Kafka({
       kafkaJS: {
         brokers: c.bootstrapServers.split(","),
@@ -142,6 +145,15 @@ export class TopicAdmin {
       }
     }
     return results;
+  }
+
+  /** Per partition, the last stable offset (read_committed end: open transactions excluded). */
+  async lastStableOffsets(topic: string): Promise<Map<number, number>> {
+    const offsets = await this.admin.fetchTopicOffsets(topic, {
+      isolationLevel: IsolationLevel.READ_COMMITTED,
+      timeout: 10_000,
+    });
+    return new Map(offsets.map((o) => [o.partition, Number(o.offset)]));
   }
 
   async delete(names: string[]): Promise<void> {

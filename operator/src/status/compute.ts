@@ -54,6 +54,8 @@ export interface Observation {
   names: { topic: string; deadLetterTopic?: string; consumerGroup: string; bootstrapServers: string };
   endpoints: { ingest: string; query: string; ingressHost?: string };
   delivery?: LogPipelineStatus["delivery"];
+  /** Why the operator could not read the ledger (reported for an external PostgreSQL). */
+  postgresError?: string;
 }
 
 const cond = (
@@ -102,17 +104,28 @@ function dataServiceCondition(
   w: WorkloadObservation | undefined,
   hibernating: boolean,
   g: number,
+  postgresError?: string,
 ): ConditionInput {
   const what = type === "PostgresReady" ? "PostgreSQL" : "Redis";
   if (mode === "disabled") return cond(type, "True", "Disabled", `${what} is disabled`, g);
-  if (mode === "external")
+  if (mode === "external" && type === "PostgresReady" && postgresError)
     return cond(
       type,
-      "True",
-      "External",
-      `${what} is external: the workloads' readiness reports its reachability`,
+      "False",
+      "ConnectionFailed",
+      `the operator cannot read the ledger: ${postgresError}`,
       g,
     );
+  if (mode === "external")
+    return type === "PostgresReady"
+      ? cond(type, "True", "Reachable", "external PostgreSQL: the operator reads the ledger", g)
+      : cond(
+          type,
+          "True",
+          "External",
+          `${what} is external: the workloads' readiness reports its reachability`,
+          g,
+        );
   if (!w) return cond(type, "False", "NotFound", `the managed ${what} does not exist yet`, g);
   if (hibernating && w.desired === 0) return cond(type, "True", "Hibernated", `${what} is scaled to 0`, g);
   return w.ready > 0
@@ -134,7 +147,14 @@ export function computeStatus(p: LogPipeline, o: Observation, now: Date): LogPip
   const inputs: ConditionInput[] = [];
 
   const topics = topicsCondition(p, o, g);
-  const postgres = dataServiceCondition("PostgresReady", p.spec.postgres.mode, o.postgres, hib, g);
+  const postgres = dataServiceCondition(
+    "PostgresReady",
+    p.spec.postgres.mode,
+    o.postgres,
+    hib,
+    g,
+    o.postgresError,
+  );
   const redis = dataServiceCondition("RedisReady", p.spec.redis.mode, o.redis, hib, g);
   const producer = workloadCondition("ProducerAvailable", "producer", o.producer, hib, g);
   const consumer = workloadCondition("ConsumerAvailable", "consumer", o.consumer, hib, g);

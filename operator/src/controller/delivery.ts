@@ -1,0 +1,86 @@
+import type { LogPipeline } from "../api/logpipeline.js";
+import { postgresConnection as workloadPostgres } from "../builders/data-services.js";
+import { pipelineNames } from "../builders/names.js";
+import {
+  deliveryStatus,
+  EXACT_LAG_MAX_GAP,
+  type PostgresConnection,
+  readLedger,
+} from "../divergence/delivery.js";
+import { countCommittedRecords } from "../divergence/kafka-reader.js";
+import type { KafkaConnection, TopicAdmin } from "../kafka/topic-admin.js";
+import type { KubeClient } from "../kube/client.js";
+import type { ControllerDeps, DeliveryRead } from "./deps.js";
+
+const message = (e: unknown) =>
+  (e instanceof Error ? e.message : String(e)).split("\n")[0] ?? "unknown error";
+
+/** A key of a Secret in the pipeline's namespace, decoded; an error names the Secret and key, never the value. */
+export async function secretValue(
+  kube: KubeClient,
+  namespace: string,
+  name: string,
+  key: string,
+): Promise<string> {
+  const s = await kube.get<{ data?: Record<string, string> }>("v1", "Secret", namespace, name);
+  const v = s.data?.[key];
+  if (v === undefined) throw new Error(`Secret ${name} has no key ${key}`);
+  return Buffer.from(v, "base64").toString("utf8");
+}
+
+/** The operator's own connection to the pipeline's PostgreSQL: the workloads' settings, credentials read from the Secret. */
+export async function postgresConnectionFor(p: LogPipeline, kube: KubeClient): Promise<PostgresConnection> {
+  const w = workloadPostgres(p);
+  const ns = p.metadata.namespace;
+  return {
+    host: w.host,
+    port: w.port,
+    database: w.database,
+    sslMode: w.sslMode,
+    user: await secretValue(kube, ns, w.userFromSecret.secretName, w.userFromSecret.key),
+    password: await secretValue(kube, ns, w.password.secretName, "password"),
+    ...(w.ca ? { caPem: await secretValue(kube, ns, w.ca.secretName, w.ca.keys[0] ?? "ca.crt") } : {}),
+  };
+}
+
+/**
+ * Reads where Kafka and PostgreSQL stand: last stable offsets through the Admin API, the
+ * consumer's stored positions from the ledger, and the committed records in each small gap.
+ * A failed read keeps the last figures (their asOf tells their age) and says why.
+ */
+export async function readDelivery(
+  p: LogPipeline,
+  deps: ControllerDeps,
+  admin: TopicAdmin | undefined,
+  kafka: KafkaConnection | undefined,
+): Promise<DeliveryRead> {
+  const at = Date.now();
+  const prev = deps.deliveryReads.get(`${p.metadata.namespace}/${p.metadata.name}`)?.delivery;
+  const keep = prev ? { delivery: prev } : {};
+  if (!admin || !kafka) return { at, ...keep };
+  const topic = pipelineNames(p).topic;
+  let ledger;
+  try {
+    ledger = await readLedger(
+      await postgresConnectionFor(p, deps.kube),
+      p.spec.postgres.schema,
+      p.spec.postgres.table,
+      topic,
+    );
+  } catch (e) {
+    deps.log.debug({ pipeline: p.metadata.name, err: message(e) }, "ledger not readable");
+    return { at, ...keep, postgresError: message(e) };
+  }
+  try {
+    const lso = await admin.lastStableOffsets(topic);
+    const next = new Map(ledger.map((r) => [r.partition, r.nextOffset]));
+    const ranges = [...lso.entries()]
+      .map(([partition, to]) => ({ partition, from: next.get(partition) ?? 0, to }))
+      .filter((r) => r.to > r.from && r.to - r.from <= EXACT_LAG_MAX_GAP);
+    const committed = await countCommittedRecords(kafka, topic, ranges);
+    return { at, delivery: deliveryStatus(lso, ledger, committed, deps.now()) };
+  } catch (e) {
+    deps.log.debug({ pipeline: p.metadata.name, err: message(e) }, "Kafka offsets not readable");
+    return { at, ...keep };
+  }
+}

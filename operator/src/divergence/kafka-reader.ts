@@ -1,0 +1,76 @@
+import confluent from "@confluentinc/kafka-javascript";
+import { type KafkaConnection, librdkafkaSecurity } from "../kafka/topic-admin.js";
+
+export interface OffsetRange {
+  partition: number;
+  /** First offset to read (inclusive). */
+  from: number;
+  /** End (exclusive): the last stable offset. */
+  to: number;
+}
+
+/**
+ * Counts the committed data records in offset ranges, reading read_committed with a
+ * group-less assignment (it joins no group and commits nothing, so the pipeline's consumer
+ * group never sees it). Transaction markers and aborted records are not delivered, so they
+ * are not counted: this is what tells a drained partition (a gap of markers only) from a
+ * lagging one.
+ */
+export async function countCommittedRecords(
+  c: KafkaConnection,
+  topic: string,
+  ranges: OffsetRange[],
+  timeoutMs = 10_000,
+): Promise<Map<number, number>> {
+  const counts = new Map(ranges.map((r) => [r.partition, 0]));
+  const pending = new Map(ranges.filter((r) => r.to > r.from).map((r) => [r.partition, r]));
+  if (pending.size === 0) return counts;
+  const byPartition = new Map(pending);
+  const consumer = new confluent.KafkaConsumer(
+    {
+      ...librdkafkaSecurity(c),
+      "bootstrap.servers": c.bootstrapServers,
+      // Required by librdkafka even for a manual assignment; never joined, never committed.
+      "group.id": "logpipeline-operator.reader",
+      "enable.auto.commit": false,
+      "enable.partition.eof": true,
+      "isolation.level": "read_committed",
+      "socket.timeout.ms": timeoutMs,
+    },
+    { "auto.offset.reset": "earliest" },
+  );
+  await new Promise<void>((resolve, reject) =>
+    // Typed as always set; librdkafka passes null on success.
+    consumer.connect({ timeout: timeoutMs }, (err: { message: string } | null) =>
+      err ? reject(new Error(err.message)) : resolve(),
+    ),
+  );
+  try {
+    consumer.on("partition.eof", (eof) => {
+      const r = pending.get(eof.partition);
+      if (r && eof.offset >= r.to) pending.delete(eof.partition);
+    });
+    consumer.assign([...pending.values()].map((r) => ({ topic, partition: r.partition, offset: r.from })));
+    const deadline = Date.now() + timeoutMs;
+    while (pending.size > 0) {
+      if (Date.now() > deadline)
+        throw new Error(`reading ${topic} timed out with ${pending.size} partitions unread`);
+      const messages = await new Promise<confluent.Message[]>((resolve, reject) =>
+        consumer.consume(500, (err: { message: string } | null, m) =>
+          err ? reject(new Error(err.message)) : resolve(m),
+        ),
+      );
+      // EOF events of a batch may be emitted before its messages reach this callback: count
+      // against the ranges, not against what is still pending.
+      for (const m of messages) {
+        const r = byPartition.get(m.partition);
+        if (!r || m.offset < r.from || m.offset >= r.to) continue;
+        counts.set(m.partition, (counts.get(m.partition) ?? 0) + 1);
+        if (m.offset + 1 >= r.to) pending.delete(m.partition);
+      }
+    }
+    return counts;
+  } finally {
+    await new Promise<void>((resolve) => consumer.disconnect(() => resolve()));
+  }
+}

@@ -1,0 +1,171 @@
+import { afterAll, beforeAll, describe, expect, inject, it } from "vitest";
+import type { Manager } from "../../../operator/src/controller/manager.js";
+import { KubeClient } from "../../../operator/src/kube/client.js";
+import type { Sink } from "../../../workloads/consumer/src/consumer.js";
+import { makeEvent } from "../../support/events.js";
+import { type Admin, kafkaClient, transactionalWriter, workloadKafkaClient } from "../../support/kafka.js";
+import { eventually, uniqueSuffix } from "../../support/kube.js";
+import {
+  conditionOf,
+  getPipeline,
+  LP_API,
+  startTestOperator,
+  waitForCondition,
+} from "../../support/operator.js";
+import { ledgerCounts, testLedger } from "../../support/pipeline-db.js";
+import { startSink } from "../../support/sink.js";
+
+/**
+ * status.delivery from the operator's own reads: Kafka's last stable offsets through the
+ * Admin API, the consumer's positions from the ledger in PostgreSQL (external mode: the
+ * stack's server), with the real consumer sink between them.
+ */
+const stack = inject("stack");
+const pgUrl = new URL(stack.postgresUrl);
+let kube: KubeClient;
+let op: Manager;
+let admin: Admin;
+let db: Awaited<ReturnType<typeof testLedger>>;
+let sink: Sink | undefined;
+const ns = `t-op-dlv-${uniqueSuffix()}`;
+const name = "ledger";
+const topic = `${ns}.${name}.logs`;
+const events = Array.from({ length: 300 }, (_, i) => makeEvent(i));
+
+interface Delivery {
+  lag: number;
+  dlq: number;
+  duplicatesSkipped: number;
+  asOf: string;
+  partitions: { partition: number; lastStableOffset: number; dbNextOffset: number; lag: number }[];
+}
+const delivery = async () =>
+  ((await getPipeline(kube, ns, name)).status as { delivery?: Delivery } | undefined)?.delivery;
+
+const spec = (schema: string, credentialsSecret: string) => ({
+  kafka: {
+    mode: "external",
+    bootstrapServers: stack.kafkaBootstrap,
+    topic: { partitions: 3 },
+    deadLetter: { enabled: false },
+  },
+  postgres: {
+    mode: "external",
+    schema,
+    external: {
+      host: pgUrl.hostname,
+      port: Number(pgUrl.port),
+      database: pgUrl.pathname.slice(1),
+      credentialsSecret,
+      sslMode: "disable",
+    },
+  },
+  redis: { mode: "disabled" },
+  consumer: { replicas: { min: 1, max: 3 } },
+});
+
+beforeAll(async () => {
+  kube = await KubeClient.fromEnvironment(stack.kubeconfig);
+  await kube.create({
+    apiVersion: "v1",
+    kind: "Namespace",
+    metadata: { name: ns, labels: { "logpipeline.io/test": "true" } },
+  });
+  const secret = (n: string, password: string) =>
+    kube.create({
+      apiVersion: "v1",
+      kind: "Secret",
+      metadata: { name: n, namespace: ns },
+      stringData: { username: decodeURIComponent(pgUrl.username), password },
+    });
+  await secret("pg", decodeURIComponent(pgUrl.password));
+  await secret("pg-wrong", "not-the-password");
+  db = await testLedger(stack.postgresUrl, "t_delivery");
+  op = await startTestOperator(stack, [ns]);
+  admin = kafkaClient(stack.kafkaBootstrap, "t-op-dlv").admin();
+  await admin.connect();
+});
+afterAll(async () => {
+  await sink?.stop();
+  await op.stop();
+  await admin.deleteTopics({ topics: [topic, `${ns}.wrong.logs`] }).catch(() => undefined);
+  await admin.disconnect();
+  await db.drop();
+  await kube.delete("v1", "Namespace", undefined, ns);
+  await kube.close();
+});
+
+describe("status.delivery: where Kafka and PostgreSQL stand, per partition", () => {
+  it("counts committed events not yet stored as lag (transaction markers are not lag)", async () => {
+    await kube.create({
+      apiVersion: LP_API,
+      kind: "LogPipeline",
+      metadata: { name, namespace: ns },
+      spec: spec(db.schema, "pg"),
+    });
+    await waitForCondition(kube, ns, name, "TopicsReady", "True");
+    const writer = await transactionalWriter(kafkaClient(stack.kafkaBootstrap, "t-op-dlv-w"), `tx-${ns}`);
+    await writer.write(
+      topic,
+      events.map((e) => JSON.stringify(e)),
+      { perTxn: 50, partitions: 3 },
+    );
+    await writer.close();
+    const d = await eventually("lag 300", async () => {
+      const x = await delivery();
+      return x?.lag === 300 ? x : undefined;
+    });
+    // 6 transactions, each with a commit marker in each of the 3 partitions: the offsets run 18 past the events.
+    expect(d.partitions.reduce((s, p) => s + p.lastStableOffset, 0)).toBe(318);
+    // The writer spreads each transaction of 50 round-robin: 17, 17 and 16 per partition.
+    expect(d.partitions.map((p) => p.lag)).toEqual([102, 102, 96]);
+    const lp = await getPipeline(kube, ns, name);
+    expect(conditionOf(lp, "PostgresReady")).toMatchObject({ status: "True", reason: "Reachable" });
+  });
+
+  it("drops to 0 once the consumer has stored them, although the offsets still differ by the markers", async () => {
+    sink = await startSink({
+      kafka: workloadKafkaClient(stack.kafkaBootstrap, topic, "t-op-dlv"),
+      db,
+      topic,
+      groupId: `g-${ns}`,
+    });
+    await eventually(
+      "300 rows",
+      async () => ((await ledgerCounts(db.pool, db.names)).rows === 300 ? true : undefined),
+      60_000,
+    );
+    const d = await eventually("lag 0", async () => {
+      const x = await delivery();
+      return x?.lag === 0 ? x : undefined;
+    });
+    expect(d.partitions.every((p) => p.dbNextOffset > 0 && p.dbNextOffset <= p.lastStableOffset)).toBe(true);
+    expect(d.partitions.some((p) => p.dbNextOffset < p.lastStableOffset)).toBe(true);
+    expect(d).toMatchObject({ dlq: 0, duplicatesSkipped: 0 });
+    const out = await getPipeline(kube, ns, name);
+    expect(out.status?.phase).not.toBe("Failed");
+  });
+
+  it("counts a duplicate the consumer skipped", async () => {
+    const writer = await transactionalWriter(kafkaClient(stack.kafkaBootstrap, "t-op-dlv-w2"), `tx2-${ns}`);
+    await writer.write(topic, [JSON.stringify(events[7])], { perTxn: 1, partitions: 1 });
+    await writer.close();
+    await eventually("duplicatesSkipped 1 and lag 0", async () => {
+      const x = await delivery();
+      return x?.duplicatesSkipped === 1 && x.lag === 0 ? true : undefined;
+    });
+  });
+
+  it("reports a PostgreSQL it cannot read as PostgresReady=False with the reason, never the password", async () => {
+    await kube.create({
+      apiVersion: LP_API,
+      kind: "LogPipeline",
+      metadata: { name: "wrong", namespace: ns },
+      spec: spec(db.schema, "pg-wrong"),
+    });
+    const lp = await waitForCondition(kube, ns, "wrong", "PostgresReady", "False", "ConnectionFailed");
+    const message = conditionOf(lp, "PostgresReady")?.message ?? "";
+    expect(message).toMatch(/password authentication failed/);
+    expect(JSON.stringify(lp.status)).not.toContain("not-the-password");
+  });
+});

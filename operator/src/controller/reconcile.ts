@@ -397,7 +397,7 @@ async function finalize(p: LogPipeline, deps: ControllerDeps): Promise<Reconcile
       await deleting(
         `waiting for the consumer to drain ${lag} events before deleting data (up to ${policy.drainTimeoutSeconds}s; annotate ${ANNOTATION_SKIP_DRAIN}=true to skip)`,
       );
-      return { requeueAfterMs: 5_000 };
+      return { requeueAfterMs: Math.min(5_000, policy.drainTimeoutSeconds * 1000 - waited + 100) };
     }
   }
   await deleting("removing topics and data as deletionPolicy says");

@@ -11,6 +11,7 @@ import {
   LP_API,
   startTestOperator,
   waitForCondition,
+  waitGone,
 } from "../../support/operator.js";
 import { ledgerCounts, testLedger } from "../../support/pipeline-db.js";
 import { startSink } from "../../support/sink.js";
@@ -88,7 +89,9 @@ beforeAll(async () => {
 afterAll(async () => {
   await sink?.stop();
   await op.stop();
-  await admin.deleteTopics({ topics: [topic, `${ns}.wrong.logs`] }).catch(() => undefined);
+  await admin
+    .deleteTopics({ topics: [topic, `${ns}.wrong.logs`, `${ns}.drain.logs`, `${ns}.skip.logs`] })
+    .catch(() => undefined);
   await admin.disconnect();
   await db.drop();
   await kube.delete("v1", "Namespace", undefined, ns);
@@ -167,5 +170,68 @@ describe("status.delivery: where Kafka and PostgreSQL stand, per partition", () 
     const message = conditionOf(lp, "PostgresReady")?.message ?? "";
     expect(message).toMatch(/password authentication failed/);
     expect(JSON.stringify(lp.status)).not.toContain("not-the-password");
+  });
+
+  it("deletion with deletionPolicy Delete waits (bounded) for the lag to drain, and says so", async () => {
+    const drain = {
+      ...spec(db.schema, "pg"),
+      deletionPolicy: { topics: "Delete", postgres: "Delete", drainTimeoutSeconds: 6 },
+    };
+    for (const n of ["drain", "skip"])
+      await kube.create({
+        apiVersion: LP_API,
+        kind: "LogPipeline",
+        metadata: {
+          name: n,
+          namespace: ns,
+          ...(n === "skip" ? { annotations: { "logpipeline.io/skip-drain": "true" } } : {}),
+        },
+        spec: drain,
+      });
+    for (const n of ["drain", "skip"]) {
+      await waitForCondition(kube, ns, n, "TopicsReady", "True");
+      const writer = await transactionalWriter(
+        kafkaClient(stack.kafkaBootstrap, `t-op-dlv-${n}`),
+        `tx-${n}-${ns}`,
+      );
+      await writer.write(
+        `${ns}.${n}.logs`,
+        events.slice(0, 20).map((e) => JSON.stringify(e)),
+        { perTxn: 20, partitions: 3 },
+      );
+      await writer.close();
+      await eventually(`${n}: lag 20`, async () => {
+        const lp = await getPipeline(kube, ns, n);
+        return (lp.status as { delivery?: Delivery } | undefined)?.delivery?.lag === 20 ? true : undefined;
+      });
+    }
+    const started = Date.now();
+    await kube.delete(LP_API, "LogPipeline", ns, "drain");
+    await kube.delete(LP_API, "LogPipeline", ns, "skip");
+    const waiting = await eventually("phase Deleting, waiting for the drain", async () => {
+      const lp = await getPipeline(kube, ns, "drain");
+      return lp.status?.phase === "Deleting" &&
+        /waiting for the consumer to drain 20 events/.test(lp.status.message ?? "")
+        ? lp
+        : undefined;
+    });
+    expect(conditionOf(waiting, "Ready")).toMatchObject({ status: "False", reason: "Deleting" });
+    await waitGone(kube, LP_API, "LogPipeline", ns, "skip", 5_000);
+    const skipped = Date.now() - started;
+    await waitGone(kube, LP_API, "LogPipeline", ns, "drain", 30_000);
+    const waited = Date.now() - started;
+    console.log(
+      `deletion with lag 20: skip-drain annotation ${skipped} ms; bounded drain wait ${waited} ms (drainTimeoutSeconds 6)`,
+    );
+    expect(waited).toBeGreaterThanOrEqual(5_000);
+    expect(skipped).toBeLessThan(5_000);
+    const recorded = await kube.list<{ reason: string; message: string; involvedObject: { name: string } }>(
+      "v1",
+      "Event",
+      ns,
+    );
+    expect(recorded.items.some((e) => e.involvedObject.name === "drain" && /drain/.test(e.message))).toBe(
+      true,
+    );
   });
 });

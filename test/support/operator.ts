@@ -175,3 +175,13 @@ export async function waitGone(
     timeoutMs,
   );
 }
+
+/**
+ * Deletes a test namespace and waits until it is gone — while the operator still runs, so
+ * the pipelines' finalizers are carried out (a namespace deleted after the operator stopped
+ * would wait for ever, as it would in a cluster whose operator was removed first).
+ */
+export async function removeNamespace(kube: KubeClient, ns: string, timeoutMs = 90_000): Promise<void> {
+  await kube.delete("v1", "Namespace", undefined, ns);
+  await waitGone(kube, "v1", "Namespace", undefined, ns, timeoutMs);
+}

@@ -364,7 +364,6 @@ async function finalize(p: LogPipeline, deps: ControllerDeps): Promise<Reconcile
   if (!p.metadata.finalizers?.includes(FINALIZER)) return undefined;
   const policy = p.spec.deletionPolicy;
   const ns = p.metadata.namespace;
-  const names = pipelineNames(p);
   const deleting = (message: string) =>
     writeStatus(
       p,
@@ -372,17 +371,18 @@ async function finalize(p: LogPipeline, deps: ControllerDeps): Promise<Reconcile
       deps,
     );
 
+  const namespace = await deps.kube.getOrUndefined<{ status?: { phase?: string } }>(
+    "v1",
+    "Namespace",
+    undefined,
+    ns,
+  );
+  const terminating = namespace?.status?.phase === "Terminating";
+  const since = Date.parse(p.metadata.deletionTimestamp ?? "") || deps.now().getTime();
+  const waited = deps.now().getTime() - since;
+
   const deletesData = policy.topics === "Delete" || policy.postgres === "Delete";
   if (deletesData && p.metadata.annotations?.[ANNOTATION_SKIP_DRAIN] !== "true") {
-    const namespace = await deps.kube.getOrUndefined<{ status?: { phase?: string } }>(
-      "v1",
-      "Namespace",
-      undefined,
-      ns,
-    );
-    const terminating = namespace?.status?.phase === "Terminating";
-    const since = Date.parse(p.metadata.deletionTimestamp ?? "") || deps.now().getTime();
-    const waited = deps.now().getTime() - since;
     const key = `${ns}/${p.metadata.name}`;
     if (Date.now() - (deps.deliveryReads.get(key)?.at ?? 0) >= deps.config.deliveryIntervalMs) {
       const kafka = await openKafka(p, deps, true);
@@ -402,6 +402,49 @@ async function finalize(p: LogPipeline, deps: ControllerDeps): Promise<Reconcile
   }
   await deleting("removing topics and data as deletionPolicy says");
 
+  // Removing data can fail (Kafka down, a credentials Secret already deleted with its
+  // namespace): retry within a bound, then give up with a Warning rather than hold the
+  // object, and its namespace, for ever.
+  const boundMs = terminating
+    ? CLEANUP_BOUND_TERMINATING_MS
+    : policy.drainTimeoutSeconds * 1000 + CLEANUP_BOUND_EXTRA_MS;
+  try {
+    await deleteData(p, deps);
+  } catch (e) {
+    if (waited < boundMs) {
+      await deleting(
+        `could not remove data yet (${errorMessage(e)}); retrying for up to ${Math.round(boundMs / 1000)}s after deletion`,
+      );
+      return { requeueAfterMs: 2_000 };
+    }
+    await deps.recorder.emit(
+      ref(p),
+      "Warning",
+      "CleanupAbandoned",
+      `deletionPolicy could not be carried out within ${Math.round(boundMs / 1000)}s (${errorMessage(e)}): topics or volumes may be left in place`,
+    );
+  }
+
+  await deps.kube.mergePatch(API_VERSION, KIND, ns, p.metadata.name, {
+    metadata: {
+      resourceVersion: p.metadata.resourceVersion,
+      finalizers: (p.metadata.finalizers ?? []).filter((f) => f !== FINALIZER),
+    },
+  });
+  deps.writtenStatus.delete(`${ns}/${p.metadata.name}`);
+  deps.deliveryReads.delete(`${ns}/${p.metadata.name}`);
+  deps.log.info({ pipeline: `${ns}/${p.metadata.name}` }, "finalized");
+  return undefined;
+}
+
+const CLEANUP_BOUND_TERMINATING_MS = 30_000;
+const CLEANUP_BOUND_EXTRA_MS = 120_000;
+
+/** Topics, PostgreSQL's volumes and the generated Secrets, as deletionPolicy says. */
+async function deleteData(p: LogPipeline, deps: ControllerDeps): Promise<void> {
+  const policy = p.spec.deletionPolicy;
+  const ns = p.metadata.namespace;
+  const names = pipelineNames(p);
   if (p.spec.kafka.mode === "strimzi" && deps.capabilities().strimzi) {
     const topics = deps.children.get("KafkaTopic")?.list() ?? [];
     for (const t of topics.filter((t) => t.metadata?.labels?.[LABEL_PIPELINE_UID] === p.metadata.uid)) {
@@ -426,7 +469,6 @@ async function finalize(p: LogPipeline, deps: ControllerDeps): Promise<Reconcile
       await admin.close().catch(() => undefined);
     }
   }
-
   if (p.spec.postgres.mode === "managed" && policy.postgres === "Delete") {
     const pvcs = await deps.kube.list("v1", "PersistentVolumeClaim", ns, {
       labelSelector: `${LABEL_PIPELINE_UID}=${p.metadata.uid}`,
@@ -438,15 +480,4 @@ async function finalize(p: LogPipeline, deps: ControllerDeps): Promise<Reconcile
   // Generated Secrets of the cache and the ingest keys belong to this pipeline alone.
   await deps.kube.delete("v1", "Secret", ns, names.redisCredentials);
   if (!p.spec.producer.auth.apiKeysSecret) await deps.kube.delete("v1", "Secret", ns, names.apiKeys);
-
-  await deps.kube.mergePatch(API_VERSION, KIND, ns, p.metadata.name, {
-    metadata: {
-      resourceVersion: p.metadata.resourceVersion,
-      finalizers: (p.metadata.finalizers ?? []).filter((f) => f !== FINALIZER),
-    },
-  });
-  deps.writtenStatus.delete(`${ns}/${p.metadata.name}`);
-  deps.deliveryReads.delete(`${ns}/${p.metadata.name}`);
-  deps.log.info({ pipeline: `${ns}/${p.metadata.name}` }, "finalized");
-  return undefined;
 }

@@ -1,3 +1,4 @@
+import { readFileSync } from "node:fs";
 import { afterAll, beforeAll, describe, expect, inject, it } from "vitest";
 import type { Manager } from "../../../operator/src/controller/manager.js";
 import { KubeClient } from "../../../operator/src/kube/client.js";
@@ -6,6 +7,7 @@ import { eventually, uniqueSuffix } from "../../support/kube.js";
 import {
   LP_API,
   sampleObject,
+  removeNamespace,
   startTestOperator,
   waitForCondition,
   waitGone,
@@ -39,12 +41,12 @@ beforeAll(async () => {
   await admin.connect();
 });
 afterAll(async () => {
+  await removeNamespace(kube, ns);
+  if (await kube.getOrUndefined("v1", "Namespace", undefined, doomed)) await removeNamespace(kube, doomed);
   await op.stop();
   await admin.disconnect();
-  await kube.delete("v1", "Namespace", undefined, ns);
-  await kube.delete("v1", "Namespace", undefined, doomed);
   await kube.close();
-});
+}, 200_000);
 
 describe("deletion with deletionPolicy Delete", () => {
   it("removes the topics from Kafka, the PostgreSQL volume and its credentials", async () => {
@@ -66,9 +68,24 @@ describe("deletion with deletionPolicy Delete", () => {
     });
   });
 
-  it("never holds a terminating namespace: deleting the namespace removes pipeline and namespace", async () => {
+  it("never holds a terminating namespace, even when the Kafka credentials' Secret goes first", async () => {
     const name = "tenant";
-    await kube.create(pipeline(doomed, name));
+    await kube.create({
+      apiVersion: "v1",
+      kind: "Secret",
+      metadata: { name: "kafka-credentials", namespace: doomed },
+      stringData: { password: readFileSync(stack.kafkaSasl.passwordFile, "utf8").trim() },
+    });
+    const lp = pipeline(doomed, name);
+    lp.spec.kafka = {
+      ...(lp.spec.kafka as object),
+      bootstrapServers: stack.kafkaSasl.bootstrap,
+      auth: {
+        securityProtocol: "SASL_PLAINTEXT",
+        sasl: { username: stack.kafkaSasl.username, passwordSecretRef: { name: "kafka-credentials" } },
+      },
+    };
+    await kube.create(lp);
     await waitForCondition(kube, doomed, name, "TopicsReady", "True");
     const started = Date.now();
     await kube.delete("v1", "Namespace", undefined, doomed);

@@ -9,6 +9,7 @@ import {
   conditionOf,
   getPipeline,
   LP_API,
+  removeNamespace,
   startTestOperator,
   waitForCondition,
   waitGone,
@@ -88,15 +89,15 @@ beforeAll(async () => {
 });
 afterAll(async () => {
   await sink?.stop();
+  await removeNamespace(kube, ns);
   await op.stop();
   await admin
     .deleteTopics({ topics: [topic, `${ns}.wrong.logs`, `${ns}.drain.logs`, `${ns}.skip.logs`] })
     .catch(() => undefined);
   await admin.disconnect();
   await db.drop();
-  await kube.delete("v1", "Namespace", undefined, ns);
   await kube.close();
-});
+}, 120_000);
 
 describe("status.delivery: where Kafka and PostgreSQL stand, per partition", () => {
   it("counts committed events not yet stored as lag (transaction markers are not lag)", async () => {

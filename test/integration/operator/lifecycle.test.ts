@@ -12,6 +12,7 @@ import {
   LP_API,
   markPodsReady,
   sampleObject,
+  removeNamespace,
   startTestOperator,
   waitForCondition,
   waitGone,
@@ -60,12 +61,12 @@ beforeAll(async () => {
   await admin.connect();
 });
 afterAll(async () => {
+  await removeNamespace(kube, ns);
   await op.stop();
   await admin.deleteTopics({ topics: [topic, `${ns}.${name}.dlq`] }).catch(() => undefined);
   await admin.disconnect();
-  await kube.delete("v1", "Namespace", undefined, ns);
   await kube.close();
-});
+}, 120_000);
 
 describe("operator: a pipeline's life (minimal sample, external Kafka through the Admin API)", () => {
   let uid = "";
@@ -88,6 +89,12 @@ describe("operator: a pipeline's life (minimal sample, external Kafka through th
         uid,
         controller: true,
       });
+    // Children are applied one after another: wait for the last ones, then look at all.
+    await eventually("the autoscalers", async () =>
+      (await kube.list("autoscaling/v2", "HorizontalPodAutoscaler", ns)).items.length === 2
+        ? true
+        : undefined,
+    );
     const names = (kind: string, apiVersion: string) =>
       kube.list(apiVersion, kind, ns).then((l) => l.items.map((i) => i.metadata?.name).sort());
     expect(await names("StatefulSet", "apps/v1")).toEqual([`${name}-postgres`]);

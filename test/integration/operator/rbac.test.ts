@@ -10,6 +10,7 @@ import {
   LP_API,
   markPodsReady,
   sampleObject,
+  removeNamespace,
   startTestOperator,
   waitForCondition,
   waitGone,
@@ -67,10 +68,10 @@ beforeAll(async () => {
   });
 }, 120_000);
 afterAll(async () => {
+  await removeNamespace(admin, ns);
   await op.stop();
-  await admin.delete("v1", "Namespace", undefined, ns);
   await admin.close();
-});
+}, 120_000);
 
 describe("least-privilege RBAC (config/rbac), proven by running as the ServiceAccount", () => {
   it("reconciles and deletes pipelines of every kind of child without one refused call", async () => {

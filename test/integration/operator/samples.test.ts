@@ -4,7 +4,13 @@ import { afterAll, beforeAll, describe, expect, inject, it } from "vitest";
 import type { Manager } from "../../../operator/src/controller/manager.js";
 import { KubeClient } from "../../../operator/src/kube/client.js";
 import { eventually, uniqueSuffix } from "../../support/kube.js";
-import { markPodsReady, sampleObject, startTestOperator, waitForCondition } from "../../support/operator.js";
+import {
+  markPodsReady,
+  sampleObject,
+  removeNamespace,
+  startTestOperator,
+  waitForCondition,
+} from "../../support/operator.js";
 import { repoRoot } from "../../support/stack.js";
 
 /**
@@ -72,16 +78,10 @@ beforeAll(async () => {
   op = await startTestOperator(stack, [ns]);
 });
 afterAll(async () => {
+  // The namespace's deletion runs each pipeline's finalizer (topics per deletionPolicy); the
+  // SASL password's Secret may go first, which the finalizer must survive (bounded).
+  await removeNamespace(kube, ns);
   await op.stop();
-  // The namespace's deletion runs each pipeline's finalizer (topics per deletionPolicy).
-  const cleanup = await startTestOperator(stack, [ns]);
-  await kube.delete("v1", "Namespace", undefined, ns);
-  await eventually(
-    "namespace gone",
-    async () => ((await kube.getOrUndefined("v1", "Namespace", undefined, ns)) ? undefined : true),
-    90_000,
-  );
-  await cleanup.stop();
   await kube.close();
 }, 120_000);
 

@@ -7,6 +7,7 @@ import {
   conditionOf,
   LP_API,
   sampleObject,
+  removeNamespace,
   startTestOperator,
   waitForCondition,
   waitGone,
@@ -52,14 +53,14 @@ beforeAll(async () => {
   await admin.connect();
 });
 afterAll(async () => {
+  await removeNamespace(kube, ns);
   await op.stop();
   await admin
     .deleteTopics({ topics: [`${ns}.kept.logs`, `${ns}.kept.dlq`, `${ns}.clash.logs`] })
     .catch(() => undefined);
   await admin.disconnect();
-  await kube.delete("v1", "Namespace", undefined, ns);
   await kube.close();
-});
+}, 120_000);
 
 describe.runIf(stack.strimzi.enabled)("kafka.mode strimzi, with Strimzi's topic operator", () => {
   it("writes KafkaTopics in Strimzi's namespace with its cluster label and mirrors their Ready into TopicsReady", async () => {

@@ -48,6 +48,14 @@ npm: ## Install npm packages (Node 24, native addons for its ABI)
 build: npm ## Compile TypeScript to dist/
 	npm run build
 
+.PHONY: run-operator
+run-operator: npm ## Run the operator as a local process against the stack (CRD applied, leader election off)
+	@test -f /var/tmp/logpipeline-stack/stack.env || { echo "the stack is not up: run make stack-up"; exit 1; }
+	@source /var/tmp/logpipeline-stack/stack.env && \
+	  kubectl apply --server-side -f crds/logpipeline.io_logpipelines.yaml >/dev/null && \
+	  LEADER_ELECT=false HEALTH_PORT=$${HEALTH_PORT:-18081} METRICS_PORT=$${METRICS_PORT:-18080} \
+	  exec node --import tsx operator/src/main.ts
+
 .PHONY: generate
 generate: npm ## Regenerate checked-in files (CRDs from operator/src/api)
 	tsx hack/generate-crds.ts

@@ -235,6 +235,16 @@ describe("builders: security, secrets and names", () => {
     expect(dnsName("a".repeat(70))).not.toBe(dnsName(`${"a".repeat(69)}b`));
   });
 
+  it("leaves out monitoring objects whose CRDs are missing, and says so", () => {
+    const caps = { ...opts.capabilities, serviceMonitor: false, prometheusRule: false };
+    const state = desiredState(p, { ...opts, capabilities: caps }, creds);
+    expect(state.apply.filter((o) => ["ServiceMonitor", "PrometheusRule"].includes(o.kind))).toEqual([]);
+    expect(state.notes.map((n) => n.reason)).toEqual([
+      "ServiceMonitorCrdMissing",
+      "PrometheusRuleCrdMissing",
+    ]);
+  });
+
   it("writes KafkaTopics into Strimzi's namespace with its cluster label, and none without Strimzi", () => {
     const s = sample("strimzi.yaml");
     const topics = desiredState(s, opts, creds).apply.filter((o) => o.kind === "KafkaTopic");

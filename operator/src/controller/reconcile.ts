@@ -425,12 +425,17 @@ async function finalize(p: LogPipeline, deps: ControllerDeps): Promise<Reconcile
     );
   }
 
-  await deps.kube.mergePatch(API_VERSION, KIND, ns, p.metadata.name, {
-    metadata: {
-      resourceVersion: p.metadata.resourceVersion,
-      finalizers: (p.metadata.finalizers ?? []).filter((f) => f !== FINALIZER),
-    },
-  });
+  try {
+    await deps.kube.mergePatch(API_VERSION, KIND, ns, p.metadata.name, {
+      metadata: {
+        resourceVersion: p.metadata.resourceVersion,
+        finalizers: (p.metadata.finalizers ?? []).filter((f) => f !== FINALIZER),
+      },
+    });
+  } catch (e) {
+    // Gone already: this pass worked from a cache that had not yet seen the last one finish.
+    if (!(e instanceof KubeError && e.notFound)) throw e;
+  }
   deps.writtenStatus.delete(`${ns}/${p.metadata.name}`);
   deps.deliveryReads.delete(`${ns}/${p.metadata.name}`);
   deps.log.info({ pipeline: `${ns}/${p.metadata.name}` }, "finalized");

@@ -209,6 +209,15 @@ describe("operator: a pipeline's life (minimal sample, external Kafka through th
     expect(lp.status?.observedGeneration).toBe(lp.metadata?.generation);
   });
 
+  it("grows the topic's partitions through the Admin API when the spec asks for more", async () => {
+    await patchLp({ kafka: { topic: { partitions: 8 } } });
+    await eventually("8 partitions in Kafka", async () => {
+      const [meta] = await admin.fetchTopicMetadata({ topics: [topic] });
+      return meta?.partitions.length === 8 ? true : undefined;
+    });
+    await waitForCondition(kube, ns, name, "TopicsReady", "True");
+  });
+
   it("suspend stops all changes; resuming reverts what drifted meanwhile", async () => {
     await patchLp({ suspend: true });
     await eventually("phase Suspended", async () =>

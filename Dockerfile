@@ -1,7 +1,7 @@
 # syntax=docker/dockerfile:1
-# The workload images, one target each:
-#   docker build -f workloads/Dockerfile --target producer -t logpipeline/producer .
-#   (targets: producer, consumer, query)
+# The operator's and the workloads' images, one target each:
+#   docker build --target operator -t logpipeline/operator .
+#   (targets: operator, producer, consumer, query)
 # NODE_BASE selects the Node 24 base: the public node:24-bookworm-slim where a registry is
 # reachable, or the local base hack/ builds with debootstrap and the npm `node` package.
 ARG NODE_BASE=node:24-bookworm-slim
@@ -19,6 +19,7 @@ RUN npm ci --no-audit --no-fund --ignore-scripts \
  && CKJS_LINKING=dynamic npm rebuild @confluentinc/kafka-javascript esbuild
 COPY tsconfig.json tsconfig.build.json ./
 COPY workloads ./workloads
+COPY operator/src ./operator/src
 RUN npx tsc -p tsconfig.build.json && npm prune --omit=dev --no-audit --no-fund
 
 FROM ${NODE_BASE} AS runtime
@@ -29,7 +30,7 @@ WORKDIR /app
 ENV NODE_ENV=production
 COPY --from=build /src/package.json ./
 COPY --from=build /src/node_modules ./node_modules
-COPY --from=build /src/dist/workloads ./dist/workloads
+COPY --from=build /src/dist ./dist
 # Non-root; nothing is written to the image's filesystem (run with readOnlyRootFilesystem).
 USER 10001:10001
 ENTRYPOINT ["/usr/bin/tini", "--", "node", "--enable-source-maps"]
@@ -45,3 +46,7 @@ CMD ["dist/workloads/consumer/src/main.js"]
 FROM runtime AS query
 EXPOSE 8080
 CMD ["dist/workloads/query/src/main.js"]
+
+FROM runtime AS operator
+EXPOSE 8080 8081
+CMD ["dist/operator/src/main.js"]

@@ -10,6 +10,10 @@ export LP_CACHE
 export PATH := $(CURDIR)/node_modules/.bin:$(LP_CACHE)/bin:$(PATH)
 
 STACK := hack/stack/stack.sh
+# NODE=1 adds the node (kube-scheduler, containerd, kubelet, kube-proxy) to the stack.
+ifeq ($(NODE),1)
+export LP_NODE := 1
+endif
 NPM_STAMP := node_modules/.lp-installed
 
 ##@ Getting started
@@ -95,7 +99,7 @@ bench: tools ## Load the pipeline and its baselines in one run; print figures, w
 ##@ Local stack (etcd, kube-apiserver, kube-controller-manager, Kafka, Strimzi topic operator, PostgreSQL, Redis)
 
 .PHONY: stack-up
-stack-up: tools ## Start the local stack (harmless when already up)
+stack-up: tools ## Start the local stack (harmless when already up); NODE=1 adds a real node (scheduler, containerd, kubelet, kube-proxy)
 	@bash $(STACK) up
 
 .PHONY: stack-down

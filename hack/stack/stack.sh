@@ -2,17 +2,22 @@
 # The local stack of real components, as processes started and stopped by PID:
 #   etcd → kube-apiserver → kube-controller-manager → Kafka (KRaft) → Strimzi topic operator
 #   → PostgreSQL → Redis, then the project's and the third-party CRDs.
+#   With LP_NODE=1 (make stack-up NODE=1), the node too: kube-scheduler, containerd, kubelet,
+#   kube-proxy (hack/stack/node.sh), so pods run for real.
 # Usage: stack.sh up | down | status [--quiet] | env | json | stop NAME | start NAME
 #   LP_COMPONENTS="kafka postgres redis" brings up only those (a data-services-only instance).
 # Addresses and ports: hack/stack/config.sh (and README.md). Logs, PIDs, data: $LP_RUN_DIR.
 source "$(dirname "${BASH_SOURCE[0]}")/../lib.sh"
 source "$HACK_DIR/stack/config.sh"
+source "$HACK_DIR/stack/node.sh"
 
 LP_RETRY_HINT="make stack-down && make stack-up (logs: $LP_RUN_DIR/logs)"
 KAFKA_HOME="$LP_CACHE/kafka-$KAFKA_VERSION"
 TO_HOME="$LP_CACHE/strimzi-topic-operator-$STRIMZI_API_VERSION"
 PG_BIN="${PG_BIN:-$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -1)}"
 ALL_COMPONENTS=(etcd kube-apiserver kube-controller-manager kafka strimzi-topic-operator postgres redis)
+NODE_COMPONENTS=(kube-scheduler containerd kubelet kube-proxy)
+[ "${LP_NODE:-0}" = 1 ] && ALL_COMPONENTS+=("${NODE_COMPONENTS[@]}")
 read -r -a COMPONENTS <<<"${LP_COMPONENTS:-${ALL_COMPONENTS[*]}}"
 wanted() { [[ " ${COMPONENTS[*]} " == *" $1 "* ]]; }
 export PATH="$LP_BIN:$PATH"
@@ -403,6 +408,7 @@ cmd_up() {
   chmod 755 "$LP_RUN_DIR"
   ensure_bridge
   ensure_pki
+  if wanted kubelet || wanted kube-proxy; then ensure_node_pki; fi
   kubeconfig_for "$KUBECONFIG_ADMIN" admin
   local c
   for c in "${COMPONENTS[@]}"; do start_one "$c"; done
@@ -439,7 +445,11 @@ start_one() {
     strimzi-topic-operator) start_strimzi ;;
     postgres) start_postgres ;;
     redis) start_redis ;;
-    *) die "unknown component '$1' (known: ${ALL_COMPONENTS[*]})" ;;
+    kube-scheduler) start_scheduler ;;
+    containerd) start_containerd ;;
+    kubelet) start_kubelet ;;
+    kube-proxy) start_kube_proxy ;;
+    *) die "unknown component '$1' (known: ${ALL_COMPONENTS[*]} ${NODE_COMPONENTS[*]})" ;;
   esac
 }
 
@@ -448,13 +458,19 @@ stop_one() {
   case "$1" in
     postgres) stop postgres INT ;;
     etcd | kube-apiserver | kube-controller-manager | kafka | strimzi-topic-operator | redis) stop "$1" TERM ;;
-    *) die "unknown component '$1' (known: ${ALL_COMPONENTS[*]})" ;;
+    kube-scheduler | kubelet) stop "$1" TERM ;;
+    kube-proxy) stop kube-proxy TERM && node_packet_filter_cleanup ;;
+    containerd) node_teardown && stop containerd TERM ;;
+    *) die "unknown component '$1' (known: ${ALL_COMPONENTS[*]} ${NODE_COMPONENTS[*]})" ;;
   esac
 }
 
 cmd_down() {
   local i
-  for ((i = ${#ALL_COMPONENTS[@]} - 1; i >= 0; i--)); do stop_one "${ALL_COMPONENTS[i]}"; done
+  # The node first (whether or not LP_NODE is set now): pods, then the control plane.
+  for ((i = ${#NODE_COMPONENTS[@]} - 1; i >= 0; i--)); do stop_one "${NODE_COMPONENTS[i]}"; done
+  local base=(etcd kube-apiserver kube-controller-manager kafka strimzi-topic-operator postgres redis)
+  for ((i = ${#base[@]} - 1; i >= 0; i--)); do stop_one "${base[i]}"; done
   if ip link show "$LP_BRIDGE" >/dev/null 2>&1; then ip link del "$LP_BRIDGE" 2>/dev/null || true; fi
   total_time
 }
@@ -467,6 +483,8 @@ version_of() {
     strimzi-topic-operator) echo "$STRIMZI_API_VERSION" ;;
     postgres) "$PG_BIN/postgres" --version 2>/dev/null | awk '{print $3}' ;;
     redis) redis-server --version 2>/dev/null | grep -o 'v=[0-9.]*' | cut -c3- ;;
+    kube-scheduler | kubelet | kube-proxy) "$1" --version 2>/dev/null | awk '{print $2}' ;;
+    containerd) containerd --version 2>/dev/null | awk '{print $3}' ;;
   esac
 }
 
@@ -479,6 +497,10 @@ address_of() {
     strimzi-topic-operator) echo "http://127.0.0.1:$STRIMZI_HEALTH_PORT" ;;
     postgres) echo "127.0.0.1:$POSTGRES_PORT, $LP_BRIDGE_IP:$POSTGRES_PORT" ;;
     redis) echo "127.0.0.1:$REDIS_PORT, $LP_BRIDGE_IP:$REDIS_PORT" ;;
+    kube-scheduler) echo "https://127.0.0.1:$SCHEDULER_PORT" ;;
+    containerd) echo "unix://$CONTAINERD_SOCK" ;;
+    kubelet) echo "https://$LP_BRIDGE_IP:$KUBELET_PORT (node $NODE_NAME)" ;;
+    kube-proxy) echo "http://127.0.0.1:$KUBE_PROXY_HEALTHZ_PORT/healthz" ;;
   esac
 }
 
@@ -492,6 +514,10 @@ healthy() {
     strimzi-topic-operator) curl -fsS "http://127.0.0.1:$STRIMZI_HEALTH_PORT/ready" ;;
     postgres) "$PG_BIN/pg_isready" -q -h 127.0.0.1 -p "$POSTGRES_PORT" ;;
     redis) [[ "$(REDISCLI_AUTH=$(cat "$PKI/redis.password") redis-cli -p "$REDIS_PORT" PING)" == PONG ]] ;;
+    kube-scheduler) curl -fsSk "https://127.0.0.1:$SCHEDULER_PORT/healthz" ;;
+    containerd) ctr_ version ;;
+    kubelet) curl -fsS "http://127.0.0.1:$KUBELET_HEALTHZ_PORT/healthz" ;;
+    kube-proxy) curl -fsS "http://127.0.0.1:$KUBE_PROXY_HEALTHZ_PORT/healthz" ;;
   esac
 }
 

@@ -7,6 +7,9 @@ PKGS=(
   libssl-dev zlib1g-dev libzstd-dev libsasl2-dev liblz4-dev libcurl4-openssl-dev  # librdkafka build
   iproute2 openssl curl ca-certificates procps   # the stack's bridge, certificates, probes
 )
+# The node (a real kubelet; its test runs in make test): container runtime, CNI plugins,
+# packet filter, image builds, base images.
+PKGS+=(containerd runc containernetworking-plugins docker.io debootstrap busybox-static iptables nftables conntrack)
 [ -n "${LP_APT_EXTRA:-}" ] && read -r -a extra <<<"$LP_APT_EXTRA" && PKGS+=("${extra[@]}")
 
 step "Debian packages (${#PKGS[@]})"

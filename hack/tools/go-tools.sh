@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Builds the Go-based tools from the Go module proxy into the cache, each keyed by version:
 #   kube-apiserver, kube-controller-manager, kube-scheduler, kubelet, kube-proxy, kubectl
-#   (one pinned k8s.io/kubernetes through a wrapper module), etcd, helm, controller-gen.
-# Usage: go-tools.sh [kube|etcd|helm|controller-gen ...]   (default: all)
+#   (one pinned k8s.io/kubernetes through a wrapper module), etcd, helm, controller-gen;
+#   for the node: coredns, metrics-server, local-path-provisioner.
+# Usage: go-tools.sh [kube|etcd|helm|controller-gen|node ...]   (default: all but node)
 source "$(dirname "${BASH_SOURCE[0]}")/../lib.sh"
 
 command -v go >/dev/null || die "go is not installed; install Go 1.26+ (https://go.dev/dl) and retry"
@@ -98,6 +99,37 @@ build_controller_gen() {
   link_bins "$dir/bin" controller-gen
 }
 
+# go_install NAME VERSION PACKAGE: a `go install` of one command into the cache, once per version.
+go_install() {
+  local name="$1" version="$2" pkg="$3" dir="$LP_CACHE/$1-$2"
+  step "$name $version from the Go module proxy"
+  if [ -x "$dir/bin/$name" ]; then skip_step "$dir/bin"; link_bins "$dir/bin" "$name"; return; fi
+  mkdir -p "$dir/bin"
+  GOBIN="$dir/bin" run_logged "$dir/build.log" go install -trimpath -ldflags "-s -w" "$pkg@$version"
+  [ -x "$dir/bin/$name" ] || mv "$dir/bin/$(basename "${pkg}")" "$dir/bin/$name"
+  done_step "$dir/bin/$name"
+  link_bins "$dir/bin" "$name"
+}
+
+build_pause() {
+  local src="$HACK_DIR/node/pause" hash dir
+  hash=$(cat "$src/main.go" "$src/go.mod" | sha256sum | cut -c1-12)
+  dir="$LP_CACHE/pause-$hash"
+  step "pause (the pod sandbox's process) from hack/node/pause"
+  if [ -x "$dir/bin/pause" ]; then skip_step "$dir/bin"; link_bins "$dir/bin" pause; return; fi
+  mkdir -p "$dir/bin"
+  (cd "$src" && run_logged "$dir/build.log" go build -trimpath -ldflags "-s -w" -o "$dir/bin/pause" .)
+  done_step "$dir/bin/pause"
+  link_bins "$dir/bin" pause
+}
+
+build_node_tools() {
+  build_pause
+  go_install coredns "$COREDNS_VERSION" github.com/coredns/coredns
+  go_install metrics-server "$METRICS_SERVER_VERSION" sigs.k8s.io/metrics-server/cmd/metrics-server
+  go_install local-path-provisioner "$LOCAL_PATH_PROVISIONER_VERSION" github.com/rancher/local-path-provisioner
+}
+
 # link_bins DIR NAME...: the cache's bin/ holds links to the versioned binaries.
 link_bins() {
   local d="$1" b
@@ -113,6 +145,8 @@ for t in "${targets[@]}"; do
     etcd) build_etcd ;;
     helm) build_helm ;;
     controller-gen) build_controller_gen ;;
-    *) die "unknown Go tool '$t' (known: kube etcd helm controller-gen)" ;;
+    node) build_node_tools ;;
+    pause) build_pause ;;
+    *) die "unknown Go tool '$t' (known: kube etcd helm controller-gen node)" ;;
   esac
 done

@@ -154,7 +154,12 @@ export class KubeClient {
     return KubeClient.create(kc, opts);
   }
 
+  private closed = false;
+
+  /** Closes the connections; a second call does nothing. */
   async close(): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
     await this.agent.close();
   }
 

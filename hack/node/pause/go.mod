@@ -1,0 +1,3 @@
+module logpipeline.local/pause
+
+go 1.24

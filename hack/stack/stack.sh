@@ -467,7 +467,9 @@ stop_one() {
 
 cmd_down() {
   local i
-  # The node first (whether or not LP_NODE is set now): pods, then the control plane.
+  # The image builder's daemon (make images), then the node (whether or not LP_NODE is set
+  # now): pods, then the control plane.
+  [ -f "$LP_RUN_DIR/docker/dockerd.pid" ] && bash "$HACK_DIR/images/build.sh" dockerd-stop
   for ((i = ${#NODE_COMPONENTS[@]} - 1; i >= 0; i--)); do stop_one "${NODE_COMPONENTS[i]}"; done
   local base=(etcd kube-apiserver kube-controller-manager kafka strimzi-topic-operator postgres redis)
   for ((i = ${#base[@]} - 1; i >= 0; i--)); do stop_one "${base[i]}"; done

@@ -267,6 +267,32 @@ EOF
   launch kube-proxy kube-proxy --config "$NODE_DIR/kube-proxy.yaml"
   wait_for kube-proxy 60 curl -fsS "http://127.0.0.1:$KUBE_PROXY_HEALTHZ_PORT/healthz"
   done_step
+  node_dns
+}
+
+# Cluster DNS: CoreDNS as a pod (its image is the binary alone), Service kube-dns at the
+# kubelet's clusterDNS address.
+node_dns() {
+  step "CoreDNS (kube-dns at $CLUSTER_DNS_IP)"
+  local image="localhost/logpipeline/coredns:$COREDNS_VERSION" root k=(kubectl --kubeconfig "$KUBECONFIG_ADMIN")
+  [ -x "$LP_BIN/coredns" ] || die "coredns is not built: run make tools with NODE=1 (hack/tools/go-tools.sh node)"
+  if ! ctr_ images ls -q | grep -qx "$image"; then
+    root=$(mktemp -d)
+    install -D -m 0755 "$(readlink -f "$LP_BIN/coredns")" "$root/coredns"
+    image_tar "$root" "$image" "$NODE_DIR/images/coredns.tar" '["/coredns"]'
+    rm -rf "$root"
+    ctr_ images import "$NODE_DIR/images/coredns.tar" >/dev/null || die "could not import the CoreDNS image" "$(logfile containerd)"
+  fi
+  sed -e "s|@CLUSTER_DNS_IP@|$CLUSTER_DNS_IP|g" -e "s|@COREDNS_IMAGE@|$image|g" "$HACK_DIR/stack/addons/coredns.yaml" \
+    | "${k[@]}" apply --server-side --force-conflicts -f - >>"$LP_RUN_DIR/logs/addons.log" 2>&1 \
+    || die "could not apply CoreDNS" "$LP_RUN_DIR/logs/addons.log"
+  wait_for kube-proxy 90 "${k[@]}" -n kube-system rollout status deploy/coredns --timeout=5s
+  done_step
+}
+
+node_forget() {
+  kubectl --kubeconfig "$KUBECONFIG_ADMIN" --request-timeout=5s delete node "$NODE_NAME" --ignore-not-found --wait=false \
+    >/dev/null 2>&1 || true
 }
 
 # Removes what the node's kubelet and kube-proxy left in the host's packet filter.

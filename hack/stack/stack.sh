@@ -458,7 +458,10 @@ stop_one() {
   case "$1" in
     postgres) stop postgres INT ;;
     etcd | kube-apiserver | kube-controller-manager | kafka | strimzi-topic-operator | redis) stop "$1" TERM ;;
-    kube-scheduler | kubelet) stop "$1" TERM ;;
+    kube-scheduler) stop "$1" TERM ;;
+    # A stopped node is gone: its Node object goes too, so the pod garbage collector removes
+    # the pods bound to it instead of leaving them (and their namespaces) terminating.
+    kubelet) stop kubelet TERM && node_forget ;;
     kube-proxy) stop kube-proxy TERM && node_packet_filter_cleanup ;;
     containerd) node_teardown && stop containerd TERM ;;
     *) die "unknown component '$1' (known: ${ALL_COMPONENTS[*]} ${NODE_COMPONENTS[*]})" ;;

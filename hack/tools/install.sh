@@ -6,8 +6,8 @@ printf 'Installing tools into %s (cached by version; re-runs reuse them)\n' "$LP
 bash "$HACK_DIR/tools/apt.sh"
 bash "$HACK_DIR/tools/npm.sh"
 bash "$HACK_DIR/tools/maven.sh"
-bash "$HACK_DIR/tools/go-tools.sh" etcd helm controller-gen kube pause
-# The node's tools (make stack-up NODE=1): LP_NODE=1 also adds its Debian packages above.
-[ "${LP_NODE:-0}" = 1 ] && bash "$HACK_DIR/tools/go-tools.sh" node
+# The node's tools too (pause, CoreDNS, metrics-server, local-path-provisioner): the node's
+# own test runs in make test.
+bash "$HACK_DIR/tools/go-tools.sh" etcd helm controller-gen kube node
 bash "$HACK_DIR/tools/crds.sh"
 total_time

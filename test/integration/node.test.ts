@@ -123,6 +123,11 @@ describe("the node (kubelet, containerd, CNI, kube-proxy)", () => {
     expect(body.trim()).toBe("ok");
   });
 
+  it("resolves Service names through cluster DNS (CoreDNS) from a pod", () => {
+    const r = kubectl(iso.info, ["exec", "hello", "--", "nslookup", "hello.default.svc.cluster.local"]);
+    expect(r.stdout + r.stderr).toMatch(/Address:\s+10\.96\./);
+  });
+
   it("stack-down stops every pod and node process and removes the pods' network namespaces", async () => {
     const pods = processesMentioning(iso.info.runDir);
     expect(pods.length).toBeGreaterThan(0); // containerd-shims name the node's containerd socket

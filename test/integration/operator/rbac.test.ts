@@ -43,6 +43,20 @@ const rules = (): { rule: Rule; scope: string }[] =>
 
 beforeAll(async () => {
   admin = await KubeClient.fromEnvironment(stack.kubeconfig);
+  // A logpipeline-system left terminating by an earlier run must be gone before it is made again.
+  await eventually(
+    "logpipeline-system not terminating",
+    async () => {
+      const existing = await admin.getOrUndefined<{ status?: { phase?: string } }>(
+        "v1",
+        "Namespace",
+        undefined,
+        "logpipeline-system",
+      );
+      return existing?.status?.phase === "Terminating" ? undefined : true;
+    },
+    100_000,
+  );
   kubectl(stack, ["create", "namespace", "logpipeline-system"]);
   const applied = kubectl(stack, ["apply", "-k", path.join(repoRoot, "config/rbac")]);
   expect(applied.stderr).toBe("");

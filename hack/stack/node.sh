@@ -268,6 +268,35 @@ EOF
   wait_for kube-proxy 60 curl -fsS "http://127.0.0.1:$KUBE_PROXY_HEALTHZ_PORT/healthz"
   done_step
   node_dns
+  node_volumes
+}
+
+# addon_image NAME BINARY: an image of one static binary at /NAME, imported once.
+addon_image() {
+  local name="$1" bin="$2" image="localhost/logpipeline/$1:$3" root
+  if ! ctr_ images ls -q | grep -qx "$image"; then
+    [ -x "$bin" ] || die "$name is not built: run make tools (hack/tools/go-tools.sh node)"
+    root=$(mktemp -d)
+    install -D -m 0755 "$(readlink -f "$bin")" "$root/$name"
+    image_tar "$root" "$image" "$NODE_DIR/images/$name.tar" "[\"/$name\"]"
+    rm -rf "$root"
+    ctr_ images import "$NODE_DIR/images/$name.tar" >/dev/null || die "could not import the $name image" "$(logfile containerd)"
+  fi
+  echo "$image"
+}
+
+# Dynamic volumes: local-path-provisioner and the default StorageClass.
+node_volumes() {
+  step "local-path-provisioner (default StorageClass local-path, volumes in $NODE_DIR/volumes)"
+  local image k=(kubectl --kubeconfig "$KUBECONFIG_ADMIN")
+  image=$(addon_image local-path-provisioner "$LP_BIN/local-path-provisioner" "$LOCAL_PATH_PROVISIONER_VERSION")
+  mkdir -p "$NODE_DIR/volumes"
+  sed -e "s|@LPP_IMAGE@|$image|g" -e "s|@BUSYBOX_IMAGE@|localhost/logpipeline/busybox:local|g" \
+    -e "s|@VOLUMES_DIR@|$NODE_DIR/volumes|g" "$HACK_DIR/stack/addons/local-path.yaml" \
+    | "${k[@]}" apply --server-side --force-conflicts -f - >>"$LP_RUN_DIR/logs/addons.log" 2>&1 \
+    || die "could not apply local-path-provisioner" "$LP_RUN_DIR/logs/addons.log"
+  wait_for kube-proxy 90 "${k[@]}" -n local-path-storage rollout status deploy/local-path-provisioner --timeout=5s
+  done_step
 }
 
 # Cluster DNS: CoreDNS as a pod (its image is the binary alone), Service kube-dns at the

@@ -1,5 +1,6 @@
 import { execFileSync } from "node:child_process";
 import { readdirSync, readFileSync } from "node:fs";
+import path from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { KubeClient } from "../../operator/src/kube/client.js";
 import { type IsolatedStack, isolatedStack } from "../support/isolated-stack.js";
@@ -121,6 +122,59 @@ describe("the node (kubelet, containerd, CNI, kube-proxy)", () => {
       return r?.ok ? r.text() : undefined;
     });
     expect(body.trim()).toBe("ok");
+  });
+
+  it("binds a PersistentVolumeClaim through the default StorageClass (local-path-provisioner)", async () => {
+    await kube.create({
+      apiVersion: "v1",
+      kind: "PersistentVolumeClaim",
+      metadata: { name: "data", namespace: "default" },
+      spec: { accessModes: ["ReadWriteOnce"], resources: { requests: { storage: "16Mi" } } },
+    });
+    await kube.create({
+      apiVersion: "v1",
+      kind: "Pod",
+      metadata: { name: "writer", namespace: "default" },
+      spec: {
+        restartPolicy: "Never",
+        automountServiceAccountToken: false,
+        securityContext: { runAsNonRoot: true, runAsUser: 65532, seccompProfile: { type: "RuntimeDefault" } },
+        containers: [
+          {
+            name: "w",
+            image: "localhost/logpipeline/busybox:local",
+            imagePullPolicy: "Never",
+            command: ["/bin/sh", "-c", "echo persisted > /data/file"],
+            securityContext: {
+              allowPrivilegeEscalation: false,
+              readOnlyRootFilesystem: true,
+              capabilities: { drop: ["ALL"] },
+            },
+            volumeMounts: [{ name: "data", mountPath: "/data" }],
+          },
+        ],
+        volumes: [{ name: "data", persistentVolumeClaim: { claimName: "data" } }],
+      },
+    });
+    const phase = await eventually(
+      "the writer to finish",
+      async () => {
+        const p = await kube.get<{ status: { phase?: string } }>("v1", "Pod", "default", "writer");
+        return p.status.phase === "Succeeded" || p.status.phase === "Failed" ? p.status.phase : undefined;
+      },
+      90_000,
+    );
+    expect(phase).toBe("Succeeded");
+    const pvc = await kube.get<{
+      status: { phase: string };
+      spec: { volumeName: string; storageClassName: string };
+    }>("v1", "PersistentVolumeClaim", "default", "data");
+    expect(pvc.status.phase).toBe("Bound");
+    expect(pvc.spec.storageClassName).toBe("local-path");
+    const volumes = path.join(iso.info.runDir, "node", "volumes");
+    const dir = readdirSync(volumes).find((d) => d.startsWith(pvc.spec.volumeName));
+    expect(dir, `a directory for ${pvc.spec.volumeName} in ${volumes}`).toBeDefined();
+    expect(readFileSync(path.join(volumes, dir ?? "", "file"), "utf8")).toBe("persisted\n");
   });
 
   it("resolves Service names through cluster DNS (CoreDNS) from a pod", () => {

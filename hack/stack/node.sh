@@ -269,6 +269,19 @@ EOF
   done_step
   node_dns
   node_volumes
+  node_metrics
+}
+
+# Resource metrics (kubectl top, HPAs on CPU): metrics-server behind the aggregation layer.
+node_metrics() {
+  step "metrics-server (v1beta1.metrics.k8s.io)"
+  local image k=(kubectl --kubeconfig "$KUBECONFIG_ADMIN")
+  image=$(addon_image metrics-server "$LP_BIN/metrics-server" "$METRICS_SERVER_VERSION")
+  sed -e "s|@METRICS_SERVER_IMAGE@|$image|g" "$HACK_DIR/stack/addons/metrics-server.yaml" \
+    | "${k[@]}" apply --server-side --force-conflicts -f - >>"$LP_RUN_DIR/logs/addons.log" 2>&1 \
+    || die "could not apply metrics-server" "$LP_RUN_DIR/logs/addons.log"
+  # Started, not waited for: its first scrape takes a resolution period; HPAs wait for it anyway.
+  done_step
 }
 
 # addon_image NAME BINARY: an image of one static binary at /NAME, imported once.

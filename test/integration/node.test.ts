@@ -177,6 +177,26 @@ describe("the node (kubelet, containerd, CNI, kube-proxy)", () => {
     expect(readFileSync(path.join(volumes, dir ?? "", "file"), "utf8")).toBe("persisted\n");
   });
 
+  it("serves resource metrics for HPAs (metrics-server behind the aggregation layer)", async () => {
+    const usage = await eventually(
+      "node metrics",
+      async () => {
+        const m = await kube
+          .request<{ usage?: { cpu: string; memory: string } }>(
+            "GET",
+            "/apis/metrics.k8s.io/v1beta1/nodes/lp-node",
+          )
+          .catch(() => undefined);
+        return m?.usage;
+      },
+      120_000,
+    );
+    expect(usage.memory).toMatch(/^\d+Ki$/);
+    expect(kubectl(iso.info, ["top", "pod", "hello", "--no-headers"]).stdout).toMatch(
+      /^hello\s+\d+m\s+\d+Mi/,
+    );
+  });
+
   it("resolves Service names through cluster DNS (CoreDNS) from a pod", () => {
     const r = kubectl(iso.info, ["exec", "hello", "--", "nslookup", "hello.default.svc.cluster.local"]);
     expect(r.stdout + r.stderr).toMatch(/Address:\s+10\.96\./);

@@ -50,21 +50,7 @@ ensure_node_pki() {
 
 # cert_kubeconfig FILE NAME: a kubeconfig authenticating with $PKI/node/NAME.{crt,key}.
 cert_kubeconfig() {
-  cat >"$1" <<EOF
-apiVersion: v1
-kind: Config
-clusters:
-- name: local
-  cluster: {server: "https://$LP_BRIDGE_IP:$APISERVER_PORT", certificate-authority: "$PKI/ca.crt"}
-users:
-- name: $2
-  user: {client-certificate: "$PKI/node/$2.crt", client-key: "$PKI/node/$2.key"}
-contexts:
-- name: local
-  context: {cluster: local, user: $2}
-current-context: local
-EOF
-  chmod 600 "$1"
+  write_kubeconfig "$1" "$2" "{client-certificate: \"$PKI/node/$2.crt\", client-key: \"$PKI/node/$2.key\"}"
 }
 
 start_scheduler() {

@@ -124,8 +124,9 @@ EOF
 
 token_for() { awk -F, -v u="$1" '$2==u{print $1}' "$PKI/tokens.csv"; }
 
-# kubeconfig_for FILE USER: a kubeconfig for one of the static-token identities.
-kubeconfig_for() {
+# write_kubeconfig FILE NAME CREDENTIALS: a kubeconfig for the stack's API server; CREDENTIALS
+# is the user's fields as flow YAML (a token, or a client certificate and key).
+write_kubeconfig() {
   cat >"$1" <<EOF
 apiVersion: v1
 kind: Config
@@ -136,8 +137,7 @@ clusters:
     certificate-authority: $PKI/ca.crt
 users:
 - name: $2
-  user:
-    token: $(token_for "$2")
+  user: $3
 contexts:
 - name: local
   context: {cluster: local, user: $2}
@@ -145,6 +145,9 @@ current-context: local
 EOF
   chmod 600 "$1"
 }
+
+# kubeconfig_for FILE USER: a kubeconfig for one of the static-token identities.
+kubeconfig_for() { write_kubeconfig "$1" "$2" "{token: $(token_for "$2")}"; }
 
 # ---------------------------------------------------------------------------- components
 start_etcd() {

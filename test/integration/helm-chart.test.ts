@@ -5,7 +5,7 @@ import { afterAll, beforeAll, describe, expect, inject, it } from "vitest";
 import { parse, parseAllDocuments } from "yaml";
 import { KubeClient } from "../../operator/src/kube/client.js";
 import { eventually, uniqueSuffix } from "../support/kube.js";
-import { waitGone } from "../support/operator.js";
+import { createNamespace, waitGone } from "../support/operator.js";
 import { repoRoot } from "../support/stack.js";
 
 /** The operator's Helm chart: lint, render, refuse bad values, and install/upgrade/uninstall on the local cluster. */
@@ -38,11 +38,7 @@ const render = (...set: string[]): Rendered[] => {
 
 beforeAll(async () => {
   kube = await KubeClient.fromEnvironment(stack.kubeconfig);
-  await kube.create({
-    apiVersion: "v1",
-    kind: "Namespace",
-    metadata: { name: ns, labels: { "logpipeline.io/test": "true" } },
-  });
+  await createNamespace(kube, ns);
 });
 afterAll(async () => {
   helm("uninstall", release, "-n", ns);

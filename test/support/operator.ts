@@ -176,6 +176,15 @@ export async function waitGone(
   );
 }
 
+/** Creates a test namespace (labelled as the tests' own). */
+export async function createNamespace(kube: KubeClient, ns: string): Promise<void> {
+  await kube.create({
+    apiVersion: "v1",
+    kind: "Namespace",
+    metadata: { name: ns, labels: { "logpipeline.io/test": "true" } },
+  });
+}
+
 /**
  * Deletes a test namespace and waits until it is gone — while the operator still runs, so
  * the pipelines' finalizers are carried out (a namespace deleted after the operator stopped

@@ -862,5 +862,4 @@ export interface LogPipeline {
 
 /** Annotations users set on a LogPipeline. */
 export const ANNOTATION_SKIP_DRAIN = `${GROUP}/skip-drain`;
-export const ANNOTATION_CHECK_NOW = `${GROUP}/check-now`;
 export const FINALIZER = `${GROUP}/finalizer`;

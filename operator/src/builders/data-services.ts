@@ -4,6 +4,7 @@ import { pipelineLabels, pipelineNames, selectorLabels } from "./names.js";
 import { type BuildOptions, childMeta, type KubeObject } from "./options.js";
 import {
   ANNOTATION_SECRET_HASH,
+  keyMount,
   containerSecurity,
   podSecurity,
   resources,
@@ -52,9 +53,7 @@ export function postgresConnection(p: LogPipeline): PostgresConnection {
       sslMode: ext.sslMode,
       userFromSecret: { secretName: ext.credentialsSecret, key: "username" },
       password: { volume: "postgres", secretName: ext.credentialsSecret, keys: ["password"] },
-      ...(ext.caSecretRef
-        ? { ca: { volume: "postgres-ca", secretName: ext.caSecretRef.name, keys: [ext.caSecretRef.key] } }
-        : {}),
+      ...(ext.caSecretRef ? { ca: keyMount("postgres-ca", ext.caSecretRef) } : {}),
     };
   return {
     host: `${names.postgres}.${p.metadata.namespace}.svc`,
@@ -82,11 +81,7 @@ export function redisConnection(p: LogPipeline): RedisConnection | undefined {
       url: external.url,
       ...(external.passwordSecretRef
         ? {
-            password: {
-              volume: "redis",
-              secretName: external.passwordSecretRef.name,
-              keys: [external.passwordSecretRef.key],
-            },
+            password: keyMount("redis", external.passwordSecretRef),
           }
         : {}),
     };

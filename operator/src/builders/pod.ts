@@ -74,6 +74,14 @@ export function secretVolumes(mounts: SecretMount[]): { volumes: V1Volume[]; vol
 
 export const secretFile = (m: SecretMount, key: string): string => `${SECRETS_DIR}/${m.volume}/${key}`;
 
+/** One key of a Secret (a spec's secret reference), mounted as the file keyFile() names. */
+export const keyMount = (volume: string, ref: { name: string; key: string }): SecretMount => ({
+  volume,
+  secretName: ref.name,
+  keys: [ref.key],
+});
+export const keyFile = (m: SecretMount): string => secretFile(m, m.keys[0] ?? "");
+
 /** One hash over the content hashes of every mounted Secret: changes exactly when one of them does. */
 export function secretHash(mounts: SecretMount[], opts: BuildOptions): string {
   const h = createHash("sha256");

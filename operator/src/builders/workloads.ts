@@ -11,6 +11,8 @@ import {
   containerSecurity,
   envVars,
   httpProbes,
+  keyFile,
+  keyMount,
   POD_NAME_ENV,
   podSecurity,
   resources,
@@ -46,26 +48,18 @@ function kafkaSettings(p: LogPipeline): KafkaSettings {
     KAFKA_SECURITY_PROTOCOL: auth.securityProtocol,
   };
   if (auth.sasl && auth.securityProtocol.startsWith("SASL")) {
-    const m = {
-      volume: "kafka-sasl",
-      secretName: auth.sasl.passwordSecretRef.name,
-      keys: [auth.sasl.passwordSecretRef.key],
-    };
+    const m = keyMount("kafka-sasl", auth.sasl.passwordSecretRef);
     mounts.push(m);
     Object.assign(env, {
       KAFKA_SASL_MECHANISM: auth.sasl.mechanism,
       KAFKA_SASL_USERNAME: auth.sasl.username,
-      KAFKA_SASL_PASSWORD_FILE: secretFile(m, auth.sasl.passwordSecretRef.key),
+      KAFKA_SASL_PASSWORD_FILE: keyFile(m),
     });
   }
   if (auth.tls && auth.securityProtocol.endsWith("SSL")) {
-    const ca = {
-      volume: "kafka-ca",
-      secretName: auth.tls.caSecretRef.name,
-      keys: [auth.tls.caSecretRef.key],
-    };
+    const ca = keyMount("kafka-ca", auth.tls.caSecretRef);
     mounts.push(ca);
-    env.KAFKA_TLS_CA_FILE = secretFile(ca, auth.tls.caSecretRef.key);
+    env.KAFKA_TLS_CA_FILE = keyFile(ca);
     if (auth.tls.clientCertSecretName) {
       const cert = {
         volume: "kafka-client",
@@ -104,7 +98,7 @@ function storeSettings(p: LogPipeline, withPostgres: boolean): StoreSettings {
     });
     if (pg.ca) {
       mounts.push(pg.ca);
-      env.PG_SSL_CA_FILE = secretFile(pg.ca, pg.ca.keys[0] ?? "ca.crt");
+      env.PG_SSL_CA_FILE = keyFile(pg.ca);
     }
     secretEnv.push({
       name: "PG_USER",
@@ -116,7 +110,7 @@ function storeSettings(p: LogPipeline, withPostgres: boolean): StoreSettings {
     env.REDIS_URL = redis.url;
     if (redis.password) {
       mounts.push(redis.password);
-      env.REDIS_PASSWORD_FILE = secretFile(redis.password, redis.password.keys[0] ?? "password");
+      env.REDIS_PASSWORD_FILE = keyFile(redis.password);
     }
   }
   return { env, secretEnv, mounts };

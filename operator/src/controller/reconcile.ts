@@ -16,11 +16,11 @@ import type { KafkaConnection, TopicAdmin } from "../kafka/topic-admin.js";
 import { KubeError, type KubeObjectLike } from "../kube/client.js";
 import type { ReconcileResult } from "../runtime/workqueue.js";
 import type { Condition } from "../status/conditions.js";
-import { conditionTransitions } from "../status/conditions.js";
+import { conditionTransitions, setCondition } from "../status/conditions.js";
 import { computeStatus, type Observation, sameStatus, suspendedStatus } from "../status/compute.js";
 import { childKinds, objectRef } from "./children.js";
 import type { ControllerDeps } from "./deps.js";
-import { readDelivery } from "./delivery.js";
+import { readDelivery, secretValue } from "./delivery.js";
 import { observeKafkaTopic, observeWorkload, referencedSecrets, secretContentHash } from "./observe.js";
 
 /**
@@ -66,9 +66,7 @@ export async function reconcile(key: string, deps: ControllerDeps): Promise<Reco
   const desired = desiredState(p, { ...baseOptions, secretHashes }, creds);
 
   const observation = emptyObservation(p, desired.notes);
-  const deliveryDue = Date.now() - (deps.deliveryReads.get(key)?.at ?? 0) >= deps.config.deliveryIntervalMs;
-  const kafka = await openKafka(p, deps, p.spec.kafka.mode === "external" || deliveryDue);
-  try {
+  await withKafka(p, deps, p.spec.kafka.mode === "external" || deliveryDue(key, deps), async (kafka) => {
     if (p.spec.kafka.mode === "external")
       observation.topics = kafka.admin
         ? await kafka.admin.ensure(desired.adminTopics)
@@ -83,10 +81,8 @@ export async function reconcile(key: string, deps: ControllerDeps): Promise<Reco
         reason: "StrimziMissing",
         message: "kafka.mode is strimzi but the KafkaTopic CRD is not installed",
       };
-    if (deliveryDue) deps.deliveryReads.set(key, await readDelivery(p, deps, kafka.admin, kafka.connection));
-  } finally {
-    await kafka.admin?.close().catch(() => undefined);
-  }
+    await refreshDelivery(key, p, deps, kafka);
+  });
   const read = deps.deliveryReads.get(key);
   if (read?.delivery) observation.delivery = read.delivery;
   if (read?.postgresError) observation.postgresError = read.postgresError;
@@ -221,12 +217,7 @@ async function prune(p: LogPipeline, desired: KubeObject[], deps: ControllerDeps
 async function kafkaConnection(p: LogPipeline, deps: ControllerDeps): Promise<KafkaConnection> {
   const { auth } = p.spec.kafka;
   const ns = p.metadata.namespace;
-  const readKey = async (name: string, key: string) => {
-    const s = await deps.kube.get<{ data?: Record<string, string> }>("v1", "Secret", ns, name);
-    const v = s.data?.[key];
-    if (v === undefined) throw new Error(`Secret ${name} has no key ${key}`);
-    return Buffer.from(v, "base64").toString("utf8");
-  };
+  const readKey = (name: string, key: string) => secretValue(deps.kube, ns, name, key);
   const c: KafkaConnection = {
     bootstrapServers: bootstrapServers(p),
     securityProtocol: auth.securityProtocol,
@@ -247,19 +238,50 @@ async function kafkaConnection(p: LogPipeline, deps: ControllerDeps): Promise<Ka
   return c;
 }
 
-/** A Kafka Admin connection for this pass, when one is needed; a failure is reported, not thrown. */
-async function openKafka(
+interface KafkaPass {
+  admin?: TopicAdmin;
+  connection?: KafkaConnection;
+  error?: string;
+}
+
+/**
+ * Runs `fn` with a Kafka Admin connection for this pass when one is needed (a failure to
+ * connect is reported to `fn`, not thrown), and closes it afterwards.
+ */
+async function withKafka(
   p: LogPipeline,
   deps: ControllerDeps,
   needed: boolean,
-): Promise<{ admin?: TopicAdmin; connection?: KafkaConnection; error?: string }> {
-  if (!needed) return {};
+  fn: (kafka: KafkaPass) => Promise<void>,
+): Promise<void> {
+  let kafka: KafkaPass = {};
+  if (needed)
+    try {
+      const connection = await kafkaConnection(p, deps);
+      kafka = { connection, admin: await deps.connectTopicAdmin(connection) };
+    } catch (e) {
+      kafka = { error: errorMessage(e) };
+    }
   try {
-    const connection = await kafkaConnection(p, deps);
-    return { connection, admin: await deps.connectTopicAdmin(connection) };
-  } catch (e) {
-    return { error: errorMessage(e) };
+    await fn(kafka);
+  } finally {
+    await kafka.admin?.close().catch(() => undefined);
   }
+}
+
+/** The last delivery read is older than deliveryIntervalMs. */
+const deliveryDue = (key: string, deps: ControllerDeps): boolean =>
+  Date.now() - (deps.deliveryReads.get(key)?.at ?? 0) >= deps.config.deliveryIntervalMs;
+
+/** Reads Kafka and the ledger again when due; deps.deliveryReads keeps the latest read. */
+async function refreshDelivery(
+  key: string,
+  p: LogPipeline,
+  deps: ControllerDeps,
+  kafka: KafkaPass,
+): Promise<void> {
+  if (deliveryDue(key, deps))
+    deps.deliveryReads.set(key, await readDelivery(p, deps, kafka.admin, kafka.connection));
 }
 
 async function addFinalizer(p: LogPipeline, deps: ControllerDeps): Promise<void> {
@@ -324,35 +346,24 @@ async function reportInvalid(
   deps: ControllerDeps,
 ): Promise<ReconcileResult> {
   const m = raw.metadata ?? {};
-  const key = `${m.namespace ?? ""}/${m.name ?? ""}`;
-  const now = deps
-    .now()
-    .toISOString()
-    .replace(/\.\d{3}Z$/, "Z");
-  const old = ((raw.status as LogPipelineStatus | undefined)?.conditions ?? []) as Condition[];
-  const prev = old.find((c) => c.type === "Stalled");
-  const stalled: Condition = {
-    type: "Stalled",
-    status: "True",
-    reason: "InvalidSpec",
-    message,
-    observedGeneration: m.generation ?? 0,
-    lastTransitionTime: prev?.status === "True" ? prev.lastTransitionTime : now,
-  };
+  const generation = m.generation ?? 0;
+  const current = raw.status as LogPipelineStatus | undefined;
   const status: LogPipelineStatus = {
-    ...((raw.status as LogPipelineStatus | undefined) ?? {}),
-    observedGeneration: m.generation ?? 0,
+    ...(current ?? {}),
+    observedGeneration: generation,
     phase: "Failed",
     message: `invalid spec: ${message}`,
-    conditions: [...old.filter((c) => c.type !== "Stalled"), stalled],
+    conditions: setCondition(
+      (current?.conditions ?? []) as Condition[],
+      { type: "Stalled", status: "True", reason: "InvalidSpec", message, observedGeneration: generation },
+      deps.now(),
+    ),
   };
-  const pseudo = {
+  const pipeline = {
     metadata: { name: m.name ?? "", namespace: m.namespace ?? "", uid: m.uid ?? "" },
-    status,
+    ...(current ? { status: current } : {}),
   } as LogPipeline;
-  if (!sameStatus(raw.status ?? {}, status) && !sameStatus(deps.writtenStatus.get(key), status)) {
-    await writeStatus({ ...pseudo, status: raw.status as LogPipelineStatus }, status, deps);
-  }
+  await writeStatus(pipeline, status, deps);
   return { requeueAfterMs: 60_000 };
 }
 
@@ -384,14 +395,7 @@ async function finalize(p: LogPipeline, deps: ControllerDeps): Promise<Reconcile
   const deletesData = policy.topics === "Delete" || policy.postgres === "Delete";
   if (deletesData && p.metadata.annotations?.[ANNOTATION_SKIP_DRAIN] !== "true") {
     const key = `${ns}/${p.metadata.name}`;
-    if (Date.now() - (deps.deliveryReads.get(key)?.at ?? 0) >= deps.config.deliveryIntervalMs) {
-      const kafka = await openKafka(p, deps, true);
-      try {
-        deps.deliveryReads.set(key, await readDelivery(p, deps, kafka.admin, kafka.connection));
-      } finally {
-        await kafka.admin?.close().catch(() => undefined);
-      }
-    }
+    await withKafka(p, deps, deliveryDue(key, deps), (kafka) => refreshDelivery(key, p, deps, kafka));
     const lag = deps.deliveryReads.get(key)?.delivery?.lag ?? p.status?.delivery?.lag;
     if (!terminating && lag !== undefined && lag > 0 && waited < policy.drainTimeoutSeconds * 1000) {
       await deleting(

@@ -58,6 +58,17 @@ export class KubeError extends Error {
   }
 }
 
+/** A KubeError from a failed response: the API server's Status object when it sent one. */
+function kubeError(status: number, statusText: string, body: string): KubeError {
+  let s: { reason?: string; message?: string; details?: unknown } = {};
+  try {
+    s = JSON.parse(body) as typeof s;
+  } catch {
+    s = { message: body.slice(0, 500) };
+  }
+  return new KubeError(status, s.reason ?? statusText, s.message ?? `HTTP ${status}`, s.details);
+}
+
 /** Kinds this project touches whose plural is not kind + "s", and the cluster-scoped ones. */
 const IRREGULAR_PLURALS: Record<string, string> = { Ingress: "ingresses", Endpoints: "endpoints" };
 const CLUSTER_SCOPED = new Set([
@@ -218,20 +229,7 @@ export class KubeClient {
       ...(opts.body !== undefined ? { body: JSON.stringify(opts.body) } : {}),
     });
     const text = await res.text();
-    if (!res.ok) {
-      let status: { reason?: string; message?: string; details?: unknown } = {};
-      try {
-        status = JSON.parse(text) as typeof status;
-      } catch {
-        status = { message: text.slice(0, 500) };
-      }
-      throw new KubeError(
-        res.status,
-        status.reason ?? res.statusText,
-        status.message ?? `HTTP ${res.status}`,
-        status.details,
-      );
-    }
+    if (!res.ok) throw kubeError(res.status, res.statusText, text);
     return (text ? JSON.parse(text) : {}) as T;
   }
 
@@ -374,20 +372,7 @@ export class KubeClient {
     try {
       armIdle();
       const res = await fetch(url, { method: "GET", headers, dispatcher: this.agent, signal: abort.signal });
-      if (!res.ok || !res.body) {
-        const text = await res.text();
-        let status: { reason?: string; message?: string } = {};
-        try {
-          status = JSON.parse(text) as typeof status;
-        } catch {
-          status = { message: text.slice(0, 300) };
-        }
-        throw new KubeError(
-          res.status,
-          status.reason ?? res.statusText,
-          status.message ?? `watch HTTP ${res.status}`,
-        );
-      }
+      if (!res.ok || !res.body) throw kubeError(res.status, res.statusText, await res.text());
       const lines = createInterface({ input: Readable.fromWeb(res.body as never), crlfDelay: Infinity });
       for await (const line of lines) {
         armIdle();

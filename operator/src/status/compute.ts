@@ -201,10 +201,10 @@ export function computeStatus(p: LogPipeline, o: Observation, now: Date): LogPip
       ? cond("Reconciling", "False", ready.status === "True" ? "Reconciled" : "Stalled", ready.message, g)
       : cond("Reconciling", "True", "Progressing", ready.message, g);
 
-  const prevData = old.find((c) => c.type === "DataConsistent");
-  const data: ConditionInput = prevData
-    ? { ...prevData, observedGeneration: prevData.observedGeneration }
-    : cond("DataConsistent", "Unknown", "NotChecked", "no divergence check has run yet", g);
+  // Only the divergence check moves DataConsistent; until it runs, Unknown.
+  const data: ConditionInput =
+    old.find((c) => c.type === "DataConsistent") ??
+    cond("DataConsistent", "Unknown", "NotChecked", "no divergence check has run yet", g);
 
   const firstNote = o.notes[0];
   const integrations = firstNote

@@ -2,7 +2,7 @@ import { afterAll, beforeAll, describe, expect, inject, it } from "vitest";
 import { stringify } from "yaml";
 import { KubeClient } from "../../../operator/src/kube/client.js";
 import { uniqueSuffix } from "../../support/kube.js";
-import { kubectl, LP_API } from "../../support/operator.js";
+import { kubectl, LP_API, createNamespace } from "../../support/operator.js";
 
 /**
  * What admission refuses, as a user meets it: `kubectl apply --dry-run=server` against the
@@ -21,11 +21,7 @@ const apply = (name: string, spec: unknown, dryRun = true) =>
 
 beforeAll(async () => {
   kube = await KubeClient.fromEnvironment(stack.kubeconfig);
-  await kube.create({
-    apiVersion: "v1",
-    kind: "Namespace",
-    metadata: { name: ns, labels: { "logpipeline.io/test": "true" } },
-  });
+  await createNamespace(kube, ns);
 });
 afterAll(async () => {
   await kube.delete("v1", "Namespace", undefined, ns);

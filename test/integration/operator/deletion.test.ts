@@ -11,6 +11,7 @@ import {
   startTestOperator,
   waitForCondition,
   waitGone,
+  createNamespace,
 } from "../../support/operator.js";
 
 const stack = inject("stack");
@@ -30,12 +31,7 @@ const pipeline = (namespace: string, name: string) =>
 
 beforeAll(async () => {
   kube = await KubeClient.fromEnvironment(stack.kubeconfig);
-  for (const n of [ns, doomed])
-    await kube.create({
-      apiVersion: "v1",
-      kind: "Namespace",
-      metadata: { name: n, labels: { "logpipeline.io/test": "true" } },
-    });
+  for (const n of [ns, doomed]) await createNamespace(kube, n);
   op = await startTestOperator(stack, [ns, doomed]);
   admin = kafkaClient(stack.kafkaBootstrap, "t-op-del").admin();
   await admin.connect();

@@ -13,6 +13,7 @@ import {
   startTestOperator,
   waitForCondition,
   waitGone,
+  createNamespace,
 } from "../../support/operator.js";
 import { ledgerCounts, testLedger } from "../../support/pipeline-db.js";
 import { startSink } from "../../support/sink.js";
@@ -68,11 +69,7 @@ const spec = (schema: string, credentialsSecret: string) => ({
 
 beforeAll(async () => {
   kube = await KubeClient.fromEnvironment(stack.kubeconfig);
-  await kube.create({
-    apiVersion: "v1",
-    kind: "Namespace",
-    metadata: { name: ns, labels: { "logpipeline.io/test": "true" } },
-  });
+  await createNamespace(kube, ns);
   const secret = (n: string, password: string) =>
     kube.create({
       apiVersion: "v1",

@@ -16,6 +16,7 @@ import {
   startTestOperator,
   waitForCondition,
   waitGone,
+  createNamespace,
 } from "../../support/operator.js";
 
 const stack = inject("stack");
@@ -50,11 +51,7 @@ const patchLp = (spec: Record<string, unknown>) => kube.mergePatch(LP_API, "LogP
 
 beforeAll(async () => {
   kube = await KubeClient.fromEnvironment(stack.kubeconfig);
-  await kube.create({
-    apiVersion: "v1",
-    kind: "Namespace",
-    metadata: { name: ns, labels: { "logpipeline.io/test": "true" } },
-  });
+  await createNamespace(kube, ns);
   op = await startTestOperator(stack, [ns]);
   const kafka = kafkaClient(stack.kafkaBootstrap, "t-op-life");
   admin = kafka.admin();

@@ -14,6 +14,7 @@ import {
   startTestOperator,
   waitForCondition,
   waitGone,
+  createNamespace,
 } from "../../support/operator.js";
 import { repoRoot } from "../../support/stack.js";
 
@@ -60,11 +61,7 @@ beforeAll(async () => {
   kubectl(stack, ["create", "namespace", "logpipeline-system"]);
   const applied = kubectl(stack, ["apply", "-k", path.join(repoRoot, "config/rbac")]);
   expect(applied.stderr).toBe("");
-  await admin.create({
-    apiVersion: "v1",
-    kind: "Namespace",
-    metadata: { name: ns, labels: { "logpipeline.io/test": "true" } },
-  });
+  await createNamespace(admin, ns);
   await admin.create({
     apiVersion: "v1",
     kind: "Secret",

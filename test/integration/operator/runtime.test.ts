@@ -8,6 +8,7 @@ import { listWatch } from "../../../operator/src/kube/list-watch.js";
 import { Informer } from "../../../operator/src/runtime/informer.js";
 import { type IsolatedStack, isolatedStack } from "../../support/isolated-stack.js";
 import { eventually, uniqueSuffix } from "../../support/kube.js";
+import { createNamespace } from "../../support/operator.js";
 import { repoRoot } from "../../support/stack.js";
 
 /** The operator's runtime against real API servers: leader hand-over, a silent watch, an API server restart. */
@@ -17,11 +18,7 @@ const ns = `t-op-rt-${uniqueSuffix()}`;
 
 beforeAll(async () => {
   kube = await KubeClient.fromEnvironment(stack.kubeconfig);
-  await kube.create({
-    apiVersion: "v1",
-    kind: "Namespace",
-    metadata: { name: ns, labels: { "logpipeline.io/test": "true" } },
-  });
+  await createNamespace(kube, ns);
 });
 afterAll(async () => {
   await kube.delete("v1", "Namespace", undefined, ns);

@@ -10,6 +10,7 @@ import {
   removeNamespace,
   startTestOperator,
   waitForCondition,
+  createNamespace,
 } from "../../support/operator.js";
 import { repoRoot } from "../../support/stack.js";
 
@@ -63,11 +64,7 @@ const adapt: Record<string, (s: Spec) => Spec> = {
 
 beforeAll(async () => {
   kube = await KubeClient.fromEnvironment(stack.kubeconfig);
-  await kube.create({
-    apiVersion: "v1",
-    kind: "Namespace",
-    metadata: { name: ns, labels: { "logpipeline.io/test": "true" } },
-  });
+  await createNamespace(kube, ns);
   const secret = (name: string, data: Record<string, string>) =>
     kube.create({ apiVersion: "v1", kind: "Secret", metadata: { name, namespace: ns }, stringData: data });
   await secret("kafka-credentials", { password: readFileSync(stack.kafkaSasl.passwordFile, "utf8").trim() });

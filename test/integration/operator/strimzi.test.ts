@@ -11,6 +11,7 @@ import {
   startTestOperator,
   waitForCondition,
   waitGone,
+  createNamespace,
 } from "../../support/operator.js";
 
 /** kafka.mode strimzi against Strimzi's real topic operator, which the stack runs. */
@@ -43,11 +44,7 @@ const topicsOf = async (uid: string) =>
 
 beforeAll(async () => {
   kube = await KubeClient.fromEnvironment(stack.kubeconfig);
-  await kube.create({
-    apiVersion: "v1",
-    kind: "Namespace",
-    metadata: { name: ns, labels: { "logpipeline.io/test": "true" } },
-  });
+  await createNamespace(kube, ns);
   op = await startTestOperator(stack, [ns]);
   admin = kafkaClient(stack.kafkaBootstrap, "t-op-strimzi").admin();
   await admin.connect();

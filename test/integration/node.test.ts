@@ -192,9 +192,13 @@ describe("the node (kubelet, containerd, CNI, kube-proxy)", () => {
       120_000,
     );
     expect(usage.memory).toMatch(/^\d+Ki$/);
-    expect(kubectl(iso.info, ["top", "pod", "hello", "--no-headers"]).stdout).toMatch(
-      /^hello\s+\d+m\s+\d+Mi/,
+    // Pod metrics need a second scrape (a CPU rate), a resolution period after the node's.
+    const top = await eventually(
+      "pod metrics",
+      () => Promise.resolve(kubectl(iso.info, ["top", "pod", "hello", "--no-headers"]).stdout || undefined),
+      60_000,
     );
+    expect(top).toMatch(/^hello\s+\d+m\s+\d+Mi/);
   });
 
   it("resolves Service names through cluster DNS (CoreDNS) from a pod", () => {

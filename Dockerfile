@@ -23,6 +23,12 @@ COPY tsconfig.json tsconfig.build.json ./
 COPY workloads ./workloads
 COPY operator/src ./operator/src
 RUN npx tsc -p tsconfig.build.json && npm prune --omit=dev --no-audit --no-fund
+# The Kafka client needs only its addon and librdkafka's shared objects at run time (found
+# through the addon's RUNPATH, build/deps): librdkafka's sources, objects and static
+# archives (about 280 MB) stay in this stage. The require proves the trimmed addon loads.
+RUN cd node_modules/@confluentinc/kafka-javascript \
+ && rm -rf deps/librdkafka build/Release/obj.target build/deps/include build/deps/librdkafka build/deps/*.a \
+ && cd /src && node -e 'require("@confluentinc/kafka-javascript")'
 
 FROM ${NODE_BASE} AS runtime
 RUN apt-get update \

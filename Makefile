@@ -25,16 +25,16 @@ help: ## Show this help
 	  /^##@/ { printf "\n\033[1m%s\033[0m\n", substr($$0, 5) }' $(MAKEFILE_LIST)
 
 .PHONY: dev
-dev: tools stack-up ## Run the whole system locally on real components: stack, workloads, sample events; print where to look
+dev: tools ## The whole system on the local node: stack + node, images, helm install, a LogPipeline, events; print where to look
 	@bash hack/dev.sh
 
 .PHONY: dev-down
-dev-down: ## Stop what make dev started (the workloads, then the stack)
+dev-down: ## Stop what make dev started (port-forwards, then the stack with its node)
 	@bash hack/dev.sh down
-	@bash $(STACK) down
+	@LP_NODE=1 bash $(STACK) down
 
 .PHONY: test
-test: tools ## Lint, type-check and verify generated files, then unit and integration tests against the real stack
+test: tools ## Lint, type-check and verify generated files, then unit and integration tests against the real stack, then the e2e suite on the node
 	@$(MAKE) --no-print-directory verify
 	@bash hack/test.sh all
 
@@ -91,6 +91,14 @@ test-unit: npm ## Unit tests of pure code (no servers)
 .PHONY: test-integration
 test-integration: tools ## Integration tests against the real stack (brought up if needed, stopped after if we started it)
 	@bash hack/test.sh integration
+
+.PHONY: test-e2e
+test-e2e: tools ## The e2e suite on the local node: Helm install, a LogPipeline, 10,000 events from a pod, pod kills, HPA, edits, deletion
+	@bash hack/test.sh e2e
+
+.PHONY: e2e-kind
+e2e-kind: npm ## The same e2e suite on kind (needs Docker, kind and a registry): Strimzi's chart, a Kafka, images via kind load
+	@bash hack/kind/e2e.sh
 
 .PHONY: test-full
 test-full: tools ## The same suites at long-running scale (fault tests over 200,000 events)

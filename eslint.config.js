@@ -19,7 +19,14 @@ export default tseslint.config(
       "@typescript-eslint/no-unsafe-class-instance-assignment": "off",
     },
   },
-  { files: ["**/*.js"], ...tseslint.configs.disableTypeChecked },
+  { files: ["**/*.js", "**/*.mjs"], ...tseslint.configs.disableTypeChecked },
+  // Scripts that run on Node (the e2e client runs as a pod on the producer's image).
+  {
+    files: ["**/*.mjs"],
+    languageOptions: {
+      globals: { process: "readonly", fetch: "readonly", AbortSignal: "readonly", setTimeout: "readonly" },
+    },
+  },
   // Dependency rules of the design (DESIGN.md, Operator): pure layers import no client,
   // the runtime knows nothing of the API, and workloads never import the operator.
   {

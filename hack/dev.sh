@@ -1,132 +1,159 @@
 #!/usr/bin/env bash
-# `make dev`: with the stack up (make's prerequisite), run the three workloads as local
-# processes against it, send a few events through the ingest API, read them back through
-# the query API, and print where everything is. `make dev-down` stops it all.
-# (The full-node issue replaces the local processes with pods installed by the Helm chart.)
+# `make dev`: the whole system on the local node, as a user would run it on a cluster:
+# the stack with the node → images (built and loaded) → `helm install` the operator →
+# `kubectl apply` a LogPipeline (topics through Strimzi's topic operator, managed
+# PostgreSQL and Redis) → Ready → a few events sent from a pod through the ingest Service and
+# counted in PostgreSQL → port-forwards to the ingest and query APIs, and where to look.
+# Running it again is harmless (every step is idempotent); `make dev-down` stops it all.
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 source "$HACK_DIR/stack/config.sh"
-LP_RETRY_HINT="make dev-down && make dev (logs: $LP_RUN_DIR/logs/dev-*.log)"
+LP_RETRY_HINT="make dev (again: every step is idempotent), or make dev-down && make dev"
 export PATH="$REPO_ROOT/node_modules/.bin:$LP_BIN:$PATH"
+export KUBECONFIG="$KUBECONFIG_ADMIN"
 
-PRODUCER_PORT=$((18080 + LP_PORT_OFFSET))
+RELEASE=logpipeline-operator
+OP_NS=logpipeline-system
+NS=logpipeline-dev
+INGEST_PORT=$((18080 + LP_PORT_OFFSET))
 QUERY_PORT=$((18081 + LP_PORT_OFFSET))
-CONSUMER_METRICS_PORT=$((19090 + LP_PORT_OFFSET))
-DEV="$LP_RUN_DIR/dev"
-PKI="$LP_RUN_DIR/pki"
+DEV_LOG="$LP_RUN_DIR/logs/dev.log"
+if [ "$LP_STRIMZI" = on ]; then SAMPLE=config/samples/strimzi.yaml; else SAMPLE=config/samples/minimal.yaml; fi
+NAME=$(awk '/^  name:/{print $2; exit}' "$REPO_ROOT/$SAMPLE")
 
-cmd_down() {
-  local w pf
-  for w in producer query consumer; do
-    pf="$LP_RUN_DIR/pids/dev-$w.pid"
-    [ -f "$pf" ] || continue
-    if kill -0 "$(cat "$pf")" 2>/dev/null; then
-      printf '==> stopping %s (pid %s)\n' "$w" "$(cat "$pf")" >&2
-      kill -TERM "$(cat "$pf")" 2>/dev/null || true
-      for _ in $(seq 1 80); do kill -0 "$(cat "$pf")" 2>/dev/null || break; sleep 0.25; done
-      kill -KILL "$(cat "$pf")" 2>/dev/null || true
-    fi
-    rm -f "$pf"
+# port_forward WHAT LOCAL_PORT TARGET_PORT: kubectl port-forward in the background, by PID.
+port_forward() {
+  local pf="$LP_RUN_DIR/pids/dev-forward-$1.pid"
+  stop_pid "$pf"
+  setsid kubectl port-forward -n "$NS" --address 127.0.0.1 "svc/$NAME-$1" "$2:$3" \
+    >>"$LP_RUN_DIR/logs/dev-forward-$1.log" 2>&1 </dev/null &
+  echo $! >"$pf"
+  for _ in $(seq 1 40); do
+    (exec 3<>"/dev/tcp/127.0.0.1/$2") 2>/dev/null && return 0
+    sleep 0.25
   done
+  die "kubectl port-forward to svc/$NAME-$1 did not start" "$LP_RUN_DIR/logs/dev-forward-$1.log"
+}
+
+stop_pid() {
+  local pf="$1" pid
+  [ -f "$pf" ] || return 0
+  pid=$(cat "$pf")
+  if kill -0 "$pid" 2>/dev/null; then
+    kill -TERM "$pid" 2>/dev/null || true
+    for _ in $(seq 1 40); do kill -0 "$pid" 2>/dev/null || break; sleep 0.25; done
+    kill -KILL "$pid" 2>/dev/null || true
+  fi
+  rm -f "$pf"
 }
 
 if [ "${1:-}" = down ]; then
-  cmd_down
+  # The port-forwards by PID; the pods go with the node (make dev-down stops the stack next).
+  for f in "$LP_RUN_DIR"/pids/dev-forward-*.pid; do [ -e "$f" ] && stop_pid "$f"; done
   exit 0
 fi
 
-bash "$HACK_DIR/stack/stack.sh" status --quiet || die "the stack is not healthy: see make stack-status and $LP_RUN_DIR/logs"
-mkdir -p "$DEV" && chmod 700 "$DEV"
-KAFKA_LIBS="$LP_CACHE/kafka-$KAFKA_VERSION/libs/*"
+mkdir -p "$LP_RUN_DIR/logs" "$LP_RUN_DIR/pids"
+LP_NODE=1 bash "$HACK_DIR/stack/stack.sh" up
+bash "$HACK_DIR/images/build.sh" build
 
-step "topics dev.logs (6 partitions) and dev.logs.dlq"
-for t in dev.logs:6 dev.logs.dlq:1; do
-  run_logged "$LP_RUN_DIR/logs/dev-topics.log" java -cp "$KAFKA_LIBS" org.apache.kafka.tools.TopicCommand \
-    --bootstrap-server "127.0.0.1:$KAFKA_PORT" --create --if-not-exists --topic "${t%%:*}" --partitions "${t##*:}"
-done
-done_step
+step "helm upgrade --install $RELEASE (namespace $OP_NS, values hack/local-values.yaml)"
+run_logged "$DEV_LOG" helm upgrade --install "$RELEASE" "$REPO_ROOT/charts/logpipeline-operator" \
+  -n "$OP_NS" --create-namespace -f "$HACK_DIR/local-values.yaml" --wait --timeout 5m
+done_step "$(kubectl get deploy -n "$OP_NS" "$RELEASE" -o jsonpath='{.status.readyReplicas}/{.spec.replicas} ready')"
 
-step "API keys (ingest and read) in $DEV"
-[ -f "$DEV/ingest-keys" ] || echo "dev:$(head -c 12 /dev/urandom | od -An -tx1 | tr -d ' \n')" >"$DEV/ingest-keys"
-[ -f "$DEV/read-keys" ] || echo "reader:$(head -c 12 /dev/urandom | od -An -tx1 | tr -d ' \n')" >"$DEV/read-keys"
-INGEST_KEY=$(cut -d: -f2 "$DEV/ingest-keys")
-READ_KEY=$(cut -d: -f2 "$DEV/read-keys")
-done_step
+step "kubectl apply -n $NS -f $SAMPLE"
+kubectl create namespace "$NS" --dry-run=client -o yaml | kubectl apply -f - >>"$DEV_LOG" 2>&1
+run_logged "$DEV_LOG" kubectl apply -n "$NS" -f "$REPO_ROOT/$SAMPLE"
+done_step "LogPipeline $NAME"
 
-common_env=(
-  PIPELINE_NAME=dev LOG_LEVEL=info
-  KAFKA_BOOTSTRAP_SERVERS="127.0.0.1:$KAFKA_PORT" KAFKA_TOPIC=dev.logs
-  REDIS_URL="redis://127.0.0.1:$REDIS_PORT" REDIS_PASSWORD_FILE="$PKI/redis.password"
-)
-pg_env=(
-  PG_HOST=127.0.0.1 PG_PORT="$POSTGRES_PORT" PG_USER=postgres PG_DATABASE=postgres
-  PG_PASSWORD_FILE="$PKI/postgres.password" PG_SSLMODE=disable PG_SCHEMA=dev PG_TABLE=logs
-)
-
-# start_workload NAME READY_URL ENV...: one local process per workload, PID in the run dir.
-start_workload() {
-  local name="$1" ready="$2" pf="$LP_RUN_DIR/pids/dev-$1.pid"
-  shift 2
-  step "$name"
-  if [ -f "$pf" ] && kill -0 "$(cat "$pf")" 2>/dev/null; then
-    printf '    already running (pid %s)\n' "$(cat "$pf")" >&2
-    return
+step "LogPipeline $NAME Ready (topics, PostgreSQL, Redis, producer, consumer, query)"
+for i in $(seq 1 120); do
+  ready=$(kubectl get lp -n "$NS" "$NAME" -o jsonpath='{.status.conditions[?(@.type=="Ready")].status}' 2>/dev/null || true)
+  [ "$ready" = True ] && break
+  if [ $((i % 10)) -eq 0 ]; then
+    printf '    %s\n' "$(kubectl get lp -n "$NS" "$NAME" -o jsonpath='{.status.phase}: {.status.conditions[?(@.type=="Ready")].message}' 2>/dev/null)" >&2
   fi
-  # Started directly (no wrapper), so the recorded PID is the workload's own.
-  env -i PATH="$PATH" HOME="$HOME" "$@" node --import tsx "$REPO_ROOT/workloads/$name/src/main.ts" \
-    >>"$LP_RUN_DIR/logs/dev-$name.log" 2>&1 </dev/null &
-  echo $! >"$pf"
-  for _ in $(seq 1 120); do
-    curl -fsS "$ready" >/dev/null 2>&1 && { done_step "pid $(cat "$pf")"; return; }
-    kill -0 "$(cat "$pf")" 2>/dev/null || die "$name exited during start-up" "$LP_RUN_DIR/logs/dev-$name.log"
-    sleep 0.5
-  done
-  die "$name was not ready after 60s" "$LP_RUN_DIR/logs/dev-$name.log"
-}
-
-start_workload consumer "http://127.0.0.1:$CONSUMER_METRICS_PORT/readyz" "${common_env[@]}" "${pg_env[@]}" \
-  KAFKA_GROUP_ID=dev-consumer KAFKA_DLQ_TOPIC=dev.logs.dlq METRICS_PORT="$CONSUMER_METRICS_PORT"
-start_workload producer "http://127.0.0.1:$PRODUCER_PORT/readyz" "${common_env[@]}" \
-  TRANSACTIONAL_ID=dev-producer API_KEYS_FILE="$DEV/ingest-keys" HOST=127.0.0.1 PORT="$PRODUCER_PORT"
-start_workload query "http://127.0.0.1:$QUERY_PORT/readyz" PIPELINE_NAME=dev LOG_LEVEL=info \
-  REDIS_URL="redis://127.0.0.1:$REDIS_PORT" REDIS_PASSWORD_FILE="$PKI/redis.password" "${pg_env[@]}" \
-  API_KEYS_FILE="$DEV/read-keys" HOST=127.0.0.1 PORT="$QUERY_PORT"
-
-step "send three events and read them back"
-curl -fsS -X POST "http://127.0.0.1:$PRODUCER_PORT/api/logs/batch" -H "x-api-key: $INGEST_KEY" \
-  -H 'content-type: application/json' \
-  -d '[{"level":"INFO","source":"make-dev","message":"hello from make dev"},
-       {"level":"ERROR","source":"make-dev","message":"payment declined for order 42"},
-       {"level":"WARN","source":"make-dev","message":"slow response from inventory"}]' >"$DEV/last-ingest.json" \
-  || die "the ingest API refused the sample events" "$LP_RUN_DIR/logs/dev-producer.log"
-mapfile -t ids < <(grep -o '[0-9a-f]\{8\}-[0-9a-f-]\{27\}' "$DEV/last-ingest.json" || true)
-[ "${#ids[@]}" -eq 3 ] || die "the ingest API did not return three event ids: $(cat "$DEV/last-ingest.json")"
-found=0
-for _ in $(seq 1 60); do
-  found=0
-  for id in "${ids[@]}"; do
-    curl -fsS -o /dev/null "http://127.0.0.1:$QUERY_PORT/api/logs/$id" -H "x-api-key: $READ_KEY" 2>/dev/null && found=$((found + 1))
-  done
-  [ "$found" -eq 3 ] && break
-  sleep 0.5
+  sleep 5
 done
-[ "$found" -eq 3 ] || die "the events did not reach PostgreSQL" "$LP_RUN_DIR/logs/dev-consumer.log"
-done_step "the 3 events are in PostgreSQL, read back through the query API"
+[ "$ready" = True ] || die "LogPipeline $NAME is not Ready after 10 minutes: kubectl describe lp -n $NS $NAME; kubectl get pods -n $NS" \
+  "$(kubectl logs -n "$OP_NS" -l app.kubernetes.io/name=logpipeline-operator --tail=50 >"$LP_RUN_DIR/logs/dev-operator.log" 2>&1; echo "$LP_RUN_DIR/logs/dev-operator.log")"
+done_step
 
+step "send 5 events from a pod through the ingest Service; count them in PostgreSQL"
+INGEST_URL=$(kubectl get lp -n "$NS" "$NAME" -o jsonpath='{.status.endpoints.ingest}')
+QUERY_URL=$(kubectl get lp -n "$NS" "$NAME" -o jsonpath='{.status.endpoints.query}')
+RUN="dev$(date +%s)"
+kubectl create configmap e2e-client -n "$NS" --from-file=loadgen.mjs="$REPO_ROOT/test/e2e/loadgen.mjs" \
+  --dry-run=client -o yaml | kubectl apply -f - >>"$DEV_LOG" 2>&1
+kubectl delete pod -n "$NS" dev-client --ignore-not-found --wait=true >>"$DEV_LOG" 2>&1
+kubectl apply -f - >>"$DEV_LOG" 2>&1 <<YAML
+apiVersion: v1
+kind: Pod
+metadata: { name: dev-client, namespace: $NS }
+spec:
+  restartPolicy: Never
+  automountServiceAccountToken: false
+  securityContext: { runAsNonRoot: true, runAsUser: 10001, seccompProfile: { type: RuntimeDefault } }
+  containers:
+    - name: client
+      image: logpipeline/producer:0.1.0
+      imagePullPolicy: Never
+      args: [/scripts/loadgen.mjs]
+      env:
+        - { name: MODE, value: load }
+        - { name: INGEST_URL, value: "$INGEST_URL" }
+        - { name: RUN, value: "$RUN" }
+        - { name: COUNT, value: "5" }
+        - { name: SOURCES, value: "1" }
+        - name: API_KEYS
+          valueFrom: { secretKeyRef: { name: $NAME-api-keys, key: api-keys } }
+      securityContext: { allowPrivilegeEscalation: false, readOnlyRootFilesystem: true, capabilities: { drop: [ALL] } }
+      volumeMounts: [{ name: scripts, mountPath: /scripts }]
+  volumes: [{ name: scripts, configMap: { name: e2e-client } }]
+YAML
+for _ in $(seq 1 60); do
+  phase=$(kubectl get pod -n "$NS" dev-client -o jsonpath='{.status.phase}' 2>/dev/null || true)
+  [ "$phase" = Succeeded ] || [ "$phase" = Failed ] && break
+  sleep 1
+done
+kubectl logs -n "$NS" dev-client >>"$DEV_LOG" 2>&1 || true
+[ "$phase" = Succeeded ] || die "the client pod did not send the events (phase ${phase:-none}): kubectl logs -n $NS dev-client" "$DEV_LOG"
+rows=0
+for _ in $(seq 1 60); do
+  rows=$(kubectl exec -n "$NS" "$NAME-postgres-0" -c postgres -- psql -h /var/run/postgresql -U logpipeline -d logpipeline \
+    -tAc "SELECT count(*) FROM public.logs WHERE source = '$RUN-0'" 2>>"$DEV_LOG" || echo 0)
+  [ "$rows" = 5 ] && break
+  sleep 1
+done
+[ "$rows" = 5 ] || die "the events did not reach PostgreSQL (found ${rows:-0} of 5)" "$DEV_LOG"
+kubectl delete pod -n "$NS" dev-client --wait=false >>"$DEV_LOG" 2>&1 || true
+done_step "5 of 5 in PostgreSQL (source $RUN-0)"
+
+step "port-forwards: ingest 127.0.0.1:$INGEST_PORT, query 127.0.0.1:$QUERY_PORT"
+port_forward producer "$INGEST_PORT" 8080
+port_forward query "$QUERY_PORT" 8080
+done_step
+
+key_cmd="kubectl get secret -n $NS $NAME-api-keys -o jsonpath='{.data.api-keys}' | base64 -d | cut -d: -f2"
 cat <<EOF
 
-The pipeline runs locally on the stack's real components:
-  ingest   http://127.0.0.1:$PRODUCER_PORT   (OpenAPI: /docs/json)   key: $INGEST_KEY
-  query    http://127.0.0.1:$QUERY_PORT   (OpenAPI: /docs/json)   key: $READ_KEY
-  consumer metrics http://127.0.0.1:$CONSUMER_METRICS_PORT/metrics
+The whole system runs on the local node (kubelet, containerd, CoreDNS, kube-proxy, metrics-server):
+  export KUBECONFIG=$KUBECONFIG_ADMIN
+  kubectl get lp -A -o wide                 # READY PHASE PRODUCERS CONSUMERS LAG DIVERGENCE DLQ
+  kubectl get pods -n $NS                   # producer, consumer, query, postgres, redis
+  kubectl logs -n $OP_NS deploy/$RELEASE    # the operator
 
-  curl -X POST http://127.0.0.1:$PRODUCER_PORT/api/logs -H 'x-api-key: $INGEST_KEY' -H 'content-type: application/json' \\
+In the cluster: ingest $INGEST_URL   query $QUERY_URL
+Port-forwarded:  ingest http://127.0.0.1:$INGEST_PORT   query http://127.0.0.1:$QUERY_PORT   (OpenAPI: /docs/json)
+
+  KEY=\$($key_cmd)
+  curl -X POST http://127.0.0.1:$INGEST_PORT/api/logs -H "x-api-key: \$KEY" -H 'content-type: application/json' \\
        -d '{"level":"ERROR","source":"checkout","message":"payment declined"}'
-  curl 'http://127.0.0.1:$QUERY_PORT/api/logs?q=payment' -H 'x-api-key: $READ_KEY'
+  curl "http://127.0.0.1:$QUERY_PORT/api/logs?q=payment" -H "x-api-key: \$KEY"
+  kubectl exec -n $NS $NAME-postgres-0 -- psql -h /var/run/postgresql -U logpipeline -d logpipeline \\
+       -c 'select level, source, message from public.logs order by ts desc limit 5'
 
-  source $LP_RUN_DIR/stack.env   # KUBECONFIG, LP_KAFKA_BOOTSTRAP, LP_PG_URL, LP_REDIS_URL
-  kubectl get crd                # LogPipeline, KafkaTopic, ServiceMonitor, PrometheusRule
-  psql "\$LP_PG_URL" -c 'select level, source, message from dev.logs order by ts desc limit 5'
-Logs: $LP_RUN_DIR/logs/ (dev-producer.log, dev-consumer.log, dev-query.log, and each component's)
+Logs: $LP_RUN_DIR/logs/ (dev.log, and each stack component's); pods: kubectl logs -n $NS <pod>
 Stop: make dev-down
 EOF
 total_time

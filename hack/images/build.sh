@@ -4,7 +4,11 @@
 # base. NODE_BASE selects it: `local` (default here: debootstrap'd Debian bookworm + the npm
 # `node` package's binary + npm from the npm registry, since no image registry is reachable)
 # or any image reference such as node:24-bookworm-slim. The images are then loaded into the
-# node's containerd when it runs.
+# node's containerd when it runs. Managed PostgreSQL's and Redis's images are built the same
+# way from Debian's packages (hack/images/{postgres,redis}), following the environment
+# contract of the official images the operator defaults to; with a public base they are
+# still built (DEBIAN_BASE=debian:bookworm-slim) so one command gives a cluster everything.
+# dockerd runs only while this script needs it, unless it was running before.
 # Usage: build.sh [build|load|dockerd-stop]   (default: build, then load when the node is up)
 source "$(dirname "${BASH_SOURCE[0]}")/../lib.sh"
 source "$HACK_DIR/stack/config.sh"
@@ -13,6 +17,9 @@ NODE_BASE="${NODE_BASE:-local}"
 IMAGE_TAG="${IMAGE_TAG:-0.1.0}"
 IMAGE_PREFIX="${IMAGE_PREFIX:-logpipeline}"
 TARGETS=(operator producer consumer query)
+# Data services: name:tag → build context under hack/images.
+POSTGRES_IMAGE="$IMAGE_PREFIX/postgres:15-local"
+REDIS_IMAGE="$IMAGE_PREFIX/redis:7.0-local"
 DOCKER_ROOT="$LP_CACHE/docker"            # image layers persist between runs (the build cache)
 DOCKER_RUN="$LP_RUN_DIR/docker"
 DOCKER_SOCK="$DOCKER_RUN/docker.sock"
@@ -108,23 +115,54 @@ build_targets() {
     step "image $IMAGE_PREFIX/$t:$IMAGE_TAG (target $t, base $base)"
     run_logged "$LP_CACHE/logs/image-$t.log" "$DOCKER" build --network host --build-arg "NODE_BASE=$base" \
       --target "$t" -t "$IMAGE_PREFIX/$t:$IMAGE_TAG" "$REPO_ROOT"
-    done_step "$("$DOCKER" image inspect -f '{{.Size}}' "$IMAGE_PREFIX/$t:$IMAGE_TAG" | awk '{printf "%.0f MB", $1/1e6}')"
+    done_step "$(image_size "$IMAGE_PREFIX/$t:$IMAGE_TAG")"
   done
 }
 
-# Into the node's containerd (namespace k8s.io), when the node runs.
+# PostgreSQL and Redis from Debian's packages, on the same Debian base as the Node images.
+build_data_images() {
+  local base=debian:bookworm-slim name image
+  [ "$NODE_BASE" = local ] && base="$DEBIAN_IMAGE"
+  for name in postgres redis; do
+    image=$POSTGRES_IMAGE
+    [ "$name" = redis ] && image=$REDIS_IMAGE
+    step "image $image (Debian's $name package, base $base)"
+    run_logged "$LP_CACHE/logs/image-$name.log" "$DOCKER" build --network host --build-arg "DEBIAN_BASE=$base" \
+      -t "$image" "$HACK_DIR/images/$name"
+    done_step "$(image_size "$image")"
+  done
+}
+
+image_size() { "$DOCKER" image inspect -f '{{.Size}}' "$1" | awk '{printf "%.0f MB", $1/1e6}'; }
+
+all_images() {
+  local t
+  for t in "${TARGETS[@]}"; do echo "$IMAGE_PREFIX/$t:$IMAGE_TAG"; done
+  echo "$POSTGRES_IMAGE"
+  echo "$REDIS_IMAGE"
+}
+
+# Into the node's containerd (namespace k8s.io), when the node runs. An image whose id the
+# node already has is not loaded again.
 load_into_node() {
-  local sock="$LP_RUN_DIR/node/containerd/containerd.sock" t
+  local sock="$LP_RUN_DIR/node/containerd/containerd.sock" image id stamp
   if [ ! -S "$sock" ]; then
     printf '    the node is not up: images stay in the Docker cache (make stack-up NODE=1, then make images)\n' >&2
     return 0
   fi
-  for t in "${TARGETS[@]}"; do
-    step "load $IMAGE_PREFIX/$t:$IMAGE_TAG into the node's containerd"
-    "$DOCKER" save "$IMAGE_PREFIX/$t:$IMAGE_TAG" | ctr --address "$sock" --namespace k8s.io images import - >/dev/null \
-      || die "could not load $IMAGE_PREFIX/$t:$IMAGE_TAG into containerd"
+  while read -r image; do
+    step "load $image into the node's containerd"
+    id=$("$DOCKER" image inspect -f '{{.Id}}' "$image")
+    stamp="$LP_RUN_DIR/node/loaded/$(echo "$image" | tr '/:' '__')"
+    if [ "$(cat "$stamp" 2>/dev/null)" = "$id" ]; then
+      skip_step
+      continue
+    fi
+    "$DOCKER" save "$image" | ctr --address "$sock" --namespace k8s.io images import - >/dev/null \
+      || die "could not load $image into containerd"
+    mkdir -p "$(dirname "$stamp")" && echo "$id" >"$stamp"
     done_step
-  done
+  done < <(all_images)
 }
 
 NODE_IMAGE="$IMAGE_PREFIX/node:24-local-$( {
@@ -136,13 +174,20 @@ NODE_IMAGE="$IMAGE_PREFIX/node:24-local-$( {
 
 case "${1:-build}" in
   build)
+    dockerd_running && was_running=1 || was_running=0
     dockerd_start
     [ "$NODE_BASE" = local ] && { debian_base; node_base; }
     build_targets
+    build_data_images
     load_into_node
+    [ "$was_running" = 1 ] || dockerd_stop
     total_time
     ;;
-  load) dockerd_start && load_into_node ;;
+  load)
+    dockerd_running && was_running=1 || was_running=0
+    dockerd_start && load_into_node
+    [ "$was_running" = 1 ] || dockerd_stop
+    ;;
   dockerd-stop) dockerd_stop ;;
   *) echo "usage: $0 [build|load|dockerd-stop]" >&2; exit 2 ;;
 esac

@@ -256,6 +256,19 @@ EOF
   node_dns
   node_volumes
   node_metrics
+  node_kafka_bootstrap
+}
+
+# Strimzi's bootstrap Service name for the stack's Kafka (kafka.mode: strimzi).
+node_kafka_bootstrap() {
+  [ "$LP_STRIMZI" = on ] || return 0
+  step "Service $STRIMZI_CLUSTER-kafka-bootstrap.$STRIMZI_NAMESPACE → $LP_BRIDGE_IP:$KAFKA_BRIDGE_PORT"
+  sed -e "s|@CLUSTER@|$STRIMZI_CLUSTER|g" -e "s|@NAMESPACE@|$STRIMZI_NAMESPACE|g" \
+    -e "s|@KAFKA_PORT@|$KAFKA_BRIDGE_PORT|g" -e "s|@BRIDGE_IP@|$LP_BRIDGE_IP|g" \
+    "$HACK_DIR/stack/addons/kafka-bootstrap.yaml" \
+    | kubectl --kubeconfig "$KUBECONFIG_ADMIN" apply --server-side --force-conflicts -f - >>"$LP_RUN_DIR/logs/addons.log" 2>&1 \
+    || die "could not apply the Kafka bootstrap Service" "$LP_RUN_DIR/logs/addons.log"
+  done_step
 }
 
 # Resource metrics (kubectl top, HPAs on CPU): metrics-server behind the aggregation layer.

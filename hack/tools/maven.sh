@@ -21,8 +21,17 @@ if [ -f "$KAFKA_HOME/.complete" ]; then skip_step "$KAFKA_HOME/libs"; else
 fi
 
 CRD_OUT="$LP_CACHE/crds/strimzi-$STRIMZI_API_VERSION"
-step "KafkaTopic CRD (kafka.strimzi.io/v1) generated from io.strimzi:api:$STRIMZI_API_VERSION"
-if [ -s "$CRD_OUT/kafkatopics.kafka.strimzi.io.yaml" ]; then skip_step "$CRD_OUT"; else
+# KafkaTopic (the stack serves it for the topic operator), and Kafka + KafkaNodePool, so the
+# kind path's Kafka cluster (hack/kind/kafka.yaml) is validated against Strimzi's own schema.
+STRIMZI_CRDS=(
+  "io.strimzi.api.kafka.model.topic.KafkaTopic=kafkatopics.kafka.strimzi.io.yaml"
+  "io.strimzi.api.kafka.model.kafka.Kafka=kafkas.kafka.strimzi.io.yaml"
+  "io.strimzi.api.kafka.model.nodepool.KafkaNodePool=kafkanodepools.kafka.strimzi.io.yaml"
+)
+step "Strimzi CRDs (kafka.strimzi.io/v1: KafkaTopic, Kafka, KafkaNodePool) generated from io.strimzi:api:$STRIMZI_API_VERSION"
+missing=()
+for c in "${STRIMZI_CRDS[@]}"; do [ -s "$CRD_OUT/${c#*=}" ] || missing+=("${c%%=*}=$CRD_OUT/${c#*=}"); done
+if [ ${#missing[@]} -eq 0 ]; then skip_step "$CRD_OUT"; else
   JAVA21=$(find_java21) || die "Strimzi's jars need Java 21 or newer and none was found under /usr/lib/jvm (set JAVA21_HOME)"
   gen="$LP_CACHE/strimzi-crd-generator-$STRIMZI_CRD_GENERATOR_VERSION-api-$STRIMZI_API_VERSION"
   mkdir -p "$gen" "$CRD_OUT"
@@ -30,9 +39,8 @@ if [ -s "$CRD_OUT/kafkatopics.kafka.strimzi.io.yaml" ]; then skip_step "$CRD_OUT
     -Dstrimzi.api.version="$STRIMZI_API_VERSION" -Dstrimzi.crdgen.version="$STRIMZI_CRD_GENERATOR_VERSION" \
     -DincludeScope=runtime -DoutputDirectory="$gen"
   run_logged "$LP_CACHE/logs/strimzi-crd-generate.log" "$JAVA21" -cp "$gen/*" io.strimzi.crdgenerator.CrdGenerator \
-    --crd-api-version v1 --api-versions v1 --storage-version v1 --yaml \
-    "io.strimzi.api.kafka.model.topic.KafkaTopic=$CRD_OUT/kafkatopics.kafka.strimzi.io.yaml"
-  done_step "$CRD_OUT/kafkatopics.kafka.strimzi.io.yaml"
+    --crd-api-version v1 --api-versions v1 --storage-version v1 --yaml "${missing[@]}"
+  done_step "$CRD_OUT"
 fi
 
 # Strimzi's topic operator: present only where ../shared/strimzi (or LP_STRIMZI_DIR) exists.

@@ -41,7 +41,7 @@ export async function testNamespace(
 /** Polls `fn` until it returns a value other than undefined, or fails after `timeoutMs`. */
 export async function eventually<T>(
   what: string,
-  fn: () => Promise<T | undefined>,
+  fn: () => Promise<T | undefined> | T | undefined,
   timeoutMs = 30_000,
 ): Promise<T> {
   const deadline = Date.now() + timeoutMs;

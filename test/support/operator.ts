@@ -130,7 +130,7 @@ export async function markPodsReady(kube: KubeClient, ns: string): Promise<numbe
 
 /** `kubectl` against the stack, as a user would type it. */
 export function kubectl(
-  stack: StackInfo,
+  stack: Pick<StackInfo, "kubeconfig">,
   args: string[],
   input?: string,
 ): { code: number; stdout: string; stderr: string } {

@@ -81,6 +81,9 @@ beforeAll(async () => {
 afterAll(async () => {
   await removeNamespace(admin, ns);
   await op.stop();
+  // What config/rbac made goes too: a later `helm install` into logpipeline-system must not
+  // find objects it does not own.
+  kubectl(stack, ["delete", "-k", path.join(repoRoot, "config/rbac"), "--ignore-not-found", "--wait=false"]);
   await admin.close();
 }, 120_000);
 

@@ -160,6 +160,9 @@ export class Sink {
       "js.consumer.max.batch.size": this.opts.batchMaxEvents,
       "fetch.wait.max.ms": 50,
       "max.poll.interval.ms": 600_000,
+      // A grown topic's new partitions are assigned within this (librdkafka's default is
+      // 5 minutes); the producer's partitioner refreshes on the same period.
+      "topic.metadata.refresh.interval.ms": 30_000,
       rebalance_cb: async (
         err: { code: number },
         assignment: { topic: string; partition: number; offset?: string }[],

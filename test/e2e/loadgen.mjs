@@ -1,0 +1,122 @@
+// The e2e suite's client, run as a pod inside the cluster (so traffic never leaves it), on
+// the producer's image (Node 24; no other dependency but the image's own node_modules).
+// MODE=load   sends COUNT events in batches with explicit event ids, retrying every batch
+//             that is not fully accepted (same ids: the pipeline must deduplicate), and
+//             prints progress lines and one result line with the sorted ids' md5.
+// MODE=stats  prints the query API's per-source counts.
+// MODE=topics prints the Kafka topics (group-less Admin client).
+// Each output line is one JSON object; the suite reads them with `kubectl logs`.
+import { createHash, randomUUID } from "node:crypto";
+import { createRequire } from "node:module";
+
+const env = process.env;
+const out = (o) => process.stdout.write(JSON.stringify(o) + "\n");
+const apiKey = (env.API_KEYS ?? "").split("\n")[0].split(":").slice(1).join(":").trim();
+const headers = { "content-type": "application/json", "x-api-key": apiKey };
+const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+// The LogPipeline's status gives each API's URL up to its collection (…/api/logs).
+const base = (url) => url.replace(/\/api\/logs\/?$/, "");
+
+async function load() {
+  const count = Number(env.COUNT),
+    batch = Number(env.BATCH ?? 100),
+    concurrency = Number(env.CONCURRENCY ?? 4);
+  const sources = Number(env.SOURCES ?? 32),
+    run = env.RUN,
+    deadline = Date.now() + Number(env.DEADLINE_S ?? 600) * 1000;
+  const ids = Array.from({ length: count }, () => randomUUID());
+  const batches = [];
+  for (let i = 0; i < count; i += batch) batches.push(i);
+  let next = 0,
+    done = 0,
+    retries = 0,
+    duplicates = 0,
+    lastProgress = 0;
+  const statuses = {};
+  const started = Date.now();
+  async function send(start) {
+    const events = ids.slice(start, start + batch).map((eventId, j) => ({
+      eventId,
+      level: (start + j) % 50 === 0 ? "ERROR" : "INFO",
+      source: `${run}-${(start + j) % sources}`,
+      message: `e2e event ${start + j} of ${run}`,
+      metadata: { run, index: start + j },
+    }));
+    for (let attempt = 0; ; attempt++) {
+      if (Date.now() > deadline) throw new Error(`deadline passed with batch ${start} unsent`);
+      let status;
+      try {
+        const res = await fetch(`${base(env.INGEST_URL)}/api/logs/batch`, {
+          method: "POST",
+          headers,
+          body: JSON.stringify(events),
+          signal: AbortSignal.timeout(30_000),
+        });
+        status = String(res.status);
+        const body = await res.json().catch(() => ({}));
+        if (res.status === 202 && body.failed?.length === 0) {
+          duplicates += body.duplicates ?? 0;
+          return;
+        }
+        if ([400, 401, 403, 404, 413].includes(res.status)) {
+          throw Object.assign(new Error(`refused ${res.status}: ${JSON.stringify(body)}`), { fatal: true });
+        }
+      } catch (e) {
+        if (e.fatal) throw e;
+        status = e.name === "TimeoutError" ? "timeout" : "error";
+      }
+      statuses[status] = (statuses[status] ?? 0) + 1;
+      retries++;
+      await sleep(Math.min(5000, 200 * 2 ** Math.min(attempt, 5)));
+    }
+  }
+  async function worker() {
+    while (next < batches.length) {
+      const start = batches[next++];
+      await send(start);
+      done += Math.min(batch, count - start);
+      if (done - lastProgress >= 1000 || done === count) {
+        lastProgress = done;
+        out({ progress: done, retries });
+      }
+    }
+  }
+  await Promise.all(Array.from({ length: concurrency }, worker));
+  const digest = createHash("md5")
+    .update([...ids].sort().join(","))
+    .digest("hex");
+  out({
+    result: {
+      sent: count,
+      retries,
+      duplicates,
+      failedAttempts: statuses,
+      digest,
+      seconds: (Date.now() - started) / 1000,
+    },
+  });
+}
+
+async function stats() {
+  const res = await fetch(`${base(env.QUERY_URL)}/api/stats?hours=${env.HOURS ?? 24}`, { headers });
+  out({ status: res.status, stats: await res.json() });
+}
+
+async function topics() {
+  const require = createRequire("/app/");
+  const { KafkaJS } = require("@confluentinc/kafka-javascript");
+  const admin = new KafkaJS.Kafka({
+    kafkaJS: { brokers: env.BOOTSTRAP.split(","), logLevel: KafkaJS.logLevel.NOTHING },
+  }).admin();
+  await admin.connect();
+  out({ topics: (await admin.listTopics()).sort() });
+  await admin.disconnect();
+}
+
+const modes = { load, stats, topics };
+try {
+  await modes[env.MODE]();
+} catch (e) {
+  out({ error: String(e?.message ?? e) });
+  process.exitCode = 1;
+}

@@ -1,0 +1,421 @@
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { STRIMZI_API_VERSION } from "../../operator/src/builders/kafka-topics.js";
+import type { KubeClient } from "../../operator/src/kube/client.js";
+import { eventually, uniqueSuffix } from "../support/kube.js";
+import { conditionOf, getPipeline, LP_API, type LogPipelineObject, waitGone } from "../support/operator.js";
+import {
+  type ClientLine,
+  clientLines,
+  clientResult,
+  e2e,
+  helm,
+  kube,
+  kubectl,
+  kubectlOk,
+  psql,
+  runClient,
+  startClient,
+} from "./cluster.js";
+
+/**
+ * The product as a user meets it: `helm install` the operator, `kubectl apply` a LogPipeline,
+ * send events through its ingest Service from a pod, and read them back — on whichever
+ * cluster LP_E2E_KUBECONFIG names (the local node, or kind). Sequential: each step builds on
+ * the one before, as a user's session would.
+ */
+const release = "logpipeline-operator";
+const opNs = "logpipeline-system";
+const ns = "lp-e2e";
+const name = "e2e";
+const pgPod = `${name}-postgres-0`;
+const topic = `${ns}.${name}.logs`;
+// Runs are named per suite run: events of an earlier run never count in this one.
+const suite = uniqueSuffix();
+let k: KubeClient;
+
+type Hpa = { spec: { maxReplicas: number }; status?: { currentReplicas?: number; desiredReplicas?: number } };
+type Deploy = { spec: { replicas?: number }; status?: { readyReplicas?: number; replicas?: number } };
+type KafkaTopic = {
+  spec: { partitions: number };
+  status?: { conditions?: { type: string; status: string }[] };
+};
+
+function pipeline(deletion: "Retain" | "Delete", partitions = 6, consumerMax = 2): object {
+  return {
+    apiVersion: LP_API,
+    kind: "LogPipeline",
+    metadata: { name, namespace: ns },
+    spec: {
+      kafka: {
+        mode: "strimzi",
+        clusterRef: { name: e2e.kafkaCluster, namespace: e2e.kafkaNamespace },
+        topic: { partitions, replicationFactor: 1 },
+      },
+      // Small requests: the local node has two cores for everything.
+      producer: {
+        replicas: { min: 1, max: 3 },
+        targetCPUUtilization: 50,
+        resources: { requests: { cpu: "100m", memory: "192Mi" } },
+      },
+      consumer: {
+        replicas: { min: 1, max: consumerMax },
+        resources: { requests: { cpu: "100m", memory: "192Mi" } },
+      },
+      query: { cacheTtlSeconds: 0 },
+      autoscaling: { scaleDownStabilizationSeconds: 15 },
+      deletionPolicy: { topics: deletion, postgres: deletion, drainTimeoutSeconds: 60 },
+    },
+  };
+}
+
+const applyPipeline = (obj: object) =>
+  kubectlOk(
+    ["apply", "--server-side", "--field-manager", "e2e", "--force-conflicts", "-f", "-"],
+    JSON.stringify(obj),
+  );
+
+async function waitReady(timeoutMs: number): Promise<LogPipelineObject> {
+  return eventually(
+    "the LogPipeline to be Ready",
+    async () => {
+      const lp = await getPipeline(k, ns, name);
+      return conditionOf(lp, "Ready")?.status === "True" &&
+        lp.status?.observedGeneration === lp.metadata?.generation
+        ? lp
+        : undefined;
+    },
+    timeoutMs,
+  );
+}
+
+const ingestUrl = (lp: LogPipelineObject) =>
+  (lp.status as { endpoints: { ingest: string } }).endpoints.ingest;
+const queryUrl = (lp: LogPipelineObject) => (lp.status as { endpoints: { query: string } }).endpoints.query;
+const bootstrap = () => `${e2e.kafkaCluster}-kafka-bootstrap.${e2e.kafkaNamespace}.svc:9092`;
+
+/** Rows of a run in PostgreSQL: count, distinct ids, md5 of the sorted ids, partitions used. */
+function rowsOf(run: string) {
+  const [count, distinct, digest, partitions] = psql(
+    ns,
+    pgPod,
+    `SELECT count(*), count(DISTINCT event_id), coalesce(md5(string_agg(event_id::text, ',' ORDER BY event_id::text)), '-'),
+            count(DISTINCT kafka_partition)
+       FROM public.logs WHERE source LIKE '${run}-%'`,
+  ).split(" ");
+  return { count: Number(count), distinct: Number(distinct), digest, partitions: Number(partitions) };
+}
+
+type LoadResult = NonNullable<ClientLine["result"]>;
+
+function resultOf(lines: ClientLine[]): LoadResult {
+  const r = lines.find((l) => l.result)?.result;
+  if (!r) throw new Error(`the client printed no result: ${JSON.stringify(lines.slice(-3))}`);
+  return r;
+}
+
+async function expectExactlyOnce(run: string, result: LoadResult) {
+  const rows = await eventually(
+    `all ${result.sent} events of ${run} in PostgreSQL`,
+    () => {
+      const r = rowsOf(run);
+      return r.count >= result.sent ? r : undefined;
+    },
+    180_000,
+  );
+  // Lost, duplicated and spurious all zero: the same count, no id twice, the same id set.
+  expect(rows.count).toBe(result.sent);
+  expect(rows.distinct).toBe(result.sent);
+  expect(rows.digest).toBe(result.digest);
+  return rows;
+}
+
+async function statsTotal(lp: LogPipelineObject, run: string): Promise<number> {
+  const lines = await runClient(
+    k,
+    ns,
+    `stats-${Date.now() % 100000}`,
+    { MODE: "stats", QUERY_URL: queryUrl(lp) },
+    `${name}-api-keys`,
+  );
+  const s = lines.find((l) => l.stats);
+  expect(s?.status).toBe(200);
+  return (s?.stats?.bySource ?? [])
+    .filter((b) => b.source.startsWith(`${run}-`))
+    .reduce((a, b) => a + b.count, 0);
+}
+
+async function topics(): Promise<string[]> {
+  const lines = await runClient(k, ns, `topics-${Date.now() % 100000}`, {
+    MODE: "topics",
+    BOOTSTRAP: bootstrap(),
+  });
+  return lines.find((l) => l.topics)?.topics ?? [];
+}
+
+const loadEnv = (lp: LogPipelineObject, run: string, count: number, extra: Record<string, string> = {}) => ({
+  MODE: "load",
+  INGEST_URL: ingestUrl(lp),
+  RUN: run,
+  COUNT: String(count),
+  BATCH: "100",
+  CONCURRENCY: "4",
+  SOURCES: "32",
+  DEADLINE_S: "600",
+  ...extra,
+});
+
+beforeAll(async () => {
+  k = await kube();
+  // A namespace of an earlier, interrupted run must be gone before it is made again.
+  for (const n of [opNs, ns])
+    await eventually(
+      `namespace ${n} not terminating`,
+      async () => {
+        const o = await k.getOrUndefined<{ status?: { phase?: string } }>("v1", "Namespace", undefined, n);
+        return o?.status?.phase === "Terminating" ? undefined : true;
+      },
+      180_000,
+    );
+  // Topics an interrupted run left (Retain) would be read again by a new consumer.
+  kubectl([
+    "delete",
+    "kafkatopic",
+    "-n",
+    e2e.kafkaNamespace,
+    topic,
+    `${ns}.${name}.dlq`,
+    "--ignore-not-found",
+    "--wait=true",
+  ]);
+}, 240_000);
+
+afterAll(async () => {
+  // Whatever a failed step left: the namespaces go (the operator is gone by then if the
+  // last step ran; a pipeline's finalizer is dropped so the namespace can go).
+  kubectl(["patch", "lp", name, "-n", ns, "--type=merge", "-p", '{"metadata":{"finalizers":null}}']);
+  kubectl(["delete", "ns", ns, "--wait=false", "--ignore-not-found"]);
+  helm("uninstall", release, "-n", opNs, "--wait");
+  kubectl(["delete", "ns", opNs, "--wait=false", "--ignore-not-found"]);
+  await k.close();
+}, 180_000);
+
+describe("e2e: helm install → LogPipeline → events through the cluster", () => {
+  it("installs the operator with Helm; one replica leads", async () => {
+    const values = e2e.values ? ["-f", e2e.values] : [];
+    const r = helm(
+      "install",
+      release,
+      e2e.chart,
+      "-n",
+      opNs,
+      "--create-namespace",
+      ...values,
+      "--wait",
+      "--timeout",
+      "5m",
+    );
+    expect(r.code, r.stderr).toBe(0);
+    const lease = await eventually(
+      "the operator's Lease to have a holder",
+      async () => {
+        const l = await k.getOrUndefined<{ spec?: { holderIdentity?: string } }>(
+          "coordination.k8s.io/v1",
+          "Lease",
+          opNs,
+          "logpipeline-operator",
+        );
+        return l?.spec?.holderIdentity ? l.spec.holderIdentity : undefined;
+      },
+      60_000,
+    );
+    expect(lease).toMatch(/^logpipeline-operator-/);
+  });
+
+  it("applies a LogPipeline; it becomes Ready with every workload running", async () => {
+    kubectlOk(["create", "namespace", ns]);
+    applyPipeline(pipeline("Retain"));
+    const lp = await waitReady(420_000);
+    expect(ingestUrl(lp)).toContain(`.${ns}.svc`);
+    const t = await k.get<KafkaTopic>(STRIMZI_API_VERSION, "KafkaTopic", e2e.kafkaNamespace, topic);
+    expect(t.spec.partitions).toBe(6);
+  });
+
+  it(`delivers ${e2e.events} events exactly once while a consumer and a producer pod are deleted mid-load`, async () => {
+    const lp = await getPipeline(k, ns, name);
+    const run = `r1${suite}`;
+    await startClient(k, ns, "load-r1", loadEnv(lp, run, e2e.events), `${name}-api-keys`);
+    const progressed = (n: number) =>
+      eventually(
+        `the client to pass ${n} events`,
+        () => {
+          const p = clientLines(ns, "load-r1").findLast((l) => l.progress !== undefined);
+          return (p?.progress ?? 0) >= n ? p : undefined;
+        },
+        240_000,
+      );
+    await progressed(Math.floor(e2e.events * 0.3));
+    kubectlOk(["delete", "pod", "-n", ns, "-l", "app.kubernetes.io/component=consumer", "--wait=false"]);
+    await progressed(Math.floor(e2e.events * 0.6));
+    kubectlOk(["delete", "pod", "-n", ns, "-l", "app.kubernetes.io/component=producer", "--wait=false"]);
+    const lines = await clientResult(k, ns, "load-r1", 600_000);
+    const result = resultOf(lines);
+    expect(result.sent).toBe(e2e.events);
+    console.log(
+      `r1: ${e2e.events} events in ${result.seconds} s, ${result.retries} retried batches`,
+      result.failedAttempts,
+    );
+    const rows = await expectExactlyOnce(run, result);
+    expect(rows.partitions).toBeGreaterThan(1);
+    // The query API counts the same.
+    expect(await statsTotal(lp, run)).toBe(e2e.events);
+    // And the status: nothing left to consume.
+    await eventually(
+      "status.delivery.lag to reach 0",
+      async () => {
+        const p = await getPipeline(k, ns, name);
+        const d = (p.status as { delivery?: { lag: number } }).delivery;
+        return d && d.lag === 0 ? d : undefined;
+      },
+      120_000,
+    );
+  });
+
+  it("scales the producer out under a load burst (metrics-server CPU) and back in", async () => {
+    const lp = await getPipeline(k, ns, name);
+    await startClient(
+      k,
+      ns,
+      "burst",
+      loadEnv(lp, `burst${suite}`, 300_000, { CONCURRENCY: "8", BATCH: "200", DEADLINE_S: "300" }),
+      `${name}-api-keys`,
+    );
+    const out = await eventually(
+      "the producer HPA to want more than one replica",
+      async () => {
+        const h = await k.get<Hpa>("autoscaling/v2", "HorizontalPodAutoscaler", ns, `${name}-producer`);
+        const want = h.status?.desiredReplicas ?? 0;
+        return want > 1 ? want : undefined;
+      },
+      240_000,
+    );
+    expect(out).toBeGreaterThan(1);
+    await eventually(
+      "the producer Deployment to scale out",
+      async () => {
+        const d = await k.get<Deploy>("apps/v1", "Deployment", ns, `${name}-producer`);
+        return (d.spec.replicas ?? 0) > 1 ? true : undefined;
+      },
+      60_000,
+    );
+    kubectlOk(["delete", "pod", "-n", ns, "burst", "--grace-period=1"]);
+    await eventually(
+      "the producer Deployment to scale back in to 1",
+      async () => {
+        const d = await k.get<Deploy>("apps/v1", "Deployment", ns, `${name}-producer`);
+        return d.spec.replicas === 1 ? true : undefined;
+      },
+      300_000,
+    );
+  });
+
+  it("grows partitions 6 → 12 and consumer max replicas; the new partitions are consumed with no loss", async () => {
+    applyPipeline(pipeline("Retain", 12, 4));
+    await eventually(
+      "the KafkaTopic to have 12 partitions, Ready",
+      async () => {
+        const t = await k.get<KafkaTopic>(STRIMZI_API_VERSION, "KafkaTopic", e2e.kafkaNamespace, topic);
+        return t.spec.partitions === 12 &&
+          t.status?.conditions?.find((c) => c.type === "Ready")?.status === "True"
+          ? t
+          : undefined;
+      },
+      120_000,
+    );
+    const h = await k.get<Hpa>("autoscaling/v2", "HorizontalPodAutoscaler", ns, `${name}-consumer`);
+    expect(h.spec.maxReplicas).toBe(4);
+    const lp = await waitReady(180_000);
+    await eventually(
+      "status.delivery to list 12 partitions",
+      async () => {
+        const p = await getPipeline(k, ns, name);
+        const d = (p.status as { delivery?: { partitions?: unknown[] } }).delivery;
+        return d?.partitions?.length === 12 ? true : undefined;
+      },
+      120_000,
+    );
+    // The producer's partitioner and the consumer re-read the topic's metadata every 30 s.
+    await new Promise((r) => setTimeout(r, 35_000));
+    const count = Math.max(1000, Math.floor(e2e.events / 2));
+    const r2 = `r2${suite}`;
+    const lines = await runClient(k, ns, "load-r2", loadEnv(lp, r2, count), `${name}-api-keys`, 600_000);
+    const rows = await expectExactlyOnce(r2, resultOf(lines));
+    // 32 sources hashed over 12 partitions (2 reserved for ERROR/FATAL) reach beyond the first 6.
+    const high = Number(
+      psql(
+        ns,
+        pgPod,
+        `SELECT count(*) FROM public.logs WHERE source LIKE '${r2}-%' AND kafka_partition >= 6`,
+      ),
+    );
+    expect(high).toBeGreaterThan(0);
+    expect(rows.partitions).toBeGreaterThan(6);
+    expect(rowsOf(`r1${suite}`).count).toBe(e2e.events);
+  });
+
+  it("deleting the LogPipeline with Retain keeps the topics and the database", async () => {
+    kubectlOk(["delete", "lp", name, "-n", ns, "--wait=false"]);
+    await waitGone(k, LP_API, "LogPipeline", ns, name, 180_000);
+    await waitGone(k, "v1", "Pod", ns, pgPod, 120_000);
+    expect(await topics()).toContain(topic);
+    const pvc = kubectl(["get", "pvc", "-n", ns, `data-${name}-postgres-0`]);
+    expect(pvc.code, pvc.stderr).toBe(0);
+    // The same pipeline again finds its data where it left it.
+    applyPipeline(pipeline("Delete", 12, 4));
+    await waitReady(420_000);
+    expect(rowsOf(`r1${suite}`).count).toBe(e2e.events);
+  });
+
+  it("deleting the LogPipeline with Delete removes the topics and the database", async () => {
+    kubectlOk(["delete", "lp", name, "-n", ns, "--wait=false"]);
+    await waitGone(k, LP_API, "LogPipeline", ns, name, 240_000);
+    await eventually(
+      "the PVC to be gone",
+      () => (kubectl(["get", "pvc", "-n", ns, `data-${name}-postgres-0`]).code !== 0 ? true : undefined),
+      120_000,
+    );
+    await eventually(
+      "the topics to be gone from Kafka",
+      async () => {
+        const t = await topics();
+        return t.some((x) => x.startsWith(`${ns}.${name}.`)) ? undefined : t;
+      },
+      120_000,
+    );
+  });
+
+  it("helm uninstall leaves no operator object behind (the CRD stays, by policy)", async () => {
+    const r = helm("uninstall", release, "-n", opNs, "--wait", "--timeout", "3m");
+    expect(r.code, r.stderr).toBe(0);
+    const selector = `app.kubernetes.io/instance=${release}`;
+    for (const kind of [
+      "deployment",
+      "service",
+      "serviceaccount",
+      "role",
+      "rolebinding",
+      "configmap",
+      "secret",
+    ]) {
+      expect(kubectlOk(["get", kind, "-n", opNs, "-l", selector, "-o", "name"]).trim(), kind).toBe("");
+    }
+    for (const kind of ["clusterrole", "clusterrolebinding"]) {
+      expect(kubectlOk(["get", kind, "-l", selector, "-o", "name"]).trim(), kind).toBe("");
+    }
+    expect(kubectl(["get", "crd", "logpipelines.logpipeline.io"]).code).toBe(0);
+    await eventually(
+      "the operator pods to be gone",
+      () => (kubectlOk(["get", "pods", "-n", opNs, "-o", "name"]).trim() === "" ? true : undefined),
+      120_000,
+    );
+  });
+});

@@ -47,8 +47,17 @@ stop_pid() {
 }
 
 if [ "${1:-}" = down ]; then
-  # The port-forwards by PID; the pods go with the node (make dev-down stops the stack next).
+  # The port-forwards by PID; then, while the operator still runs (so the pipeline's
+  # finalizer is carried out), the dev namespace and the release, so the stack's etcd keeps
+  # nothing of make dev for the next stack-up or make test. make dev-down stops the stack next.
   for f in "$LP_RUN_DIR"/pids/dev-forward-*.pid; do [ -e "$f" ] && stop_pid "$f"; done
+  if bash "$HACK_DIR/stack/stack.sh" status --quiet 2>/dev/null; then
+    step "delete namespace $NS and helm uninstall $RELEASE"
+    kubectl delete namespace "$NS" --ignore-not-found --timeout=180s >>"$DEV_LOG" 2>&1 || true
+    helm uninstall "$RELEASE" -n "$OP_NS" --ignore-not-found --wait --timeout 2m >>"$DEV_LOG" 2>&1 || true
+    kubectl delete namespace "$OP_NS" --ignore-not-found --timeout=120s >>"$DEV_LOG" 2>&1 || true
+    done_step
+  fi
   exit 0
 fi
 
@@ -130,8 +139,8 @@ kubectl delete pod -n "$NS" dev-client --wait=false >>"$DEV_LOG" 2>&1 || true
 done_step "5 of 5 in PostgreSQL (source $RUN-0)"
 
 step "port-forwards: ingest 127.0.0.1:$INGEST_PORT, query 127.0.0.1:$QUERY_PORT"
-port_forward producer "$INGEST_PORT" 8080
-port_forward query "$QUERY_PORT" 8080
+port_forward producer "$INGEST_PORT" 80
+port_forward query "$QUERY_PORT" 80
 done_step
 
 key_cmd="kubectl get secret -n $NS $NAME-api-keys -o jsonpath='{.data.api-keys}' | base64 -d | cut -d: -f2"

@@ -59,6 +59,9 @@ dockerd_stop() {
   kill -TERM "$pid" 2>/dev/null || true
   for ((i = 0; i < 120; i++)); do [ -d "/proc/$pid" ] || break; sleep 0.25; done
   [ -d "/proc/$pid" ] && kill -KILL "$pid" 2>/dev/null
+  # dockerd leaves its default network namespace bind-mounted under its exec root.
+  local m
+  while read -r m; do umount "$m" 2>/dev/null || true; done < <(findmnt -rn -o TARGET | awk -v d="$DOCKER_RUN/" 'index($0, d) == 1')
   return 0
 }
 

@@ -334,6 +334,15 @@ node_dns() {
 node_forget() {
   kubectl --kubeconfig "$KUBECONFIG_ADMIN" --request-timeout=5s delete node "$NODE_NAME" --ignore-not-found --wait=false \
     >/dev/null 2>&1 || true
+  node_metrics_unregister
+}
+
+# The metrics API is served by a pod on the node: without the node, an APIService pointing
+# at it would be unavailable, and the namespace controller cannot delete namespaces while
+# an aggregated API fails discovery. It goes with the node (node_metrics registers it again).
+node_metrics_unregister() {
+  kubectl --kubeconfig "$KUBECONFIG_ADMIN" --request-timeout=5s delete apiservice v1beta1.metrics.k8s.io \
+    --ignore-not-found --wait=false >/dev/null 2>&1 || true
 }
 
 # Removes what the node's kubelet and kube-proxy left in the host's packet filter.

@@ -443,7 +443,11 @@ start_one() {
   case "$1" in
     etcd) start_etcd ;;
     kube-apiserver) start_apiserver ;;
-    kube-controller-manager) start_controller_manager && install_crds ;;
+    kube-controller-manager)
+      start_controller_manager && install_crds
+      # A node stopped without its stack (or an older run) may have left the metrics API registered.
+      wanted kubelet || node_metrics_unregister
+      ;;
     kafka) start_kafka ;;
     strimzi-topic-operator) start_strimzi ;;
     postgres) start_postgres ;;

@@ -65,13 +65,19 @@ export function workloadKafkaClient(bootstrap: string, topic: string, name = "t"
 
 /**
  * A transactional writer for tests: `write` commits the values in transactions of
- * `perTxn`, each transaction's records spread round-robin over `partitions`.
+ * `perTxn`, each transaction's records spread round-robin over `partitions`; with
+ * `abortEvery: n`, every n-th transaction is sent and then aborted (its records never count).
  */
 export async function transactionalWriter(kafka: KafkaClient, transactionalId: string) {
   const producer = kafka.producer({ kafkaJS: { transactionalId, idempotent: true, maxInFlightRequests: 1 } });
   await producer.connect();
   return {
-    write: async (topic: string, values: (string | Buffer)[], o: { perTxn: number; partitions: number }) => {
+    write: async (
+      topic: string,
+      values: (string | Buffer)[],
+      o: { perTxn: number; partitions: number; abortEvery?: number },
+    ) => {
+      let n = 0;
       for (let i = 0; i < values.length; i += o.perTxn) {
         const tx = await producer.transaction();
         await tx.send({
@@ -79,6 +85,17 @@ export async function transactionalWriter(kafka: KafkaClient, transactionalId: s
           messages: values.slice(i, i + o.perTxn).map((value, j) => ({ value, partition: j % o.partitions })),
         });
         await tx.commit();
+        n++;
+        if (o.abortEvery && n % o.abortEvery === 0) {
+          const aborted = await producer.transaction();
+          await aborted.send({
+            topic,
+            messages: values
+              .slice(i, i + o.perTxn)
+              .map((value, j) => ({ value, partition: j % o.partitions })),
+          });
+          await aborted.abort();
+        }
       }
     },
     close: () => producer.disconnect(),

@@ -814,6 +814,77 @@ export const LogPipelineStatus = z
           .meta({ description: "Events committed in Kafka and absent from PostgreSQL." }),
         duplicated: z.number().int().optional().meta({ description: "Events stored more than once." }),
         spurious: z.number().int().optional().meta({ description: "Rows without a committed Kafka record." }),
+        lag: z.number().int().optional().meta({
+          description:
+            "Offsets between Kafka's last stable offsets and the stored positions, all partitions.",
+        }),
+        message: z.string().max(1024).optional().meta({ description: "The last check's story in one line." }),
+        window: z
+          .object({
+            offsetsPerPartition: z.number().int().meta({
+              description: "Offsets each check compares per partition: the latest the consumer has passed.",
+            }),
+          })
+          .optional()
+          .meta({ description: "What each check covers." }),
+        samples: z
+          .object({
+            missing: z
+              .array(z.string().max(64))
+              .max(10)
+              .optional()
+              .meta({ description: "Event ids missing from PostgreSQL (at most 10)." }),
+            duplicated: z
+              .array(z.string().max(64))
+              .max(10)
+              .optional()
+              .meta({ description: "Event ids stored more than once (at most 10)." }),
+            spurious: z
+              .array(z.string().max(64))
+              .max(10)
+              .optional()
+              .meta({ description: "Event ids of rows without a committed record (at most 10)." }),
+          })
+          .optional()
+          .meta({ description: "A bounded sample of what differs, for a first look." }),
+        partitions: z
+          .array(
+            z
+              .object({
+                partition: z.number().int().meta({ description: "Partition number." }),
+                lastStableOffset: z
+                  .number()
+                  .int()
+                  .meta({ description: "Kafka's last stable offset (read_committed)." }),
+                storedNextOffset: z
+                  .number()
+                  .int()
+                  .meta({ description: "The consumer's next offset, stored in PostgreSQL with the rows." }),
+                groupCommittedOffset: z.number().int().optional().meta({
+                  description: "The consumer group's committed offset in Kafka (best effort, for lag tools).",
+                }),
+                lag: z
+                  .number()
+                  .int()
+                  .meta({ description: "lastStableOffset − storedNextOffset (markers included)." }),
+                stuck: z
+                  .boolean()
+                  .meta({ description: "The stored position stood still while committed work waited." }),
+                windowFrom: z.number().int().meta({ description: "First offset compared." }),
+                windowTo: z.number().int().meta({ description: "End of the compared offsets (exclusive)." }),
+                kafkaRecords: z
+                  .number()
+                  .int()
+                  .meta({ description: "Committed records Kafka holds in the window." }),
+                missing: z.number().int().meta({ description: "Of them, not in PostgreSQL." }),
+                duplicated: z.number().int().meta({ description: "Stored more than once." }),
+                spurious: z.number().int().meta({ description: "Rows without a committed record." }),
+              })
+              .meta({ description: "One partition's figures in the last check." }),
+          )
+          .max(1000)
+          .optional()
+          .meta({ description: "One row per partition." }),
         specDifferences: z
           .array(
             z
@@ -862,4 +933,6 @@ export interface LogPipeline {
 
 /** Annotations users set on a LogPipeline. */
 export const ANNOTATION_SKIP_DRAIN = `${GROUP}/skip-drain`;
+/** Any new value runs the divergence check now (e.g. `kubectl annotate lp x logpipeline.io/check-now=$(date +%s) --overwrite`). */
+export const ANNOTATION_CHECK_NOW = `${GROUP}/check-now`;
 export const FINALIZER = `${GROUP}/finalizer`;

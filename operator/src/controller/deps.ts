@@ -1,5 +1,5 @@
 import type { Logger } from "pino";
-import type { Counter, Histogram } from "prom-client";
+import type { Counter, Gauge, Histogram } from "prom-client";
 import type { LogPipelineStatus } from "../api/logpipeline.js";
 import type { BuildOptions } from "../builders/index.js";
 import type { KafkaConnection, TopicAdmin } from "../kafka/topic-admin.js";
@@ -7,6 +7,7 @@ import type { KubeClient, KubeObjectLike } from "../kube/client.js";
 import type { EventRecorder } from "../runtime/events.js";
 import type { Informer } from "../runtime/informer.js";
 import type { Capabilities } from "./children.js";
+import type { DivergenceState } from "./divergence.js";
 
 export interface ControllerConfig {
   images: BuildOptions["images"];
@@ -33,6 +34,10 @@ export interface ControllerMetrics {
   reconcileDuration: Histogram;
   applies: Counter<"result">;
   statusWrites: Counter;
+  divergenceEvents: Gauge<"namespace" | "name" | "kind">;
+  consumerLag: Gauge<"namespace" | "name" | "partition">;
+  divergenceChecks: Histogram;
+  divergenceCheckFailures: Counter<"namespace" | "name">;
 }
 
 /** Everything reconcile touches, passed in one object (no module singletons; tests build their own). */
@@ -52,4 +57,6 @@ export interface ControllerDeps {
   /** Statuses this process wrote, by pipeline key: the cache may not show them yet. */
   writtenStatus: Map<string, unknown>;
   deliveryReads: Map<string, DeliveryRead>;
+  /** Divergence checks by pipeline key (controller/divergence.ts). */
+  divergence: Map<string, DivergenceState>;
 }

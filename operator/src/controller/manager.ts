@@ -126,6 +126,30 @@ export async function startManager(config: ManagerConfig, log: Logger): Promise<
       help: "LogPipeline status writes",
       registers: [registry],
     }),
+    divergenceEvents: new Gauge({
+      name: "logpipeline_divergence_events",
+      help: "Events the last divergence check found missing, duplicated or spurious, per pipeline",
+      labelNames: ["namespace", "name", "kind"] as const,
+      registers: [registry],
+    }),
+    consumerLag: new Gauge({
+      name: "logpipeline_consumer_lag",
+      help: "Offsets between Kafka's last stable offset and the consumer's stored position, per partition",
+      labelNames: ["namespace", "name", "partition"] as const,
+      registers: [registry],
+    }),
+    divergenceChecks: new Histogram({
+      name: "logpipeline_divergence_check_duration_seconds",
+      help: "Duration of one divergence check",
+      buckets: [0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30],
+      registers: [registry],
+    }),
+    divergenceCheckFailures: new Counter({
+      name: "logpipeline_divergence_check_failures_total",
+      help: "Divergence checks that could not run (Kafka or PostgreSQL unreadable)",
+      labelNames: ["namespace", "name"] as const,
+      registers: [registry],
+    }),
   };
   new Gauge({
     name: "logpipeline_operator_queue_depth",
@@ -178,6 +202,7 @@ export async function startManager(config: ManagerConfig, log: Logger): Promise<
     metrics,
     now: () => new Date(),
     connectTopicAdmin: (c) => TopicAdmin.connect(c),
+    divergence: new Map(),
     writtenStatus: new Map(),
     deliveryReads: new Map(),
   };

@@ -21,6 +21,7 @@ import { computeStatus, type Observation, sameStatus, suspendedStatus } from "..
 import { childKinds, objectRef } from "./children.js";
 import type { ControllerDeps } from "./deps.js";
 import { readDelivery, secretValue } from "./delivery.js";
+import { dataConsistency, divergenceDue, divergenceStatus, runDivergenceCheck } from "./divergence.js";
 import { observeKafkaTopic, observeWorkload, referencedSecrets, secretContentHash } from "./observe.js";
 
 /**
@@ -66,7 +67,9 @@ export async function reconcile(key: string, deps: ControllerDeps): Promise<Reco
   const desired = desiredState(p, { ...baseOptions, secretHashes }, creds);
 
   const observation = emptyObservation(p, desired.notes);
-  await withKafka(p, deps, p.spec.kafka.mode === "external" || deliveryDue(key, deps), async (kafka) => {
+  const checkDue = divergenceDue(key, p, deps);
+  const kafkaNeeded = p.spec.kafka.mode === "external" || deliveryDue(key, deps) || checkDue;
+  await withKafka(p, deps, kafkaNeeded, async (kafka) => {
     if (p.spec.kafka.mode === "external")
       observation.topics = kafka.admin
         ? await kafka.admin.ensure(desired.adminTopics)
@@ -82,10 +85,14 @@ export async function reconcile(key: string, deps: ControllerDeps): Promise<Reco
         message: "kafka.mode is strimzi but the KafkaTopic CRD is not installed",
       };
     await refreshDelivery(key, p, deps, kafka);
+    if (checkDue) await runDivergenceCheck(key, p, deps, kafka);
   });
   const read = deps.deliveryReads.get(key);
   if (read?.delivery) observation.delivery = read.delivery;
   if (read?.postgresError) observation.postgresError = read.postgresError;
+  const check = deps.divergence.get(key);
+  observation.divergence = divergenceStatus(check);
+  observation.dataConsistency = dataConsistency(check);
 
   const applied = new Map<string, KubeObjectLike>();
   for (const obj of desired.apply) {
@@ -117,8 +124,14 @@ export async function reconcile(key: string, deps: ControllerDeps): Promise<Reco
   const stalled = status.conditions?.find((c) => c.type === "Stalled")?.status === "True";
   if (observation.applyErrors.some((e) => !e.terminal))
     throw new Error(observation.applyErrors[0]?.message ?? "apply failed");
+  // A ready pipeline comes back for its next divergence check, if that is sooner than the resync.
+  const checkEveryMs = p.spec.hibernate ? Infinity : p.spec.reconciliation.intervalSeconds * 1000;
   return {
-    requeueAfterMs: ready ? deps.config.resyncMs : stalled ? 60_000 : deps.config.progressingRequeueMs,
+    requeueAfterMs: ready
+      ? Math.min(deps.config.resyncMs, checkEveryMs)
+      : stalled
+        ? 60_000
+        : deps.config.progressingRequeueMs,
   };
 }
 
@@ -442,6 +455,7 @@ async function finalize(p: LogPipeline, deps: ControllerDeps): Promise<Reconcile
   }
   deps.writtenStatus.delete(`${ns}/${p.metadata.name}`);
   deps.deliveryReads.delete(`${ns}/${p.metadata.name}`);
+  deps.divergence.delete(`${ns}/${p.metadata.name}`);
   deps.log.info({ pipeline: `${ns}/${p.metadata.name}` }, "finalized");
   return undefined;
 }

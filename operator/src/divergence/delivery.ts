@@ -1,6 +1,7 @@
 import pg from "pg";
 import { ledgerNames } from "../../../workloads/common/src/ledger.js";
 import type { LogPipelineStatus } from "../api/logpipeline.js";
+import type { LedgerEntry } from "./window.js";
 
 /** How the operator reaches a pipeline's PostgreSQL; the password comes from a Secret, in memory only. */
 export interface PostgresConnection {
@@ -52,21 +53,8 @@ export async function readLedger(
   topic: string,
 ): Promise<LedgerRow[]> {
   const names = ledgerNames(schema, table);
-  const client = new pg.Client({
-    host: c.host,
-    port: c.port,
-    database: c.database,
-    user: c.user,
-    password: c.password,
-    ssl: ssl(c),
-    connectionTimeoutMillis: 5_000,
-    statement_timeout: 5_000,
-    application_name: "logpipeline-operator",
-  });
-  await client.connect();
-  try {
-    const exists = await client.query<{ t: string | null }>("SELECT to_regclass($1) AS t", [names.offsets]);
-    if (!exists.rows[0]?.t) return []; // the consumer has not created its tables yet
+  return withClient(c, async (client) => {
+    if (!(await ledgerExists(client, names.offsets))) return []; // the consumer has not created its tables yet
     const r = await client.query<{
       partition: number;
       next_offset: string;
@@ -84,6 +72,90 @@ export async function readLedger(
       duplicatesSkipped: Number(row.duplicates_skipped),
       deadLettered: Number(row.dead_lettered),
     }));
+  });
+}
+
+/** One partition's offsets to check: [from, to) closed windows; rows at or beyond `to` are ahead of the consumer. */
+export interface LedgerWindow {
+  partition: number;
+  from: number;
+  to: number;
+}
+
+/**
+ * What the ledger holds in each window (rows, skipped duplicates, dead letters, each with
+ * its Kafka offset), plus the rows stored at offsets the consumer has not reached (none can
+ * be legitimate). Bounded: indexed range reads, a statement timeout, `limit` entries per
+ * partition and kind.
+ */
+export async function readLedgerWindows(
+  c: PostgresConnection,
+  schema: string,
+  table: string,
+  topic: string,
+  windows: LedgerWindow[],
+  limit = 50_000,
+): Promise<Map<number, { entries: LedgerEntry[]; ahead: LedgerEntry[] }>> {
+  const names = ledgerNames(schema, table);
+  return withClient(c, async (client) => {
+    const out = new Map<number, { entries: LedgerEntry[]; ahead: LedgerEntry[] }>();
+    if (!(await ledgerExists(client, names.offsets))) return out;
+    type Row = { offset: string; event_id: string | null };
+    const entries = (rows: Row[], kind: LedgerEntry["kind"]) =>
+      rows.map((r) => ({ offset: Number(r.offset), eventId: r.event_id, kind }));
+    for (const w of windows) {
+      const [rows, dups, dead, ahead] = [
+        await client.query<Row>(
+          `SELECT kafka_offset AS offset, event_id::text FROM ${names.events} WHERE kafka_partition = $1 AND kafka_offset >= $2 AND kafka_offset < $3 LIMIT $4`,
+          [w.partition, w.from, w.to, limit],
+        ),
+        await client.query<Row>(
+          `SELECT "offset", event_id::text FROM ${names.duplicates} WHERE topic = $1 AND partition = $2 AND "offset" >= $3 AND "offset" < $4 LIMIT $5`,
+          [topic, w.partition, w.from, w.to, limit],
+        ),
+        await client.query<Row>(
+          `SELECT "offset", event_id::text FROM ${names.deadLetters} WHERE topic = $1 AND partition = $2 AND "offset" >= $3 AND "offset" < $4 LIMIT $5`,
+          [topic, w.partition, w.from, w.to, limit],
+        ),
+        await client.query<Row>(
+          `SELECT kafka_offset AS offset, event_id::text FROM ${names.events} WHERE kafka_partition = $1 AND kafka_offset >= $2 ORDER BY kafka_offset DESC LIMIT 100`,
+          [w.partition, w.to],
+        ),
+      ];
+      out.set(w.partition, {
+        entries: [
+          ...entries(rows.rows, "row"),
+          ...entries(dups.rows, "duplicate"),
+          ...entries(dead.rows, "deadLetter"),
+        ],
+        ahead: entries(ahead.rows, "row"),
+      });
+    }
+    return out;
+  });
+}
+
+async function ledgerExists(client: pg.Client, offsets: string): Promise<boolean> {
+  const exists = await client.query<{ t: string | null }>("SELECT to_regclass($1) AS t", [offsets]);
+  return Boolean(exists.rows[0]?.t);
+}
+
+/** A short-lived connection: a connect timeout and a statement timeout bound every read. */
+async function withClient<T>(c: PostgresConnection, fn: (client: pg.Client) => Promise<T>): Promise<T> {
+  const client = new pg.Client({
+    host: c.host,
+    port: c.port,
+    database: c.database,
+    user: c.user,
+    password: c.password,
+    ssl: ssl(c),
+    connectionTimeoutMillis: 5_000,
+    statement_timeout: 10_000,
+    application_name: "logpipeline-operator",
+  });
+  await client.connect();
+  try {
+    return await fn(client);
   } finally {
     await client.end().catch(() => undefined);
   }

@@ -10,11 +10,9 @@ export interface OffsetRange {
 }
 
 /**
- * Counts the committed data records in offset ranges, reading read_committed with a
- * group-less assignment (it joins no group and commits nothing, so the pipeline's consumer
- * group never sees it). Transaction markers and aborted records are not delivered, so they
- * are not counted: this is what tells a drained partition (a gap of markers only) from a
- * lagging one.
+ * Counts the committed data records in offset ranges. Transaction markers and aborted
+ * records are not delivered, so they are not counted: this is what tells a drained
+ * partition (a gap of markers only) from a lagging one.
  */
 export async function countCommittedRecords(
   c: KafkaConnection,
@@ -23,8 +21,57 @@ export async function countCommittedRecords(
   timeoutMs = 10_000,
 ): Promise<Map<number, number>> {
   const counts = new Map(ranges.map((r) => [r.partition, 0]));
+  await scanCommitted(c, topic, ranges, timeoutMs, (m) =>
+    counts.set(m.partition, (counts.get(m.partition) ?? 0) + 1),
+  );
+  return counts;
+}
+
+/** A committed record's position and the event id in its value (undefined when it is not an event). */
+export interface CommittedRecord {
+  partition: number;
+  offset: number;
+  eventId: string | undefined;
+}
+
+function eventIdOf(value: Buffer | null | undefined): string | undefined {
+  if (!value) return undefined;
+  try {
+    const v = JSON.parse(value.toString("utf8")) as { eventId?: unknown };
+    return typeof v.eventId === "string" ? v.eventId : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+/** The committed records in offset ranges, with their event ids, by partition. */
+export async function readCommittedRecords(
+  c: KafkaConnection,
+  topic: string,
+  ranges: OffsetRange[],
+  timeoutMs = 20_000,
+): Promise<Map<number, CommittedRecord[]>> {
+  const out = new Map<number, CommittedRecord[]>(ranges.map((r) => [r.partition, []]));
+  await scanCommitted(c, topic, ranges, timeoutMs, (m) =>
+    out.get(m.partition)?.push({ partition: m.partition, offset: m.offset, eventId: eventIdOf(m.value) }),
+  );
+  return out;
+}
+
+/**
+ * Visits every committed record in the ranges, reading read_committed with a group-less
+ * assignment (it joins no group and commits nothing, so the pipeline's consumer group never
+ * sees it).
+ */
+async function scanCommitted(
+  c: KafkaConnection,
+  topic: string,
+  ranges: OffsetRange[],
+  timeoutMs: number,
+  visit: (m: confluent.Message) => void,
+): Promise<void> {
   const pending = new Map(ranges.filter((r) => r.to > r.from).map((r) => [r.partition, r]));
-  if (pending.size === 0) return counts;
+  if (pending.size === 0) return;
   const byPartition = new Map(pending);
   const consumer = new confluent.KafkaConsumer(
     {
@@ -64,12 +111,16 @@ export async function countCommittedRecords(
       // against the ranges, not against what is still pending.
       for (const m of messages) {
         const r = byPartition.get(m.partition);
-        if (!r || m.offset < r.from || m.offset >= r.to) continue;
-        counts.set(m.partition, (counts.get(m.partition) ?? 0) + 1);
+        if (!r || m.offset < r.from) continue;
+        // Past the range (its last offsets were markers or aborted records): done with it.
+        if (m.offset >= r.to) {
+          pending.delete(m.partition);
+          continue;
+        }
+        visit(m);
         if (m.offset + 1 >= r.to) pending.delete(m.partition);
       }
     }
-    return counts;
   } finally {
     await new Promise<void>((resolve) => consumer.disconnect(() => resolve()));
   }

@@ -56,6 +56,9 @@ export interface Observation {
   delivery?: LogPipelineStatus["delivery"];
   /** Why the operator could not read the ledger (reported for an external PostgreSQL). */
   postgresError?: string;
+  /** The last divergence check's findings, and what they make of DataConsistent. */
+  divergence?: LogPipelineStatus["divergence"] | undefined;
+  dataConsistency?: { status: "True" | "False"; reason: string; message: string } | undefined;
 }
 
 const cond = (
@@ -202,9 +205,10 @@ export function computeStatus(p: LogPipeline, o: Observation, now: Date): LogPip
       : cond("Reconciling", "True", "Progressing", ready.message, g);
 
   // Only the divergence check moves DataConsistent; until it runs, Unknown.
-  const data: ConditionInput =
-    old.find((c) => c.type === "DataConsistent") ??
-    cond("DataConsistent", "Unknown", "NotChecked", "no divergence check has run yet", g);
+  const data: ConditionInput = o.dataConsistency
+    ? cond("DataConsistent", o.dataConsistency.status, o.dataConsistency.reason, o.dataConsistency.message, g)
+    : (old.find((c) => c.type === "DataConsistent") ??
+      cond("DataConsistent", "Unknown", "NotChecked", "no divergence check has run yet", g));
 
   const firstNote = o.notes[0];
   const integrations = firstNote
@@ -275,7 +279,11 @@ export function computeStatus(p: LogPipeline, o: Observation, now: Date): LogPip
     // An empty object would reach server-side apply as null, which the schema refuses.
     ...(Object.keys(workloads).length > 0 ? { workloads } : {}),
     ...(o.delivery ? { delivery: o.delivery } : p.status?.delivery ? { delivery: p.status.delivery } : {}),
-    ...(p.status?.divergence ? { divergence: p.status.divergence } : {}),
+    ...(o.divergence
+      ? { divergence: o.divergence }
+      : p.status?.divergence
+        ? { divergence: p.status.divergence }
+        : {}),
   };
 }
 

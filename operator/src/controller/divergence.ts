@@ -1,0 +1,152 @@
+import { ANNOTATION_CHECK_NOW, type LogPipeline, type LogPipelineStatus } from "../api/logpipeline.js";
+import { pipelineNames } from "../builders/names.js";
+import { checkDivergence, type DivergenceResult, type PositionMarks, summary } from "../divergence/check.js";
+import type { KafkaConnection, TopicAdmin } from "../kafka/topic-admin.js";
+import { postgresConnectionFor } from "./delivery.js";
+import type { ControllerDeps } from "./deps.js";
+
+/** Offsets per partition each check compares: bounded reads of Kafka and PostgreSQL. */
+export const DIVERGENCE_WINDOW_OFFSETS = 10_000;
+
+/** A pipeline's divergence checks, kept by the operator between passes. */
+export interface DivergenceState {
+  /** When the last check ran (or failed). */
+  at: number;
+  /** The check-now annotation's value the last check answered. */
+  trigger?: string | undefined;
+  marks: PositionMarks;
+  result?: DivergenceResult;
+  /** Why the last check could not run; the last result stays, with its checkedAt. */
+  error?: string;
+}
+
+const message = (e: unknown) =>
+  (e instanceof Error ? e.message : String(e)).split("\n")[0] ?? "unknown error";
+
+/**
+ * A check is due every `reconciliation.intervalSeconds`, or at once when the check-now
+ * annotation changes. None while hibernating (nothing consumes; standing still is wanted).
+ */
+export function divergenceDue(key: string, p: LogPipeline, deps: ControllerDeps): boolean {
+  if (p.spec.hibernate) return false;
+  const s = deps.divergence.get(key);
+  const trigger = p.metadata.annotations?.[ANNOTATION_CHECK_NOW];
+  if (!s) return true;
+  if (trigger !== undefined && trigger !== s.trigger) return true;
+  return Date.now() - s.at >= p.spec.reconciliation.intervalSeconds * 1000;
+}
+
+/** Runs one check and keeps its result (or why it failed) for the status and the metrics. */
+export async function runDivergenceCheck(
+  key: string,
+  p: LogPipeline,
+  deps: ControllerDeps,
+  kafka: {
+    admin?: TopicAdmin | undefined;
+    connection?: KafkaConnection | undefined;
+    error?: string | undefined;
+  },
+): Promise<void> {
+  const prev = deps.divergence.get(key);
+  const state: DivergenceState = {
+    at: Date.now(),
+    trigger: p.metadata.annotations?.[ANNOTATION_CHECK_NOW],
+    marks: prev?.marks ?? (new Map() as PositionMarks),
+    ...(prev?.result ? { result: prev.result } : {}),
+  };
+  const names = pipelineNames(p);
+  const labels = { namespace: p.metadata.namespace, name: p.metadata.name };
+  try {
+    if (!kafka.admin || !kafka.connection)
+      throw new Error(`Kafka is not reachable: ${kafka.error ?? "no connection"}`);
+    const result = await checkDivergence(
+      {
+        topic: names.topic,
+        consumerGroup: names.consumerGroup,
+        schema: p.spec.postgres.schema,
+        table: p.spec.postgres.table,
+        windowOffsets: DIVERGENCE_WINDOW_OFFSETS,
+      },
+      { offsets: kafka.admin, connection: kafka.connection },
+      await postgresConnectionFor(p, deps.kube),
+      state.marks,
+      p.spec.reconciliation.intervalSeconds * 1000,
+      deps.now,
+    );
+    state.result = result;
+    deps.metrics.divergenceChecks.observe(result.durationMs / 1000);
+    for (const kind of ["missing", "duplicated", "spurious"] as const)
+      deps.metrics.divergenceEvents.set({ ...labels, kind }, result[kind]);
+    for (const row of result.partitions)
+      deps.metrics.consumerLag.set({ ...labels, partition: String(row.partition) }, row.lag);
+    deps.log.info(
+      {
+        pipeline: key,
+        reason: result.reason,
+        missing: result.missing,
+        duplicated: result.duplicated,
+        spurious: result.spurious,
+        lag: result.lag,
+        ms: result.durationMs,
+      },
+      "divergence check",
+    );
+  } catch (e) {
+    state.error = message(e);
+    deps.metrics.divergenceCheckFailures.inc(labels);
+    deps.log.warn({ pipeline: key, err: state.error }, "divergence check failed");
+  }
+  deps.divergence.set(key, state);
+}
+
+/** What status.divergence says of the last check. */
+export function divergenceStatus(
+  s: DivergenceState | undefined,
+): LogPipelineStatus["divergence"] | undefined {
+  const r = s?.result;
+  if (!r) return undefined;
+  return {
+    checkedAt: r.checkedAt,
+    summary: summary(r),
+    missing: r.missing,
+    duplicated: r.duplicated,
+    spurious: r.spurious,
+    lag: r.lag,
+    message: r.message,
+    window: { offsetsPerPartition: r.windowOffsets },
+    samples: r.samples,
+    partitions: r.partitions.map((x) => ({
+      partition: x.partition,
+      lastStableOffset: x.lastStableOffset,
+      storedNextOffset: x.storedNextOffset,
+      ...(x.groupCommittedOffset !== undefined ? { groupCommittedOffset: x.groupCommittedOffset } : {}),
+      lag: x.lag,
+      stuck: x.stuck,
+      windowFrom: x.window.from,
+      windowTo: x.window.to,
+      kafkaRecords: x.kafkaRecords,
+      missing: x.missing,
+      duplicated: x.duplicated,
+      spurious: x.spurious,
+    })),
+  };
+}
+
+/** The DataConsistent condition's status, reason and message, from the last check. */
+export function dataConsistency(
+  s: DivergenceState | undefined,
+): { status: "True" | "False"; reason: string; message: string } | undefined {
+  if (!s) return undefined;
+  if (s.error)
+    return {
+      status: "False",
+      reason: "CheckFailed",
+      message: `the divergence check could not run: ${s.error}`,
+    };
+  if (!s.result) return undefined;
+  return {
+    status: s.result.reason === "Consistent" ? "True" : "False",
+    reason: s.result.reason,
+    message: s.result.message,
+  };
+}

@@ -1,0 +1,203 @@
+import { EXACT_LAG_MAX_GAP, type PostgresConnection, readLedger, readLedgerWindows } from "./delivery.js";
+import { countCommittedRecords, readCommittedRecords } from "./kafka-reader.js";
+import { closedWindow, compareWindow, type LedgerEntry, type PositionMark, stuckState } from "./window.js";
+import type { KafkaConnection } from "../kafka/topic-admin.js";
+
+/** What the check needs of Kafka's Admin API (TopicAdmin provides it). */
+export interface OffsetsReader {
+  lastStableOffsets(topic: string): Promise<Map<number, number>>;
+  logStartOffsets(topic: string): Promise<Map<number, number>>;
+  groupOffsets(groupId: string, topic: string): Promise<Map<number, number>>;
+}
+
+export interface CheckTarget {
+  topic: string;
+  consumerGroup: string;
+  schema: string;
+  table: string;
+  /** Offsets per partition each check compares (the latest the consumer has passed). */
+  windowOffsets: number;
+}
+
+export interface PartitionFindings {
+  partition: number;
+  lastStableOffset: number;
+  storedNextOffset: number;
+  groupCommittedOffset?: number | undefined;
+  /** Committed records beyond the stored position (the offset gap, an upper bound, where it is large). */
+  lag: number;
+  stuck: boolean;
+  window: { from: number; to: number };
+  kafkaRecords: number;
+  missing: number;
+  duplicated: number;
+  spurious: number;
+}
+
+export type DivergenceReason =
+  "Consistent" | "EventsMissing" | "EventsDuplicated" | "EventsSpurious" | "ConsumerStuck";
+
+export interface DivergenceResult {
+  checkedAt: string;
+  durationMs: number;
+  windowOffsets: number;
+  partitions: PartitionFindings[];
+  missing: number;
+  duplicated: number;
+  spurious: number;
+  lag: number;
+  stuckPartitions: number[];
+  samples: { missing: string[]; duplicated: string[]; spurious: string[] };
+  reason: DivergenceReason;
+  message: string;
+}
+
+/** Stored positions of earlier checks and since when they stood, to tell a stuck consumer. */
+export type PositionMarks = Map<number, PositionMark>;
+
+const SAMPLE_LIMIT = 10;
+
+/**
+ * One divergence check of a pipeline, without stopping ingest: per partition, the window
+ * of offsets the consumer has passed (closed: nothing in it can still change) is read from
+ * Kafka (read_committed, group-less) and from the ledger, and compared (window.ts). Rows at
+ * offsets the consumer has not reached are spurious too. Bounded: `windowOffsets` per
+ * partition, short timeouts on every read.
+ */
+export async function checkDivergence(
+  target: CheckTarget,
+  kafka: { offsets: OffsetsReader; connection: KafkaConnection },
+  pg: PostgresConnection,
+  marks: PositionMarks,
+  stuckAfterMs: number,
+  now: () => Date,
+): Promise<DivergenceResult> {
+  const started = Date.now();
+  // Order matters, ingest goes on meanwhile: the stored positions first (every offset below
+  // them is closed), then the windows, then the last stable offsets — so a row read at an
+  // offset at or beyond them was written without any committed record to come from.
+  const [ledger, logStart, group] = await Promise.all([
+    readLedger(pg, target.schema, target.table, target.topic),
+    kafka.offsets.logStartOffsets(target.topic),
+    kafka.offsets.groupOffsets(target.consumerGroup, target.topic).catch(() => new Map<number, number>()),
+  ]);
+  const stored = new Map(ledger.map((r) => [r.partition, r.nextOffset]));
+  const partitions = [...logStart.keys()].sort((a, b) => a - b);
+  const windows = partitions.map((partition) => ({
+    partition,
+    ...closedWindow(logStart.get(partition) ?? 0, stored.get(partition) ?? 0, target.windowOffsets),
+  }));
+  const [records, held] = await Promise.all([
+    readCommittedRecords(kafka.connection, target.topic, windows),
+    readLedgerWindows(pg, target.schema, target.table, target.topic, windows),
+  ]);
+  const lso = await kafka.offsets.lastStableOffsets(target.topic);
+  // Lag in committed records (markers and aborted records are not work), counted where the
+  // gap is small; a larger gap is reported as it is, an upper bound.
+  const pending = await countCommittedRecords(
+    kafka.connection,
+    target.topic,
+    partitions
+      .map((partition) => ({ partition, from: stored.get(partition) ?? 0, to: lso.get(partition) ?? 0 }))
+      .filter((r) => r.to > r.from && r.to - r.from <= EXACT_LAG_MAX_GAP),
+  );
+
+  const samples = { missing: [] as string[], duplicated: [] as string[], spurious: [] as string[] };
+  const addSamples = (from: typeof samples) => {
+    for (const k of ["missing", "duplicated", "spurious"] as const)
+      for (const s of from[k]) if (samples[k].length < SAMPLE_LIMIT) samples[k].push(s);
+  };
+  const rows: PartitionFindings[] = windows.map((w) => {
+    const inWindow: LedgerEntry[] = held.get(w.partition)?.entries ?? [];
+    const ahead = (held.get(w.partition)?.ahead ?? []).filter((e) => e.offset >= (lso.get(w.partition) ?? 0));
+    const f = compareWindow(records.get(w.partition) ?? [], inWindow, SAMPLE_LIMIT);
+    addSamples(f.samples);
+    addSamples({
+      missing: [],
+      duplicated: [],
+      spurious: ahead.map((e) => e.eventId ?? `offset ${e.offset}`),
+    });
+    const storedNext = stored.get(w.partition) ?? 0;
+    const lag = pending.get(w.partition) ?? Math.max(0, (lso.get(w.partition) ?? 0) - storedNext);
+    const s = stuckState(marks.get(w.partition), { storedNext, lag }, now().getTime(), stuckAfterMs);
+    marks.set(w.partition, s.mark);
+    return {
+      partition: w.partition,
+      lastStableOffset: lso.get(w.partition) ?? 0,
+      storedNextOffset: storedNext,
+      groupCommittedOffset: group.get(w.partition),
+      lag,
+      stuck: s.stuck,
+      window: { from: w.from, to: w.to },
+      kafkaRecords: f.kafkaRecords,
+      missing: f.missing,
+      duplicated: f.duplicated,
+      spurious: f.spurious + ahead.length,
+    };
+  });
+  const sum = (k: "missing" | "duplicated" | "spurious" | "lag") => rows.reduce((s, r) => s + r[k], 0);
+  const result = {
+    checkedAt: now().toISOString(),
+    durationMs: Date.now() - started,
+    windowOffsets: target.windowOffsets,
+    partitions: rows,
+    missing: sum("missing"),
+    duplicated: sum("duplicated"),
+    spurious: sum("spurious"),
+    lag: sum("lag"),
+    stuckPartitions: rows.filter((r) => r.stuck).map((r) => r.partition),
+    samples,
+  };
+  return { ...result, ...verdict(result) };
+}
+
+/** The condition's reason and a one-line story of the check; the worst finding names it. */
+export function verdict(r: {
+  missing: number;
+  duplicated: number;
+  spurious: number;
+  lag: number;
+  stuckPartitions: number[];
+  partitions: { kafkaRecords: number }[];
+  samples: { missing: string[]; duplicated: string[]; spurious: string[] };
+}): { reason: DivergenceReason; message: string } {
+  const checked = r.partitions.reduce((s, p) => s + p.kafkaRecords, 0);
+  const sample = (xs: string[]) => (xs.length ? ` (e.g. ${xs.slice(0, 3).join(", ")})` : "");
+  if (r.missing > 0)
+    return {
+      reason: "EventsMissing",
+      message: `${r.missing} committed events are not in PostgreSQL${sample(r.samples.missing)}`,
+    };
+  if (r.duplicated > 0)
+    return {
+      reason: "EventsDuplicated",
+      message: `${r.duplicated} events are stored more than once${sample(r.samples.duplicated)}`,
+    };
+  if (r.spurious > 0)
+    return {
+      reason: "EventsSpurious",
+      message: `${r.spurious} rows have no committed Kafka record${sample(r.samples.spurious)}`,
+    };
+  if (r.stuckPartitions.length > 0)
+    return {
+      reason: "ConsumerStuck",
+      message: `the consumer's position has not moved on partitions ${r.stuckPartitions.join(", ")} while ${r.lag} offsets wait`,
+    };
+  return {
+    reason: "Consistent",
+    message: `${checked} committed events in the checked windows, each stored exactly once; lag ${r.lag}`,
+  };
+}
+
+/** What the DIVERGENCE printer column shows. */
+export function summary(
+  r: Pick<DivergenceResult, "missing" | "duplicated" | "spurious" | "stuckPartitions">,
+): string {
+  const parts = [
+    r.missing ? `${r.missing} missing` : "",
+    r.duplicated ? `${r.duplicated} duplicated` : "",
+    r.spurious ? `${r.spurious} spurious` : "",
+    r.stuckPartitions.length ? `stuck` : "",
+  ].filter(Boolean);
+  return parts.length ? parts.join(", ") : "0";
+}

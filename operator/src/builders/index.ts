@@ -1,3 +1,4 @@
+import { dashboardConfigMap } from "./dashboard.js";
 import type { LogPipeline } from "../api/logpipeline.js";
 import { consumerScaledObject, cpuAutoscaler, disruptionBudget, usesKeda } from "./autoscaling.js";
 import {
@@ -88,6 +89,7 @@ export function desiredState(p: LogPipeline, opts: BuildOptions, creds: Generate
     ...asKubeObject(ingress(p)),
     ...asKubeObject(serviceMonitor(p, opts)),
     ...asKubeObject(prometheusRule(p, opts)),
+    ...asKubeObject(dashboardConfigMap(p, opts)),
   ];
   return {
     apply,

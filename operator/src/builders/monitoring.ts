@@ -31,6 +31,10 @@ export function serviceMonitor(p: LogPipeline, opts: BuildOptions): KubeObject |
 export function prometheusRule(p: LogPipeline, opts: BuildOptions): KubeObject | undefined {
   if (!p.spec.monitoring.prometheusRule.enabled || !opts.capabilities.prometheusRule) return undefined;
   const sel = `namespace="${p.metadata.namespace}",pipeline="${p.metadata.name}"`;
+  // The operator's own series name the pipeline in labels of their own (its scrape target's
+  // namespace is the operator's).
+  const op = `pipeline_namespace="${p.metadata.namespace}",pipeline="${p.metadata.name}"`;
+  const after = `${p.spec.reconciliation.alertAfterMinutes}m`;
   const runbook = (anchor: string) =>
     `https://github.com/logpipeline/logpipeline-operator/blob/main/docs/runbooks.md#${anchor}`;
   const labels = { severity: "warning", pipeline: p.metadata.name };
@@ -43,6 +47,48 @@ export function prometheusRule(p: LogPipeline, opts: BuildOptions): KubeObject |
         {
           name: `logpipeline.${p.metadata.namespace}.${p.metadata.name}`,
           rules: [
+            {
+              alert: "LogPipelineDataDivergence",
+              expr: `sum(logpipeline_divergence_events{${op}}) > 0`,
+              for: after,
+              labels: { ...labels, severity: "critical" },
+              annotations: {
+                summary:
+                  "PostgreSQL does not hold exactly what Kafka committed: events missing, duplicated or spurious.",
+                runbook_url: runbook("logpipelinedatadivergence"),
+              },
+            },
+            {
+              alert: "LogPipelineConsumerStuck",
+              expr: `max(logpipeline_consumer_stuck_partitions{${op}}) > 0`,
+              for: after,
+              labels: { ...labels, severity: "critical" },
+              annotations: {
+                summary: "The consumer's stored position stands still while committed events wait.",
+                runbook_url: runbook("logpipelineconsumerstuck"),
+              },
+            },
+            {
+              alert: "LogPipelineDivergenceCheckFailing",
+              expr: `sum(increase(logpipeline_divergence_check_failures_total{${op}}[15m])) > 0`,
+              for: after,
+              labels,
+              annotations: {
+                summary:
+                  "The divergence check cannot read Kafka or PostgreSQL: whether the data is complete is unknown.",
+                runbook_url: runbook("logpipelinedivergencecheckfailing"),
+              },
+            },
+            {
+              alert: "LogPipelineReconcileErrors",
+              expr: `sum(increase(logpipeline_reconcile_errors_total{${op}}[10m])) > 0`,
+              for: "10m",
+              labels,
+              annotations: {
+                summary: "The operator keeps failing to reconcile this pipeline.",
+                runbook_url: runbook("logpipelinereconcileerrors"),
+              },
+            },
             {
               alert: "LogPipelineProducerCircuitOpen",
               expr: `max(log_producer_circuit_state{${sel}}) >= 2`,
@@ -66,7 +112,7 @@ export function prometheusRule(p: LogPipeline, opts: BuildOptions): KubeObject |
             {
               alert: "LogPipelineConsumerLagHigh",
               expr: `sum(log_consumer_lag{${sel}}) > ${p.spec.consumer.lagTarget * Math.max(1, p.spec.consumer.replicas.max)}`,
-              for: `${p.spec.reconciliation.alertAfterMinutes}m`,
+              for: after,
               labels,
               annotations: {
                 summary: "The consumer is falling behind Kafka beyond what its replicas can absorb.",

@@ -19,6 +19,7 @@ export const CHILD_KINDS: readonly ChildKind[] = [
   { apiVersion: "apps/v1", kind: "Deployment" },
   { apiVersion: "apps/v1", kind: "StatefulSet" },
   { apiVersion: "v1", kind: "Service" },
+  { apiVersion: "v1", kind: "ConfigMap" },
   { apiVersion: "autoscaling/v2", kind: "HorizontalPodAutoscaler" },
   { apiVersion: KEDA_API_VERSION, kind: "ScaledObject", capability: "keda" },
   { apiVersion: "policy/v1", kind: "PodDisruptionBudget" },

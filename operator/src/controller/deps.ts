@@ -34,10 +34,13 @@ export interface ControllerMetrics {
   reconcileDuration: Histogram;
   applies: Counter<"result">;
   statusWrites: Counter;
-  divergenceEvents: Gauge<"namespace" | "name" | "kind">;
-  consumerLag: Gauge<"namespace" | "name" | "partition">;
+  divergenceEvents: Gauge<"pipeline_namespace" | "pipeline" | "kind">;
+  consumerLag: Gauge<"pipeline_namespace" | "pipeline" | "partition">;
+  stuckPartitions: Gauge<"pipeline_namespace" | "pipeline">;
+  workloadReplicas: Gauge<"pipeline_namespace" | "pipeline" | "component" | "state">;
+  reconcileErrors: Counter<"pipeline_namespace" | "pipeline">;
   divergenceChecks: Histogram;
-  divergenceCheckFailures: Counter<"namespace" | "name">;
+  divergenceCheckFailures: Counter<"pipeline_namespace" | "pipeline">;
 }
 
 /** Everything reconcile touches, passed in one object (no module singletons; tests build their own). */

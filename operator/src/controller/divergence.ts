@@ -24,16 +24,18 @@ const message = (e: unknown) =>
   (e instanceof Error ? e.message : String(e)).split("\n")[0] ?? "unknown error";
 
 /**
- * A check is due every `reconciliation.intervalSeconds`, or at once when the check-now
- * annotation changes. None while hibernating (nothing consumes; standing still is wanted).
+ * A check is due every `reconciliation.intervalSeconds` once the pipeline is Ready (while it
+ * is still coming up there is nothing to compare), or at once when the check-now annotation
+ * changes. None while hibernating (nothing consumes; standing still is wanted).
  */
 export function divergenceDue(key: string, p: LogPipeline, deps: ControllerDeps): boolean {
   if (p.spec.hibernate) return false;
   const s = deps.divergence.get(key);
   const trigger = p.metadata.annotations?.[ANNOTATION_CHECK_NOW];
-  if (!s) return true;
-  if (trigger !== undefined && trigger !== s.trigger) return true;
-  return Date.now() - s.at >= p.spec.reconciliation.intervalSeconds * 1000;
+  if (trigger !== undefined && trigger !== s?.trigger) return true;
+  const ready = p.status?.conditions?.some((c) => c.type === "Ready" && c.status === "True") ?? false;
+  if (!ready) return false;
+  return !s || Date.now() - s.at >= p.spec.reconciliation.intervalSeconds * 1000;
 }
 
 /** Runs one check and keeps its result (or why it failed) for the status and the metrics. */
@@ -55,7 +57,7 @@ export async function runDivergenceCheck(
     ...(prev?.result ? { result: prev.result } : {}),
   };
   const names = pipelineNames(p);
-  const labels = { namespace: p.metadata.namespace, name: p.metadata.name };
+  const labels = { pipeline_namespace: p.metadata.namespace, pipeline: p.metadata.name };
   try {
     if (!kafka.admin || !kafka.connection)
       throw new Error(`Kafka is not reachable: ${kafka.error ?? "no connection"}`);
@@ -77,6 +79,7 @@ export async function runDivergenceCheck(
     deps.metrics.divergenceChecks.observe(result.durationMs / 1000);
     for (const kind of ["missing", "duplicated", "spurious"] as const)
       deps.metrics.divergenceEvents.set({ ...labels, kind }, result[kind]);
+    deps.metrics.stuckPartitions.set(labels, result.stuckPartitions.length);
     for (const row of result.partitions)
       deps.metrics.consumerLag.set({ ...labels, partition: String(row.partition) }, row.lag);
     deps.log.info(
@@ -132,14 +135,19 @@ export function divergenceStatus(
   };
 }
 
-/** The DataConsistent condition's status, reason and message, from the last check. */
+/**
+ * The DataConsistent condition's status, reason and message, from the last check. A check
+ * that could not run says Unknown (CheckFailed): the data may be fine, it is not known —
+ * PostgresReady or TopicsReady say what is unreachable, and the alert on check failures
+ * fires if it lasts.
+ */
 export function dataConsistency(
   s: DivergenceState | undefined,
-): { status: "True" | "False"; reason: string; message: string } | undefined {
+): { status: "True" | "False" | "Unknown"; reason: string; message: string } | undefined {
   if (!s) return undefined;
   if (s.error)
     return {
-      status: "False",
+      status: "Unknown",
       reason: "CheckFailed",
       message: `the divergence check could not run: ${s.error}`,
     };

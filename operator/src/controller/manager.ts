@@ -129,13 +129,31 @@ export async function startManager(config: ManagerConfig, log: Logger): Promise<
     divergenceEvents: new Gauge({
       name: "logpipeline_divergence_events",
       help: "Events the last divergence check found missing, duplicated or spurious, per pipeline",
-      labelNames: ["namespace", "name", "kind"] as const,
+      labelNames: ["pipeline_namespace", "pipeline", "kind"] as const,
       registers: [registry],
     }),
     consumerLag: new Gauge({
       name: "logpipeline_consumer_lag",
-      help: "Offsets between Kafka's last stable offset and the consumer's stored position, per partition",
-      labelNames: ["namespace", "name", "partition"] as const,
+      help: "Committed records beyond the consumer's stored position, per partition (last divergence check)",
+      labelNames: ["pipeline_namespace", "pipeline", "partition"] as const,
+      registers: [registry],
+    }),
+    stuckPartitions: new Gauge({
+      name: "logpipeline_consumer_stuck_partitions",
+      help: "Partitions whose stored position stood still for a check interval while events waited",
+      labelNames: ["pipeline_namespace", "pipeline"] as const,
+      registers: [registry],
+    }),
+    workloadReplicas: new Gauge({
+      name: "logpipeline_workload_replicas",
+      help: "Replicas of each workload (state desired or ready), as the operator observes them",
+      labelNames: ["pipeline_namespace", "pipeline", "component", "state"] as const,
+      registers: [registry],
+    }),
+    reconcileErrors: new Counter({
+      name: "logpipeline_reconcile_errors_total",
+      help: "Failed reconciles, per pipeline",
+      labelNames: ["pipeline_namespace", "pipeline"] as const,
       registers: [registry],
     }),
     divergenceChecks: new Histogram({
@@ -147,7 +165,7 @@ export async function startManager(config: ManagerConfig, log: Logger): Promise<
     divergenceCheckFailures: new Counter({
       name: "logpipeline_divergence_check_failures_total",
       help: "Divergence checks that could not run (Kafka or PostgreSQL unreadable)",
-      labelNames: ["namespace", "name"] as const,
+      labelNames: ["pipeline_namespace", "pipeline"] as const,
       registers: [registry],
     }),
   };
@@ -236,6 +254,8 @@ export async function startManager(config: ManagerConfig, log: Logger): Promise<
           return r;
         } catch (e) {
           metrics.reconciles.inc({ result: "error" });
+          const [pipelineNamespace = "", pipeline = ""] = key.split("/");
+          metrics.reconcileErrors.inc({ pipeline_namespace: pipelineNamespace, pipeline });
           throw e;
         } finally {
           end();

@@ -119,6 +119,13 @@ export async function reconcile(key: string, deps: ControllerDeps): Promise<Reco
   observeChildren(p, desired.apply, applied, observation);
   const status = computeStatus(p, observation, deps.now());
   await writeStatus(p, status, deps);
+  for (const [component, w] of Object.entries(status.workloads ?? {}))
+    for (const state of ["desired", "ready"] as const)
+      if (w)
+        deps.metrics.workloadReplicas.set(
+          { pipeline_namespace: p.metadata.namespace, pipeline: p.metadata.name, component, state },
+          w[state],
+        );
 
   const ready = status.conditions?.find((c) => c.type === "Ready")?.status === "True";
   const stalled = status.conditions?.find((c) => c.type === "Stalled")?.status === "True";

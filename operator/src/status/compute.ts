@@ -58,7 +58,7 @@ export interface Observation {
   postgresError?: string;
   /** The last divergence check's findings, and what they make of DataConsistent. */
   divergence?: LogPipelineStatus["divergence"] | undefined;
-  dataConsistency?: { status: "True" | "False"; reason: string; message: string } | undefined;
+  dataConsistency?: { status: "True" | "False" | "Unknown"; reason: string; message: string } | undefined;
 }
 
 const cond = (

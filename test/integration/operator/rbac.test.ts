@@ -99,6 +99,7 @@ describe("least-privilege RBAC (config/rbac), proven by running as the ServiceAc
       producer: { replicas: { min: 1, max: 2 } },
       consumer: { replicas: { min: 1, max: 2 } },
       ingress: { enabled: true, host: "logs.example.test" },
+      monitoring: { dashboards: { enabled: true } },
       deletionPolicy: { topics: "Delete", postgres: "Delete" },
     }));
     await admin.create(external);
@@ -130,7 +131,11 @@ describe("least-privilege RBAC (config/rbac), proven by running as the ServiceAc
         hibernate: true,
         ingress: { enabled: false },
         redis: { mode: "disabled" },
-        monitoring: { serviceMonitor: { enabled: false }, prometheusRule: { enabled: false } },
+        monitoring: {
+          serviceMonitor: { enabled: false },
+          prometheusRule: { enabled: false },
+          dashboards: { enabled: false },
+        },
       },
     });
     await eventually("pruned children", async () => {
@@ -144,6 +149,9 @@ describe("least-privilege RBAC (config/rbac), proven by running as the ServiceAc
         }),
         admin.list("monitoring.coreos.com/v1", "ServiceMonitor", ns, {
           labelSelector: "app.kubernetes.io/instance=sasl",
+        }),
+        admin.list("v1", "ConfigMap", ns, {
+          labelSelector: "app.kubernetes.io/instance=sasl,grafana_dashboard=1",
         }),
         admin.list("apps/v1", "Deployment", ns, {
           labelSelector: "app.kubernetes.io/component=redis,app.kubernetes.io/instance=sasl",

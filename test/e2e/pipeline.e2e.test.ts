@@ -166,10 +166,11 @@ const loadEnv = (lp: LogPipelineObject, run: string, count: number, extra: Recor
 
 beforeAll(async () => {
   k = await kube();
-  // What an interrupted earlier run left: its release and its pipeline's namespace.
+  // What an interrupted earlier run left: its release first (its operator would put the
+  // pipeline's finalizer back), then its pipeline's namespace.
+  helm("uninstall", release, "-n", opNs, "--ignore-not-found", "--wait");
   kubectl(["patch", "lp", name, "-n", ns, "--type=merge", "-p", '{"metadata":{"finalizers":null}}']);
   kubectl(["delete", "ns", ns, "--ignore-not-found", "--wait=false"]);
-  helm("uninstall", release, "-n", opNs, "--ignore-not-found", "--wait");
   // A namespace of an earlier, interrupted run must be gone before it is made again.
   for (const n of [opNs, ns])
     await eventually(

@@ -336,8 +336,16 @@ describe("e2e: helm install → LogPipeline → events through the cluster", () 
       },
       120_000,
     );
-    const h = await k.get<Hpa>("autoscaling/v2", "HorizontalPodAutoscaler", ns, `${name}-consumer`);
-    expect(h.spec.maxReplicas).toBe(4);
+    // The operator applies the HPA in the same pass as the topic, but Strimzi may be quicker.
+    const max = await eventually(
+      "the consumer HPA's maxReplicas 4",
+      async () => {
+        const h = await k.get<Hpa>("autoscaling/v2", "HorizontalPodAutoscaler", ns, `${name}-consumer`);
+        return h.spec.maxReplicas === 4 ? h.spec.maxReplicas : undefined;
+      },
+      60_000,
+    );
+    expect(max).toBe(4);
     const lp = await waitReady(180_000);
     await eventually(
       "status.delivery to list 12 partitions",

@@ -8,6 +8,7 @@ import type { EventRecorder } from "../runtime/events.js";
 import type { Informer } from "../runtime/informer.js";
 import type { Capabilities } from "./children.js";
 import type { DivergenceState } from "./divergence.js";
+import type { RevertedEdit } from "../status/spec-differences.js";
 
 export interface ControllerConfig {
   images: BuildOptions["images"];
@@ -62,4 +63,6 @@ export interface ControllerDeps {
   deliveryReads: Map<string, DeliveryRead>;
   /** Divergence checks by pipeline key (controller/divergence.ts). */
   divergence: Map<string, DivergenceState>;
+  /** Edits made outside the operator that it reverted, by pipeline key (recent ones). */
+  revertedEdits: Map<string, RevertedEdit[]>;
 }

@@ -221,6 +221,7 @@ export async function startManager(config: ManagerConfig, log: Logger): Promise<
     now: () => new Date(),
     connectTopicAdmin: (c) => TopicAdmin.connect(c),
     divergence: new Map(),
+    revertedEdits: new Map(),
     writtenStatus: new Map(),
     deliveryReads: new Map(),
   };

@@ -22,6 +22,7 @@ import { childKinds, objectRef } from "./children.js";
 import type { ControllerDeps } from "./deps.js";
 import { readDelivery, secretValue } from "./delivery.js";
 import { dataConsistency, divergenceDue, divergenceStatus, runDivergenceCheck } from "./divergence.js";
+import { foreignEdits, specDifferences } from "../status/spec-differences.js";
 import { observeKafkaTopic, observeWorkload, referencedSecrets, secretContentHash } from "./observe.js";
 
 /**
@@ -103,6 +104,9 @@ export async function reconcile(key: string, deps: ControllerDeps): Promise<Reco
       applied.set(ref, result);
       const noop = before?.metadata?.resourceVersion === result.metadata?.resourceVersion;
       deps.metrics.applies.inc({ result: noop ? "noop" : "changed" });
+      // The spec did not change, the child did: someone else edited it, and this apply put it back.
+      if (before && !noop && p.metadata.generation === p.status?.observedGeneration)
+        noteRevertedEdit(key, `${obj.kind}/${obj.metadata.name}`, before, deps);
     } catch (e) {
       deps.metrics.applies.inc({ result: "error" });
       const terminal = e instanceof KubeError && [400, 403, 422].includes(e.status);
@@ -117,6 +121,13 @@ export async function reconcile(key: string, deps: ControllerDeps): Promise<Reco
   await prune(p, desired.apply, deps);
 
   observeChildren(p, desired.apply, applied, observation);
+  observation.specDifferences = specDifferences({
+    pipeline: p.metadata.name,
+    notes: desired.notes,
+    topics: observation.topics,
+    autoscaled: autoscaledDeployments(desired.apply, applied),
+    reverted: deps.revertedEdits.get(key) ?? [],
+  });
   const status = computeStatus(p, observation, deps.now());
   await writeStatus(p, status, deps);
   for (const [component, w] of Object.entries(status.workloads ?? {}))
@@ -143,6 +154,37 @@ export async function reconcile(key: string, deps: ControllerDeps): Promise<Reco
 }
 
 const secret = () => randomBytes(24).toString("base64url");
+
+/** Keeps the last 5 edits of the past hour that the operator reverted, for status.divergence. */
+function noteRevertedEdit(key: string, object: string, before: KubeObjectLike, deps: ControllerDeps): void {
+  const edit = foreignEdits((before.metadata as { managedFields?: [] } | undefined)?.managedFields);
+  if (edit.managers.length === 0) return;
+  const now = deps.now();
+  const recent = (deps.revertedEdits.get(key) ?? []).filter(
+    (r) => r.object !== object && now.getTime() - Date.parse(r.at) < 3_600_000,
+  );
+  recent.push({ object, ...edit, at: now.toISOString().replace(/\.\d{3}Z$/, "Z") });
+  deps.revertedEdits.set(key, recent.slice(-5));
+  deps.log.info(
+    { key, object, managers: edit.managers, fields: edit.fields },
+    "reverted an edit made outside the operator",
+  );
+}
+
+/** The Deployments an HPA scales, as applied (with their managedFields). */
+function autoscaledDeployments(
+  apply: KubeObject[],
+  applied: Map<string, KubeObjectLike>,
+): { name: string; managedFields?: [] }[] {
+  return apply
+    .filter((o) => o.kind === "HorizontalPodAutoscaler")
+    .map((h) => (h as { spec?: { scaleTargetRef?: { name?: string } } }).spec?.scaleTargetRef?.name ?? "")
+    .map((name) => {
+      const d = [...applied.values()].find((o) => o.kind === "Deployment" && o.metadata?.name === name);
+      const managedFields = (d?.metadata as { managedFields?: [] } | undefined)?.managedFields;
+      return { name, ...(managedFields ? { managedFields } : {}) };
+    });
+}
 const errorMessage = (e: unknown) => (e instanceof Error ? e.message : String(e));
 
 function emptyObservation(p: LogPipeline, notes: BuildNote[]): Observation {
@@ -463,6 +505,7 @@ async function finalize(p: LogPipeline, deps: ControllerDeps): Promise<Reconcile
   deps.writtenStatus.delete(`${ns}/${p.metadata.name}`);
   deps.deliveryReads.delete(`${ns}/${p.metadata.name}`);
   deps.divergence.delete(`${ns}/${p.metadata.name}`);
+  deps.revertedEdits.delete(`${ns}/${p.metadata.name}`);
   deps.log.info({ pipeline: `${ns}/${p.metadata.name}` }, "finalized");
   return undefined;
 }

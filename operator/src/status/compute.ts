@@ -59,6 +59,8 @@ export interface Observation {
   /** The last divergence check's findings, and what they make of DataConsistent. */
   divergence?: LogPipelineStatus["divergence"] | undefined;
   dataConsistency?: { status: "True" | "False" | "Unknown"; reason: string; message: string } | undefined;
+  /** What the operator wants and the cluster has, where they differ (status/spec-differences.ts). */
+  specDifferences?: { object: string; field: string; reason: string }[];
 }
 
 const cond = (
@@ -279,12 +281,19 @@ export function computeStatus(p: LogPipeline, o: Observation, now: Date): LogPip
     // An empty object would reach server-side apply as null, which the schema refuses.
     ...(Object.keys(workloads).length > 0 ? { workloads } : {}),
     ...(o.delivery ? { delivery: o.delivery } : p.status?.delivery ? { delivery: p.status.delivery } : {}),
-    ...(o.divergence
-      ? { divergence: o.divergence }
-      : p.status?.divergence
-        ? { divergence: p.status.divergence }
-        : {}),
+    ...divergenceOf(p, o),
   };
+}
+
+/** The last check's findings (this pass's, else the stored ones) with this pass's spec differences. */
+function divergenceOf(p: LogPipeline, o: Observation): Pick<LogPipelineStatus, "divergence"> {
+  const div: NonNullable<LogPipelineStatus["divergence"]> = {
+    ...(o.divergence ?? p.status?.divergence ?? {}),
+  };
+  delete div.specDifferences; // this pass's, never the stored ones
+  const spec = o.specDifferences ?? [];
+  if (spec.length > 0) div.specDifferences = spec;
+  return Object.keys(div).length > 0 ? { divergence: div } : {};
 }
 
 /** A status for a suspended pipeline: everything as it was, phase Suspended. */

@@ -172,9 +172,20 @@ describe("operator: a pipeline's life (minimal sample, external Kafka through th
 
   it("puts back a child someone deleted, and reverts a field someone edited, within one resync", async () => {
     await kube.delete("v1", "Service", ns, `${name}-producer`);
-    await kube.mergePatch("apps/v1", "Deployment", ns, `${name}-query`, {
-      spec: { template: { spec: { containers: [{ name: "query", image: "evil/image:1" }] } } },
-    });
+    // As a person would: kubectl (field manager kubectl-patch), not the operator's own identity.
+    const patched = kubectl(stack, [
+      "patch",
+      "deployment",
+      `${name}-query`,
+      "-n",
+      ns,
+      "--type=strategic",
+      "-p",
+      JSON.stringify({
+        spec: { template: { spec: { containers: [{ name: "query", image: "evil/image:1" }] } } },
+      }),
+    ]);
+    expect(patched.stderr).toBe("");
     await eventually(
       "the Service to be back",
       async () => kube.getOrUndefined("v1", "Service", ns, `${name}-producer`),
@@ -188,6 +199,30 @@ describe("operator: a pipeline's life (minimal sample, external Kafka through th
           ? true
           : undefined,
       10_000,
+    );
+    // The reverted edit shows in the spec differences, naming who made it and the field.
+    const diffs = await eventually(
+      "the spec differences",
+      async () => {
+        const d = (
+          (await getPipeline(kube, ns, name)).status as {
+            divergence?: { specDifferences?: { object: string; field: string; reason: string }[] };
+          }
+        ).divergence?.specDifferences;
+        return d?.some((x) => x.object.endsWith("-query")) ? d : undefined;
+      },
+      15_000,
+    );
+    expect(diffs).toContainEqual(
+      expect.objectContaining({
+        object: `Deployment/${name}-query`,
+        field: "spec.template.spec.containers[query].image",
+        reason: expect.stringContaining("kubectl-patch") as string,
+      }),
+    );
+    // And the missing optional integration (no KEDA here).
+    expect(diffs).toContainEqual(
+      expect.objectContaining({ object: `ScaledObject/${name}`, field: "(not created)" }),
     );
   });
 

@@ -76,21 +76,23 @@ export async function checkDivergence(
   // Order matters, ingest goes on meanwhile: the stored positions first (every offset below
   // them is closed), then the windows, then the last stable offsets — so a row read at an
   // offset at or beyond them was written without any committed record to come from.
-  const [ledger, logStart, group] = await Promise.all([
-    readLedger(pg, target.schema, target.table, target.topic),
-    kafka.offsets.logStartOffsets(target.topic),
-    kafka.offsets.groupOffsets(target.consumerGroup, target.topic).catch(() => new Map<number, number>()),
-  ]);
+  // One request at a time on the Admin client (librdkafka's admin handle is not used
+  // concurrently anywhere in the operator).
+  const ledger = await readLedger(pg, target.schema, target.table, target.topic);
+  const logStart = await kafka.offsets.logStartOffsets(target.topic);
+  const group = await kafka.offsets
+    .groupOffsets(target.consumerGroup, target.topic)
+    .catch(() => new Map<number, number>());
   const stored = new Map(ledger.map((r) => [r.partition, r.nextOffset]));
   const partitions = [...logStart.keys()].sort((a, b) => a - b);
   const windows = partitions.map((partition) => ({
     partition,
     ...closedWindow(logStart.get(partition) ?? 0, stored.get(partition) ?? 0, target.windowOffsets),
   }));
-  const [records, held] = await Promise.all([
+  const [records, held] = await settled([
     readCommittedRecords(kafka.connection, target.topic, windows),
     readLedgerWindows(pg, target.schema, target.table, target.topic, windows),
-  ]);
+  ] as const);
   const lso = await kafka.offsets.lastStableOffsets(target.topic);
   // Lag in committed records (markers and aborted records are not work), counted where the
   // gap is small; a larger gap is reported as it is, an upper bound.
@@ -149,6 +151,22 @@ export async function checkDivergence(
     samples,
   };
   return { ...result, ...verdict(result) };
+}
+
+/**
+ * Like Promise.all, but waits for every read to finish before failing: the caller closes the
+ * Kafka Admin client afterwards, and librdkafka must not be closed under a request still in
+ * flight (that crashed the process, SIGSEGV, when PostgreSQL failed first).
+ */
+async function settled<T extends readonly unknown[]>(promises: { [K in keyof T]: Promise<T[K]> }): Promise<{
+  -readonly [K in keyof T]: T[K];
+}> {
+  const results = await Promise.allSettled(promises);
+  const failed = results.find((r) => r.status === "rejected");
+  if (failed) throw failed.reason;
+  return results.map((r) => (r as PromiseFulfilledResult<unknown>).value) as {
+    -readonly [K in keyof T]: T[K];
+  };
 }
 
 /** The condition's reason and a one-line story of the check; the worst finding names it. */

@@ -59,7 +59,13 @@ beforeAll(async () => {
     100_000,
   );
   kubectl(stack, ["create", "namespace", "logpipeline-system"]);
-  const applied = kubectl(stack, ["apply", "-k", path.join(repoRoot, "config/rbac")]);
+  const applied = kubectl(stack, [
+    "apply",
+    "--server-side",
+    "--force-conflicts",
+    "-k",
+    path.join(repoRoot, "config/rbac"),
+  ]);
   expect(applied.stderr).toBe("");
   await createNamespace(admin, ns);
   await admin.create({

@@ -194,3 +194,53 @@ export async function removeNamespace(kube: KubeClient, ns: string, timeoutMs = 
   await kube.delete("v1", "Namespace", undefined, ns);
   await waitGone(kube, "v1", "Namespace", undefined, ns, timeoutMs);
 }
+
+/**
+ * The spec of a pipeline on the stack's Kafka (external mode, 3 partitions, no DLQ) writing
+ * to the stack's PostgreSQL in `schema` with the credentials Secret `credentialsSecret`: the
+ * shape the tests that read the ledger (delivery, divergence) share.
+ */
+export function ledgerPipelineSpec(stack: StackInfo, schema: string, credentialsSecret: string) {
+  const pgUrl = new URL(stack.postgresUrl);
+  return {
+    kafka: {
+      mode: "external",
+      bootstrapServers: stack.kafkaBootstrap,
+      topic: { partitions: 3 },
+      deadLetter: { enabled: false },
+    },
+    postgres: {
+      mode: "external",
+      schema,
+      external: {
+        host: pgUrl.hostname,
+        port: Number(pgUrl.port),
+        database: pgUrl.pathname.slice(1),
+        credentialsSecret,
+        sslMode: "disable",
+      },
+    },
+    redis: { mode: "disabled" },
+    consumer: { replicas: { min: 1, max: 3 } },
+  };
+}
+
+/** A Secret with the stack's PostgreSQL user and its password (or the one given). */
+export async function createPostgresSecret(
+  kube: KubeClient,
+  stack: StackInfo,
+  namespace: string,
+  name: string,
+  password?: string,
+): Promise<void> {
+  const pgUrl = new URL(stack.postgresUrl);
+  await kube.create({
+    apiVersion: "v1",
+    kind: "Secret",
+    metadata: { name, namespace },
+    stringData: {
+      username: decodeURIComponent(pgUrl.username),
+      password: password ?? decodeURIComponent(pgUrl.password),
+    },
+  });
+}

@@ -1,18 +1,13 @@
 import type { LogPipeline } from "../api/logpipeline.js";
 import { postgresConnection as workloadPostgres } from "../builders/data-services.js";
 import { pipelineNames } from "../builders/names.js";
-import {
-  deliveryStatus,
-  EXACT_LAG_MAX_GAP,
-  type PostgresConnection,
-  readLedger,
-} from "../divergence/delivery.js";
-import { countCommittedRecords } from "../divergence/kafka-reader.js";
+import { committedLag, deliveryStatus, type PostgresConnection, readLedger } from "../divergence/delivery.js";
 import type { KafkaConnection, TopicAdmin } from "../kafka/topic-admin.js";
 import type { KubeClient } from "../kube/client.js";
 import type { ControllerDeps, DeliveryRead } from "./deps.js";
 
-const message = (e: unknown) =>
+/** An error's first line, for logs, conditions and status (never a stack). */
+export const message = (e: unknown) =>
   (e instanceof Error ? e.message : String(e)).split("\n")[0] ?? "unknown error";
 
 /** A key of a Secret in the pipeline's namespace, decoded; an error names the Secret and key, never the value. */
@@ -73,11 +68,8 @@ export async function readDelivery(
   }
   try {
     const lso = await admin.lastStableOffsets(topic);
-    const next = new Map(ledger.map((r) => [r.partition, r.nextOffset]));
-    const ranges = [...lso.entries()]
-      .map(([partition, to]) => ({ partition, from: next.get(partition) ?? 0, to }))
-      .filter((r) => r.to > r.from && r.to - r.from <= EXACT_LAG_MAX_GAP);
-    const committed = await countCommittedRecords(kafka, topic, ranges);
+    const stored = new Map(ledger.map((r) => [r.partition, r.nextOffset]));
+    const committed = await committedLag(kafka, topic, lso, stored);
     return { at, delivery: deliveryStatus(lso, ledger, committed, deps.now()) };
   } catch (e) {
     deps.log.debug({ pipeline: p.metadata.name, err: message(e) }, "Kafka offsets not readable");

@@ -2,7 +2,7 @@ import { ANNOTATION_CHECK_NOW, type LogPipeline, type LogPipelineStatus } from "
 import { pipelineNames } from "../builders/names.js";
 import { checkDivergence, type DivergenceResult, type PositionMarks, summary } from "../divergence/check.js";
 import type { KafkaConnection, TopicAdmin } from "../kafka/topic-admin.js";
-import { postgresConnectionFor } from "./delivery.js";
+import { message, postgresConnectionFor } from "./delivery.js";
 import type { ControllerDeps } from "./deps.js";
 
 /** Offsets per partition each check compares: bounded reads of Kafka and PostgreSQL. */
@@ -20,9 +20,6 @@ export interface DivergenceState {
   error?: string;
 }
 
-const message = (e: unknown) =>
-  (e instanceof Error ? e.message : String(e)).split("\n")[0] ?? "unknown error";
-
 /**
  * A check is due every `reconciliation.intervalSeconds` once the pipeline is Ready (while it
  * is still coming up there is nothing to compare), or at once when the check-now annotation
@@ -38,7 +35,10 @@ export function divergenceDue(key: string, p: LogPipeline, deps: ControllerDeps)
   return !s || Date.now() - s.at >= p.spec.reconciliation.intervalSeconds * 1000;
 }
 
-/** Runs one check and keeps its result (or why it failed) for the status and the metrics. */
+/**
+ * Runs one check and keeps its result (or why it failed) for the status and the metrics; its
+ * reads also give status.delivery, so a pass that checks does not read delivery again.
+ */
 export async function runDivergenceCheck(
   key: string,
   p: LogPipeline,
@@ -76,6 +76,7 @@ export async function runDivergenceCheck(
       deps.now,
     );
     state.result = result;
+    deps.deliveryReads.set(key, { at: state.at, delivery: result.delivery });
     deps.metrics.divergenceChecks.observe(result.durationMs / 1000);
     for (const kind of ["missing", "duplicated", "spurious"] as const)
       deps.metrics.divergenceEvents.set({ ...labels, kind }, result[kind]);
@@ -118,20 +119,7 @@ export function divergenceStatus(
     message: r.message,
     window: { offsetsPerPartition: r.windowOffsets },
     samples: r.samples,
-    partitions: r.partitions.map((x) => ({
-      partition: x.partition,
-      lastStableOffset: x.lastStableOffset,
-      storedNextOffset: x.storedNextOffset,
-      ...(x.groupCommittedOffset !== undefined ? { groupCommittedOffset: x.groupCommittedOffset } : {}),
-      lag: x.lag,
-      stuck: x.stuck,
-      windowFrom: x.window.from,
-      windowTo: x.window.to,
-      kafkaRecords: x.kafkaRecords,
-      missing: x.missing,
-      duplicated: x.duplicated,
-      spurious: x.spurious,
-    })),
+    partitions: r.partitions,
   };
 }
 

@@ -24,6 +24,7 @@ import { readDelivery, secretValue } from "./delivery.js";
 import { dataConsistency, divergenceDue, divergenceStatus, runDivergenceCheck } from "./divergence.js";
 import { foreignEdits, specDifferences } from "../status/spec-differences.js";
 import { observeKafkaTopic, observeWorkload, referencedSecrets, secretContentHash } from "./observe.js";
+import { rfc3339Seconds } from "../time.js";
 
 /**
  * reconcile(key, deps): the one place that mixes I/O and logic (DESIGN.md, controller/).
@@ -85,8 +86,8 @@ export async function reconcile(key: string, deps: ControllerDeps): Promise<Reco
         reason: "StrimziMissing",
         message: "kafka.mode is strimzi but the KafkaTopic CRD is not installed",
       };
-    await refreshDelivery(key, p, deps, kafka);
     if (checkDue) await runDivergenceCheck(key, p, deps, kafka);
+    await refreshDelivery(key, p, deps, kafka);
   });
   const read = deps.deliveryReads.get(key);
   if (read?.delivery) observation.delivery = read.delivery;
@@ -163,7 +164,7 @@ function noteRevertedEdit(key: string, object: string, before: KubeObjectLike, d
   const recent = (deps.revertedEdits.get(key) ?? []).filter(
     (r) => r.object !== object && now.getTime() - Date.parse(r.at) < 3_600_000,
   );
-  recent.push({ object, ...edit, at: now.toISOString().replace(/\.\d{3}Z$/, "Z") });
+  recent.push({ object, ...edit, at: rfc3339Seconds(now) });
   deps.revertedEdits.set(key, recent.slice(-5));
   deps.log.info(
     { key, object, managers: edit.managers, fields: edit.fields },

@@ -1,5 +1,12 @@
-import { EXACT_LAG_MAX_GAP, type PostgresConnection, readLedger, readLedgerWindows } from "./delivery.js";
-import { countCommittedRecords, readCommittedRecords } from "./kafka-reader.js";
+import type { LogPipelineStatus } from "../api/logpipeline.js";
+import {
+  committedLag,
+  deliveryStatus,
+  type PostgresConnection,
+  readLedger,
+  readLedgerWindows,
+} from "./delivery.js";
+import { readCommittedRecords } from "./kafka-reader.js";
 import { closedWindow, compareWindow, type LedgerEntry, type PositionMark, stuckState } from "./window.js";
 import type { KafkaConnection } from "../kafka/topic-admin.js";
 
@@ -23,11 +30,12 @@ export interface PartitionFindings {
   partition: number;
   lastStableOffset: number;
   storedNextOffset: number;
-  groupCommittedOffset?: number | undefined;
+  groupCommittedOffset?: number;
   /** Committed records beyond the stored position (the offset gap, an upper bound, where it is large). */
   lag: number;
   stuck: boolean;
-  window: { from: number; to: number };
+  windowFrom: number;
+  windowTo: number;
   kafkaRecords: number;
   missing: number;
   duplicated: number;
@@ -50,6 +58,8 @@ export interface DivergenceResult {
   samples: { missing: string[]; duplicated: string[]; spurious: string[] };
   reason: DivergenceReason;
   message: string;
+  /** status.delivery from the same reads: a check pass needs no separate delivery read. */
+  delivery: NonNullable<LogPipelineStatus["delivery"]>;
 }
 
 /** Stored positions of earlier checks and since when they stood, to tell a stuck consumer. */
@@ -94,15 +104,13 @@ export async function checkDivergence(
     readLedgerWindows(pg, target.schema, target.table, target.topic, windows),
   ] as const);
   const lso = await kafka.offsets.lastStableOffsets(target.topic);
-  // Lag in committed records (markers and aborted records are not work), counted where the
-  // gap is small; a larger gap is reported as it is, an upper bound.
-  const pending = await countCommittedRecords(
-    kafka.connection,
-    target.topic,
-    partitions
-      .map((partition) => ({ partition, from: stored.get(partition) ?? 0, to: lso.get(partition) ?? 0 }))
-      .filter((r) => r.to > r.from && r.to - r.from <= EXACT_LAG_MAX_GAP),
+  const delivery = deliveryStatus(
+    lso,
+    ledger,
+    await committedLag(kafka.connection, target.topic, lso, stored),
+    now(),
   );
+  const lagOf = new Map((delivery.partitions ?? []).map((r) => [r.partition, r.lag]));
 
   const samples = { missing: [] as string[], duplicated: [] as string[], spurious: [] as string[] };
   const addSamples = (from: typeof samples) => {
@@ -120,17 +128,19 @@ export async function checkDivergence(
       spurious: ahead.map((e) => e.eventId ?? `offset ${e.offset}`),
     });
     const storedNext = stored.get(w.partition) ?? 0;
-    const lag = pending.get(w.partition) ?? Math.max(0, (lso.get(w.partition) ?? 0) - storedNext);
+    const lag = lagOf.get(w.partition) ?? 0;
     const s = stuckState(marks.get(w.partition), { storedNext, lag }, now().getTime(), stuckAfterMs);
     marks.set(w.partition, s.mark);
+    const groupCommitted = group.get(w.partition);
     return {
       partition: w.partition,
       lastStableOffset: lso.get(w.partition) ?? 0,
       storedNextOffset: storedNext,
-      groupCommittedOffset: group.get(w.partition),
+      ...(groupCommitted !== undefined ? { groupCommittedOffset: groupCommitted } : {}),
       lag,
       stuck: s.stuck,
-      window: { from: w.from, to: w.to },
+      windowFrom: w.from,
+      windowTo: w.to,
       kafkaRecords: f.kafkaRecords,
       missing: f.missing,
       duplicated: f.duplicated,
@@ -149,6 +159,7 @@ export async function checkDivergence(
     lag: sum("lag"),
     stuckPartitions: rows.filter((r) => r.stuck).map((r) => r.partition),
     samples,
+    delivery,
   };
   return { ...result, ...verdict(result) };
 }

@@ -1,4 +1,5 @@
 import { randomBytes } from "node:crypto";
+import { rfc3339Seconds } from "../time.js";
 
 /**
  * Kubernetes Events (core/v1) for any object. The controller calls it only on condition
@@ -28,9 +29,7 @@ export class EventRecorder {
   ) {}
 
   async emit(ref: ObjectRef, type: "Normal" | "Warning", reason: string, message: string): Promise<void> {
-    const ts = this.now()
-      .toISOString()
-      .replace(/\.\d{3}Z$/, "Z");
+    const ts = rfc3339Seconds(this.now());
     const event = {
       apiVersion: "v1",
       kind: "Event",

@@ -7,7 +7,9 @@ import { type Admin, kafkaClient, transactionalWriter, workloadKafkaClient } fro
 import { eventually, uniqueSuffix } from "../../support/kube.js";
 import {
   conditionOf,
+  createPostgresSecret,
   getPipeline,
+  ledgerPipelineSpec,
   LP_API,
   removeNamespace,
   startTestOperator,
@@ -24,7 +26,6 @@ import { startSink } from "../../support/sink.js";
  * stack's server), with the real consumer sink between them.
  */
 const stack = inject("stack");
-const pgUrl = new URL(stack.postgresUrl);
 let kube: KubeClient;
 let op: Manager;
 let admin: Admin;
@@ -45,40 +46,14 @@ interface Delivery {
 const delivery = async () =>
   ((await getPipeline(kube, ns, name)).status as { delivery?: Delivery } | undefined)?.delivery;
 
-const spec = (schema: string, credentialsSecret: string) => ({
-  kafka: {
-    mode: "external",
-    bootstrapServers: stack.kafkaBootstrap,
-    topic: { partitions: 3 },
-    deadLetter: { enabled: false },
-  },
-  postgres: {
-    mode: "external",
-    schema,
-    external: {
-      host: pgUrl.hostname,
-      port: Number(pgUrl.port),
-      database: pgUrl.pathname.slice(1),
-      credentialsSecret,
-      sslMode: "disable",
-    },
-  },
-  redis: { mode: "disabled" },
-  consumer: { replicas: { min: 1, max: 3 } },
-});
+const spec = (schema: string, credentialsSecret: string) =>
+  ledgerPipelineSpec(stack, schema, credentialsSecret);
 
 beforeAll(async () => {
   kube = await KubeClient.fromEnvironment(stack.kubeconfig);
   await createNamespace(kube, ns);
-  const secret = (n: string, password: string) =>
-    kube.create({
-      apiVersion: "v1",
-      kind: "Secret",
-      metadata: { name: n, namespace: ns },
-      stringData: { username: decodeURIComponent(pgUrl.username), password },
-    });
-  await secret("pg", decodeURIComponent(pgUrl.password));
-  await secret("pg-wrong", "not-the-password");
+  await createPostgresSecret(kube, stack, ns, "pg");
+  await createPostgresSecret(kube, stack, ns, "pg-wrong", "not-the-password");
   db = await testLedger(stack.postgresUrl, "t_delivery");
   op = await startTestOperator(stack, [ns]);
   admin = kafkaClient(stack.kafkaBootstrap, "t-op-dlv").admin();

@@ -8,8 +8,10 @@ import { eventually, uniqueSuffix } from "../../support/kube.js";
 import {
   conditionOf,
   createNamespace,
+  createPostgresSecret,
   getPipeline,
   kubectl,
+  ledgerPipelineSpec,
   LP_API,
   markPodsReady,
   removeNamespace,
@@ -75,15 +77,7 @@ async function dataConsistent() {
 beforeAll(async () => {
   kube = await KubeClient.fromEnvironment(stack.kubeconfig);
   await createNamespace(kube, ns);
-  await kube.create({
-    apiVersion: "v1",
-    kind: "Secret",
-    metadata: { name: "pg", namespace: ns },
-    stringData: {
-      username: decodeURIComponent(pgUrl.username),
-      password: decodeURIComponent(pgUrl.password),
-    },
-  });
+  await createPostgresSecret(kube, stack, ns, "pg");
   db = await testLedger(stack.postgresUrl, "t_divergence");
   op = await startTestOperator(stack, [ns]);
   admin = kafkaClient(stack.kafkaBootstrap, "t-op-div").admin();
@@ -92,28 +86,7 @@ beforeAll(async () => {
     apiVersion: LP_API,
     kind: "LogPipeline",
     metadata: { name, namespace: ns },
-    spec: {
-      kafka: {
-        mode: "external",
-        bootstrapServers: stack.kafkaBootstrap,
-        topic: { partitions: 3 },
-        deadLetter: { enabled: false },
-      },
-      postgres: {
-        mode: "external",
-        schema: db.schema,
-        external: {
-          host: pgUrl.hostname,
-          port: Number(pgUrl.port),
-          database: pgUrl.pathname.slice(1),
-          credentialsSecret: "pg",
-          sslMode: "disable",
-        },
-      },
-      redis: { mode: "disabled" },
-      consumer: { replicas: { min: 1, max: 3 } },
-      reconciliation: { intervalSeconds: 10 },
-    },
+    spec: { ...ledgerPipelineSpec(stack, db.schema, "pg"), reconciliation: { intervalSeconds: 10 } },
   });
   await waitForCondition(kube, ns, name, "TopicsReady", "True");
   // No node in this stack: the workloads' pods are made Ready through their status.

@@ -11,6 +11,7 @@ import {
   startTestOperator,
   waitForCondition,
   createNamespace,
+  createPostgresSecret,
 } from "../../support/operator.js";
 import { repoRoot } from "../../support/stack.js";
 
@@ -68,10 +69,7 @@ beforeAll(async () => {
   const secret = (name: string, data: Record<string, string>) =>
     kube.create({ apiVersion: "v1", kind: "Secret", metadata: { name, namespace: ns }, stringData: data });
   await secret("kafka-credentials", { password: readFileSync(stack.kafkaSasl.passwordFile, "utf8").trim() });
-  await secret("pg-credentials", {
-    username: decodeURIComponent(pgUrl.username),
-    password: decodeURIComponent(pgUrl.password),
-  });
+  await createPostgresSecret(kube, stack, ns, "pg-credentials");
   op = await startTestOperator(stack, [ns]);
 });
 afterAll(async () => {

@@ -115,14 +115,20 @@ describe("the node (kubelet, containerd, CNI, kube-proxy)", () => {
     expect(pod.status.podIP).toMatch(/^10\.251\.(12[89]|1[3-9]\d|2\d\d)\./);
     expect(kubectl(iso.info, ["logs", "hello"]).stdout).toContain("hello from the node");
     expect(kubectl(iso.info, ["exec", "hello", "--", "cat", "/tmp/www/index.html"]).stdout.trim()).toBe("ok");
-    const body = await eventually("the Service to answer", async () => {
-      const r = await fetch(`http://${svc.spec.clusterIP}/`, { signal: AbortSignal.timeout(2000) }).catch(
-        () => undefined,
-      );
-      return r?.ok ? r.text() : undefined;
-    });
+    const body = await eventually(
+      "the Service to answer",
+      async () => {
+        const r = await fetch(`http://${svc.spec.clusterIP}/`, { signal: AbortSignal.timeout(2000) }).catch(
+          () => undefined,
+        );
+        return r?.ok ? r.text() : undefined;
+      },
+      // kube-proxy programs a new Service's rules on its own sync: on a busy machine that has
+      // taken more than 30 s.
+      90_000,
+    );
     expect(body.trim()).toBe("ok");
-  });
+  }, 180_000);
 
   it("binds a PersistentVolumeClaim through the default StorageClass (local-path-provisioner)", async () => {
     await kube.create({

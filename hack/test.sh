@@ -29,15 +29,32 @@ bash "$HACK_DIR/e2e.sh" "$report.e2e"
 rc_e2e=$?
 node -e '
   const fs = require("fs");
+  const path = require("path");
   const [out, ...parts] = process.argv.slice(1);
   const keys = ["numTotalTests", "numPassedTests", "numFailedTests", "numPendingTests", "numTodoTests"];
   const sum = Object.fromEntries(keys.map((k) => [k, 0]));
+  const failures = [];
   for (const p of parts) {
     let r = {};
-    try { r = JSON.parse(fs.readFileSync(p, "utf8")); } catch { sum.numFailedTests += 1; continue; }
+    try { r = JSON.parse(fs.readFileSync(p, "utf8")); } catch {
+      sum.numFailedTests += 1;
+      failures.push(`${path.basename(p)}: no report (the run stopped before writing it)`);
+      continue;
+    }
     for (const k of keys) sum[k] += r[k] ?? 0;
+    for (const file of r.testResults ?? []) {
+      const name = path.relative(process.cwd(), file.name ?? "");
+      for (const t of file.assertionResults ?? []) {
+        if (t.status !== "failed") continue;
+        const why = String(t.failureMessages?.[0] ?? "").split("\n")[0].slice(0, 300);
+        failures.push(`${name} > ${t.fullName}: ${why}`);
+      }
+      if ((file.assertionResults ?? []).length === 0 && file.status === "failed") {
+        failures.push(`${name}: ${String(file.message ?? "").split("\n")[0].slice(0, 300)}`);
+      }
+    }
   }
-  fs.writeFileSync(out, JSON.stringify({ ...sum, success: sum.numFailedTests === 0 }));
+  fs.writeFileSync(out, JSON.stringify({ ...sum, success: sum.numFailedTests === 0, failures }));
 ' "$report" "$report.integration" "$report.e2e"
 rm -f "$report.integration" "$report.e2e"
 [ $rc_integration -eq 0 ] && [ $rc_e2e -eq 0 ]

@@ -115,6 +115,17 @@ describe("builders: the environment contract with the workloads", () => {
     );
     expect(env.TRANSACTIONAL_ID).toBe(`${pipelineNames(p).transactionalIdPrefix}.from-POD_NAME`);
   });
+
+  it("gives the consumer the retention in days only when the spec sets one", () => {
+    const consumerEnv = (postgres: Record<string, unknown>) => {
+      const p = pipeline({ kafka: { mode: "external", bootstrapServers: "k:9092" }, postgres });
+      const c = template(find(desiredState(p, opts, creds).apply, "Deployment", "-consumer")).spec
+        .containers[0] as Container;
+      return ConsumerEnv.parse(resolvedEnv(c));
+    };
+    expect(consumerEnv({ retentionDays: 30 }).RETENTION_DAYS).toBe(30);
+    expect(consumerEnv({}).RETENTION_DAYS).toBe(0);
+  });
 });
 
 describe("builders: autoscaling and replicas", () => {

@@ -238,6 +238,8 @@ export function consumerDeployment(p: LogPipeline, opts: BuildOptions): V1Deploy
     BATCH_MAX_EVENTS: consumer.batchMaxEvents,
     RETRY_BACKOFF_MS: consumer.retry.backoffMs,
     RETRY_BACKOFF_MAX_MS: consumer.retry.maxBackoffMs,
+    // Unset when 0 (keep for ever), so pipelines without retention keep their pod template.
+    RETENTION_DAYS: p.spec.postgres.retentionDays || undefined,
     METRICS_PORT,
   };
   return deployment(p, opts, {

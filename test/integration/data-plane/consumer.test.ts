@@ -1,4 +1,6 @@
+import pg from "pg";
 import { afterAll, beforeAll, describe, expect, inject, it } from "vitest";
+import { ledgerDdl, ledgerNames } from "../../../workloads/common/src/ledger.js";
 import { createRegistry } from "../../../workloads/common/src/metrics.js";
 import { Sink } from "../../../workloads/consumer/src/consumer.js";
 import { startSink } from "../../support/sink.js";
@@ -119,6 +121,24 @@ describe("consumer: exactly-once sink into PostgreSQL", () => {
       idleMs: 2000,
     });
     expect(dlqRecords).toHaveLength(3);
+  });
+
+  it("migrates once when six replicas start together (the DDL waits on an advisory lock)", async () => {
+    const schema = `${db.schema}_mig`;
+    const names = ledgerNames(schema, "logs");
+    const pools = Array.from(
+      { length: 6 },
+      () => new pg.Pool({ connectionString: stack.postgresUrl, max: 1 }),
+    );
+    try {
+      const results = await Promise.allSettled(pools.map((p) => p.query(ledgerDdl(names))));
+      expect(results.filter((r) => r.status === "rejected").map((r) => String(r.reason))).toEqual([]);
+      const made = await pools[0]?.query<{ t: string | null }>("SELECT to_regclass($1) AS t", [names.events]);
+      expect(made?.rows[0]?.t).not.toBeNull();
+    } finally {
+      await pools[0]?.query(`DROP SCHEMA IF EXISTS "${schema}" CASCADE`);
+      await Promise.all(pools.map((p) => p.end()));
+    }
   });
 
   it("exports metrics that pass promtool check metrics, with the original names", async () => {

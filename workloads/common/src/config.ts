@@ -125,6 +125,10 @@ export const ConsumerEnv = CommonEnv.extend({
   RETRY_BACKOFF_MS: int(1, 600_000, 200),
   RETRY_BACKOFF_MAX_MS: int(1, 3_600_000, 30_000),
   METRICS_PORT: int(1, 65535, 9090),
+  /** Days events are kept in PostgreSQL, by their own timestamp; 0 keeps them for ever. */
+  RETENTION_DAYS: int(0, 36_500, 0),
+  RETENTION_INTERVAL_SECONDS: int(1, 86_400, 600),
+  RETENTION_BATCH_ROWS: int(1, 100_000, 5000),
 });
 export type ConsumerEnv = z.infer<typeof ConsumerEnv>;
 

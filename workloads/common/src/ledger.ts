@@ -39,9 +39,15 @@ export function ledgerNames(schema: string, eventsTable: string): LedgerNames {
   };
 }
 
-/** DDL, idempotent: the consumer runs it at start. */
+/**
+ * DDL, idempotent: the consumer runs it at start, as one multi-statement query (one implicit
+ * transaction) that first takes a transaction-scoped advisory lock: replicas starting together
+ * migrate one after the other (concurrent `CREATE … IF NOT EXISTS` can otherwise fail on
+ * PostgreSQL's catalog unique keys).
+ */
 export function ledgerDdl(n: LedgerNames): string {
   return `
+SELECT pg_advisory_xact_lock(hashtext('logpipeline-migrate:' || ${sqlLiteral(n.events)}));
 CREATE SCHEMA IF NOT EXISTS ${n.schema};
 CREATE TABLE IF NOT EXISTS ${n.events} (
   event_id        uuid PRIMARY KEY,
@@ -94,4 +100,9 @@ CREATE TABLE IF NOT EXISTS ${n.deadLetters} (
 );
 ALTER TABLE ${n.deadLetters} ADD COLUMN IF NOT EXISTS publish_attempted_at timestamptz;
 `;
+}
+
+/** A string as a SQL literal (names here are already restricted to [a-z0-9_] and quotes). */
+function sqlLiteral(v: string): string {
+  return `'${v.replaceAll("'", "''")}'`;
 }

@@ -5,6 +5,7 @@ import { createLogger } from "../../common/src/logger.js";
 import { createRegistry } from "../../common/src/metrics.js";
 import { runMain, serveOps } from "../../common/src/process.js";
 import { Sink } from "./consumer.js";
+import { RetentionJob } from "./retention.js";
 
 runMain("consumer", async () => {
   const env = parseEnv(ConsumerEnv);
@@ -30,11 +31,24 @@ runMain("consumer", async () => {
     },
     { kafka: kafkaClient(env, "logpipeline-consumer", log), pool, redis, names, log, registry },
   );
+  const retention = new RetentionJob(
+    pool,
+    names,
+    {
+      days: env.RETENTION_DAYS,
+      intervalMs: env.RETENTION_INTERVAL_SECONDS * 1000,
+      batchRows: env.RETENTION_BATCH_ROWS,
+    },
+    log,
+    registry,
+  );
   const ops = await serveOps(env.METRICS_PORT, "0.0.0.0", registry, () => sink.ready);
   await sink.start();
+  retention.start();
   return {
     log,
     stop: async () => {
+      await retention.stop();
       await sink.stop();
       ops.close();
       redis?.disconnect();

@@ -109,7 +109,17 @@ const Accepted = z.object({
 });
 const BatchQuery = z.object({ atomic: z.stringbool().default(false) });
 
-const hasNul = (e: LogEvent) => JSON.stringify(e).includes("\\u0000");
+/** An event and its serialized value, made once: what is checked for NUL is what is produced. */
+interface Prepared {
+  event: LogEvent;
+  json: string;
+}
+
+/** The event serialized for Kafka, or undefined when a string in it holds NUL (PostgreSQL refuses those). */
+function prepare(event: LogEvent): Prepared | undefined {
+  const json = JSON.stringify(event);
+  return json.includes("\\u0000") ? undefined : { event, json };
+}
 
 /**
  * The ingest gateway as a fastify app (the server is a thin shell in main.ts; tests use
@@ -253,7 +263,7 @@ export async function buildGateway(
   };
 
   /** Produces the events; resolves once committed. Maps failures to the right status. */
-  const produce = async (events: LogEvent[]) => {
+  const produce = async (events: Prepared[]) => {
     if (plan.partitions === 0)
       throw new HttpError(
         503,
@@ -261,10 +271,10 @@ export async function buildGateway(
         ["the topic does not exist or Kafka is unreachable"],
         5,
       );
-    const messages: OutMessage[] = events.map((e) => ({
-      key: e.source,
-      value: Buffer.from(JSON.stringify(e)),
-      partition: choosePartition(e, plan),
+    const messages: OutMessage[] = events.map(({ event, json }) => ({
+      key: event.source,
+      value: Buffer.from(json),
+      partition: choosePartition(event, plan),
     }));
     try {
       await batcher.submit(messages);
@@ -289,19 +299,19 @@ export async function buildGateway(
    * Idempotency-Key): only those can be retried as the same event. Events the gateway
    * named itself are new by construction and skip Redis.
    */
-  const reserve = async (events: LogEvent[], clientNamed: ReadonlySet<string>) => {
-    const named = events.filter((e) => clientNamed.has(e.eventId));
-    const fresh = events.filter((e) => !clientNamed.has(e.eventId));
+  const reserve = async (events: Prepared[], clientNamed: ReadonlySet<string>) => {
+    const named = events.filter((e) => clientNamed.has(e.event.eventId));
+    const fresh = events.filter((e) => !clientNamed.has(e.event.eventId));
     if (named.length === 0) return { toProduce: fresh, duplicates: new Set<string>() };
     try {
-      const r = await idem.reserveMany(named.map((e) => e.eventId));
+      const r = await idem.reserveMany(named.map((e) => e.event.eventId));
       if (r.inFlight.length > 0) {
         await idem.release(r.reserved);
         throw new HttpError(409, "an event with this id is being written", r.inFlight, 1);
       }
       m.idemHits.inc(r.duplicates.length);
       const duplicates = new Set(r.duplicates);
-      return { toProduce: [...fresh, ...named.filter((e) => !duplicates.has(e.eventId))], duplicates };
+      return { toProduce: [...fresh, ...named.filter((e) => !duplicates.has(e.event.eventId))], duplicates };
     } catch (err) {
       if (!(err instanceof RedisUnavailable)) throw err;
       redisState();
@@ -311,14 +321,14 @@ export async function buildGateway(
     }
   };
 
-  const commitAndAnswer = async (toProduce: LogEvent[]) => {
+  const commitAndAnswer = async (toProduce: Prepared[]) => {
     try {
       if (toProduce.length > 0) await produce(toProduce);
     } catch (e) {
-      await idem.release(toProduce.map((x) => x.eventId));
+      await idem.release(toProduce.map((x) => x.event.eventId));
       throw e;
     }
-    await idem.confirm(toProduce.map((x) => x.eventId));
+    await idem.confirm(toProduce.map((x) => x.event.eventId));
   };
 
   const idempotencyKey = (req: FastifyRequest) => {
@@ -352,10 +362,11 @@ export async function buildGateway(
         now: new Date(),
         idempotencyEventId: key && eventIdFromIdempotencyKey(client, key),
       });
-      if (hasNul(event))
+      const prepared = prepare(event);
+      if (!prepared)
         throw new HttpError(400, "invalid event", ["strings must not contain NUL (\\u0000) characters"]);
       const { toProduce, duplicates } = await reserve(
-        [event],
+        [prepared],
         new Set(req.body.eventId !== undefined || key ? [event.eventId] : []),
       );
       await commitAndAnswer(toProduce);
@@ -393,7 +404,7 @@ export async function buildGateway(
       const now = new Date();
       const failed: { index: number; reasons: string[] }[] = [];
       const eventIds: (string | null)[] = [];
-      const events: LogEvent[] = [];
+      const events: Prepared[] = [];
       const clientNamed = new Set<string>();
       req.body.forEach((item, index) => {
         const parsed = LogEventInput.safeParse(item);
@@ -403,12 +414,13 @@ export async function buildGateway(
           return;
         }
         const event = normalizeEvent(parsed.data, { now });
-        if (hasNul(event)) {
+        const prepared = prepare(event);
+        if (!prepared) {
           failed.push({ index, reasons: ["strings must not contain NUL (\\u0000) characters"] });
           eventIds.push(null);
           return;
         }
-        events.push(event);
+        events.push(prepared);
         eventIds.push(event.eventId);
         if (parsed.data.eventId !== undefined) clientNamed.add(event.eventId);
       });

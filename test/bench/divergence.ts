@@ -11,7 +11,7 @@ import { mkdtempSync, readFileSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import path from "node:path";
 import pg from "pg";
-import { checkDivergence, type PositionMarks } from "../../operator/src/divergence/check.js";
+import { checkDivergence, type CheckMemory } from "../../operator/src/divergence/check.js";
 import { TopicAdmin } from "../../operator/src/kafka/topic-admin.js";
 import { ledgerDdl, ledgerNames } from "../../workloads/common/src/ledger.js";
 import { makeEvent } from "../support/events.js";
@@ -63,12 +63,19 @@ async function run(
   const pgUrl = new URL(info.postgresUrl);
   const connection = { bootstrapServers: info.kafkaBootstrap, securityProtocol: "PLAINTEXT" as const };
   const topicAdmin = withChecks ? await TopicAdmin.connect(connection) : undefined;
-  const marks: PositionMarks = new Map();
+  const memory: CheckMemory = { marks: new Map(), sweep: new Map() };
   let checking = withChecks;
   const checker = (async () => {
     while (checking && topicAdmin) {
       const r = await checkDivergence(
-        { topic, consumerGroup: `bench-div-${id}`, schema, table: "logs", windowOffsets: 10_000 },
+        {
+          topic,
+          consumerGroup: `bench-div-${id}`,
+          schema,
+          table: "logs",
+          windowOffsets: 10_000,
+          retentionDays: 0,
+        },
         { offsets: topicAdmin, connection },
         {
           host: pgUrl.hostname,
@@ -78,7 +85,7 @@ async function run(
           password: decodeURIComponent(pgUrl.password),
           sslMode: "disable",
         },
-        marks,
+        memory,
         60_000,
         () => new Date(),
       );

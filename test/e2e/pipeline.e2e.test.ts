@@ -144,6 +144,18 @@ async function statsTotal(lp: LogPipelineObject, run: string): Promise<number> {
     .reduce((a, b) => a + b.count, 0);
 }
 
+type Divergence = {
+  checkedAt?: string;
+  trigger?: string;
+  missing?: number;
+  duplicated?: number;
+  spurious?: number;
+  samples?: { missing?: string[] };
+  partitions?: { kafkaRecords: number }[];
+};
+const divergenceOf = (lp: LogPipelineObject): Divergence =>
+  (lp.status as { divergence?: Divergence } | undefined)?.divergence ?? {};
+
 async function topics(): Promise<string[]> {
   const lines = await runClient(k, ns, `topics-${Date.now() % 100000}`, {
     MODE: "topics",
@@ -283,6 +295,61 @@ describe("e2e: helm install → LogPipeline → events through the cluster", () 
       },
       120_000,
     );
+  });
+
+  it("the divergence check: consistent after the run; rows deleted in PostgreSQL turn DataConsistent False (EventsMissing), restored they turn it True", async () => {
+    let trigger = 0;
+    // As a user would (docs/divergence.md): set the annotation, wait with kubectl for the
+    // status to answer that very value.
+    const checkNow = async () => {
+      const value = `e2e-${suite}-${++trigger}`;
+      kubectlOk(["annotate", "lp", name, "-n", ns, `logpipeline.io/check-now=${value}`, "--overwrite"]);
+      kubectlOk([
+        "wait",
+        `lp/${name}`,
+        "-n",
+        ns,
+        `--for=jsonpath={.status.divergence.trigger}=${value}`,
+        "--timeout=90s",
+      ]);
+      const lp = await getPipeline(k, ns, name);
+      return { d: divergenceOf(lp), lp };
+    };
+    const first = await checkNow();
+    expect({ missing: first.d.missing, duplicated: first.d.duplicated, spurious: first.d.spurious }).toEqual({
+      missing: 0,
+      duplicated: 0,
+      spurious: 0,
+    });
+    expect(first.d.partitions?.reduce((a, p) => a + p.kafkaRecords, 0)).toBeGreaterThan(0);
+    expect(conditionOf(first.lp, "DataConsistent")).toMatchObject({ status: "True", reason: "Consistent" });
+    // Three rows go (kept aside to be put back), as a faulty job or a person might do.
+    psql(
+      ns,
+      pgPod,
+      `CREATE TABLE public.e2e_victims AS SELECT * FROM public.logs ORDER BY stored_at DESC LIMIT 3;
+       DELETE FROM public.logs WHERE event_id IN (SELECT event_id FROM public.e2e_victims);`,
+    );
+    const victims = psql(ns, pgPod, "SELECT event_id FROM public.e2e_victims ORDER BY 1").split("\n");
+    const broken = await checkNow();
+    expect(broken.d.missing).toBe(3);
+    expect([...(broken.d.samples?.missing ?? [])].sort()).toEqual(victims);
+    expect(conditionOf(broken.lp, "DataConsistent")).toMatchObject({
+      status: "False",
+      reason: "EventsMissing",
+    });
+    expect(broken.lp.status?.phase).toBe("Degraded");
+    expect(kubectlOk(["get", "lp", name, "-n", ns, "-o", "wide"])).toMatch(/3 missing/);
+    psql(
+      ns,
+      pgPod,
+      "INSERT INTO public.logs SELECT * FROM public.e2e_victims; DROP TABLE public.e2e_victims;",
+    );
+    const repaired = await checkNow();
+    expect(repaired.d.missing).toBe(0);
+    expect(conditionOf(repaired.lp, "DataConsistent")).toMatchObject({ status: "True" });
+    const reasons = ((await k.list("v1", "Event", ns)).items as { reason?: string }[]).map((e) => e.reason);
+    expect(reasons).toContain("DataConsistentEventsMissing");
   });
 
   it("scales the producer out under a load burst (metrics-server CPU) and back in", async () => {

@@ -803,6 +803,10 @@ export const LogPipelineStatus = z
     divergence: z
       .object({
         checkedAt: z.string().optional().meta({ description: "When the last check finished." }),
+        trigger: z.string().max(256).optional().meta({
+          description:
+            "The `logpipeline.io/check-now` value when the check behind these figures started: once it equals the value you set, the figures are from a check started after you asked.",
+        }),
         summary: z
           .string()
           .optional()
@@ -814,6 +818,10 @@ export const LogPipelineStatus = z
           .meta({ description: "Events committed in Kafka and absent from PostgreSQL." }),
         duplicated: z.number().int().optional().meta({ description: "Events stored more than once." }),
         spurious: z.number().int().optional().meta({ description: "Rows without a committed Kafka record." }),
+        expired: z.number().int().optional().meta({
+          description:
+            "Committed events older than postgres.retentionDays with no row: deleted by the retention job, not missing.",
+        }),
         lag: z.number().int().optional().meta({
           description:
             "Offsets between Kafka's last stable offsets and the stored positions, all partitions.",
@@ -822,7 +830,8 @@ export const LogPipelineStatus = z
         window: z
           .object({
             offsetsPerPartition: z.number().int().meta({
-              description: "Offsets each check compares per partition: the latest the consumer has passed.",
+              description:
+                "Offsets each check compares per partition: the latest the consumer has passed, and as many in the sweep window below them.",
             }),
           })
           .optional()
@@ -872,13 +881,27 @@ export const LogPipelineStatus = z
                   .meta({ description: "The stored position stood still while committed work waited." }),
                 windowFrom: z.number().int().meta({ description: "First offset compared." }),
                 windowTo: z.number().int().meta({ description: "End of the compared offsets (exclusive)." }),
+                sweepFrom: z.number().int().optional().meta({
+                  description:
+                    "First offset of the older window this check swept (each check sweeps the next one down to the log start, then starts again).",
+                }),
+                sweepTo: z
+                  .number()
+                  .int()
+                  .optional()
+                  .meta({ description: "End of the swept window (exclusive)." }),
                 kafkaRecords: z
                   .number()
                   .int()
-                  .meta({ description: "Committed records Kafka holds in the window." }),
+                  .meta({ description: "Committed records Kafka holds in the latest and the swept window." }),
                 missing: z.number().int().meta({ description: "Of them, not in PostgreSQL." }),
                 duplicated: z.number().int().meta({ description: "Stored more than once." }),
                 spurious: z.number().int().meta({ description: "Rows without a committed record." }),
+                expired: z
+                  .number()
+                  .int()
+                  .optional()
+                  .meta({ description: "Records older than the retention, their rows deleted by it." }),
               })
               .meta({ description: "One partition's figures in the last check." }),
           )

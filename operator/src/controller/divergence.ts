@@ -1,6 +1,6 @@
 import { ANNOTATION_CHECK_NOW, type LogPipeline, type LogPipelineStatus } from "../api/logpipeline.js";
 import { pipelineNames } from "../builders/names.js";
-import { checkDivergence, type DivergenceResult, type PositionMarks, summary } from "../divergence/check.js";
+import { type CheckMemory, checkDivergence, type DivergenceResult, summary } from "../divergence/check.js";
 import type { KafkaConnection, TopicAdmin } from "../kafka/topic-admin.js";
 import { message, postgresConnectionFor } from "./delivery.js";
 import type { ControllerDeps } from "./deps.js";
@@ -12,9 +12,12 @@ export const DIVERGENCE_WINDOW_OFFSETS = 10_000;
 export interface DivergenceState {
   /** When the last check ran (or failed). */
   at: number;
-  /** The check-now annotation's value the last check answered. */
+  /** The check-now annotation's value when the last check started (answered or not). */
   trigger?: string | undefined;
-  marks: PositionMarks;
+  /** The check-now value current when the check behind `result` started. */
+  answered?: string | undefined;
+  /** Position marks (to tell a stuck consumer) and sweep cursors, from check to check. */
+  memory: CheckMemory;
   result?: DivergenceResult;
   /** Why the last check could not run; the last result stays, with its checkedAt. */
   error?: string;
@@ -53,8 +56,8 @@ export async function runDivergenceCheck(
   const state: DivergenceState = {
     at: Date.now(),
     trigger: p.metadata.annotations?.[ANNOTATION_CHECK_NOW],
-    marks: prev?.marks ?? (new Map() as PositionMarks),
-    ...(prev?.result ? { result: prev.result } : {}),
+    memory: prev?.memory ?? { marks: new Map(), sweep: new Map() },
+    ...(prev?.result ? { result: prev.result, answered: prev.answered } : {}),
   };
   const names = pipelineNames(p);
   const labels = { pipeline_namespace: p.metadata.namespace, pipeline: p.metadata.name };
@@ -68,14 +71,16 @@ export async function runDivergenceCheck(
         schema: p.spec.postgres.schema,
         table: p.spec.postgres.table,
         windowOffsets: DIVERGENCE_WINDOW_OFFSETS,
+        retentionDays: p.spec.postgres.retentionDays,
       },
       { offsets: kafka.admin, connection: kafka.connection },
       await postgresConnectionFor(p, deps.kube),
-      state.marks,
+      state.memory,
       p.spec.reconciliation.intervalSeconds * 1000,
       deps.now,
     );
     state.result = result;
+    state.answered = state.trigger;
     deps.deliveryReads.set(key, { at: state.at, delivery: result.delivery });
     deps.metrics.divergenceChecks.observe(result.durationMs / 1000);
     for (const kind of ["missing", "duplicated", "spurious"] as const)
@@ -111,10 +116,13 @@ export function divergenceStatus(
   if (!r) return undefined;
   return {
     checkedAt: r.checkedAt,
+    // Tells whoever set the annotation that this result is from a check started after it.
+    ...(s.answered !== undefined ? { trigger: s.answered.slice(0, 256) } : {}),
     summary: summary(r),
     missing: r.missing,
     duplicated: r.duplicated,
     spurious: r.spurious,
+    ...(r.expired ? { expired: r.expired } : {}),
     lag: r.lag,
     message: r.message,
     window: { offsetsPerPartition: r.windowOffsets },

@@ -22,7 +22,7 @@ import { childKinds, objectRef } from "./children.js";
 import type { ControllerDeps } from "./deps.js";
 import { readDelivery, secretValue } from "./delivery.js";
 import { dataConsistency, divergenceDue, divergenceStatus, runDivergenceCheck } from "./divergence.js";
-import { foreignEdits, specDifferences } from "../status/spec-differences.js";
+import { foreignEdits, newSpecDifferences, specDifferences } from "../status/spec-differences.js";
 import { observeKafkaTopic, observeWorkload, referencedSecrets, secretContentHash } from "./observe.js";
 import { rfc3339Seconds } from "../time.js";
 
@@ -369,7 +369,8 @@ async function writeStatus(p: LogPipeline, status: LogPipelineStatus, deps: Cont
   const key = `${p.metadata.namespace}/${p.metadata.name}`;
   const written = deps.writtenStatus.get(key);
   if (sameStatus(p.status ?? {}, status) || (written !== undefined && sameStatus(written, status))) return;
-  const before = ((written as LogPipelineStatus | undefined) ?? p.status)?.conditions ?? [];
+  const previous = (written as LogPipelineStatus | undefined) ?? p.status;
+  const before = previous?.conditions ?? [];
   try {
     await deps.kube.apply(
       {
@@ -401,6 +402,12 @@ async function writeStatus(p: LogPipeline, status: LogPipelineStatus, deps: Cont
       t.message,
     );
   }
+  // A spec difference is announced once, when it appears (the status lists it while it lasts).
+  for (const d of newSpecDifferences(
+    previous?.divergence?.specDifferences,
+    status.divergence?.specDifferences,
+  ))
+    await deps.recorder.emit(ref(p), "Warning", "SpecDifference", `${d.object} ${d.field}: ${d.reason}`);
 }
 
 async function reportInvalid(

@@ -7,7 +7,15 @@ import {
   readLedgerWindows,
 } from "./delivery.js";
 import { readCommittedRecords } from "./kafka-reader.js";
-import { closedWindow, compareWindow, type LedgerEntry, type PositionMark, stuckState } from "./window.js";
+import {
+  closedWindow,
+  compareWindow,
+  type LedgerEntry,
+  type PositionMark,
+  stuckState,
+  sweepWindow,
+  type WindowFindings,
+} from "./window.js";
 import type { KafkaConnection } from "../kafka/topic-admin.js";
 
 /** What the check needs of Kafka's Admin API (TopicAdmin provides it). */
@@ -22,8 +30,10 @@ export interface CheckTarget {
   consumerGroup: string;
   schema: string;
   table: string;
-  /** Offsets per partition each check compares (the latest the consumer has passed). */
+  /** Offsets per partition each check compares (the latest the consumer has passed), and sweeps below them. */
   windowOffsets: number;
+  /** postgres.retentionDays (0: none): older events may have had their rows deleted by it. */
+  retentionDays: number;
 }
 
 export interface PartitionFindings {
@@ -36,10 +46,14 @@ export interface PartitionFindings {
   stuck: boolean;
   windowFrom: number;
   windowTo: number;
+  /** The older window swept this time, if any lies below the latest. */
+  sweepFrom?: number;
+  sweepTo?: number;
   kafkaRecords: number;
   missing: number;
   duplicated: number;
   spurious: number;
+  expired: number;
 }
 
 export type DivergenceReason =
@@ -53,6 +67,7 @@ export interface DivergenceResult {
   missing: number;
   duplicated: number;
   spurious: number;
+  expired: number;
   lag: number;
   stuckPartitions: number[];
   samples: { missing: string[]; duplicated: string[]; spurious: string[] };
@@ -65,6 +80,17 @@ export interface DivergenceResult {
 /** Stored positions of earlier checks and since when they stood, to tell a stuck consumer. */
 export type PositionMarks = Map<number, PositionMark>;
 
+/** What a pipeline's checks keep from one to the next, by partition. */
+export interface CheckMemory {
+  marks: PositionMarks;
+  /** Where the last sweep window began: the next one ends there. */
+  sweep: Map<number, number>;
+}
+
+const DAY_MS = 86_400_000;
+/** Clock skew allowed between the operator and PostgreSQL when applying the retention cutoff. */
+const RETENTION_SKEW_MS = 5 * 60_000;
+
 const SAMPLE_LIMIT = 10;
 
 /**
@@ -72,13 +98,14 @@ const SAMPLE_LIMIT = 10;
  * of offsets the consumer has passed (closed: nothing in it can still change) is read from
  * Kafka (read_committed, group-less) and from the ledger, and compared (window.ts). Rows at
  * offsets the consumer has not reached are spurious too. Bounded: `windowOffsets` per
- * partition, short timeouts on every read.
+ * partition, short timeouts on every read. Besides the latest window, each check sweeps one
+ * older window (sweepWindow), so successive checks compare every offset Kafka still holds.
  */
 export async function checkDivergence(
   target: CheckTarget,
   kafka: { offsets: OffsetsReader; connection: KafkaConnection },
   pg: PostgresConnection,
-  marks: PositionMarks,
+  memory: CheckMemory,
   stuckAfterMs: number,
   now: () => Date,
 ): Promise<DivergenceResult> {
@@ -99,10 +126,26 @@ export async function checkDivergence(
     partition,
     ...closedWindow(logStart.get(partition) ?? 0, stored.get(partition) ?? 0, target.windowOffsets),
   }));
+  const sweeps = windows.flatMap((w) => {
+    const s = sweepWindow(
+      logStart.get(w.partition) ?? 0,
+      w,
+      memory.sweep.get(w.partition),
+      target.windowOffsets,
+    );
+    return s ? [{ partition: w.partition, ...s }] : [];
+  });
   const [records, held] = await settled([
     readCommittedRecords(kafka.connection, target.topic, windows),
     readLedgerWindows(pg, target.schema, target.table, target.topic, windows),
   ] as const);
+  const [sweptRecords, sweptHeld] =
+    sweeps.length > 0
+      ? await settled([
+          readCommittedRecords(kafka.connection, target.topic, sweeps),
+          readLedgerWindows(pg, target.schema, target.table, target.topic, sweeps, { ahead: false }),
+        ] as const)
+      : [new Map<number, never[]>(), new Map<number, never>()];
   const lso = await kafka.offsets.lastStableOffsets(target.topic);
   const delivery = deliveryStatus(
     lso,
@@ -117,10 +160,26 @@ export async function checkDivergence(
     for (const k of ["missing", "duplicated", "spurious"] as const)
       for (const s of from[k]) if (samples[k].length < SAMPLE_LIMIT) samples[k].push(s);
   };
+  const expiredBefore =
+    target.retentionDays > 0
+      ? now().getTime() - target.retentionDays * DAY_MS + RETENTION_SKEW_MS
+      : undefined;
+  const sweepOf = new Map(sweeps.map((s) => [s.partition, s]));
   const rows: PartitionFindings[] = windows.map((w) => {
     const inWindow: LedgerEntry[] = held.get(w.partition)?.entries ?? [];
     const ahead = (held.get(w.partition)?.ahead ?? []).filter((e) => e.offset >= (lso.get(w.partition) ?? 0));
-    const f = compareWindow(records.get(w.partition) ?? [], inWindow, SAMPLE_LIMIT);
+    const latest = compareWindow(records.get(w.partition) ?? [], inWindow, SAMPLE_LIMIT, expiredBefore);
+    const sweep = sweepOf.get(w.partition);
+    const swept = sweep
+      ? compareWindow(
+          sweptRecords.get(w.partition) ?? [],
+          sweptHeld.get(w.partition)?.entries ?? [],
+          SAMPLE_LIMIT,
+          expiredBefore,
+        )
+      : undefined;
+    if (sweep) memory.sweep.set(w.partition, sweep.from);
+    const f = swept ? addFindings(latest, swept) : latest;
     addSamples(f.samples);
     addSamples({
       missing: [],
@@ -129,8 +188,8 @@ export async function checkDivergence(
     });
     const storedNext = stored.get(w.partition) ?? 0;
     const lag = lagOf.get(w.partition) ?? 0;
-    const s = stuckState(marks.get(w.partition), { storedNext, lag }, now().getTime(), stuckAfterMs);
-    marks.set(w.partition, s.mark);
+    const s = stuckState(memory.marks.get(w.partition), { storedNext, lag }, now().getTime(), stuckAfterMs);
+    memory.marks.set(w.partition, s.mark);
     const groupCommitted = group.get(w.partition);
     return {
       partition: w.partition,
@@ -141,13 +200,16 @@ export async function checkDivergence(
       stuck: s.stuck,
       windowFrom: w.from,
       windowTo: w.to,
+      ...(sweep ? { sweepFrom: sweep.from, sweepTo: sweep.to } : {}),
       kafkaRecords: f.kafkaRecords,
       missing: f.missing,
       duplicated: f.duplicated,
       spurious: f.spurious + ahead.length,
+      expired: f.expired,
     };
   });
-  const sum = (k: "missing" | "duplicated" | "spurious" | "lag") => rows.reduce((s, r) => s + r[k], 0);
+  const sum = (k: "missing" | "duplicated" | "spurious" | "expired" | "lag") =>
+    rows.reduce((s, r) => s + r[k], 0);
   const result = {
     checkedAt: now().toISOString(),
     durationMs: Date.now() - started,
@@ -156,12 +218,29 @@ export async function checkDivergence(
     missing: sum("missing"),
     duplicated: sum("duplicated"),
     spurious: sum("spurious"),
+    expired: sum("expired"),
     lag: sum("lag"),
     stuckPartitions: rows.filter((r) => r.stuck).map((r) => r.partition),
     samples,
     delivery,
   };
   return { ...result, ...verdict(result) };
+}
+
+/** Two windows' findings as one (samples of the first first). */
+function addFindings(a: WindowFindings, b: WindowFindings): WindowFindings {
+  const samples = { missing: [] as string[], duplicated: [] as string[], spurious: [] as string[] };
+  for (const k of ["missing", "duplicated", "spurious"] as const)
+    samples[k] = [...a.samples[k], ...b.samples[k]].slice(0, SAMPLE_LIMIT);
+  return {
+    kafkaRecords: a.kafkaRecords + b.kafkaRecords,
+    ledgerEntries: a.ledgerEntries + b.ledgerEntries,
+    missing: a.missing + b.missing,
+    duplicated: a.duplicated + b.duplicated,
+    spurious: a.spurious + b.spurious,
+    expired: a.expired + b.expired,
+    samples,
+  };
 }
 
 /**
@@ -185,6 +264,7 @@ export function verdict(r: {
   missing: number;
   duplicated: number;
   spurious: number;
+  expired?: number;
   lag: number;
   stuckPartitions: number[];
   partitions: { kafkaRecords: number }[];
@@ -214,7 +294,10 @@ export function verdict(r: {
     };
   return {
     reason: "Consistent",
-    message: `${checked} committed events in the checked windows, each stored exactly once; lag ${r.lag}`,
+    message:
+      `${checked} committed events in the checked windows, each stored exactly once` +
+      (r.expired ? ` or deleted by the retention (${r.expired})` : "") +
+      `; lag ${r.lag}`,
   };
 }
 

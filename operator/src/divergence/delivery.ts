@@ -97,8 +97,9 @@ export async function readLedgerWindows(
   table: string,
   topic: string,
   windows: LedgerWindow[],
-  limit = 50_000,
+  opts: { ahead?: boolean; limit?: number } = {},
 ): Promise<Map<number, { entries: LedgerEntry[]; ahead: LedgerEntry[] }>> {
+  const limit = opts.limit ?? 50_000;
   const names = ledgerNames(schema, table);
   return withClient(c, async (client) => {
     const out = new Map<number, { entries: LedgerEntry[]; ahead: LedgerEntry[] }>();
@@ -120,10 +121,12 @@ export async function readLedgerWindows(
           `SELECT "offset", event_id::text FROM ${names.deadLetters} WHERE topic = $1 AND partition = $2 AND "offset" >= $3 AND "offset" < $4 LIMIT $5`,
           [topic, w.partition, w.from, w.to, limit],
         ),
-        await client.query<Row>(
-          `SELECT kafka_offset AS offset, event_id::text FROM ${names.events} WHERE kafka_partition = $1 AND kafka_offset >= $2 ORDER BY kafka_offset DESC LIMIT 100`,
-          [w.partition, w.to],
-        ),
+        opts.ahead === false
+          ? { rows: [] as Row[] }
+          : await client.query<Row>(
+              `SELECT kafka_offset AS offset, event_id::text FROM ${names.events} WHERE kafka_partition = $1 AND kafka_offset >= $2 ORDER BY kafka_offset DESC LIMIT 100`,
+              [w.partition, w.to],
+            ),
       ];
       out.set(w.partition, {
         entries: [

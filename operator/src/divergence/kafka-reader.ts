@@ -27,24 +27,33 @@ export async function countCommittedRecords(
   return counts;
 }
 
-/** A committed record's position and the event id in its value (undefined when it is not an event). */
+/**
+ * A committed record's position, the event id in its value and the event's own time (both
+ * undefined when the value is not an event).
+ */
 export interface CommittedRecord {
   partition: number;
   offset: number;
   eventId: string | undefined;
+  /** The event's `timestamp`, ms since the epoch: what the retention job deletes by. */
+  eventTime?: number | undefined;
 }
 
-function eventIdOf(value: Buffer | null | undefined): string | undefined {
-  if (!value) return undefined;
+function eventOf(value: Buffer | null | undefined): { eventId?: string; eventTime?: number } {
+  if (!value) return {};
   try {
-    const v = JSON.parse(value.toString("utf8")) as { eventId?: unknown };
-    return typeof v.eventId === "string" ? v.eventId : undefined;
+    const v = JSON.parse(value.toString("utf8")) as { eventId?: unknown; timestamp?: unknown };
+    const time = typeof v.timestamp === "string" ? Date.parse(v.timestamp) : NaN;
+    return {
+      ...(typeof v.eventId === "string" ? { eventId: v.eventId } : {}),
+      ...(Number.isFinite(time) ? { eventTime: time } : {}),
+    };
   } catch {
-    return undefined;
+    return {};
   }
 }
 
-/** The committed records in offset ranges, with their event ids, by partition. */
+/** The committed records in offset ranges, with their event ids and times, by partition. */
 export async function readCommittedRecords(
   c: KafkaConnection,
   topic: string,
@@ -53,7 +62,9 @@ export async function readCommittedRecords(
 ): Promise<Map<number, CommittedRecord[]>> {
   const out = new Map<number, CommittedRecord[]>(ranges.map((r) => [r.partition, []]));
   await scanCommitted(c, topic, ranges, timeoutMs, (m) =>
-    out.get(m.partition)?.push({ partition: m.partition, offset: m.offset, eventId: eventIdOf(m.value) }),
+    out
+      .get(m.partition)
+      ?.push({ partition: m.partition, offset: m.offset, eventId: undefined, ...eventOf(m.value) }),
   );
   return out;
 }

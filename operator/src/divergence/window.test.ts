@@ -1,5 +1,12 @@
 import { describe, expect, it } from "vitest";
-import { closedWindow, compareWindow, type KafkaRecordRef, type LedgerEntry, stuckState } from "./window.js";
+import {
+  closedWindow,
+  compareWindow,
+  type KafkaRecordRef,
+  type LedgerEntry,
+  stuckState,
+  sweepWindow,
+} from "./window.js";
 
 const rec = (offset: number, eventId?: string): KafkaRecordRef => ({ offset, eventId });
 const row = (offset: number, eventId: string): LedgerEntry => ({ offset, eventId, kind: "row" });
@@ -57,6 +64,24 @@ describe("compareWindow", () => {
     expect(f).toMatchObject({ missing: 1, duplicated: 0, spurious: 1 });
   });
 
+  it("counts a record older than the retention with no row as expired, not missing", () => {
+    const day = 86_400_000;
+    const timed = [
+      { offset: 0, eventId: "old", eventTime: 10 * day },
+      { offset: 1, eventId: "young", eventTime: 40 * day },
+    ];
+    // Retention 30 days at day 45: "old" (day 10) was deleted by it, "young" must be there.
+    expect(compareWindow(timed, [], 10, 15 * day)).toMatchObject({ missing: 1, expired: 1 });
+    expect(compareWindow(timed, [], 10, 15 * day).samples.missing).toEqual(["young"]);
+    // Without a retention both are missing; a row still there for an old event is fine.
+    expect(compareWindow(timed, [], 10)).toMatchObject({ missing: 2, expired: 0 });
+    expect(compareWindow(timed, [row(0, "old"), row(1, "young")], 10, 15 * day)).toMatchObject({
+      missing: 0,
+      expired: 0,
+      spurious: 0,
+    });
+  });
+
   it("bounds its samples", () => {
     const many = Array.from({ length: 100 }, (_, i) => rec(i, `e${i}`));
     const f = compareWindow(many, [], 10);
@@ -70,6 +95,36 @@ describe("closedWindow", () => {
     expect(closedWindow(0, 25_000, 10_000)).toEqual({ from: 15_000, to: 25_000 });
     expect(closedWindow(20_000, 25_000, 10_000)).toEqual({ from: 20_000, to: 25_000 });
     expect(closedWindow(0, 0, 10_000)).toEqual({ from: 0, to: 0 });
+  });
+});
+
+describe("sweepWindow", () => {
+  it("walks down below the latest window to the log start, then starts again below the latest", () => {
+    const latest = { from: 25_000, to: 35_000 };
+    const first = sweepWindow(0, latest, undefined, 10_000);
+    expect(first).toEqual({ from: 15_000, to: 25_000 });
+    const second = sweepWindow(0, latest, first?.from, 10_000);
+    expect(second).toEqual({ from: 5_000, to: 15_000 });
+    const third = sweepWindow(0, latest, second?.from, 10_000);
+    expect(third).toEqual({ from: 0, to: 5_000 });
+    // At the log start: again from the top, which has moved up meanwhile.
+    expect(sweepWindow(0, { from: 40_000, to: 50_000 }, third?.from, 10_000)).toEqual({
+      from: 30_000,
+      to: 40_000,
+    });
+  });
+
+  it("never goes below the log start (retention) and has nothing to do when the latest window is all", () => {
+    expect(sweepWindow(20_000, { from: 25_000, to: 35_000 }, undefined, 10_000)).toEqual({
+      from: 20_000,
+      to: 25_000,
+    });
+    // A cursor Kafka's retention has since passed: from the top again.
+    expect(sweepWindow(22_000, { from: 25_000, to: 35_000 }, 21_000, 10_000)).toEqual({
+      from: 22_000,
+      to: 25_000,
+    });
+    expect(sweepWindow(0, { from: 0, to: 8_000 }, undefined, 10_000)).toBeUndefined();
   });
 });
 

@@ -18,6 +18,8 @@ export interface KafkaRecordRef {
   offset: number;
   /** The event id in the record's value; undefined for a record that is not an event (poison). */
   eventId?: string | undefined;
+  /** The event's own time (ms); the retention job deletes rows by it. */
+  eventTime?: number | undefined;
 }
 
 export interface LedgerEntry {
@@ -32,6 +34,8 @@ export interface WindowFindings {
   missing: number;
   duplicated: number;
   spurious: number;
+  /** Records with no entry whose event is older than the retention: deleted by it, not missing. */
+  expired: number;
   /** Event ids (or `offset N` when a record has none), at most `sampleLimit` each. */
   samples: { missing: string[]; duplicated: string[]; spurious: string[] };
 }
@@ -44,10 +48,15 @@ function matches(entry: LedgerEntry, record: KafkaRecordRef): boolean {
   return record.eventId !== undefined && entry.eventId === record.eventId;
 }
 
+/**
+ * `expiredBefore` (ms), when the pipeline has a retention: a record whose event is older had
+ * its row deleted by the retention job, so no entry for it is expected.
+ */
 export function compareWindow(
   records: KafkaRecordRef[],
   entries: LedgerEntry[],
   sampleLimit = 10,
+  expiredBefore?: number,
 ): WindowFindings {
   const byOffset = new Map<number, LedgerEntry[]>();
   for (const e of entries) {
@@ -61,6 +70,7 @@ export function compareWindow(
     missing: 0,
     duplicated: 0,
     spurious: 0,
+    expired: 0,
     samples: { missing: [], duplicated: [], spurious: [] },
   };
   const note = (kind: "missing" | "duplicated" | "spurious", what: string) => {
@@ -73,7 +83,9 @@ export function compareWindow(
     const at = byOffset.get(r.offset) ?? [];
     const matching = at.filter((e) => matches(e, r));
     if (matching.length === 0) {
-      note("missing", describe(r.offset, r.eventId));
+      const expired = expiredBefore !== undefined && r.eventTime !== undefined && r.eventTime < expiredBefore;
+      if (expired) f.expired++;
+      else note("missing", describe(r.offset, r.eventId));
       for (const e of at) note("spurious", describe(e.offset, e.eventId));
     } else {
       for (let i = 1; i < at.length; i++) note("duplicated", describe(r.offset, r.eventId));
@@ -91,6 +103,25 @@ export function closedWindow(
 ): { from: number; to: number } {
   const to = Math.max(0, storedNext);
   return { from: Math.max(logStart, to - maxOffsets, 0), to };
+}
+
+/**
+ * The older window a check sweeps besides the latest one, so that over successive checks
+ * every offset the consumer has passed is compared, not only the latest: it walks down from
+ * just below the latest window to the log start, one window per check, then starts again
+ * below the (by then higher) latest window. `cursor` is where the previous sweep window
+ * began (undefined at first); the next cursor is the returned window's `from`. Undefined
+ * when nothing lies below the latest window.
+ */
+export function sweepWindow(
+  logStart: number,
+  latest: { from: number; to: number },
+  cursor: number | undefined,
+  maxOffsets: number,
+): { from: number; to: number } | undefined {
+  const top = cursor !== undefined && cursor > logStart && cursor <= latest.from ? cursor : latest.from;
+  if (top <= logStart) return undefined;
+  return { from: Math.max(logStart, top - maxOffsets), to: top };
 }
 
 /** Where a partition's stored position stood, and since when. */

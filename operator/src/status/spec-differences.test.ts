@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { fieldPaths, foreignEdits, specDifferences } from "./spec-differences.js";
+import { fieldPaths, foreignEdits, newSpecDifferences, specDifferences } from "./spec-differences.js";
 
 const imageEdit = {
   "f:spec": {
@@ -85,5 +85,17 @@ describe("specDifferences", () => {
     ]);
     expect(rows[2]?.reason).toContain("set by kubectl");
     expect(rows[3]?.reason).toContain("kubectl-edit");
+  });
+});
+
+describe("newSpecDifferences", () => {
+  it("gives only the differences that appeared (by object and field), for one Event each", () => {
+    const a = { object: "KafkaTopic/t", field: "spec.partitions", reason: "Strimzi refused: NotSupported" };
+    const b = { object: "Deployment/p-consumer", field: "spec.replicas", reason: "set by kubectl-scale" };
+    expect(newSpecDifferences(undefined, [a])).toEqual([a]);
+    expect(newSpecDifferences([a], [a, b])).toEqual([b]);
+    // The same field with a new story is not new; a difference gone announces nothing.
+    expect(newSpecDifferences([a], [{ ...a, reason: "still refused" }])).toEqual([]);
+    expect(newSpecDifferences([a, b], [])).toEqual([]);
   });
 });

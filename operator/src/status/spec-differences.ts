@@ -122,3 +122,15 @@ export function specDifferences(input: {
     });
   return out.slice(0, 20);
 }
+
+/**
+ * The differences in `after` that `before` did not have (by object and field): what a
+ * Kubernetes Event announces, once, when it appears.
+ */
+export function newSpecDifferences(
+  before: readonly SpecDifference[] | undefined,
+  after: readonly SpecDifference[] | undefined,
+): SpecDifference[] {
+  const known = new Set((before ?? []).map((d) => `${d.object}\u0000${d.field}`));
+  return (after ?? []).filter((d) => !known.has(`${d.object}\u0000${d.field}`));
+}

@@ -224,6 +224,13 @@ describe("operator: a pipeline's life (minimal sample, external Kafka through th
     expect(diffs).toContainEqual(
       expect.objectContaining({ object: `ScaledObject/${name}`, field: "(not created)" }),
     );
+    // Each announced once by a Warning Event when it appeared.
+    const announced = await eventually("the SpecDifference Event", async () => {
+      const events = (await kube.list("v1", "Event", ns)).items as { reason?: string; message?: string }[];
+      const mine = events.filter((e) => e.reason === "SpecDifference").map((e) => e.message ?? "");
+      return mine.some((m) => m.includes(`Deployment/${name}-query`)) ? mine : undefined;
+    });
+    expect(announced.filter((m) => m.startsWith(`Deployment/${name}-query spec.template`))).toHaveLength(1);
   });
 
   it("a spec change rolls only what it changes", async () => {

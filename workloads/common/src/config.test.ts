@@ -45,7 +45,7 @@ describe("parseEnv", () => {
       DELIVERY: "exactlyOnce",
       AUTH_DISABLED: true,
       PRIORITY_LEVELS: ["ERROR", "FATAL"],
-      PRODUCER_LANES: 3,
+      PRODUCER_LANES: 2,
     });
   });
 });

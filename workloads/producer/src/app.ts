@@ -302,7 +302,8 @@ export async function buildGateway(
   const reserve = async (events: Prepared[], clientNamed: ReadonlySet<string>) => {
     const named = events.filter((e) => clientNamed.has(e.event.eventId));
     const fresh = events.filter((e) => !clientNamed.has(e.event.eventId));
-    if (named.length === 0) return { toProduce: fresh, duplicates: new Set<string>() };
+    const none = { toProduce: events, duplicates: new Set<string>(), reserved: [] as string[] };
+    if (named.length === 0) return none;
     try {
       const r = await idem.reserveMany(named.map((e) => e.event.eventId));
       if (r.inFlight.length > 0) {
@@ -311,24 +312,33 @@ export async function buildGateway(
       }
       m.idemHits.inc(r.duplicates.length);
       const duplicates = new Set(r.duplicates);
-      return { toProduce: [...fresh, ...named.filter((e) => !duplicates.has(e.event.eventId))], duplicates };
+      return {
+        toProduce: [...fresh, ...named.filter((e) => !duplicates.has(e.event.eventId))],
+        duplicates,
+        reserved: r.reserved,
+      };
     } catch (err) {
       if (!(err instanceof RedisUnavailable)) throw err;
       redisState();
       if (env.REDIS_FAILURE_MODE === "closed")
         throw new HttpError(503, "idempotency store unavailable (redis down, fail-closed)", undefined, 1);
-      return { toProduce: events, duplicates: new Set<string>() }; // fail-open: PostgreSQL's unique key still deduplicates
+      return none; // fail-open: PostgreSQL's unique key still deduplicates
     }
   };
 
-  const commitAndAnswer = async (toProduce: Prepared[]) => {
+  /**
+   * Produces, then confirms the reserved keys (or releases them if the commit failed). Only
+   * the keys reserved go to Redis: events the gateway named itself never have one (writing
+   * one per event would fill Redis with a key per event for the whole TTL).
+   */
+  const commitAndAnswer = async (toProduce: Prepared[], reserved: string[]) => {
     try {
       if (toProduce.length > 0) await produce(toProduce);
     } catch (e) {
-      await idem.release(toProduce.map((x) => x.event.eventId));
+      await idem.release(reserved);
       throw e;
     }
-    await idem.confirm(toProduce.map((x) => x.event.eventId));
+    await idem.confirm(reserved);
   };
 
   const idempotencyKey = (req: FastifyRequest) => {
@@ -365,11 +375,11 @@ export async function buildGateway(
       const prepared = prepare(event);
       if (!prepared)
         throw new HttpError(400, "invalid event", ["strings must not contain NUL (\\u0000) characters"]);
-      const { toProduce, duplicates } = await reserve(
+      const { toProduce, duplicates, reserved } = await reserve(
         [prepared],
         new Set(req.body.eventId !== undefined || key ? [event.eventId] : []),
       );
-      await commitAndAnswer(toProduce);
+      await commitAndAnswer(toProduce, reserved);
       return reply.status(202).send({
         eventId: event.eventId,
         status: duplicates.size > 0 ? "duplicate" : "accepted",
@@ -402,6 +412,7 @@ export async function buildGateway(
       refuseWhileOpen();
       await rateLimit(client, "batch", req.body.length);
       const now = new Date();
+      const receivedAt = now.toISOString();
       const failed: { index: number; reasons: string[] }[] = [];
       const eventIds: (string | null)[] = [];
       const events: Prepared[] = [];
@@ -413,7 +424,7 @@ export async function buildGateway(
           eventIds.push(null);
           return;
         }
-        const event = normalizeEvent(parsed.data, { now });
+        const event = normalizeEvent(parsed.data, { now, receivedAt });
         const prepared = prepare(event);
         if (!prepared) {
           failed.push({ index, reasons: ["strings must not contain NUL (\\u0000) characters"] });
@@ -431,8 +442,8 @@ export async function buildGateway(
           failed.flatMap((f) => f.reasons.map((r) => `[${f.index}] ${r}`)),
         );
       }
-      const { toProduce, duplicates } = await reserve(events, clientNamed);
-      await commitAndAnswer(toProduce);
+      const { toProduce, duplicates, reserved } = await reserve(events, clientNamed);
+      await commitAndAnswer(toProduce, reserved);
       return reply
         .status(202)
         .send({ accepted: events.length, duplicates: duplicates.size, failed, eventIds });

@@ -100,11 +100,19 @@ redis.call('PEXPIRE', key, math.ceil(burst * 1000 / rate) + 1000)
 return {allowed, wait}
 `;
 
+/** The token-bucket script as a command: sent by its SHA (EVALSHA), its text only once. */
+type WithTokenBucket = Redis & {
+  tokenBucket(key: string, rate: number, burst: number, cost: number, now: number): Promise<[number, number]>;
+};
+
 export class RateLimiter {
   constructor(
     private readonly redis: Redis | undefined,
     private readonly prefix: string,
-  ) {}
+  ) {
+    if (redis && !("tokenBucket" in redis))
+      redis.defineCommand("tokenBucket", { numberOfKeys: 1, lua: TOKEN_BUCKET });
+  }
 
   /** Takes `cost` tokens from the client's bucket; `retryAfterMs` when refused. */
   async take(
@@ -117,15 +125,13 @@ export class RateLimiter {
     if (perSecond <= 0) return { allowed: true, retryAfterMs: 0 };
     if (!usable(this.redis)) throw new RedisUnavailable("not connected");
     try {
-      const r = (await this.redis.eval(
-        TOKEN_BUCKET,
-        1,
+      const r = await (this.redis as WithTokenBucket).tokenBucket(
         `${this.prefix}${route}:${client}`,
         perSecond,
         Math.max(burst, cost, perSecond),
         cost,
         Date.now(),
-      )) as [number, number];
+      );
       return { allowed: r[0] === 1, retryAfterMs: r[1] };
     } catch (e) {
       throw new RedisUnavailable(e);

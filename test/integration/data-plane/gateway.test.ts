@@ -112,6 +112,11 @@ describe("ingest gateway → Kafka → consumer → PostgreSQL", () => {
     const d = await post("/api/logs", event(3), { "idempotency-key": "order-42" });
     expect(d.json<{ eventId: string }>().eventId).toBe(c.json<{ eventId: string }>().eventId);
     expect(d.json()).toMatchObject({ status: "duplicate" });
+    // Redis holds keys for client-named events only: one the gateway named has none.
+    expect(await redis.get(`lp:t-${id}:idem:${eventId}`)).toBe("done");
+    const named = await post("/api/logs", event(4));
+    expect(named.statusCode).toBe(202);
+    expect(await redis.exists(`lp:t-${id}:idem:${named.json<{ eventId: string }>().eventId}`)).toBe(0);
 
     // Without Redis's answer (key forgotten), the database's unique key still holds.
     await redis.del(`lp:t-${id}:idem:${c.json<{ eventId: string }>().eventId}`);

@@ -104,17 +104,20 @@ export async function applyBatch(
 ): Promise<BatchOutcome> {
   const last = records.at(-1);
   if (!last) throw new Error("applyBatch: empty batch");
-  await client.query("BEGIN");
+  // One round trip: begin, lock the partition's position row (made on first use) and read
+  // it, and the savepoint the rows' insert can roll back to without losing the lock.
+  // Literals, not parameters (a multi-statement query takes none): the topic is escaped by
+  // the driver, the partition is an integer.
+  const where = `topic = ${client.escapeLiteral(topic)} AND partition = ${String(Math.trunc(partition))}`;
   try {
-    await client.query(
-      `INSERT INTO ${n.offsets} (topic, partition, next_offset) VALUES ($1, $2, 0) ON CONFLICT DO NOTHING`,
-      [topic, partition],
-    );
-    const pos = await client.query<{ next_offset: string }>(
-      `SELECT next_offset FROM ${n.offsets} WHERE topic = $1 AND partition = $2 FOR UPDATE`,
-      [topic, partition],
-    );
-    const stored = BigInt(pos.rows[0]?.next_offset ?? "0");
+    const opened = (await client.query(
+      `BEGIN;
+     INSERT INTO ${n.offsets} (topic, partition, next_offset)
+       VALUES (${client.escapeLiteral(topic)}, ${String(Math.trunc(partition))}, 0) ON CONFLICT DO NOTHING;
+     SELECT next_offset FROM ${n.offsets} WHERE ${where} FOR UPDATE;
+     SAVEPOINT rows;`,
+    )) as unknown as pg.QueryResult<{ next_offset: string }>[];
+    const stored = BigInt(opened[2]?.rows[0]?.next_offset ?? "0");
     const fresh = records.filter((r) => BigInt(r.offset) >= stored);
     const outcome: BatchOutcome = {
       applied: 0,
@@ -134,13 +137,13 @@ export async function applyBatch(
 
     failpoint("mid-batch");
     let insertedIds: Set<string>;
-    await client.query("SAVEPOINT rows");
     try {
       insertedIds = await insertRows(client, n, partition, rows);
     } catch (e) {
       if (!isDataError(e)) throw e;
       // One record cannot be stored: insert one by one, dead-lettering those that fail.
       await client.query("ROLLBACK TO SAVEPOINT rows");
+      staged.delete(client); // a staging table made after the savepoint is gone with it
       insertedIds = new Set();
       const storable: typeof rows = [];
       for (const row of rows) {
@@ -195,22 +198,17 @@ export async function applyBatch(
       );
     }
     outcome.nextOffset = BigInt(last.offset) + 1n;
-    await client.query(
-      `UPDATE ${n.offsets} SET next_offset = $3, applied = applied + $4, duplicates_skipped = duplicates_skipped + $5,
-         dead_lettered = dead_lettered + $6, updated_at = now() WHERE topic = $1 AND partition = $2`,
-      [
-        topic,
-        partition,
-        outcome.nextOffset.toString(),
-        outcome.applied,
-        outcome.duplicates,
-        outcome.deadLettered.length,
-      ],
-    );
     failpoint("before-pg-commit");
-    await client.query("COMMIT");
+    // The position and counters, and the commit, in one round trip (all integers).
+    await client.query(
+      `UPDATE ${n.offsets} SET next_offset = ${outcome.nextOffset.toString()}, applied = applied + ${String(outcome.applied)},
+         duplicates_skipped = duplicates_skipped + ${String(outcome.duplicates)},
+         dead_lettered = dead_lettered + ${String(outcome.deadLettered.length)}, updated_at = now() WHERE ${where};
+       COMMIT;`,
+    );
     return outcome;
   } catch (e) {
+    staged.delete(client); // a staging table made in this transaction is gone with it
     await client.query("ROLLBACK").catch(() => undefined);
     throw e;
   }
@@ -221,6 +219,9 @@ const copyText = (v: string | null | undefined) =>
   v === null || v === undefined
     ? "\\N"
     : v.replace(/\\/g, "\\\\").replace(/\t/g, "\\t").replace(/\n/g, "\\n").replace(/\r/g, "\\r");
+
+/** Connections whose session already has the staging table. */
+const staged = new WeakSet<pg.ClientBase>();
 
 /**
  * Inserts rows, skipping event ids already stored; returns the ids inserted. A batch is
@@ -237,9 +238,12 @@ async function insertRows(
   if (rows.length === 0) return new Set();
   if (rows.length > 1) {
     // Temporary: per session, emptied at each commit; created once per pooled connection.
-    await client.query(
-      `CREATE TEMP TABLE IF NOT EXISTS lp_stage_events (LIKE ${n.events} INCLUDING DEFAULTS) ON COMMIT DELETE ROWS`,
-    );
+    if (!staged.has(client)) {
+      await client.query(
+        `CREATE TEMP TABLE IF NOT EXISTS lp_stage_events (LIKE ${n.events} INCLUDING DEFAULTS) ON COMMIT DELETE ROWS`,
+      );
+      staged.add(client);
+    }
     const text = rows
       .map(({ offset, event: e }) =>
         [

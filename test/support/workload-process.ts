@@ -23,7 +23,13 @@ export function startWorkload(
   // One process (node with tsx's loader), so the PID we signal is the workload itself.
   const child = spawn(
     process.execPath,
-    ["--import", "tsx", path.join(repoRoot, `workloads/${name}/src/main.ts`)],
+    [
+      // The gateway's V8 flag, as its image runs it (Dockerfile, target producer).
+      ...(name === "producer" ? ["--max-semi-space-size=16"] : []),
+      "--import",
+      "tsx",
+      path.join(repoRoot, `workloads/${name}/src/main.ts`),
+    ],
     {
       cwd: repoRoot,
       env: { PATH: process.env.PATH ?? "", ...env },

@@ -56,7 +56,7 @@ export async function runDivergenceCheck(
   const state: DivergenceState = {
     at: Date.now(),
     trigger: p.metadata.annotations?.[ANNOTATION_CHECK_NOW],
-    memory: prev?.memory ?? { marks: new Map(), sweep: new Map() },
+    memory: prev?.memory ?? { marks: new Map(), sweep: sweepFromStatus(p.status) },
     ...(prev?.result ? { result: prev.result, answered: prev.answered } : {}),
   };
   const names = pipelineNames(p);
@@ -106,6 +106,17 @@ export async function runDivergenceCheck(
     deps.log.warn({ pipeline: key, err: state.error }, "divergence check failed");
   }
   deps.divergence.set(key, state);
+}
+
+/**
+ * Where the sweep stood in the last check the status records (by partition), so that an
+ * operator restart or a new leader goes on from there instead of from the top.
+ */
+export function sweepFromStatus(status: LogPipelineStatus | undefined): Map<number, number> {
+  const out = new Map<number, number>();
+  for (const row of status?.divergence?.partitions ?? [])
+    if (row.sweepFrom !== undefined) out.set(row.partition, row.sweepFrom);
+  return out;
 }
 
 /** What status.divergence says of the last check. */

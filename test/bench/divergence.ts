@@ -16,6 +16,7 @@ import { TopicAdmin } from "../../operator/src/kafka/topic-admin.js";
 import { ledgerDdl, ledgerNames } from "../../workloads/common/src/ledger.js";
 import { makeEvent } from "../support/events.js";
 import { kafkaClient, transactionalWriter } from "../support/kafka.js";
+import { postgresConnection } from "../support/pipeline-db.js";
 import { ensureStack, repoRoot } from "../support/stack.js";
 import { pgEnv, startWorkload } from "../support/workload-process.js";
 
@@ -60,7 +61,6 @@ async function run(
   let found = 0;
   const rows = async () =>
     Number((await pool.query<{ c: string }>(`SELECT count(*) AS c FROM ${names.events}`)).rows[0]?.c);
-  const pgUrl = new URL(info.postgresUrl);
   const connection = { bootstrapServers: info.kafkaBootstrap, securityProtocol: "PLAINTEXT" as const };
   const topicAdmin = withChecks ? await TopicAdmin.connect(connection) : undefined;
   const memory: CheckMemory = { marks: new Map(), sweep: new Map() };
@@ -77,14 +77,7 @@ async function run(
           retentionDays: 0,
         },
         { offsets: topicAdmin, connection },
-        {
-          host: pgUrl.hostname,
-          port: Number(pgUrl.port),
-          database: pgUrl.pathname.slice(1),
-          user: decodeURIComponent(pgUrl.username),
-          password: decodeURIComponent(pgUrl.password),
-          sslMode: "disable",
-        },
+        postgresConnection(info.postgresUrl),
         memory,
         60_000,
         () => new Date(),

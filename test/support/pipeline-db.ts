@@ -1,5 +1,6 @@
 import pg from "pg";
 import { ledgerDdl, ledgerNames, type LedgerNames } from "../../workloads/common/src/ledger.js";
+import type { PostgresConnection } from "../../operator/src/divergence/delivery.js";
 import { uniqueSuffix } from "./kube.js";
 
 /** A PostgreSQL schema of its own for one test file, with the ledger tables created. */
@@ -67,4 +68,17 @@ export async function exactlyOnceAudit(
   let lost = 0;
   for (const id of want) if (!seen.has(id)) lost++;
   return { lost, duplicated, spurious, rows: rows.length };
+}
+
+/** The operator's connection settings for the stack's PostgreSQL (no TLS there), from its URL. */
+export function postgresConnection(url: string): PostgresConnection {
+  const u = new URL(url);
+  return {
+    host: u.hostname,
+    port: Number(u.port),
+    database: u.pathname.slice(1),
+    user: decodeURIComponent(u.username),
+    password: decodeURIComponent(u.password),
+    sslMode: "disable",
+  };
 }

@@ -7,15 +7,7 @@ import {
   readLedgerWindows,
 } from "./delivery.js";
 import { readCommittedRecords } from "./kafka-reader.js";
-import {
-  closedWindow,
-  compareWindow,
-  type LedgerEntry,
-  type PositionMark,
-  stuckState,
-  sweepWindow,
-  type WindowFindings,
-} from "./window.js";
+import { closedWindow, compareWindow, type PositionMark, stuckState, sweepWindow } from "./window.js";
 import type { KafkaConnection } from "../kafka/topic-admin.js";
 
 /** What the check needs of Kafka's Admin API (TopicAdmin provides it). */
@@ -166,20 +158,17 @@ export async function checkDivergence(
       : undefined;
   const sweepOf = new Map(sweeps.map((s) => [s.partition, s]));
   const rows: PartitionFindings[] = windows.map((w) => {
-    const inWindow: LedgerEntry[] = held.get(w.partition)?.entries ?? [];
     const ahead = (held.get(w.partition)?.ahead ?? []).filter((e) => e.offset >= (lso.get(w.partition) ?? 0));
-    const latest = compareWindow(records.get(w.partition) ?? [], inWindow, SAMPLE_LIMIT, expiredBefore);
     const sweep = sweepOf.get(w.partition);
-    const swept = sweep
-      ? compareWindow(
-          sweptRecords.get(w.partition) ?? [],
-          sweptHeld.get(w.partition)?.entries ?? [],
-          SAMPLE_LIMIT,
-          expiredBefore,
-        )
-      : undefined;
     if (sweep) memory.sweep.set(w.partition, sweep.from);
-    const f = swept ? addFindings(latest, swept) : latest;
+    // The latest and the sweep window never overlap, and the comparison goes by offset: the
+    // two are compared as one.
+    const f = compareWindow(
+      [...(records.get(w.partition) ?? []), ...(sweptRecords.get(w.partition) ?? [])],
+      [...(held.get(w.partition)?.entries ?? []), ...(sweptHeld.get(w.partition)?.entries ?? [])],
+      SAMPLE_LIMIT,
+      expiredBefore,
+    );
     addSamples(f.samples);
     addSamples({
       missing: [],
@@ -225,22 +214,6 @@ export async function checkDivergence(
     delivery,
   };
   return { ...result, ...verdict(result) };
-}
-
-/** Two windows' findings as one (samples of the first first). */
-function addFindings(a: WindowFindings, b: WindowFindings): WindowFindings {
-  const samples = { missing: [] as string[], duplicated: [] as string[], spurious: [] as string[] };
-  for (const k of ["missing", "duplicated", "spurious"] as const)
-    samples[k] = [...a.samples[k], ...b.samples[k]].slice(0, SAMPLE_LIMIT);
-  return {
-    kafkaRecords: a.kafkaRecords + b.kafkaRecords,
-    ledgerEntries: a.ledgerEntries + b.ledgerEntries,
-    missing: a.missing + b.missing,
-    duplicated: a.duplicated + b.duplicated,
-    spurious: a.spurious + b.spurious,
-    expired: a.expired + b.expired,
-    samples,
-  };
 }
 
 /**

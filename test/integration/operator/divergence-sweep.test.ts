@@ -12,7 +12,7 @@ import { RetentionJob } from "../../../workloads/consumer/src/retention.js";
 import { makeEvent } from "../../support/events.js";
 import { type Admin, kafkaClient, transactionalWriter, workloadKafkaClient } from "../../support/kafka.js";
 import { eventually, uniqueSuffix } from "../../support/kube.js";
-import { testLedger } from "../../support/pipeline-db.js";
+import { postgresConnection, testLedger } from "../../support/pipeline-db.js";
 import { startSink } from "../../support/sink.js";
 
 /**
@@ -23,19 +23,11 @@ import { startSink } from "../../support/sink.js";
  * missing.
  */
 const stack = inject("stack");
-const pgUrl = new URL(stack.postgresUrl);
 const WINDOW = 40;
 const DAY_MS = 86_400_000;
 const topic = `t-div-sweep-${uniqueSuffix()}`;
 const connection = { bootstrapServers: stack.kafkaBootstrap, securityProtocol: "PLAINTEXT" as const };
-const pgConnection = {
-  host: pgUrl.hostname,
-  port: Number(pgUrl.port),
-  database: pgUrl.pathname.slice(1),
-  user: decodeURIComponent(pgUrl.username),
-  password: decodeURIComponent(pgUrl.password),
-  sslMode: "disable" as const,
-};
+const pgConnection = postgresConnection(stack.postgresUrl);
 let admin: Admin;
 let topicAdmin: TopicAdmin;
 let db: Awaited<ReturnType<typeof testLedger>>;

@@ -1,3 +1,5 @@
+import pg from "pg";
+
 /**
  * The ledger: the one module that owns the names and shape of what the consumer writes
  * to PostgreSQL in the same transaction as the rows, and what the operator and the
@@ -47,7 +49,7 @@ export function ledgerNames(schema: string, eventsTable: string): LedgerNames {
  */
 export function ledgerDdl(n: LedgerNames): string {
   return `
-SELECT pg_advisory_xact_lock(hashtext('logpipeline-migrate:' || ${sqlLiteral(n.events)}));
+SELECT pg_advisory_xact_lock(hashtext('logpipeline-migrate:' || ${pg.escapeLiteral(n.events)}));
 CREATE SCHEMA IF NOT EXISTS ${n.schema};
 CREATE TABLE IF NOT EXISTS ${n.events} (
   event_id        uuid PRIMARY KEY,
@@ -100,9 +102,4 @@ CREATE TABLE IF NOT EXISTS ${n.deadLetters} (
 );
 ALTER TABLE ${n.deadLetters} ADD COLUMN IF NOT EXISTS publish_attempted_at timestamptz;
 `;
-}
-
-/** A string as a SQL literal (names here are already restricted to [a-z0-9_] and quotes). */
-function sqlLiteral(v: string): string {
-  return `'${v.replaceAll("'", "''")}'`;
 }

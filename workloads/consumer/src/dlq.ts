@@ -2,6 +2,7 @@ import { randomUUID } from "node:crypto";
 import type pg from "pg";
 import type { KafkaClient, KafkaProducer } from "../../common/src/clients.js";
 import { failpoint } from "../../common/src/failpoints.js";
+import { withAdvisoryLock } from "./advisory-lock.js";
 import type { LedgerNames } from "../../common/src/ledger.js";
 import type { Logger } from "../../common/src/logger.js";
 
@@ -39,40 +40,29 @@ export class DeadLetterPublisher {
 
   /** Publishes every unpublished dead letter of the topic; returns how many were sent. */
   async publish(): Promise<number> {
-    const session = await this.pool.connect();
-    let sent = 0;
-    try {
-      const lock = await session.query<{ ok: boolean }>("SELECT pg_try_advisory_lock(hashtext($1)) AS ok", [
-        `logpipeline-dlq:${this.names.deadLetters}:${this.topic}`,
-      ]);
-      if (!lock.rows[0]?.ok) return 0; // another replica is publishing
-      try {
-        for (;;) {
-          const { rows } = await session.query<DeadLetterRow>(
-            `SELECT partition, "offset", reason, payload, publish_attempted_at FROM ${this.names.deadLetters}
-             WHERE topic = $1 AND published_at IS NULL ORDER BY partition, "offset" LIMIT 500`,
-            [this.topic],
-          );
-          if (rows.length === 0) return sent;
-          const toSend = await this.skipAlreadyPublished(session, rows);
-          if (toSend === undefined) return sent; // the DLQ could not be read to its end: try later
-          if (toSend.length > 0) {
-            await this.mark(session, "publish_attempted_at", toSend);
-            await this.sendTransaction(toSend);
-            failpoint("after-dlq-commit");
-            await this.mark(session, "published_at", toSend);
-            sent += toSend.length;
-            this.onPublished(toSend.length);
-          }
+    const key = `logpipeline-dlq:${this.names.deadLetters}:${this.topic}`;
+    const sent = await withAdvisoryLock(this.pool, key, async (session) => {
+      let n = 0;
+      for (;;) {
+        const { rows } = await session.query<DeadLetterRow>(
+          `SELECT partition, "offset", reason, payload, publish_attempted_at FROM ${this.names.deadLetters}
+           WHERE topic = $1 AND published_at IS NULL ORDER BY partition, "offset" LIMIT 500`,
+          [this.topic],
+        );
+        if (rows.length === 0) return n;
+        const toSend = await this.skipAlreadyPublished(session, rows);
+        if (toSend === undefined) return n; // the DLQ could not be read to its end: try later
+        if (toSend.length > 0) {
+          await this.mark(session, "publish_attempted_at", toSend);
+          await this.sendTransaction(toSend);
+          failpoint("after-dlq-commit");
+          await this.mark(session, "published_at", toSend);
+          n += toSend.length;
+          this.onPublished(toSend.length);
         }
-      } finally {
-        await session.query("SELECT pg_advisory_unlock(hashtext($1))", [
-          `logpipeline-dlq:${this.names.deadLetters}:${this.topic}`,
-        ]);
       }
-    } finally {
-      session.release();
-    }
+    });
+    return sent ?? 0; // undefined: another replica is publishing
   }
 
   private async mark(

@@ -2,6 +2,7 @@ import type pg from "pg";
 import { Counter, type Registry } from "prom-client";
 import type { LedgerNames } from "../../common/src/ledger.js";
 import type { Logger } from "../../common/src/logger.js";
+import { withAdvisoryLock } from "./advisory-lock.js";
 
 export interface RetentionOptions {
   /** Events whose own timestamp (`ts`) is older than this many days are deleted; 0 keeps them. */
@@ -69,23 +70,18 @@ export class RetentionJob {
 
   /** One pass; returns the rows it deleted (0 when another replica holds the lock). */
   async runOnce(): Promise<number> {
-    const session = await this.pool.connect();
-    const lockKey = `logpipeline-retention:${this.names.events}`;
-    let total = 0;
-    try {
-      const lock = await session.query<{ ok: boolean }>("SELECT pg_try_advisory_lock(hashtext($1)) AS ok", [
-        lockKey,
-      ]);
-      if (!lock.rows[0]?.ok) return 0;
-      try {
+    const deleted = await withAdvisoryLock(
+      this.pool,
+      `logpipeline-retention:${this.names.events}`,
+      async (session) => {
         // One cutoff for the whole pass, so a pass ends even while old events keep arriving.
         const { rows } = await session.query<{ cutoff: Date }>(
           "SELECT now() - make_interval(days => $1::int) AS cutoff",
           [this.opts.days],
         );
         const cutoff = rows[0]?.cutoff;
-        for (;;) {
-          if (this.stopped) break;
+        let total = 0;
+        while (!this.stopped) {
           const r = await session.query(
             `DELETE FROM ${this.names.events} WHERE ctid = ANY(ARRAY(
                SELECT ctid FROM ${this.names.events} WHERE ts < $1 LIMIT $2))`,
@@ -96,13 +92,10 @@ export class RetentionJob {
           this.deleted.inc(n);
           if (n < this.opts.batchRows) break;
         }
-      } finally {
-        await session.query("SELECT pg_advisory_unlock(hashtext($1))", [lockKey]);
-      }
-    } finally {
-      session.release();
-    }
-    if (total > 0) this.log.info({ deleted: total, days: this.opts.days }, "retention pass");
-    return total;
+        return total;
+      },
+    );
+    if (deleted) this.log.info({ deleted, days: this.opts.days }, "retention pass");
+    return deleted ?? 0; // undefined: another replica holds the lock
   }
 }

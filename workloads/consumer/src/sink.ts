@@ -108,12 +108,13 @@ export async function applyBatch(
   // it, and the savepoint the rows' insert can roll back to without losing the lock.
   // Literals, not parameters (a multi-statement query takes none): the topic is escaped by
   // the driver, the partition is an integer.
-  const where = `topic = ${client.escapeLiteral(topic)} AND partition = ${String(Math.trunc(partition))}`;
+  const [topicLiteral, partitionLiteral] = [client.escapeLiteral(topic), String(Math.trunc(partition))];
+  const where = `topic = ${topicLiteral} AND partition = ${partitionLiteral}`;
   try {
     const opened = (await client.query(
       `BEGIN;
      INSERT INTO ${n.offsets} (topic, partition, next_offset)
-       VALUES (${client.escapeLiteral(topic)}, ${String(Math.trunc(partition))}, 0) ON CONFLICT DO NOTHING;
+       VALUES (${topicLiteral}, ${partitionLiteral}, 0) ON CONFLICT DO NOTHING;
      SELECT next_offset FROM ${n.offsets} WHERE ${where} FOR UPDATE;
      SAVEPOINT rows;`,
     )) as unknown as pg.QueryResult<{ next_offset: string }>[];

@@ -49,7 +49,13 @@ afterAll(async () => {
 
 describe("consumer: exactly-once sink into PostgreSQL", () => {
   it("stores each committed event once, records duplicates and poison, never an aborted event", async () => {
-    const events = Array.from({ length: 2000 }, (_, i) => makeEvent(i));
+    // COPY's text format escapes these characters: one event carries each of them, another
+    // only backslashes (unescaped, COPY would silently read "\t" as a tab).
+    const awkward = { message: "tab\t newline\n return\r backslash\\ \\N", stackTrace: "at x\n\tat y" };
+    const windowsPath = { message: "C:\\temp\\new \\N" };
+    const events = Array.from({ length: 2000 }, (_, i) =>
+      makeEvent(i, i === 7 ? awkward : i === 8 ? windowsPath : {}),
+    );
     const resent = events.slice(100, 150); // a producer or client retry: same event ids again
     const aborted = Array.from({ length: 10 }, (_, i) => makeEvent(10_000 + i));
     const poison = [
@@ -96,6 +102,17 @@ describe("consumer: exactly-once sink into PostgreSQL", () => {
         events.map((e) => e.eventId),
       ),
     ).toEqual({ lost: 0, duplicated: 0, spurious: 0, rows: 2000 });
+    const stored = async (i: number) =>
+      (
+        await db.pool.query<{ message: string; stack_trace: string | null }>(
+          `SELECT message, stack_trace FROM ${db.names.events} WHERE event_id = $1`,
+          [events[i]?.eventId],
+        )
+      ).rows[0];
+    expect(await stored(7)).toEqual({ message: awkward.message, stack_trace: awkward.stackTrace });
+    expect(await stored(8)).toEqual({ message: windowsPath.message, stack_trace: null });
+    // The resent records failed the direct COPY (unique key) and went the deduplicating way.
+    expect((await sink.metricsSnapshot()).copyConflicts).toBeGreaterThanOrEqual(1);
 
     // The stored positions equal the partitions' end offsets (markers included).
     const offsets = await admin.fetchTopicOffsets(topic);

@@ -9,6 +9,9 @@ import { LATENCY_BUCKETS } from "../../common/src/metrics.js";
 import { DeadLetterPublisher } from "./dlq.js";
 import { applyBatch, type BatchOutcome, storedPositions } from "./sink.js";
 
+/** Batches of a partition that skip the direct COPY after one met a stored event id. */
+const DEDUP_BATCHES_AFTER_CONFLICT = 20;
+
 export interface SinkOptions {
   topic: string;
   groupId: string;
@@ -56,6 +59,11 @@ function metrics(registry: Registry) {
     stale: new Counter({
       name: "log_consumer_redelivered_total",
       help: "Records below the stored position (redelivery), skipped",
+      registers: [registry],
+    }),
+    copyConflicts: new Counter({
+      name: "log_consumer_copy_conflicts_total",
+      help: "Batches whose direct COPY met an event id already stored, redone the deduplicating way",
       registers: [registry],
     }),
     retries: new Counter({
@@ -115,6 +123,12 @@ export class Sink {
   private dlq: DeadLetterPublisher | undefined;
   private readonly m: ReturnType<typeof metrics>;
   private readonly failures = new Map<number, number>();
+  /**
+   * Per partition, batches left to go the deduplicating way after a direct COPY met a stored
+   * event id: a stream carrying duplicates (clients retrying) would otherwise pay for a failed
+   * COPY in every batch.
+   */
+  private readonly dedupBatches = new Map<number, number>();
   private dlqFlushing: Promise<void> | undefined;
   /** Partitions this member holds now. */
   readonly assigned = new Set<number>();
@@ -229,7 +243,14 @@ export class Sink {
     let client: pg.PoolClient | undefined;
     try {
       client = await this.deps.pool.connect();
-      const outcome = await applyBatch(client, this.deps.names, this.opts.topic, partition, messages);
+      const dedupLeft = this.dedupBatches.get(partition) ?? 0;
+      const outcome = await applyBatch(client, this.deps.names, this.opts.topic, partition, messages, {
+        directCopy: dedupLeft === 0,
+      });
+      if (outcome.conflicted) {
+        this.m.copyConflicts.inc();
+        this.dedupBatches.set(partition, DEDUP_BATCHES_AFTER_CONFLICT);
+      } else if (dedupLeft > 0) this.dedupBatches.set(partition, dedupLeft - 1);
       this.failures.delete(partition);
       this.m.paused.set({ partition: String(partition) }, 0);
       this.m.latency.observe(Number(process.hrtime.bigint() - started) / 1e9);
@@ -324,6 +345,7 @@ export class Sink {
     duplicates: number;
     deadLettered: number;
     redelivered: number;
+    copyConflicts: number;
   }> {
     const v = async (c: Counter) => (await c.get()).values.reduce((a, x) => a + x.value, 0);
     return {
@@ -331,6 +353,7 @@ export class Sink {
       duplicates: await v(this.m.duplicates),
       deadLettered: await v(this.m.deadLettered),
       redelivered: await v(this.m.stale),
+      copyConflicts: await v(this.m.copyConflicts),
     };
   }
 

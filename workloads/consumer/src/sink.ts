@@ -32,6 +32,17 @@ export interface BatchOutcome {
   nextOffset: bigint;
   /** Events applied, for aggregates written after the commit. */
   events: LogEvent[];
+  /** The direct COPY met an event id already stored and the batch went the deduplicating way. */
+  conflicted: boolean;
+}
+
+export interface ApplyOptions {
+  /**
+   * Try the fast path first: COPY the batch straight into the events table (a bulk insert,
+   * about twice the deduplicating insert's rate). A stored event id fails it with a unique
+   * violation; the batch then rolls back to its savepoint and goes the deduplicating way.
+   */
+  directCopy: boolean;
 }
 
 type Decoded = { kind: "event"; offset: string; event: LogEvent } | { kind: "dead"; letter: DeadLetter };
@@ -60,10 +71,15 @@ function decode(r: SinkRecord): Decoded {
   return { kind: "event", offset: r.offset, event: parsed.data };
 }
 
+const UNIQUE_VIOLATION = "23505";
+
 /** SQLSTATE classes that mean "this data can never be stored": isolate the record, do not retry. */
 export function isDataError(e: unknown): boolean {
   const code = (e as { code?: unknown }).code;
-  return typeof code === "string" && (code.startsWith("22") || (code.startsWith("23") && code !== "23505"));
+  return (
+    typeof code === "string" &&
+    (code.startsWith("22") || (code.startsWith("23") && code !== UNIQUE_VIOLATION))
+  );
 }
 
 const COLUMNS =
@@ -101,6 +117,7 @@ export async function applyBatch(
   topic: string,
   partition: number,
   records: SinkRecord[],
+  options: ApplyOptions = { directCopy: true },
 ): Promise<BatchOutcome> {
   const last = records.at(-1);
   if (!last) throw new Error("applyBatch: empty batch");
@@ -127,6 +144,7 @@ export async function applyBatch(
       stale: records.length - fresh.length,
       nextOffset: stored,
       events: [],
+      conflicted: false,
     };
     if (fresh.length === 0) {
       await client.query("COMMIT");
@@ -137,9 +155,19 @@ export async function applyBatch(
     outcome.deadLettered = decoded.flatMap((d) => (d.kind === "dead" ? [d.letter] : []));
 
     failpoint("mid-batch");
-    let insertedIds: Set<string>;
+    let insertedIds: Set<string> | undefined;
     try {
-      insertedIds = await insertRows(client, n, partition, rows);
+      if (options.directCopy && rows.length > 1) {
+        try {
+          await copyRows(client, n.events, partition, rows);
+          insertedIds = new Set(rows.map((r) => r.event.eventId));
+        } catch (e) {
+          if ((e as { code?: unknown }).code !== UNIQUE_VIOLATION) throw e;
+          await client.query("ROLLBACK TO SAVEPOINT rows");
+          outcome.conflicted = true;
+        }
+      }
+      insertedIds ??= await insertRows(client, n, partition, rows);
     } catch (e) {
       if (!isDataError(e)) throw e;
       // One record cannot be stored: insert one by one, dead-lettering those that fail.
@@ -216,10 +244,45 @@ export async function applyBatch(
 }
 
 /** COPY's text format: backslash, tab, newline and carriage return escaped; null is \N. */
+const NEEDS_ESCAPE = /[\\\t\n\r]/;
 const copyText = (v: string | null | undefined) =>
   v === null || v === undefined
     ? "\\N"
-    : v.replace(/\\/g, "\\\\").replace(/\t/g, "\\t").replace(/\n/g, "\\n").replace(/\r/g, "\\r");
+    : !NEEDS_ESCAPE.test(v) // most values: one scan instead of four replacements
+      ? v
+      : v.replace(/\\/g, "\\\\").replace(/\t/g, "\\t").replace(/\n/g, "\\n").replace(/\r/g, "\\r");
+
+/** COPYs rows into `table` (the events table, or the session's staging table). */
+async function copyRows(
+  client: pg.PoolClient,
+  table: string,
+  partition: number,
+  rows: { offset: string; event: LogEvent }[],
+): Promise<void> {
+  const text = rows
+    .map(({ offset, event: e }) =>
+      [
+        e.eventId,
+        e.timestamp,
+        e.level,
+        copyText(e.source),
+        copyText(e.message),
+        copyText(JSON.stringify(e.metadata)),
+        copyText(e.stackTrace),
+        copyText(e.userId),
+        copyText(e.traceId),
+        String(e.schemaVersion),
+        e.receivedAt,
+        String(partition),
+        offset,
+      ].join("\t"),
+    )
+    .join("\n");
+  await pipeline(
+    Readable.from([`${text}\n`]),
+    client.query(copyFrom(`COPY ${table} (${COLUMNS}) FROM STDIN`)),
+  );
+}
 
 /** Connections whose session already has the staging table. */
 const staged = new WeakSet<pg.ClientBase>();
@@ -245,29 +308,7 @@ async function insertRows(
       );
       staged.add(client);
     }
-    const text = rows
-      .map(({ offset, event: e }) =>
-        [
-          e.eventId,
-          e.timestamp,
-          e.level,
-          copyText(e.source),
-          copyText(e.message),
-          copyText(JSON.stringify(e.metadata)),
-          copyText(e.stackTrace),
-          copyText(e.userId),
-          copyText(e.traceId),
-          String(e.schemaVersion),
-          e.receivedAt,
-          String(partition),
-          offset,
-        ].join("\t"),
-      )
-      .join("\n");
-    await pipeline(
-      Readable.from([`${text}\n`]),
-      client.query(copyFrom(`COPY lp_stage_events (${COLUMNS}) FROM STDIN`)),
-    );
+    await copyRows(client, "lp_stage_events", partition, rows);
     const r = await client.query<{ event_id: string }>(
       `WITH moved AS (DELETE FROM lp_stage_events RETURNING ${COLUMNS})
        INSERT INTO ${n.events} (${COLUMNS}) SELECT ${COLUMNS} FROM moved ON CONFLICT (event_id) DO NOTHING RETURNING event_id`,

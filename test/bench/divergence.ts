@@ -16,7 +16,7 @@ import { TopicAdmin } from "../../operator/src/kafka/topic-admin.js";
 import { ledgerDdl, ledgerNames } from "../../workloads/common/src/ledger.js";
 import { makeEvent } from "../support/events.js";
 import { kafkaClient, transactionalWriter } from "../support/kafka.js";
-import { postgresConnection } from "../support/pipeline-db.js";
+import { appliedEvents, postgresConnection } from "../support/pipeline-db.js";
 import { ensureStack, repoRoot } from "../support/stack.js";
 import { pgEnv, startWorkload } from "../support/workload-process.js";
 
@@ -59,8 +59,7 @@ async function run(
 
   const checks: number[] = [];
   let found = 0;
-  const rows = async () =>
-    Number((await pool.query<{ c: string }>(`SELECT count(*) AS c FROM ${names.events}`)).rows[0]?.c);
+  const rows = () => appliedEvents(pool, names);
   const connection = { bootstrapServers: info.kafkaBootstrap, securityProtocol: "PLAINTEXT" as const };
   const topicAdmin = withChecks ? await TopicAdmin.connect(connection) : undefined;
   const memory: CheckMemory = { marks: new Map(), sweep: new Map() };

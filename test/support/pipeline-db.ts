@@ -47,6 +47,16 @@ export async function ledgerCounts(pool: pg.Pool, n: LedgerNames): Promise<Ledge
   };
 }
 
+/**
+ * Events the consumer has stored, from the ledger (its counters move in the same transaction
+ * as the rows): a read of one row per partition. Benchmarks poll this, not `count(*)`, which
+ * scans the whole table and, polled while the consumer writes, takes the cores it measures.
+ */
+export async function appliedEvents(pool: pg.Pool, n: LedgerNames): Promise<number> {
+  const r = await pool.query<{ c: string }>(`SELECT coalesce(sum(applied), 0) AS c FROM ${n.offsets}`);
+  return Number(r.rows[0]?.c ?? 0);
+}
+
 /** Lost, duplicated and spurious events: what an exactly-once claim must keep at zero. */
 export async function exactlyOnceAudit(
   pool: pg.Pool,

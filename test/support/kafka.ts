@@ -14,6 +14,7 @@ export interface Received {
   value: string;
   partition: number;
   offset: string;
+  headers: Record<string, string>;
 }
 
 /**
@@ -37,7 +38,10 @@ export async function readAll(
     const start = Date.now();
     void consumer.run({
       eachMessage: ({ message, partition }) => {
-        got.push({ value: message.value?.toString() ?? "", partition, offset: message.offset });
+        const headers = Object.fromEntries(
+          Object.entries(message.headers ?? {}).map(([k, v]) => [k, String(v)]),
+        );
+        got.push({ value: message.value?.toString() ?? "", partition, offset: message.offset, headers });
         last = Date.now();
         return Promise.resolve();
       },

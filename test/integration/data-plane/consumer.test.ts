@@ -138,6 +138,28 @@ describe("consumer: exactly-once sink into PostgreSQL", () => {
       idleMs: 2000,
     });
     expect(dlqRecords).toHaveLength(3);
+    // Each DLQ record says where it came from, which event, why (class, code, message), the
+    // attempts and when it first failed.
+    const header = (value: Buffer) => dlqRecords.find((r) => r.value === value.toString())?.headers;
+    const [notJson, loud, nul] = poison as [Buffer, Buffer, Buffer];
+    for (const h of [header(notJson), header(loud), header(nul)]) {
+      expect(h).toMatchObject({ "source-topic": topic, attempts: "1" });
+      expect(Number(h?.["source-offset"])).toBeGreaterThanOrEqual(0);
+      expect(Date.parse(h?.["first-failure-time"] ?? "")).toBeGreaterThan(Date.now() - 600_000);
+    }
+    expect(header(notJson)).toMatchObject({
+      "error-class": "json",
+      "error-message": "value is not valid JSON",
+    });
+    expect(header(notJson)?.["event-id"]).toBeUndefined();
+    expect(header(loud)).toMatchObject({
+      "error-class": "schema",
+      "error-code": "invalid_value",
+      "event-id": (JSON.parse(loud.toString()) as { eventId: string }).eventId,
+    });
+    // PostgreSQL's SQLSTATE: text cannot hold NUL (22021, or 22P05 for an untranslatable character).
+    expect(header(nul)).toMatchObject({ "error-class": "postgres" });
+    expect(header(nul)?.["error-code"]).toMatch(/^22/);
   });
 
   it("migrates once when six replicas start together (the DDL waits on an advisory lock)", async () => {

@@ -8,7 +8,8 @@ import pg from "pg";
  *   <events table>        one row per event (unique event_id), with its Kafka position
  *   pipeline_offsets      per topic partition: next offset to apply + counters
  *   pipeline_duplicates   one row per record skipped as a duplicate (partition, offset, event_id)
- *   dead_letters          one row per poison record, with the reason; `publish_attempted_at`
+ *   dead_letters          one row per poison record, with the reason, the error's class and
+ *                         code and the attempts made; `publish_attempted_at`
  *                         and `published_at` drive the DLQ outbox (consumer/src/dlq.ts)
  */
 export interface LedgerNames {
@@ -94,6 +95,9 @@ CREATE TABLE IF NOT EXISTS ${n.deadLetters} (
   "offset"     bigint NOT NULL,
   event_id     uuid,
   reason       text NOT NULL,
+  error_class  text NOT NULL DEFAULT 'unknown',
+  error_code   text,
+  attempts     int NOT NULL DEFAULT 1,
   payload      bytea,
   failed_at    timestamptz NOT NULL DEFAULT now(),
   publish_attempted_at timestamptz,
@@ -101,5 +105,8 @@ CREATE TABLE IF NOT EXISTS ${n.deadLetters} (
   PRIMARY KEY (topic, partition, "offset")
 );
 ALTER TABLE ${n.deadLetters} ADD COLUMN IF NOT EXISTS publish_attempted_at timestamptz;
+ALTER TABLE ${n.deadLetters} ADD COLUMN IF NOT EXISTS error_class text NOT NULL DEFAULT 'unknown';
+ALTER TABLE ${n.deadLetters} ADD COLUMN IF NOT EXISTS error_code text;
+ALTER TABLE ${n.deadLetters} ADD COLUMN IF NOT EXISTS attempts int NOT NULL DEFAULT 1;
 `;
 }

@@ -246,6 +246,7 @@ export class Sink {
       const dedupLeft = this.dedupBatches.get(partition) ?? 0;
       const outcome = await applyBatch(client, this.deps.names, this.opts.topic, partition, messages, {
         directCopy: dedupLeft === 0,
+        attempt: (this.failures.get(partition) ?? 0) + 1,
       });
       if (outcome.conflicted) {
         this.m.copyConflicts.inc();

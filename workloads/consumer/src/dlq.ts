@@ -9,13 +9,38 @@ import type { Logger } from "../../common/src/logger.js";
 interface DeadLetterRow {
   partition: number;
   offset: string;
+  event_id: string | null;
   reason: string;
+  error_class: string;
+  error_code: string | null;
+  attempts: number;
+  failed_at: Date;
   payload: Buffer | null;
   publish_attempted_at: Date | null;
 }
 
 /** The DLQ record key: the source record's position, unique per dead letter. */
 export const dlqKey = (topic: string, partition: number, offset: string) => `${topic}:${partition}:${offset}`;
+
+/**
+ * What a DLQ record carries besides the original value: where it came from, which event it
+ * was, why it failed (class, code, message), how many attempts were made and when it first
+ * failed. Headers absent from a record had no value (an event id the value did not hold).
+ */
+function dlqHeaders(topic: string, r: DeadLetterRow): Record<string, string> {
+  return {
+    "source-topic": topic,
+    "source-partition": String(r.partition),
+    "source-offset": r.offset,
+    ...(r.event_id !== null && { "event-id": r.event_id }),
+    "error-class": r.error_class,
+    ...(r.error_code !== null && { "error-code": r.error_code }),
+    "error-message": r.reason,
+    reason: r.reason, // the header's earlier name, kept for existing readers
+    attempts: String(r.attempts),
+    "first-failure-time": r.failed_at.toISOString(),
+  };
+}
 
 /**
  * The DLQ outbox. Dead letters are committed in PostgreSQL with their batch; this publisher
@@ -45,7 +70,8 @@ export class DeadLetterPublisher {
       let n = 0;
       for (;;) {
         const { rows } = await session.query<DeadLetterRow>(
-          `SELECT partition, "offset", reason, payload, publish_attempted_at FROM ${this.names.deadLetters}
+          `SELECT partition, "offset", event_id, reason, error_class, error_code, attempts, failed_at, payload,
+                  publish_attempted_at FROM ${this.names.deadLetters}
            WHERE topic = $1 AND published_at IS NULL ORDER BY partition, "offset" LIMIT 500`,
           [this.topic],
         );
@@ -85,12 +111,7 @@ export class DeadLetterPublisher {
         messages: rows.map((r) => ({
           key: dlqKey(this.topic, r.partition, r.offset),
           value: r.payload,
-          headers: {
-            reason: r.reason,
-            "source-topic": this.topic,
-            "source-partition": String(r.partition),
-            "source-offset": r.offset,
-          },
+          headers: dlqHeaders(this.topic, r),
         })),
       });
       await tx.commit();

@@ -12,10 +12,16 @@ export interface SinkRecord {
   value: Buffer | null;
 }
 
+/** Why a record cannot be stored: its value, its JSON, the event schema, or PostgreSQL refusing it. */
+export type ErrorClass = "empty" | "json" | "schema" | "postgres";
+
 export interface DeadLetter {
   offset: string;
   eventId: string | null;
   reason: string;
+  errorClass: ErrorClass;
+  /** The first schema issue's code, or PostgreSQL's SQLSTATE. */
+  errorCode: string | null;
   payload: Buffer | null;
 }
 
@@ -43,28 +49,37 @@ export interface ApplyOptions {
    * violation; the batch then rolls back to its savepoint and goes the deduplicating way.
    */
   directCopy: boolean;
+  /** Which attempt at this batch this is (1, then 2 after a transient failure …): dead letters keep it. */
+  attempt: number;
 }
 
 type Decoded = { kind: "event"; offset: string; event: LogEvent } | { kind: "dead"; letter: DeadLetter };
 
 function decode(r: SinkRecord): Decoded {
-  const dead = (reason: string, eventId: string | null = null): Decoded => ({
+  const dead = (
+    errorClass: ErrorClass,
+    reason: string,
+    errorCode: string | null = null,
+    eventId: string | null = null,
+  ): Decoded => ({
     kind: "dead",
-    letter: { offset: r.offset, eventId, reason, payload: r.value },
+    letter: { offset: r.offset, eventId, reason, errorClass, errorCode, payload: r.value },
   });
-  if (!r.value) return dead("empty record value");
+  if (!r.value) return dead("empty", "empty record value");
   let json: unknown;
   try {
     json = JSON.parse(r.value.toString("utf8"));
   } catch {
-    return dead("value is not valid JSON");
+    return dead("json", "value is not valid JSON");
   }
   const parsed = LogEvent.safeParse(json);
   if (!parsed.success) {
     const id = (json as { eventId?: unknown } | null)?.eventId;
     const uuid = typeof id === "string" && /^[0-9a-f-]{36}$/i.test(id) ? id : null;
     return dead(
+      "schema",
       `schema: ${parsed.error.issues.map((i) => `${i.path.join(".")}: ${i.message}`).join("; ")}`,
+      parsed.error.issues[0]?.code ?? null,
       uuid,
     );
   }
@@ -117,7 +132,7 @@ export async function applyBatch(
   topic: string,
   partition: number,
   records: SinkRecord[],
-  options: ApplyOptions = { directCopy: true },
+  options: ApplyOptions = { directCopy: true, attempt: 1 },
 ): Promise<BatchOutcome> {
   const last = records.at(-1);
   if (!last) throw new Error("applyBatch: empty batch");
@@ -188,6 +203,8 @@ export async function applyBatch(
             offset: row.offset,
             eventId: row.event.eventId,
             reason: `postgres: ${(e1 as Error).message}`,
+            errorClass: "postgres",
+            errorCode: (e1 as { code?: string }).code ?? null,
             payload: fresh.find((r) => r.offset === row.offset)?.value ?? null,
           });
         }
@@ -214,14 +231,19 @@ export async function applyBatch(
     if (outcome.deadLettered.length > 0) {
       const d = outcome.deadLettered;
       await client.query(
-        `INSERT INTO ${n.deadLetters} (topic, partition, "offset", event_id, reason, payload)
-         SELECT $1, $2, * FROM unnest($3::bigint[], $4::uuid[], $5::text[], $6::bytea[]) ON CONFLICT DO NOTHING`,
+        `INSERT INTO ${n.deadLetters} (topic, partition, "offset", event_id, reason, error_class, error_code, attempts, payload)
+         SELECT $1, $2, o, e, r, c, k, $3, p
+           FROM unnest($4::bigint[], $5::uuid[], $6::text[], $7::text[], $8::text[], $9::bytea[]) AS x(o, e, r, c, k, p)
+         ON CONFLICT DO NOTHING`,
         [
           topic,
           partition,
+          options.attempt,
           d.map((x) => x.offset),
           d.map((x) => x.eventId),
           d.map((x) => x.reason),
+          d.map((x) => x.errorClass),
+          d.map((x) => x.errorCode),
           d.map((x) => x.payload),
         ],
       );

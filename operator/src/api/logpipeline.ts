@@ -514,19 +514,16 @@ export const ConsumerSpec = z
       .meta({ description: "Most events written in one PostgreSQL transaction." }),
     retry: z
       .object({
-        backoffMs: z
-          .number()
-          .int()
-          .min(1)
-          .max(600000)
-          .default(200)
-          .meta({ description: "First retry delay after a transient error." }),
+        backoffMs: z.number().int().min(1).max(600000).default(1000).meta({
+          description:
+            "First retry delay after a transient error; each retry doubles it up to maxBackoffMs (by default 1 s, 2 s, 4 s, then every 4 s), with jitter. The records are retried until the error clears, never skipped.",
+        }),
         maxBackoffMs: z
           .number()
           .int()
           .min(1)
           .max(3600000)
-          .default(30000)
+          .default(4000)
           .meta({ description: "Longest retry delay." }),
       })
       .prefault({})

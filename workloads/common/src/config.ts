@@ -126,8 +126,9 @@ export const ConsumerEnv = CommonEnv.extend({
   DLQ_TRANSACTIONAL_ID: z.string().min(1).optional(),
   BATCH_MAX_EVENTS: int(1, 100_000, 2000),
   KAFKA_SESSION_TIMEOUT_MS: int(6000, 300_000, 10_000),
-  RETRY_BACKOFF_MS: int(1, 600_000, 200),
-  RETRY_BACKOFF_MAX_MS: int(1, 3_600_000, 30_000),
+  /** Transient errors: retried after 1 s, 2 s, 4 s, then every 4 s by default (with jitter), never skipped. */
+  RETRY_BACKOFF_MS: int(1, 600_000, 1000),
+  RETRY_BACKOFF_MAX_MS: int(1, 3_600_000, 4000),
   METRICS_PORT: int(1, 65535, 9090),
   /** Days events are kept in PostgreSQL, by their own timestamp; 0 keeps them for ever. */
   RETENTION_DAYS: int(0, 36_500, 0),

@@ -49,8 +49,12 @@ node -e '
         const why = String(t.failureMessages?.[0] ?? "").split("\n")[0].slice(0, 300);
         failures.push(`${name} > ${t.fullName}: ${why}`);
       }
-      if ((file.assertionResults ?? []).length === 0 && file.status === "failed") {
-        failures.push(`${name}: ${String(file.message ?? "").split("\n")[0].slice(0, 300)}`);
+      // A file that failed with no failed test (its beforeAll or import threw, its tests were
+      // skipped) is a failure too, counted once, with the reason vitest gives.
+      const failedTests = (file.assertionResults ?? []).filter((t) => t.status === "failed").length;
+      if (file.status === "failed" && failedTests === 0) {
+        sum.numFailedTests += 1;
+        failures.push(`${name}: the file failed before or around its tests: ${String(file.message ?? "").split("\n")[0].slice(0, 300)}`);
       }
     }
   }

@@ -230,6 +230,11 @@ node_forwarding_off() {
   fi
 }
 
+# kube-proxy has a rule for the API's Service address (with its endpoint) in its table.
+api_service_programmed() {
+  [[ "$(nft list map ip kube-proxy service-ips 2>/dev/null)" == *"$LP_SERVICE_API_IP . tcp . 443 : goto service-"* ]]
+}
+
 start_kube_proxy() {
   step "kube-proxy (nftables; NodePorts on $LP_BRIDGE_IP only)"
   if running kube-proxy; then already kube-proxy; return; fi
@@ -252,6 +257,10 @@ conntrack: {maxPerCore: 0}
 EOF
   launch kube-proxy kube-proxy --config "$NODE_DIR/kube-proxy.yaml"
   wait_for kube-proxy 60 curl -fsS "http://127.0.0.1:$KUBE_PROXY_HEALTHZ_PORT/healthz"
+  # Pods reach the API through its Service address: CoreDNS started before kube-proxy has
+  # programmed it sends its first connection un-NATed, and that connection hangs (a
+  # fresh-clone run waited out its whole start-up this way).
+  wait_for kube-proxy 60 api_service_programmed
   done_step
   node_dns
   node_volumes

@@ -15,6 +15,7 @@ import { kubectl } from "../support/operator.js";
 let iso: IsolatedStack;
 let kube: KubeClient;
 let down = false;
+let started = false;
 
 beforeAll(async () => {
   iso = isolatedStack({
@@ -32,9 +33,11 @@ beforeAll(async () => {
     ],
   });
   kube = await KubeClient.fromEnvironment(iso.info.kubeconfig);
+  started = true;
 }, 240_000);
 afterAll(async () => {
-  if (!down) {
+  // A failed start has cleaned up after itself (isolatedStack).
+  if (started && !down) {
     await kube.close();
     iso.down();
   }

@@ -33,18 +33,33 @@ export function isolatedStack(opts: {
   };
   const run = (...args: string[]) => {
     const r = spawnSync("bash", [stackScript, ...args], { env, encoding: "utf8", timeout: 180_000 });
-    if (r.status !== 0) throw new Error(`stack.sh ${args.join(" ")} failed:\n${r.stderr}`);
+    if (r.status !== 0)
+      throw new Error(
+        `stack.sh ${args.join(" ")} failed (${r.signal ? `killed by ${r.signal} after 180 s` : `exit ${String(r.status)}`}):\n${r.stderr}`,
+      );
     return r.stdout;
   };
-  run("up");
+  const down = () => {
+    run("down");
+    rmSync(runDir, { recursive: true, force: true });
+  };
+  try {
+    run("up");
+  } catch (e) {
+    // What a failed start left running (its servers outlive the script) is stopped by PID
+    // now: nothing of it may linger into the tests that follow.
+    try {
+      down();
+    } catch (cleanup) {
+      console.error(`isolated stack ${runDir}: clean-up after a failed start failed: ${String(cleanup)}`);
+    }
+    throw e;
+  }
   const info = JSON.parse(run("json")) as StackInfo;
   return {
     info,
     stop: (c) => run("stop", c),
     start: (c) => run("start", c),
-    down: () => {
-      run("down");
-      rmSync(runDir, { recursive: true, force: true });
-    },
+    down,
   };
 }

@@ -22,6 +22,7 @@ const shared = inject("stack");
 const OUTAGE_MS = Number(process.env.LP_OUTAGE_SECONDS ?? 30) * 1000;
 const KEY = "outage-key";
 let iso: IsolatedStack;
+let started = false; // a failed start has cleaned up after itself (isolatedStack)
 
 beforeAll(() => {
   iso = isolatedStack({
@@ -30,9 +31,10 @@ beforeAll(() => {
     bridgeIp: "10.249.0.1",
     components: ["kafka", "postgres", "redis"],
   });
+  started = true;
 });
 afterAll(() => {
-  iso.down();
+  if (started) iso.down();
 });
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));

@@ -137,6 +137,7 @@ describe("informer against the API server", () => {
 
 describe("informer across an API server restart (its own API server instance)", () => {
   let iso: IsolatedStack;
+  let started = false;
   let isoKube: KubeClient;
   beforeAll(async () => {
     iso = isolatedStack({
@@ -146,8 +147,10 @@ describe("informer across an API server restart (its own API server instance)", 
       components: ["etcd", "kube-apiserver"],
     });
     isoKube = await KubeClient.fromEnvironment(iso.info.kubeconfig);
+    started = true;
   }, 180_000);
   afterAll(async () => {
+    if (!started) return; // a failed start has cleaned up after itself (isolatedStack)
     await isoKube.close();
     iso.down();
   });

@@ -469,7 +469,10 @@ stop_one() {
     # A stopped node is gone: its Node object goes too, so the pod garbage collector removes
     # the pods bound to it instead of leaving them (and their namespaces) terminating.
     kubelet) stop kubelet TERM && node_forget ;;
-    kube-proxy) stop kube-proxy TERM && node_packet_filter_cleanup ;;
+    # Only a stack that ran kube-proxy cleans the packet filter up: kube-proxy's nftables table
+    # is one per host, so a stack without a node (an isolated test stack going down) must not
+    # remove the rules of the node that is running.
+    kube-proxy) if [ -f "$(pidfile kube-proxy)" ]; then stop kube-proxy TERM && node_packet_filter_cleanup; else node_forwarding_off; fi ;;
     containerd) node_teardown && stop containerd TERM ;;
     *) die "unknown component '$1' (known: ${ALL_COMPONENTS[*]} ${NODE_COMPONENTS[*]})" ;;
   esac

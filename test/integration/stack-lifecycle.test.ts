@@ -1,5 +1,13 @@
 import { execFileSync, spawn, spawnSync } from "node:child_process";
-import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync } from "node:fs";
+import {
+  existsSync,
+  mkdirSync,
+  mkdtempSync,
+  readdirSync,
+  readFileSync,
+  rmSync,
+  writeFileSync,
+} from "node:fs";
 import { tmpdir } from "node:os";
 import path from "node:path";
 import { afterAll, describe, expect, it } from "vitest";
@@ -82,6 +90,39 @@ describe("stack lifecycle (isolated instance)", () => {
       );
     } finally {
       blocker.kill("SIGKILL");
+    }
+  });
+
+  it("goes down without touching the host's kube-proxy rules unless it ran kube-proxy itself", () => {
+    // kube-proxy's nftables table is one per host: a stack without a node going down must
+    // leave the running node's Service rules alone. A stand-in kube-proxy, in a tool cache of
+    // its own (the script puts the cache's bin first on PATH), records whether `down` calls it;
+    // the real one's --cleanup would remove the host's table.
+    const dir = mkdtempSync(path.join(tmpdir(), "lp-stack-kube-proxy-"));
+    const calls = path.join(dir, "calls");
+    mkdirSync(path.join(dir, "bin"));
+    writeFileSync(path.join(dir, "bin/kube-proxy"), `#!/bin/sh\necho "$@" >> ${calls}\n`, { mode: 0o755 });
+    const down = (runDir: string) =>
+      spawnSync("bash", [stackScript, "down"], {
+        env: { ...env, LP_RUN_DIR: runDir, LP_CACHE: dir },
+        encoding: "utf8",
+        timeout: 60_000,
+      });
+    try {
+      const noNode = path.join(dir, "no-node");
+      mkdirSync(path.join(noNode, "pids"), { recursive: true });
+      expect(down(noNode).status).toBe(0);
+      expect(existsSync(calls)).toBe(false);
+
+      // A stack that ran kube-proxy (its PID file is there, the process gone) cleans up.
+      const withNode = path.join(dir, "with-node");
+      mkdirSync(path.join(withNode, "pids"), { recursive: true });
+      const gone = spawnSync("true").pid;
+      writeFileSync(path.join(withNode, "pids/kube-proxy.pid"), String(gone));
+      expect(down(withNode).status).toBe(0);
+      expect(readFileSync(calls, "utf8")).toContain("--cleanup");
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
     }
   });
 });

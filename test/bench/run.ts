@@ -125,17 +125,21 @@ async function main() {
       `full load: ${LOAD_SECONDS}s of batches of ${EVENTS_PER_REQUEST} events, ${CONNECTIONS} connections`,
     );
     const batch = JSON.stringify(Array.from({ length: EVENTS_PER_REQUEST }, (_, i) => eventBody(i)));
+    /** Batch requests for `seconds`, as fast as they are answered or at `rate` requests/s. */
+    const loadBatches = (seconds: number, rate?: number) =>
+      load({
+        url: `http://127.0.0.1:${port}/api/logs/batch`,
+        method: "POST",
+        headers,
+        body: batch,
+        connections: CONNECTIONS,
+        duration: seconds,
+        ...(rate !== undefined ? { overallRate: rate } : {}),
+      });
     let rssMax = 0;
     const sampler = setInterval(() => (rssMax = Math.max(rssMax, rssMiB(gateway.child.pid))), 250);
     const t0 = Date.now();
-    const full = await load({
-      url: `http://127.0.0.1:${port}/api/logs/batch`,
-      method: "POST",
-      headers,
-      body: batch,
-      connections: CONNECTIONS,
-      duration: LOAD_SECONDS,
-    });
+    const full = await loadBatches(LOAD_SECONDS);
     clearInterval(sampler);
     const fullAccepted = count202(full) * EVENTS_PER_REQUEST;
     await waitFor("every accepted event in PostgreSQL", async () => (await rows()) >= fullAccepted, 300_000);
@@ -162,15 +166,7 @@ async function main() {
     step(`half load: ${halfRate} requests/s (${halfRate * EVENTS_PER_REQUEST} events/s) for 15s`);
     const beforeHalf = await rows();
     const halfStart = new Date();
-    const half = await load({
-      url: `http://127.0.0.1:${port}/api/logs/batch`,
-      method: "POST",
-      headers,
-      body: batch,
-      connections: CONNECTIONS,
-      duration: 15,
-      overallRate: halfRate,
-    });
+    const half = await loadBatches(15, halfRate);
     const expected = beforeHalf + count202(half) * EVENTS_PER_REQUEST;
     await waitFor("the half-load events in PostgreSQL", async () => (await rows()) >= expected, 120_000);
     results.p99_ack_ms_half_load = half.latency.p99;
@@ -186,14 +182,7 @@ async function main() {
     // PostgreSQL are not competing for the two cores. Its events stay in the topic for the
     // solo consumer below.
     step(`gateway alone: ${LOAD_SECONDS}s of batches of ${EVENTS_PER_REQUEST} events, consumer stopped`);
-    const alone = await load({
-      url: `http://127.0.0.1:${port}/api/logs/batch`,
-      method: "POST",
-      headers,
-      body: batch,
-      connections: CONNECTIONS,
-      duration: LOAD_SECONDS,
-    });
+    const alone = await loadBatches(LOAD_SECONDS);
     const aloneAccepted = count202(alone) * EVENTS_PER_REQUEST;
     results.gateway_alone_events_per_s = Math.round(aloneAccepted / LOAD_SECONDS);
     await gateway.stop();

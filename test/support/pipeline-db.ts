@@ -39,7 +39,7 @@ export async function ledgerCounts(pool: pg.Pool, n: LedgerNames): Promise<Ledge
   return {
     rows: await q(`SELECT count(*) AS c FROM ${n.events}`),
     distinctIds: await q(`SELECT count(DISTINCT event_id) AS c FROM ${n.events}`),
-    applied: await q(`SELECT coalesce(sum(applied), 0) AS c FROM ${n.offsets}`),
+    applied: await appliedEvents(pool, n),
     duplicates: await q(`SELECT coalesce(sum(duplicates_skipped), 0) AS c FROM ${n.offsets}`),
     deadLettered: await q(`SELECT coalesce(sum(dead_lettered), 0) AS c FROM ${n.offsets}`),
     duplicateRows: await q(`SELECT count(*) AS c FROM ${n.duplicates}`),

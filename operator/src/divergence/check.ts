@@ -127,17 +127,17 @@ export async function checkDivergence(
     );
     return s ? [{ partition: w.partition, ...s }] : [];
   });
-  const [records, held] = await settled([
+  // The latest and the sweep windows, from Kafka and from PostgreSQL, read at the same time.
+  const sweepsOrNothing = <T>(read: () => Promise<Map<number, T>>) =>
+    sweeps.length > 0 ? read() : Promise.resolve(new Map<number, T>());
+  const [records, held, sweptRecords, sweptHeld] = await settled([
     readCommittedRecords(kafka.connection, target.topic, windows),
     readLedgerWindows(pg, target.schema, target.table, target.topic, windows),
+    sweepsOrNothing(() => readCommittedRecords(kafka.connection, target.topic, sweeps)),
+    sweepsOrNothing(() =>
+      readLedgerWindows(pg, target.schema, target.table, target.topic, sweeps, { ahead: false }),
+    ),
   ] as const);
-  const [sweptRecords, sweptHeld] =
-    sweeps.length > 0
-      ? await settled([
-          readCommittedRecords(kafka.connection, target.topic, sweeps),
-          readLedgerWindows(pg, target.schema, target.table, target.topic, sweeps, { ahead: false }),
-        ] as const)
-      : [new Map<number, never[]>(), new Map<number, never>()];
   const lso = await kafka.offsets.lastStableOffsets(target.topic);
   const delivery = deliveryStatus(
     lso,

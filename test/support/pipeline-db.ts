@@ -1,4 +1,8 @@
 import pg from "pg";
+import { Registry } from "prom-client";
+import { createLogger } from "../../workloads/common/src/logger.js";
+import { Partitions } from "../../workloads/consumer/src/partitions.js";
+import type { ApplyOptions } from "../../workloads/consumer/src/sink.js";
 import { ledgerDdl, ledgerNames, type LedgerNames } from "../../workloads/common/src/ledger.js";
 import type { PostgresConnection } from "../../operator/src/divergence/delivery.js";
 import { uniqueSuffix } from "./kube.js";
@@ -91,4 +95,20 @@ export function postgresConnection(url: string): PostgresConnection {
     password: decodeURIComponent(u.password),
     sslMode: "disable",
   };
+}
+
+/** Options for calling applyBatch directly, as the consumer would (partitions made on demand). */
+export function testBatchOptions(
+  db: { pool: pg.Pool; names: LedgerNames },
+  topic = "t",
+  retentionDays = 0,
+): ApplyOptions {
+  const partitions = new Partitions(
+    db.pool,
+    db.names,
+    { retentionDays, dedupWindowHours: 48, intervalMs: 60_000, moveBatchRows: 5000, topic },
+    createLogger("partitions-test", "error"),
+    new Registry(),
+  );
+  return { attempt: 1, ensureBuckets: (b) => partitions.ensureBuckets(b), retentionDays, legacy: false };
 }

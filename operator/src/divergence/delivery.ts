@@ -1,5 +1,6 @@
 import pg from "pg";
 import { ledgerNames } from "../../../workloads/common/src/ledger.js";
+import { eventsRelation, legacyExists } from "../../../workloads/common/src/storage.js";
 import type { LogPipelineStatus } from "../api/logpipeline.js";
 import type { LedgerEntry } from "./window.js";
 import { rfc3339Seconds } from "../time.js";
@@ -104,13 +105,15 @@ export async function readLedgerWindows(
   return withClient(c, async (client) => {
     const out = new Map<number, { entries: LedgerEntry[]; ahead: LedgerEntry[] }>();
     if (!(await ledgerExists(client, names.offsets))) return out;
+    // While an upgrade moves rows out of an old unpartitioned table, both are read.
+    const events = eventsRelation(names, await legacyExists(client, names.storage));
     type Row = { offset: string; event_id: string | null };
     const entries = (rows: Row[], kind: LedgerEntry["kind"]) =>
       rows.map((r) => ({ offset: Number(r.offset), eventId: r.event_id, kind }));
     for (const w of windows) {
       const [rows, dups, dead, ahead] = [
         await client.query<Row>(
-          `SELECT kafka_offset AS offset, event_id::text FROM ${names.events} WHERE kafka_partition = $1 AND kafka_offset >= $2 AND kafka_offset < $3 LIMIT $4`,
+          `SELECT kafka_offset AS offset, event_id::text FROM ${events} WHERE kafka_partition = $1 AND kafka_offset >= $2 AND kafka_offset < $3 LIMIT $4`,
           [w.partition, w.from, w.to, limit],
         ),
         await client.query<Row>(
@@ -124,7 +127,7 @@ export async function readLedgerWindows(
         opts.ahead === false
           ? { rows: [] as Row[] }
           : await client.query<Row>(
-              `SELECT kafka_offset AS offset, event_id::text FROM ${names.events} WHERE kafka_partition = $1 AND kafka_offset >= $2 ORDER BY kafka_offset DESC LIMIT 100`,
+              `SELECT kafka_offset AS offset, event_id::text FROM ${events} WHERE kafka_partition = $1 AND kafka_offset >= $2 ORDER BY kafka_offset DESC LIMIT 100`,
               [w.partition, w.to],
             ),
       ];

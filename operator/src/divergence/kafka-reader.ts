@@ -1,4 +1,5 @@
 import confluent from "@confluentinc/kafka-javascript";
+import { storedTime } from "../../../workloads/common/src/storage.js";
 import { type KafkaConnection, librdkafkaSecurity } from "../kafka/topic-admin.js";
 
 export interface OffsetRange {
@@ -35,15 +36,20 @@ export interface CommittedRecord {
   partition: number;
   offset: number;
   eventId: string | undefined;
-  /** The event's `timestamp`, ms since the epoch: what the retention job deletes by. */
+  /**
+   * The time the event is stored under (its `timestamp` after the out-of-range rule, from its
+   * `receivedAt`), ms since the epoch: what retention drops partitions by.
+   */
   eventTime?: number | undefined;
 }
 
 function eventOf(value: Buffer | null | undefined): { eventId?: string; eventTime?: number } {
   if (!value) return {};
   try {
-    const v = JSON.parse(value.toString("utf8")) as { eventId?: unknown; timestamp?: unknown };
-    const time = typeof v.timestamp === "string" ? Date.parse(v.timestamp) : NaN;
+    const v = JSON.parse(value.toString("utf8")) as { eventId?: unknown; timestamp?: unknown; receivedAt?: unknown };
+    const own = typeof v.timestamp === "string" ? Date.parse(v.timestamp) : NaN;
+    const received = typeof v.receivedAt === "string" ? Date.parse(v.receivedAt) : NaN;
+    const time = Number.isFinite(received) && Number.isFinite(own) ? storedTime(own, received).ms : own;
     return {
       ...(typeof v.eventId === "string" ? { eventId: v.eventId } : {}),
       ...(Number.isFinite(time) ? { eventTime: time } : {}),

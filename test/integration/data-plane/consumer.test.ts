@@ -111,8 +111,6 @@ describe("consumer: exactly-once sink into PostgreSQL", () => {
       ).rows[0];
     expect(await stored(7)).toEqual({ message: awkward.message, stack_trace: awkward.stackTrace });
     expect(await stored(8)).toEqual({ message: windowsPath.message, stack_trace: null });
-    // The resent records failed the direct COPY (unique key) and went the deduplicating way.
-    expect((await sink.metricsSnapshot()).copyConflicts).toBeGreaterThanOrEqual(1);
 
     // The stored positions equal the partitions' end offsets (markers included).
     const offsets = await admin.fetchTopicOffsets(topic);

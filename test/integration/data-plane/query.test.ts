@@ -9,7 +9,7 @@ import { applyBatch } from "../../../workloads/consumer/src/sink.js";
 import { buildQueryApp } from "../../../workloads/query/src/app.js";
 import { makeEvent } from "../../support/events.js";
 import { uniqueSuffix } from "../../support/kube.js";
-import { testLedger } from "../../support/pipeline-db.js";
+import { testBatchOptions, testLedger } from "../../support/pipeline-db.js";
 import { promtoolCheckMetrics } from "../../support/promtool.js";
 
 const stack = inject("stack");
@@ -27,6 +27,7 @@ beforeAll(async () => {
   const events = Array.from({ length: 250 }, (_, i) =>
     makeEvent(i, {
       timestamp: new Date(base + i * 1000).toISOString(),
+      receivedAt: new Date(base + i * 1000).toISOString(),
       message: i % 50 === 0 ? `payment declined for order ${i}` : `request served ${i}`,
       level: i % 10 === 0 ? "ERROR" : "INFO",
     }),
@@ -39,6 +40,7 @@ beforeAll(async () => {
       "t",
       0,
       events.map((e, i) => ({ offset: String(i), value: Buffer.from(JSON.stringify(e)) })),
+      testBatchOptions(db),
     );
   } finally {
     client.release();

@@ -8,7 +8,7 @@ import { TopicAdmin } from "../../../operator/src/kafka/topic-admin.js";
 import { createLogger } from "../../../workloads/common/src/logger.js";
 import { createRegistry } from "../../../workloads/common/src/metrics.js";
 import type { Sink } from "../../../workloads/consumer/src/consumer.js";
-import { RetentionJob } from "../../../workloads/consumer/src/retention.js";
+import { Partitions } from "../../../workloads/consumer/src/partitions.js";
 import { makeEvent } from "../../support/events.js";
 import { type Admin, kafkaClient, transactionalWriter, workloadKafkaClient } from "../../support/kafka.js";
 import { eventually, uniqueSuffix } from "../../support/kube.js";
@@ -19,8 +19,8 @@ import { startSink } from "../../support/sink.js";
  * The check's sweep over older windows and the retention job, against the real Kafka,
  * PostgreSQL and consumer sink, with windows of 40 offsets so that a few hundred events
  * span many of them: a row deleted far below the latest window is found by the sweep within
- * one pass over the partition; events the retention job deleted count as expired, not
- * missing.
+ * one pass over the partition; events in partitions the retention dropped count as
+ * expired, not missing.
  */
 const stack = inject("stack");
 const WINDOW = 40;
@@ -61,13 +61,13 @@ beforeAll(async () => {
   db = await testLedger(stack.postgresUrl, "t_div_sweep");
   topicAdmin = await TopicAdmin.connect(connection);
   // 400 events over 2 partitions in transactions of 20, every fourth transaction aborted;
-  // 40 of them 10 days old by their own time.
+  // 40 of them 10 days old (received then too: a backlog, stored under their own time).
   const writer = await transactionalWriter(kafka, `tx-${topic}`);
   const old = new Date(Date.now() - 10 * DAY_MS).toISOString();
   await writer.write(
     topic,
     Array.from({ length: 400 }, (_, i) =>
-      JSON.stringify(makeEvent(i, i >= 100 && i < 140 ? { timestamp: old } : {})),
+      JSON.stringify(makeEvent(i, i >= 100 && i < 140 ? { timestamp: old, receivedAt: old } : {})),
     ),
     { perTxn: 20, partitions: 2, abortEvery: 4 },
   );
@@ -125,20 +125,20 @@ describe("the divergence check's sweep and the retention", () => {
     expect(next.partitions.find((p) => p.partition === 0)?.sweepTo).toBe(p0?.windowFrom);
   });
 
-  it("counts events the retention job deleted as expired, not missing", async () => {
-    const job = new RetentionJob(
+  it("drops whole partitions past the retention, and counts their events as expired, not missing", async () => {
+    const partitions = new Partitions(
       db.pool,
       db.names,
-      { days: 7, intervalMs: 60_000, batchRows: 15 },
+      { retentionDays: 7, dedupWindowHours: 48, intervalMs: 60_000, moveBatchRows: 5000, topic },
       createLogger("retention-test", "error"),
       createRegistry("consumer", "t"),
     );
     const before = await rowCount();
-    const deleted = await job.runOnce();
-    // The 40 events 10 days old, in batches of 15; nothing younger.
-    expect(deleted).toBe(40);
+    const pass = await partitions.runOnce();
+    // The 10-day-old events' hour (with its two count partitions) is dropped; nothing younger.
+    expect(pass.dropped).toBe(3);
     expect(await rowCount()).toBe(before - 40);
-    expect(await job.runOnce()).toBe(0);
+    expect((await partitions.runOnce()).dropped).toBe(0);
     // One whole sweep (until every partition's sweep reached its log start), with the
     // pipeline's retention: the 40 are expired and only the two rows deleted by hand in the
     // test above are missing. Without the retention, all 42 would be.

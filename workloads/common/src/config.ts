@@ -130,10 +130,14 @@ export const ConsumerEnv = CommonEnv.extend({
   RETRY_BACKOFF_MS: int(1, 600_000, 1000),
   RETRY_BACKOFF_MAX_MS: int(1, 3_600_000, 4000),
   METRICS_PORT: int(1, 65535, 9090),
-  /** Days events are kept in PostgreSQL, by their own timestamp; 0 keeps them for ever. */
+  /** Days events are kept in PostgreSQL, by their stored time; whole hourly partitions are dropped. 0 keeps them for ever. */
   RETENTION_DAYS: int(0, 36_500, 0),
-  RETENTION_INTERVAL_SECONDS: int(1, 86_400, 600),
-  RETENTION_BATCH_ROWS: int(1, 100_000, 5000),
+  /** Time between partition maintenance passes (make ahead, drop, index, move an upgrade's rows). */
+  PARTITION_MAINTENANCE_SECONDS: int(1, 3600, 60),
+  /** How long the deduplication keys of client-named events are kept: at least the gateway's IDEMPOTENCY_TTL_SECONDS. */
+  DEDUP_WINDOW_HOURS: int(1, 24 * 31, 48),
+  /** Rows per transaction when an upgrade moves an unpartitioned table's rows into the partitions. */
+  UPGRADE_MOVE_BATCH_ROWS: int(1, 100_000, 5000),
 });
 export type ConsumerEnv = z.infer<typeof ConsumerEnv>;
 

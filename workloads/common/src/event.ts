@@ -40,6 +40,13 @@ export const LogEvent = z.object({
   traceId: z.string().max(128).optional(),
   schemaVersion: z.number().int().min(1),
   receivedAt: z.iso.datetime({ offset: true }),
+  /**
+   * "gateway" when the gateway named the event (no eventId, no Idempotency-Key): such an
+   * event is committed to Kafka once and never retried under the same id, so the sink skips
+   * its deduplication key. Absent (a client-named event, or a writer that does not say):
+   * deduplicated by id (docs/storage.md).
+   */
+  idOrigin: z.literal("gateway").optional(),
 });
 export type LogEvent = z.infer<typeof LogEvent>;
 
@@ -77,9 +84,9 @@ export function normalizeEvent(
 ): LogEvent {
   // A batch passes `receivedAt` (now as ISO 8601) made once for all its events.
   const receivedAt = ctx.receivedAt ?? ctx.now.toISOString();
+  const named = input.eventId ?? ctx.idempotencyEventId;
   return {
-    eventId:
-      input.eventId ?? ctx.idempotencyEventId ?? uuidv7({ msecs: ctx.now.getTime(), random: random16() }),
+    eventId: named ?? uuidv7({ msecs: ctx.now.getTime(), random: random16() }),
     timestamp: input.timestamp ?? receivedAt,
     level: input.level,
     source: input.source,
@@ -90,6 +97,7 @@ export function normalizeEvent(
     ...(input.traceId !== undefined && { traceId: input.traceId }),
     schemaVersion: input.schemaVersion ?? CURRENT_SCHEMA_VERSION,
     receivedAt,
+    ...(named === undefined && { idOrigin: "gateway" as const }),
   };
 }
 

@@ -1,11 +1,14 @@
 import pg from "pg";
+import { storageDdl, storageNames, type StorageNames } from "./storage.js";
 
 /**
  * The ledger: the one module that owns the names and shape of what the consumer writes
  * to PostgreSQL in the same transaction as the rows, and what the operator and the
  * divergence check read (DESIGN.md, Contracts).
  *
- *   <events table>        one row per event (unique event_id), with its Kafka position
+ *   <events table>        one row per event, with its Kafka position; partitioned by time,
+ *                         with per-minute and per-hour counts and the deduplication keys of
+ *                         client-named events beside it (storage.ts, docs/storage.md)
  *   pipeline_offsets      per topic partition: next offset to apply + counters
  *   pipeline_duplicates   one row per record skipped as a duplicate (partition, offset, event_id)
  *   dead_letters          one row per poison record, with the reason, the error's class and
@@ -20,6 +23,10 @@ export interface LedgerNames {
   deadLetters: string;
   /** Unqualified events table name, for index names (indexes live in the table's schema). */
   eventsBare: string;
+  /** Unquoted schema name, for catalog reads. */
+  schemaBare: string;
+  /** The partitioned layout: counts, keys, partition names, the legacy table of an upgrade. */
+  storage: StorageNames;
 }
 
 const IDENT = /^[a-z_][a-z0-9_]{0,62}$/;
@@ -32,14 +39,40 @@ export function ledgerNames(schema: string, eventsTable: string): LedgerNames {
     if (!IDENT.test(v)) throw new Error(`${what} name "${v}" must match ${IDENT.source}`);
   }
   const q = (t: string) => `"${schema}"."${t}"`;
-  return {
+  const base = {
     schema: `"${schema}"`,
     events: q(eventsTable),
     offsets: q("pipeline_offsets"),
     duplicates: q("pipeline_duplicates"),
     deadLetters: q("dead_letters"),
     eventsBare: eventsTable,
+    schemaBare: schema,
   };
+  return { ...base, storage: storageNames(base, schema) };
+}
+
+/**
+ * An events table made before partitioning (a plain table, relkind 'r') is renamed to the
+ * legacy name, its indexes with it, in the migration's transaction: the partitioned table
+ * takes its name at once and the consumer writes there; the rows are moved over in batches
+ * behind the write (consumer/src/partitions.ts). The rename waits for at most 10 s for the
+ * table's lock (a batch in flight); past that the consumer's start fails and is retried.
+ */
+function legacyRename(n: LedgerNames): string {
+  const lit = pg.escapeLiteral;
+  return `DO $$
+DECLARE r record;
+BEGIN
+  IF EXISTS (SELECT 1 FROM pg_class c JOIN pg_namespace ns ON ns.oid = c.relnamespace
+              WHERE ns.nspname = ${lit(n.schemaBare)} AND c.relname = ${lit(n.eventsBare)} AND c.relkind = 'r') THEN
+    PERFORM set_config('lock_timeout', '10s', true);
+    EXECUTE format('ALTER TABLE %I.%I RENAME TO %I', ${lit(n.schemaBare)}, ${lit(n.eventsBare)}, ${lit(n.storage.legacy.bare)});
+    FOR r IN SELECT ic.relname FROM pg_index i JOIN pg_class ic ON ic.oid = i.indexrelid
+              WHERE i.indrelid = format('%I.%I', ${lit(n.schemaBare)}, ${lit(n.storage.legacy.bare)})::regclass LOOP
+      EXECUTE format('ALTER INDEX %I.%I RENAME TO %I', ${lit(n.schemaBare)}, r.relname, left('legacy_' || r.relname, 63));
+    END LOOP;
+  END IF;
+END $$;`;
 }
 
 /**
@@ -52,25 +85,8 @@ export function ledgerDdl(n: LedgerNames): string {
   return `
 SELECT pg_advisory_xact_lock(hashtext('logpipeline-migrate:' || ${pg.escapeLiteral(n.events)}));
 CREATE SCHEMA IF NOT EXISTS ${n.schema};
-CREATE TABLE IF NOT EXISTS ${n.events} (
-  event_id        uuid PRIMARY KEY,
-  ts              timestamptz NOT NULL,
-  level           text NOT NULL,
-  source          text NOT NULL,
-  message         text NOT NULL,
-  metadata        jsonb NOT NULL DEFAULT '{}'::jsonb,
-  stack_trace     text,
-  user_id         text,
-  trace_id        text,
-  schema_version  int NOT NULL,
-  received_at     timestamptz NOT NULL,
-  kafka_partition int NOT NULL,
-  kafka_offset    bigint NOT NULL,
-  stored_at       timestamptz NOT NULL DEFAULT now()
-);
-CREATE INDEX IF NOT EXISTS "${n.eventsBare}_ts_idx" ON ${n.events} (ts);
-CREATE INDEX IF NOT EXISTS "${n.eventsBare}_source_ts_idx" ON ${n.events} (source, ts);
-CREATE INDEX IF NOT EXISTS "${n.eventsBare}_position_idx" ON ${n.events} (kafka_partition, kafka_offset);
+${legacyRename(n)}
+${storageDdl(n.storage)}
 CREATE TABLE IF NOT EXISTS ${n.offsets} (
   topic              text NOT NULL,
   partition          int NOT NULL,

@@ -1,4 +1,3 @@
-import type { Redis } from "ioredis";
 import type pg from "pg";
 import { Counter, Gauge, Histogram, type Registry } from "prom-client";
 import type { KafkaClient, KafkaConsumer, KafkaProducer } from "../../common/src/clients.js";
@@ -7,10 +6,8 @@ import type { LedgerNames } from "../../common/src/ledger.js";
 import type { Logger } from "../../common/src/logger.js";
 import { LATENCY_BUCKETS } from "../../common/src/metrics.js";
 import { DeadLetterPublisher } from "./dlq.js";
+import { Partitions } from "./partitions.js";
 import { applyBatch, type BatchOutcome, storedPositions } from "./sink.js";
-
-/** Batches of a partition that skip the direct COPY after one met a stored event id. */
-const DEDUP_BATCHES_AFTER_CONFLICT = 20;
 
 export interface SinkOptions {
   topic: string;
@@ -23,13 +20,16 @@ export interface SinkOptions {
   backoffMs: number;
   backoffMaxMs: number;
   pipeline: string;
+  /** postgres.retentionDays (0: none). */
+  retentionDays?: number | undefined;
 }
 
 export interface SinkDeps {
   kafka: KafkaClient;
   pool: pg.Pool;
-  redis?: Redis | undefined;
   names: LedgerNames;
+  /** The partition maintainer (main.ts runs its loop); absent, the sink makes partitions on demand only. */
+  partitions?: Partitions | undefined;
   log: Logger;
   registry: Registry;
 }
@@ -61,9 +61,9 @@ function metrics(registry: Registry) {
       help: "Records below the stored position (redelivery), skipped",
       registers: [registry],
     }),
-    copyConflicts: new Counter({
-      name: "log_consumer_copy_conflicts_total",
-      help: "Batches whose direct COPY met an event id already stored, redone the deduplicating way",
+    clamped: new Counter({
+      name: "log_consumer_clamped_total",
+      help: "Events stored under a clamped time: stamped outside the late window or the clock skew (their own time kept in ts_original)",
       registers: [registry],
     }),
     retries: new Counter({
@@ -123,12 +123,7 @@ export class Sink {
   private dlq: DeadLetterPublisher | undefined;
   private readonly m: ReturnType<typeof metrics>;
   private readonly failures = new Map<number, number>();
-  /**
-   * Per partition, batches left to go the deduplicating way after a direct COPY met a stored
-   * event id: a stream carrying duplicates (clients retrying) would otherwise pay for a failed
-   * COPY in every batch.
-   */
-  private readonly dedupBatches = new Map<number, number>();
+  private readonly partitions: Partitions;
   private dlqFlushing: Promise<void> | undefined;
   /** Partitions this member holds now. */
   readonly assigned = new Set<number>();
@@ -139,6 +134,21 @@ export class Sink {
     private readonly deps: SinkDeps,
   ) {
     this.m = metrics(deps.registry);
+    this.partitions =
+      deps.partitions ??
+      new Partitions(
+        deps.pool,
+        deps.names,
+        {
+          retentionDays: opts.retentionDays ?? 0,
+          dedupWindowHours: 48,
+          intervalMs: 60_000,
+          moveBatchRows: 5000,
+          topic: opts.topic,
+        },
+        deps.log,
+        deps.registry,
+      );
   }
 
   async start(): Promise<void> {
@@ -243,15 +253,13 @@ export class Sink {
     let client: pg.PoolClient | undefined;
     try {
       client = await this.deps.pool.connect();
-      const dedupLeft = this.dedupBatches.get(partition) ?? 0;
+      const { partitions } = this;
       const outcome = await applyBatch(client, this.deps.names, this.opts.topic, partition, messages, {
-        directCopy: dedupLeft === 0,
         attempt: (this.failures.get(partition) ?? 0) + 1,
+        ensureBuckets: (b) => partitions.ensureBuckets(b),
+        retentionDays: this.opts.retentionDays ?? 0,
+        legacy: partitions.hasLegacy(),
       });
-      if (outcome.conflicted) {
-        this.m.copyConflicts.inc();
-        this.dedupBatches.set(partition, DEDUP_BATCHES_AFTER_CONFLICT);
-      } else if (dedupLeft > 0) this.dedupBatches.set(partition, dedupLeft - 1);
       this.failures.delete(partition);
       this.m.paused.set({ partition: String(partition) }, 0);
       this.m.latency.observe(Number(process.hrtime.bigint() - started) / 1e9);
@@ -282,6 +290,7 @@ export class Sink {
     this.m.duplicates.inc(o.duplicates);
     this.m.deadLettered.inc(o.deadLettered.length);
     this.m.stale.inc(o.stale);
+    this.m.clamped.inc(o.clamped);
     this.m.batchSize.observe(o.applied + o.duplicates + o.deadLettered.length);
     this.m.lag.set(
       { partition: String(partition) },
@@ -296,29 +305,6 @@ export class Sink {
         this.deps.log.debug({ err: (e as Error).message }, "group offset commit failed"),
       );
     if (o.deadLettered.length > 0) void this.flushDeadLetters();
-    if (this.deps.redis && o.events.length > 0) await this.aggregate(o);
-  }
-
-  /** Real-time counts per minute, source and level, in Redis; only after the commit, best effort. */
-  private async aggregate(o: BatchOutcome): Promise<void> {
-    const redis = this.deps.redis;
-    if (!redis || redis.status !== "ready") return;
-    const counts = new Map<string, number>();
-    for (const e of o.events) {
-      const minute = e.timestamp.slice(0, 16);
-      const k = `${minute}|${e.source}|${e.level}`;
-      counts.set(k, (counts.get(k) ?? 0) + 1);
-    }
-    const pipe = redis.pipeline();
-    for (const [k, c] of counts) {
-      const [minute, source, level] = k.split("|");
-      const key = `lp:${this.opts.pipeline}:agg:${minute ?? ""}`;
-      pipe.hincrby(key, `${source ?? ""}|${level ?? ""}`, c);
-      pipe.expire(key, 7 * 86_400);
-    }
-    await pipe
-      .exec()
-      .catch((e: unknown) => this.deps.log.debug({ err: (e as Error).message }, "aggregates not written"));
   }
 
   /**
@@ -346,7 +332,7 @@ export class Sink {
     duplicates: number;
     deadLettered: number;
     redelivered: number;
-    copyConflicts: number;
+    clamped: number;
   }> {
     const v = async (c: Counter) => (await c.get()).values.reduce((a, x) => a + x.value, 0);
     return {
@@ -354,7 +340,7 @@ export class Sink {
       duplicates: await v(this.m.duplicates),
       deadLettered: await v(this.m.deadLettered),
       redelivered: await v(this.m.stale),
-      copyConflicts: await v(this.m.copyConflicts),
+      clamped: await v(this.m.clamped),
     };
   }
 

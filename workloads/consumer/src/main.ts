@@ -1,11 +1,11 @@
-import { kafkaClient, pgPool, redisClient } from "../../common/src/clients.js";
+import { kafkaClient, pgPool } from "../../common/src/clients.js";
 import { ConsumerEnv, parseEnv } from "../../common/src/config.js";
 import { ledgerDdl, ledgerNames } from "../../common/src/ledger.js";
 import { createLogger } from "../../common/src/logger.js";
 import { createRegistry } from "../../common/src/metrics.js";
 import { runMain, serveOps } from "../../common/src/process.js";
 import { Sink } from "./consumer.js";
-import { RetentionJob } from "./retention.js";
+import { Partitions } from "./partitions.js";
 
 runMain("consumer", async () => {
   const env = parseEnv(ConsumerEnv);
@@ -15,8 +15,19 @@ runMain("consumer", async () => {
   const pool = pgPool(env, `logpipeline-consumer-${env.PIPELINE_NAME}`);
   pool.on("error", (e) => log.warn({ err: e.message }, "idle PostgreSQL connection failed"));
   await pool.query(ledgerDdl(names));
-  const redis = redisClient(env);
-  redis?.on("error", (e: Error) => log.debug({ err: e.message }, "redis"));
+  const partitions = new Partitions(
+    pool,
+    names,
+    {
+      retentionDays: env.RETENTION_DAYS,
+      dedupWindowHours: env.DEDUP_WINDOW_HOURS,
+      intervalMs: env.PARTITION_MAINTENANCE_SECONDS * 1000,
+      moveBatchRows: env.UPGRADE_MOVE_BATCH_ROWS,
+      topic: env.KAFKA_TOPIC,
+    },
+    log,
+    registry,
+  );
   const sink = new Sink(
     {
       topic: env.KAFKA_TOPIC,
@@ -28,30 +39,19 @@ runMain("consumer", async () => {
       backoffMs: env.RETRY_BACKOFF_MS,
       backoffMaxMs: env.RETRY_BACKOFF_MAX_MS,
       pipeline: env.PIPELINE_NAME,
+      retentionDays: env.RETENTION_DAYS,
     },
-    { kafka: kafkaClient(env, "logpipeline-consumer", log), pool, redis, names, log, registry },
-  );
-  const retention = new RetentionJob(
-    pool,
-    names,
-    {
-      days: env.RETENTION_DAYS,
-      intervalMs: env.RETENTION_INTERVAL_SECONDS * 1000,
-      batchRows: env.RETENTION_BATCH_ROWS,
-    },
-    log,
-    registry,
+    { kafka: kafkaClient(env, "logpipeline-consumer", log), pool, names, partitions, log, registry },
   );
   const ops = await serveOps(env.METRICS_PORT, "0.0.0.0", registry, () => sink.ready);
+  partitions.start();
   await sink.start();
-  retention.start();
   return {
     log,
     stop: async () => {
-      await retention.stop();
+      await partitions.stop();
       await sink.stop();
       ops.close();
-      redis?.disconnect();
       await pool.end();
     },
   };

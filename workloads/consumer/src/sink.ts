@@ -5,6 +5,7 @@ import { from as copyFrom } from "pg-copy-streams";
 import { LogEvent } from "../../common/src/event.js";
 import { failpoint } from "../../common/src/failpoints.js";
 import type { LedgerNames } from "../../common/src/ledger.js";
+import { bucketOf, DAY_MS, KEY_OVERLAP_MS, KEY_SPAN_MS, storedTime } from "../../common/src/storage.js";
 
 /** A record as read from Kafka (read_committed). */
 export interface SinkRecord {
@@ -12,8 +13,11 @@ export interface SinkRecord {
   value: Buffer | null;
 }
 
-/** Why a record cannot be stored: its value, its JSON, the event schema, or PostgreSQL refusing it. */
-export type ErrorClass = "empty" | "json" | "schema" | "postgres";
+/**
+ * Why a record cannot be stored: its value, its JSON, the event schema, PostgreSQL refusing
+ * it, or its stored time older than the retention (its partition is gone).
+ */
+export type ErrorClass = "empty" | "json" | "schema" | "postgres" | "expired";
 
 export interface DeadLetter {
   offset: string;
@@ -36,24 +40,37 @@ export interface BatchOutcome {
   stale: number;
   /** The partition's next offset after this batch. */
   nextOffset: bigint;
-  /** Events applied, for aggregates written after the commit. */
+  /** Events applied (for the end-to-end latency written after the commit). */
   events: LogEvent[];
-  /** The direct COPY met an event id already stored and the batch went the deduplicating way. */
-  conflicted: boolean;
+  /** Events stored under a clamped time (outside the late window or the clock skew). */
+  clamped: number;
 }
 
 export interface ApplyOptions {
-  /**
-   * Try the fast path first: COPY the batch straight into the events table (a bulk insert,
-   * about twice the deduplicating insert's rate). A stored event id fails it with a unique
-   * violation; the batch then rolls back to its savepoint and goes the deduplicating way.
-   */
-  directCopy: boolean;
   /** Which attempt at this batch this is (1, then 2 after a transient failure …): dead letters keep it. */
   attempt: number;
+  /**
+   * Makes sure the events partitions of these buckets exist before the batch's transaction
+   * (consumer/src/partitions.ts); returns the buckets that are past the retention, whose
+   * events are dead-lettered as expired.
+   */
+  ensureBuckets: (buckets: number[]) => Promise<Set<number>>;
+  /** postgres.retentionDays, for the expired reason (0: none). */
+  retentionDays: number;
+  /** An upgraded pipeline's old table still holds rows: ids are looked up there too. */
+  legacy: boolean;
 }
 
-type Decoded = { kind: "event"; offset: string; event: LogEvent } | { kind: "dead"; letter: DeadLetter };
+/** An event as it is stored: its Kafka offset, and its time after the out-of-range rule. */
+interface Row {
+  offset: string;
+  event: LogEvent;
+  /** The stored time (ms) and, when it was clamped, the event's own timestamp. */
+  ts: number;
+  original: string | null;
+}
+
+type Decoded = { kind: "event"; row: Row } | { kind: "dead"; letter: DeadLetter };
 
 function decode(r: SinkRecord): Decoded {
   const dead = (
@@ -83,48 +100,40 @@ function decode(r: SinkRecord): Decoded {
       uuid,
     );
   }
-  return { kind: "event", offset: r.offset, event: parsed.data };
+  const event = parsed.data;
+  const t = storedTime(Date.parse(event.timestamp), Date.parse(event.receivedAt));
+  return {
+    kind: "event",
+    row: { offset: r.offset, event, ts: t.ms, original: t.clamped ? event.timestamp : null },
+  };
 }
 
 const UNIQUE_VIOLATION = "23505";
+
+/**
+ * 23514: the tables have no CHECK constraint, so it means "no partition of relation … found
+ * for row": a partition not made yet, transient (the retry makes it), never the data's fault.
+ */
+const NO_PARTITION = "23514";
 
 /** SQLSTATE classes that mean "this data can never be stored": isolate the record, do not retry. */
 export function isDataError(e: unknown): boolean {
   const code = (e as { code?: unknown }).code;
   return (
     typeof code === "string" &&
-    (code.startsWith("22") || (code.startsWith("23") && code !== UNIQUE_VIOLATION))
+    (code.startsWith("22") || (code.startsWith("23") && code !== UNIQUE_VIOLATION && code !== NO_PARTITION))
   );
 }
 
 const COLUMNS =
-  "event_id, ts, level, source, message, metadata, stack_trace, user_id, trace_id, schema_version, received_at, kafka_partition, kafka_offset";
-const UNNEST =
-  "unnest($1::uuid[], $2::timestamptz[], $3::text[], $4::text[], $5::text[], $6::jsonb[], $7::text[], $8::text[], $9::text[], $10::int[], $11::timestamptz[], $12::int[], $13::bigint[])";
-
-function columnArrays(partition: number, rows: { offset: string; event: LogEvent }[]): unknown[] {
-  return [
-    rows.map((r) => r.event.eventId),
-    rows.map((r) => r.event.timestamp),
-    rows.map((r) => r.event.level),
-    rows.map((r) => r.event.source),
-    rows.map((r) => r.event.message),
-    rows.map((r) => JSON.stringify(r.event.metadata)),
-    rows.map((r) => r.event.stackTrace ?? null),
-    rows.map((r) => r.event.userId ?? null),
-    rows.map((r) => r.event.traceId ?? null),
-    rows.map((r) => r.event.schemaVersion),
-    rows.map((r) => r.event.receivedAt),
-    rows.map(() => partition),
-    rows.map((r) => r.offset),
-  ];
-}
+  "event_id, ts, level, source, message, metadata, stack_trace, user_id, trace_id, schema_version, received_at, kafka_partition, kafka_offset, ts_original";
 
 /**
- * Applies one batch of one partition in ONE PostgreSQL transaction: the rows, the
- * partition's next position and its counters, the duplicate and dead-letter ledgers.
- * The position row is locked first, so a zombie consumer (after a rebalance) that holds the
- * same records serializes behind the owner and then skips them as stale: exactly once.
+ * Applies one batch of one partition in ONE PostgreSQL transaction: the rows, their counts,
+ * the deduplication keys of client-named events, the partition's next position and its
+ * counters, the duplicate and dead-letter ledgers. The position row is locked first, so a
+ * zombie consumer (after a rebalance) that holds the same records serializes behind the
+ * owner and then skips them as stale: exactly once.
  */
 export async function applyBatch(
   client: pg.PoolClient,
@@ -132,10 +141,16 @@ export async function applyBatch(
   topic: string,
   partition: number,
   records: SinkRecord[],
-  options: ApplyOptions = { directCopy: true, attempt: 1 },
+  options: ApplyOptions,
 ): Promise<BatchOutcome> {
   const last = records.at(-1);
   if (!last) throw new Error("applyBatch: empty batch");
+  // Decoding is pure: done first, so the partitions the rows need are made before the
+  // transaction opens (a batch never waits inside its transaction for DDL).
+  const decoded = records.map(decode);
+  const expired = await options.ensureBuckets([
+    ...new Set(decoded.flatMap((d) => (d.kind === "event" ? [bucketOf(d.row.ts)] : []))),
+  ]);
   // One round trip: begin, lock the partition's position row (made on first use) and read
   // it, and the savepoint the rows' insert can roll back to without losing the lock.
   // Literals, not parameters (a multi-statement query takes none): the topic is escaped by
@@ -151,7 +166,8 @@ export async function applyBatch(
      SAVEPOINT rows;`,
     )) as unknown as pg.QueryResult<{ next_offset: string }>[];
     const stored = BigInt(opened[2]?.rows[0]?.next_offset ?? "0");
-    const fresh = records.filter((r) => BigInt(r.offset) >= stored);
+    const isFresh = (offset: string) => BigInt(offset) >= stored;
+    const fresh = records.filter((r) => isFresh(r.offset));
     const outcome: BatchOutcome = {
       applied: 0,
       duplicates: 0,
@@ -159,42 +175,39 @@ export async function applyBatch(
       stale: records.length - fresh.length,
       nextOffset: stored,
       events: [],
-      conflicted: false,
+      clamped: 0,
     };
     if (fresh.length === 0) {
       await client.query("COMMIT");
       return outcome;
     }
-    const decoded = fresh.map(decode);
-    const rows = decoded.flatMap((d) => (d.kind === "event" ? [{ offset: d.offset, event: d.event }] : []));
-    outcome.deadLettered = decoded.flatMap((d) => (d.kind === "dead" ? [d.letter] : []));
+    const rows: Row[] = [];
+    for (const d of decoded) {
+      if (d.kind === "dead") {
+        if (isFresh(d.letter.offset)) outcome.deadLettered.push(d.letter);
+      } else if (!isFresh(d.row.offset)) continue;
+      else if (expired.has(bucketOf(d.row.ts))) outcome.deadLettered.push(expiredLetter(d.row, fresh, options));
+      else rows.push(d.row);
+    }
 
     failpoint("mid-batch");
-    let insertedIds: Set<string> | undefined;
+    const keyed = { at: performance.now() };
+    let storedRows: Row[];
+    let duplicates: Row[];
     try {
-      if (options.directCopy && rows.length > 1) {
-        try {
-          await copyRows(client, n.events, partition, rows);
-          insertedIds = new Set(rows.map((r) => r.event.eventId));
-        } catch (e) {
-          if ((e as { code?: unknown }).code !== UNIQUE_VIOLATION) throw e;
-          await client.query("ROLLBACK TO SAVEPOINT rows");
-          outcome.conflicted = true;
-        }
-      }
-      insertedIds ??= await insertRows(client, n, partition, rows);
+      ({ stored: storedRows, duplicates } = await insertDeduplicated(client, n, partition, rows, keyed, options.legacy));
     } catch (e) {
       if (!isDataError(e)) throw e;
       // One record cannot be stored: insert one by one, dead-lettering those that fail.
       await client.query("ROLLBACK TO SAVEPOINT rows");
-      staged.delete(client); // a staging table made after the savepoint is gone with it
-      insertedIds = new Set();
-      const storable: typeof rows = [];
+      storedRows = [];
+      duplicates = [];
       for (const row of rows) {
         await client.query("SAVEPOINT one");
         try {
-          for (const id of await insertRows(client, n, partition, [row])) insertedIds.add(id);
-          storable.push(row);
+          const one = await insertDeduplicated(client, n, partition, [row], keyed, options.legacy);
+          storedRows.push(...one.stored);
+          duplicates.push(...one.duplicates);
           await client.query("RELEASE SAVEPOINT one");
         } catch (e1) {
           if (!isDataError(e1)) throw e1;
@@ -209,23 +222,17 @@ export async function applyBatch(
           });
         }
       }
-      rows.splice(0, rows.length, ...storable);
     }
-
-    // The first record carrying an inserted id is the applied one; every other is a duplicate.
-    const duplicates: { offset: string; eventId: string }[] = [];
-    for (const row of rows) {
-      if (insertedIds.delete(row.event.eventId)) {
-        outcome.applied++;
-        outcome.events.push(row.event);
-      } else duplicates.push({ offset: row.offset, eventId: row.event.eventId });
-    }
+    await writeCounts(client, n, partition, storedRows);
+    outcome.applied = storedRows.length;
+    outcome.events = storedRows.map((r) => r.event);
+    outcome.clamped = storedRows.filter((r) => r.original !== null).length;
     outcome.duplicates = duplicates.length;
     if (duplicates.length > 0) {
       await client.query(
         `INSERT INTO ${n.duplicates} (topic, partition, "offset", event_id)
          SELECT $1, $2, * FROM unnest($3::bigint[], $4::uuid[]) ON CONFLICT DO NOTHING`,
-        [topic, partition, duplicates.map((d) => d.offset), duplicates.map((d) => d.eventId)],
+        [topic, partition, duplicates.map((d) => d.offset), duplicates.map((d) => d.event.eventId)],
       );
     }
     if (outcome.deadLettered.length > 0) {
@@ -250,6 +257,13 @@ export async function applyBatch(
     }
     outcome.nextOffset = BigInt(last.offset) + 1n;
     failpoint("before-pg-commit");
+    // The deduplication argument needs every key-writing transaction to commit within
+    // KEY_OVERLAP_MS of its key insert (docs/storage.md): a batch that took half of it is
+    // rolled back and retried instead.
+    if (performance.now() - keyed.at > KEY_OVERLAP_MS / 2)
+      throw Object.assign(new Error("batch transaction ran too long after its key insert; retried"), {
+        code: "LP001",
+      });
     // The position and counters, and the commit, in one round trip (all integers).
     await client.query(
       `UPDATE ${n.offsets} SET next_offset = ${outcome.nextOffset.toString()}, applied = applied + ${String(outcome.applied)},
@@ -259,10 +273,134 @@ export async function applyBatch(
     );
     return outcome;
   } catch (e) {
-    staged.delete(client); // a staging table made in this transaction is gone with it
     await client.query("ROLLBACK").catch(() => undefined);
     throw e;
   }
+}
+
+function expiredLetter(row: Row, fresh: SinkRecord[], options: ApplyOptions): DeadLetter {
+  return {
+    offset: row.offset,
+    eventId: row.event.eventId,
+    reason: `expired: stored time ${new Date(row.ts).toISOString()} is older than the retention (${String(options.retentionDays)} days); its partition is dropped`,
+    errorClass: "expired",
+    errorCode: null,
+    payload: fresh.find((r) => r.offset === row.offset)?.value ?? null,
+  };
+}
+
+/**
+ * Inserts rows, skipping client-named events whose id is already stored. Keys first: the
+ * ids of events a client named go into the key table (one statement; docs/storage.md says
+ * why it is race-free), the rows whose key is new, and every gateway-named row, are COPYed
+ * into the events table, which routes each to its time partition.
+ */
+async function insertDeduplicated(
+  client: pg.PoolClient,
+  n: LedgerNames,
+  partition: number,
+  rows: Row[],
+  keyed: { at: number },
+  legacy: boolean,
+): Promise<{ stored: Row[]; duplicates: Row[] }> {
+  if (rows.length === 0) return { stored: [], duplicates: [] };
+  const named = rows.filter((r) => r.event.idOrigin !== "gateway");
+  let fresh: Set<string> | undefined;
+  if (named.length > 0) {
+    keyed.at = performance.now();
+    fresh = await insertKeys(client, n, [...new Set(named.map((r) => r.event.eventId))], legacy);
+  }
+  const stored: Row[] = [];
+  const duplicates: Row[] = [];
+  for (const r of rows) {
+    if (r.event.idOrigin === "gateway") stored.push(r);
+    // The first record carrying a new id is stored; every other is a duplicate.
+    else if (fresh?.delete(r.event.eventId)) stored.push(r);
+    else duplicates.push(r);
+  }
+  if (stored.length > 0) await copyRows(client, n.events, partition, stored);
+  return { stored, duplicates };
+}
+
+/**
+ * Writes the keys of `ids` into the key partition of the statement's time (PostgreSQL's clock,
+ * one clock for every replica), and into the neighbouring partition as well within
+ * KEY_OVERLAP_MS of a boundary; an id already in any other key partition is not written.
+ * Returns the ids that were new in every partition written: those are stored, the rest are
+ * duplicates. ON CONFLICT waits for a concurrent transaction holding the same key and skips
+ * it if that one commits. While an upgraded pipeline's old table exists, an id stored there
+ * counts as seen (its rows move with their keys in one transaction: one of the two has it).
+ */
+export async function insertKeys(
+  client: pg.ClientBase,
+  n: LedgerNames,
+  ids: string[],
+  legacy: boolean,
+): Promise<Set<string>> {
+  const keys = n.storage.parents.keys.qualified;
+  const span = `${String(KEY_SPAN_MS / DAY_MS)} days`;
+  const overlap = `${String(KEY_OVERLAP_MS / 1000)} seconds`;
+  const r = await client.query<{ event_id: string }>(
+    `WITH now AS (SELECT t, date_bin('${span}', t, 'epoch'::timestamptz) AS d FROM (SELECT clock_timestamp() AS t) x),
+     buckets AS (
+       SELECT d AS b FROM now
+       UNION SELECT d - interval '${span}' FROM now WHERE t - d < interval '${overlap}'
+       UNION SELECT d + interval '${span}' FROM now WHERE d + interval '${span}' - t <= interval '${overlap}'),
+     seen AS (SELECT k.event_id FROM ${keys} k WHERE k.event_id = ANY($1::uuid[]) AND k.bucket NOT IN (SELECT b FROM buckets)${
+       legacy ? ` UNION ALL SELECT event_id FROM ${n.storage.legacy.qualified} WHERE event_id = ANY($1::uuid[])` : ""
+     }),
+     ins AS (
+       INSERT INTO ${keys} (event_id, bucket)
+       SELECT id, b FROM unnest($1::uuid[]) AS id CROSS JOIN buckets
+        WHERE id NOT IN (SELECT event_id FROM seen)
+       ON CONFLICT DO NOTHING RETURNING event_id)
+     SELECT event_id FROM ins GROUP BY event_id HAVING count(*) = (SELECT count(*) FROM buckets)`,
+    [ids],
+  );
+  return new Set(r.rows.map((x) => x.event_id));
+}
+
+const MINUTE_MS = 60_000;
+
+/**
+ * Counts per minute and per hour, by Kafka partition, level and source, in the batch's
+ * transaction: exactly once, like the rows. Only this partition's rows are touched (the key
+ * has the Kafka partition), so the consumer's concurrent transactions never wait on each other.
+ */
+export async function writeCounts(
+  client: pg.ClientBase,
+  n: LedgerNames,
+  partition: number,
+  rows: { ts: number; event: { level: string; source: string } }[],
+): Promise<void> {
+  if (rows.length === 0) return;
+  const group = (span: number) => {
+    const m = new Map<string, { t: number; level: string; source: string; n: number }>();
+    for (const r of rows) {
+      const t = bucketOf(r.ts, span);
+      const k = `${String(t)}\0${r.event.level}\0${r.event.source}`;
+      const g = m.get(k);
+      if (g) g.n++;
+      else m.set(k, { t, level: r.event.level, source: r.event.source, n: 1 });
+    }
+    return [...m.values()];
+  };
+  const arrays = (g: ReturnType<typeof group>) => [
+    g.map((x) => new Date(x.t).toISOString()),
+    g.map((x) => x.level),
+    g.map((x) => x.source),
+    g.map((x) => x.n),
+  ];
+  const { countsMinute, countsHour } = n.storage.parents;
+  const upsert = (table: string, from: number) =>
+    `INSERT INTO ${table} AS c (t, kafka_partition, level, source, n)
+       SELECT t, ${String(Math.trunc(partition))}, l, s, k
+         FROM unnest($${String(from)}::timestamptz[], $${String(from + 1)}::text[], $${String(from + 2)}::text[], $${String(from + 3)}::bigint[]) AS x(t, l, s, k)
+     ON CONFLICT (t, kafka_partition, level, source) DO UPDATE SET n = c.n + EXCLUDED.n`;
+  await client.query(
+    `WITH m AS (${upsert(countsMinute.qualified, 1)} RETURNING 1) ${upsert(countsHour.qualified, 5)}`,
+    [...arrays(group(MINUTE_MS)), ...arrays(group(60 * MINUTE_MS))],
+  );
 }
 
 /** COPY's text format: backslash, tab, newline and carriage return escaped; null is \N. */
@@ -274,18 +412,13 @@ const copyText = (v: string | null | undefined) =>
       ? v
       : v.replace(/\\/g, "\\\\").replace(/\t/g, "\\t").replace(/\n/g, "\\n").replace(/\r/g, "\\r");
 
-/** COPYs rows into `table` (the events table, or the session's staging table). */
-async function copyRows(
-  client: pg.PoolClient,
-  table: string,
-  partition: number,
-  rows: { offset: string; event: LogEvent }[],
-): Promise<void> {
+/** COPYs rows into the events table (routed to their partitions by `ts`). */
+async function copyRows(client: pg.PoolClient, table: string, partition: number, rows: Row[]): Promise<void> {
   const text = rows
-    .map(({ offset, event: e }) =>
+    .map(({ offset, event: e, ts, original }) =>
       [
         e.eventId,
-        e.timestamp,
+        new Date(ts).toISOString(),
         e.level,
         copyText(e.source),
         copyText(e.message),
@@ -297,6 +430,7 @@ async function copyRows(
         e.receivedAt,
         String(partition),
         offset,
+        original ?? "\\N",
       ].join("\t"),
     )
     .join("\n");
@@ -304,44 +438,6 @@ async function copyRows(
     Readable.from([`${text}\n`]),
     client.query(copyFrom(`COPY ${table} (${COLUMNS}) FROM STDIN`)),
   );
-}
-
-/** Connections whose session already has the staging table. */
-const staged = new WeakSet<pg.ClientBase>();
-
-/**
- * Inserts rows, skipping event ids already stored; returns the ids inserted. A batch is
- * COPYed into a session-local staging table and inserted from there (about twice as fast
- * as binding the rows as parameters: 40 against 79 ms per 2,000 rows, measured on this
- * machine); a single row (the isolation path) is bound directly.
- */
-async function insertRows(
-  client: pg.PoolClient,
-  n: LedgerNames,
-  partition: number,
-  rows: { offset: string; event: LogEvent }[],
-): Promise<Set<string>> {
-  if (rows.length === 0) return new Set();
-  if (rows.length > 1) {
-    // Temporary: per session, emptied at each commit; created once per pooled connection.
-    if (!staged.has(client)) {
-      await client.query(
-        `CREATE TEMP TABLE IF NOT EXISTS lp_stage_events (LIKE ${n.events} INCLUDING DEFAULTS) ON COMMIT DELETE ROWS`,
-      );
-      staged.add(client);
-    }
-    await copyRows(client, "lp_stage_events", partition, rows);
-    const r = await client.query<{ event_id: string }>(
-      `WITH moved AS (DELETE FROM lp_stage_events RETURNING ${COLUMNS})
-       INSERT INTO ${n.events} (${COLUMNS}) SELECT ${COLUMNS} FROM moved ON CONFLICT (event_id) DO NOTHING RETURNING event_id`,
-    );
-    return new Set(r.rows.map((x) => x.event_id));
-  }
-  const r = await client.query<{ event_id: string }>(
-    `INSERT INTO ${n.events} (${COLUMNS}) SELECT * FROM ${UNNEST} ON CONFLICT (event_id) DO NOTHING RETURNING event_id`,
-    columnArrays(partition, rows),
-  );
-  return new Set(r.rows.map((x) => x.event_id));
 }
 
 /** The stored next offset of each given partition (absent: never applied). */

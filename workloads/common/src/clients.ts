@@ -61,7 +61,11 @@ export function kafkaClient(env: z.infer<typeof KafkaEnv>, clientId: string, log
   });
 }
 
-export function pgPool(env: z.infer<typeof PostgresEnv>, applicationName: string): pg.Pool {
+export function pgPool(
+  env: z.infer<typeof PostgresEnv>,
+  applicationName: string,
+  opts: { statementTimeoutMs?: number } = {},
+): pg.Pool {
   const ssl =
     env.PG_SSLMODE === "disable" || env.PG_SSLMODE === "prefer"
       ? false
@@ -81,6 +85,7 @@ export function pgPool(env: z.infer<typeof PostgresEnv>, applicationName: string
     max: env.PG_POOL_MAX,
     application_name: applicationName,
     connectionTimeoutMillis: 5000,
+    ...(opts.statementTimeoutMs !== undefined && { statement_timeout: opts.statementTimeoutMs }),
   });
 }
 

@@ -150,6 +150,16 @@ export const QueryEnv = CommonEnv.extend({
   CACHE_TTL_SECONDS: int(0, 86_400, 10),
   MAX_PAGE_SIZE: int(1, 10_000, 500),
   MAX_RANGE_HOURS: int(1, 24 * 366, 24 * 31),
+  /** A search's time budget by default; a request may ask for up to QUERY_BUDGET_MAX_MS. */
+  QUERY_BUDGET_MS: int(10, 60_000, 3000),
+  QUERY_BUDGET_MAX_MS: int(10, 300_000, 30_000),
+  /** Per API key: reads per second and burst (token bucket in Redis; 0 disables). */
+  QUERY_RATE_PER_SECOND: int(0, 100_000, 20),
+  QUERY_RATE_BURST: int(1, 100_000, 40),
+  /** Reads running at once in this replica; more are refused with 429 (PostgreSQL stays free for ingest). */
+  QUERY_CONCURRENCY: int(1, 1000, 8),
+  /** Live tails open at once in this replica. */
+  MAX_TAILS: int(0, 10_000, 16),
 });
 export type QueryEnv = z.infer<typeof QueryEnv>;
 

@@ -19,7 +19,8 @@ import type { ApiKeys } from "../../common/src/auth.js";
 import { authenticator, createHttpApp, ErrorBody, HttpError } from "../../common/src/http.js";
 import { Batcher, BufferFullError, type OutMessage } from "./batcher.js";
 import { choosePartition, type PartitionPlan } from "./partitioner.js";
-import { IdempotencyKeys, RateLimiter, RedisUnavailable } from "./redis-guards.js";
+import { RateLimiter, RedisUnavailable } from "../../common/src/rate-limit.js";
+import { IdempotencyKeys } from "./redis-guards.js";
 
 export interface GatewayDeps {
   env: ProducerEnv;

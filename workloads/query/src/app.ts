@@ -1,6 +1,7 @@
+import type { FastifyReply, FastifyRequest } from "fastify";
 import type { Redis } from "ioredis";
 import type pg from "pg";
-import { Counter, type Registry } from "prom-client";
+import { Counter, Gauge, type Registry } from "prom-client";
 import { z } from "zod";
 import type { ApiKeys } from "../../common/src/auth.js";
 import type { QueryEnv } from "../../common/src/config.js";
@@ -8,6 +9,12 @@ import { LEVELS } from "../../common/src/event.js";
 import { authenticator, createHttpApp, ErrorBody, HttpError } from "../../common/src/http.js";
 import type { LedgerNames } from "../../common/src/ledger.js";
 import type { Logger } from "../../common/src/logger.js";
+import { RateLimiter, RedisUnavailable } from "../../common/src/rate-limit.js";
+import { EVENT_READ_COLUMNS, eventsRelation } from "../../common/src/storage.js";
+import { histogram, histogramWidthMs, labelValues, minuteRange, stats } from "./counts.js";
+import { Catalog, type Cursor, search } from "./search.js";
+import { BudgetExhausted, QuerySession } from "./session.js";
+import { TailHub } from "./tail.js";
 
 export interface QueryDeps {
   env: QueryEnv;
@@ -22,6 +29,8 @@ export interface QueryDeps {
 const LogRow = z.object({
   eventId: z.string(),
   timestamp: z.string(),
+  /** The client's own timestamp when it was outside the late window or the skew (docs/storage.md). */
+  originalTimestamp: z.string().nullable(),
   level: z.enum(LEVELS),
   source: z.string(),
   message: z.string(),
@@ -31,9 +40,9 @@ const LogRow = z.object({
   traceId: z.string().nullable(),
 });
 
-/** An opaque cursor: the (timestamp, event id) of the last item of a page, newest first. */
-const encodeCursor = (ts: string, id: string) => Buffer.from(JSON.stringify([ts, id])).toString("base64url");
-function decodeCursor(c: string): [string, string] {
+/** An opaque cursor: the (timestamp, event id) the next page starts below, newest first. */
+const encodeCursor = (c: Cursor) => Buffer.from(JSON.stringify([c.ts, c.id])).toString("base64url");
+function decodeCursor(c: string): Cursor {
   try {
     const v = JSON.parse(Buffer.from(c, "base64url").toString("utf8")) as unknown;
     if (
@@ -41,20 +50,20 @@ function decodeCursor(c: string): [string, string] {
       v.length === 2 &&
       typeof v[0] === "string" &&
       typeof v[1] === "string" &&
-      !Number.isNaN(Date.parse(v[0]))
+      !Number.isNaN(Date.parse(v[0])) &&
+      z.uuid().safeParse(v[1]).success
     )
-      return [v[0], v[1]];
+      return { ts: v[0], id: v[1] };
   } catch {
     // fall through
   }
-  throw new HttpError(400, "invalid cursor", [
-    "cursor: pass back the nextCursor of a previous page unchanged",
-  ]);
+  throw new HttpError(400, "invalid cursor", ["cursor: pass back the nextCursor of a previous page unchanged"]);
 }
 
 interface DbRow {
   event_id: string;
   ts: Date;
+  ts_original: Date | null;
   level: (typeof LEVELS)[number];
   source: string;
   message: string;
@@ -67,6 +76,7 @@ interface DbRow {
 const toItem = (r: DbRow) => ({
   eventId: r.event_id,
   timestamp: r.ts.toISOString(),
+  originalTimestamp: r.ts_original?.toISOString() ?? null,
   level: r.level,
   source: r.source,
   message: r.message,
@@ -76,49 +86,160 @@ const toItem = (r: DbRow) => ({
   traceId: r.trace_id,
 });
 
-/** The read API over PostgreSQL, with a Redis cache for stats. */
+const Partial = z
+  .object({ reason: z.string(), searchedBackTo: z.string() })
+  .nullable()
+  .describe("Set when the time budget ran out before the range was searched: nextCursor continues from there");
+
+/** The read API over PostgreSQL's partitions and counts (docs/storage.md). */
 export async function buildQueryApp(deps: QueryDeps) {
   const { env, pool, names, redis, log } = deps;
-  const cacheHits = new Counter({
-    name: "log_query_cache_hit_total",
-    help: "Stats answered from the Redis cache",
-    registers: [deps.registry],
-  });
+  const m = {
+    cacheHits: new Counter({
+      name: "log_query_cache_hit_total",
+      help: "Stats answered from the Redis cache",
+      registers: [deps.registry],
+    }),
+    partial: new Counter({
+      name: "log_query_partial_total",
+      help: "Answers cut short by their time budget (or a client that went away), with a cursor to continue",
+      registers: [deps.registry],
+    }),
+    refused: new Counter({
+      name: "log_query_refused_total",
+      help: "Requests refused with 429: the key's rate, this replica's concurrency, or its live tails",
+      labelNames: ["reason"],
+      registers: [deps.registry],
+    }),
+    inFlight: new Gauge({
+      name: "log_query_in_flight",
+      help: "Reads running now in this replica",
+      registers: [deps.registry],
+    }),
+    tails: new Gauge({
+      name: "log_query_tails",
+      help: "Live tails open in this replica",
+      registers: [deps.registry],
+    }),
+  };
   const app = await createHttpApp({
     title: "LogPipeline query API",
-    description: "Read the pipeline's events from PostgreSQL: time ranges, filters, full-text search, stats.",
+    description:
+      "Read the pipeline's events from PostgreSQL: search across time partitions with a budget and a cursor, exact counts and histograms, label values, context, lookups by id, trace and user, and a live tail.",
     bodyLimit: 64 * 1024,
     registry: deps.registry,
     log,
     metricsPrefix: "log_query_http",
   });
   const authenticate = authenticator(deps.apiKeys, env.AUTH_DISABLED);
+  const limiter = new RateLimiter(redis, `lp:${env.PIPELINE_NAME}:qrl:`);
+  const catalog = new Catalog(pool, names);
+  const tails = new TailHub<DbRow & { kafka_partition: number }>(pool, names, env.MAX_TAILS, log);
+  let inFlight = 0;
+
+  /** Authentication, then the key's token bucket (Redis down: fails open; the concurrency bound still holds). */
+  const admit = async (req: FastifyRequest): Promise<string> => {
+    const client = authenticate(req);
+    try {
+      const r = await limiter.take(client, "read", env.QUERY_RATE_PER_SECOND, env.QUERY_RATE_BURST);
+      if (!r.allowed) {
+        m.refused.inc({ reason: "rate" });
+        throw new HttpError(
+          429,
+          "rate limit exceeded",
+          [`at most ${String(env.QUERY_RATE_PER_SECOND)} reads per second per API key`],
+          Math.max(1, Math.ceil(r.retryAfterMs / 1000)),
+        );
+      }
+    } catch (e) {
+      if (!(e instanceof RedisUnavailable)) throw e;
+    }
+    return client;
+  };
+
+  /** Runs a read in a budgeted session, within this replica's concurrency bound. */
+  const read = async <T>(
+    req: FastifyRequest,
+    reply: FastifyReply,
+    budgetMs: number,
+    fn: (s: QuerySession) => Promise<T>,
+  ): Promise<T> => {
+    await admit(req);
+    if (inFlight >= env.QUERY_CONCURRENCY) {
+      m.refused.inc({ reason: "concurrency" });
+      throw new HttpError(
+        429,
+        "too many reads at once",
+        [`this replica runs at most ${String(env.QUERY_CONCURRENCY)} reads at once; retry shortly`],
+        1,
+      );
+    }
+    inFlight++;
+    m.inFlight.set(inFlight);
+    const session = await QuerySession.open(pool, budgetMs, (cb) =>
+      reply.raw.on("close", () => {
+        if (!reply.raw.writableEnded) cb();
+      }),
+    ).catch((e: unknown) => {
+      inFlight--;
+      m.inFlight.set(inFlight);
+      throw e;
+    });
+    try {
+      return await fn(session);
+    } catch (e) {
+      if (e instanceof BudgetExhausted)
+        throw new HttpError(503, "the read did not finish within its time budget", [
+          `budget ${String(budgetMs)} ms; narrow the range or retry`,
+        ]);
+      throw e;
+    } finally {
+      inFlight--;
+      m.inFlight.set(inFlight);
+      await session.close();
+    }
+  };
+
+  const Range = {
+    from: z.iso
+      .datetime({ offset: true })
+      .optional()
+      .describe("Start of the time range (inclusive); default: MAX_RANGE_HOURS before `to`"),
+    to: z.iso.datetime({ offset: true }).optional().describe("End of the time range (exclusive); default: now"),
+  };
+  const rangeOf = (q: { from?: string | undefined; to?: string | undefined }, defaultHours: number) => {
+    const to = q.to ? new Date(q.to) : new Date();
+    const from = q.from ? new Date(q.from) : new Date(to.getTime() - defaultHours * 3_600_000);
+    if (from >= to) throw new HttpError(400, "invalid time range", ["from must be before to"]);
+    if (to.getTime() - from.getTime() > env.MAX_RANGE_HOURS * 3_600_000)
+      throw new HttpError(400, "time range too large", [`at most ${String(env.MAX_RANGE_HOURS)} hours`]);
+    return { from, to };
+  };
+  const levels = z
+    .string()
+    .transform((s) => s.split(",").map((x) => x.trim().toUpperCase()))
+    .pipe(z.array(z.enum(LEVELS)))
+    .optional()
+    .describe("Comma-separated levels");
+  const budget = z.coerce
+    .number()
+    .int()
+    .min(10)
+    .max(env.QUERY_BUDGET_MAX_MS)
+    .optional()
+    .describe(`Time budget in ms (default ${String(env.QUERY_BUDGET_MS)}): past it, a partial page with a cursor`);
 
   const SearchQuery = z
     .object({
-      from: z.iso
-        .datetime({ offset: true })
-        .optional()
-        .describe("Start of the time range (inclusive); default: MAX_RANGE_HOURS before `to`"),
-      to: z.iso
-        .datetime({ offset: true })
-        .optional()
-        .describe("End of the time range (exclusive); default: now"),
-      level: z
-        .string()
-        .transform((s) => s.split(",").map((x) => x.trim().toUpperCase()))
-        .pipe(z.array(z.enum(LEVELS)))
-        .optional()
-        .describe("Comma-separated levels"),
+      ...Range,
+      level: levels,
       source: z.string().max(256).optional(),
-      q: z
-        .string()
-        .min(1)
-        .max(512)
-        .optional()
-        .describe("Full-text search in the message (web search syntax)"),
+      q: z.string().min(1).max(512).optional().describe("Full-text search in the message (web search syntax)"),
+      traceId: z.string().min(1).max(128).optional(),
+      userId: z.string().min(1).max(256).optional(),
       limit: z.coerce.number().int().min(1).max(env.MAX_PAGE_SIZE).default(Math.min(100, env.MAX_PAGE_SIZE)),
       cursor: z.string().max(512).optional(),
+      budgetMs: budget,
     })
     .strict();
 
@@ -126,44 +247,51 @@ export async function buildQueryApp(deps: QueryDeps) {
     "/api/logs",
     {
       schema: {
-        summary: "Events in a time range, newest first, with filters and cursor paging",
+        summary: "Events in a time range, newest first, with filters, a cursor across partitions and a time budget",
         querystring: SearchQuery,
         response: {
-          200: z.object({ items: z.array(LogRow), nextCursor: z.string().nullable() }),
+          200: z.object({ items: z.array(LogRow), nextCursor: z.string().nullable(), partial: Partial }),
           400: ErrorBody,
           401: ErrorBody,
+          429: ErrorBody,
         },
       },
     },
-    async (req) => {
-      authenticate(req);
+    async (req, reply) => {
       const q = req.query;
-      const to = q.to ? new Date(q.to) : new Date();
-      const from = q.from ? new Date(q.from) : new Date(to.getTime() - env.MAX_RANGE_HOURS * 3_600_000);
-      if (from >= to) throw new HttpError(400, "invalid time range", ["from must be before to"]);
-      if (to.getTime() - from.getTime() > env.MAX_RANGE_HOURS * 3_600_000)
-        throw new HttpError(400, "time range too large", [`at most ${env.MAX_RANGE_HOURS} hours`]);
-      const where = ["ts >= $1", "ts < $2"];
-      const args: unknown[] = [from, to];
-      const arg = (v: unknown) => `$${args.push(v)}`;
-      if (q.level) where.push(`level = ANY(${arg(q.level)}::text[])`);
-      if (q.source) where.push(`source = ${arg(q.source)}`);
-      if (q.q) where.push(`to_tsvector('simple', message) @@ websearch_to_tsquery('simple', ${arg(q.q)})`);
-      if (q.cursor) {
-        const [ts, id] = decodeCursor(q.cursor);
-        where.push(`(ts, event_id) < (${arg(ts)}::timestamptz, ${arg(id)}::uuid)`);
-      }
-      const sql = `SELECT event_id, ts, level, source, message, metadata, stack_trace, user_id, trace_id FROM ${names.events}
-        WHERE ${where.join(" AND ")} ORDER BY ts DESC, event_id DESC LIMIT ${arg(q.limit + 1)}`;
-      const { rows } = await pool.query<DbRow>(sql, args);
-      const page = rows.slice(0, q.limit);
-      const last = page.at(-1);
+      const range = rangeOf(q, env.MAX_RANGE_HOURS);
+      const cursor = q.cursor ? decodeCursor(q.cursor) : undefined;
+      const result = await read(req, reply, q.budgetMs ?? env.QUERY_BUDGET_MS, (s) =>
+        search<DbRow>(
+          s,
+          names,
+          catalog,
+          range,
+          { levels: q.level, source: q.source, q: q.q, traceId: q.traceId, userId: q.userId },
+          q.limit,
+          cursor,
+        ),
+      );
+      if (result.partial) m.partial.inc();
       return {
-        items: page.map(toItem),
-        nextCursor: rows.length > q.limit && last ? encodeCursor(last.ts.toISOString(), last.event_id) : null,
+        items: result.rows.map(toItem),
+        nextCursor: result.next ? encodeCursor(result.next) : null,
+        partial: result.partial ?? null,
       };
     },
   );
+
+  /** One event by id: the id index of every partition (one probe each), and an old table while an upgrade moves it. */
+  const byId = async (s: QuerySession, id: string): Promise<DbRow> => {
+    const { legacy } = await catalog.get();
+    const rows = await s.query<DbRow>(
+      `SELECT ${EVENT_READ_COLUMNS} FROM ${eventsRelation(names, legacy)} WHERE event_id = $1 ORDER BY ts LIMIT 1`,
+      [id],
+    );
+    const row = rows[0];
+    if (!row) throw new HttpError(404, "no such event", [id]);
+    return row;
+  };
 
   app.get(
     "/api/logs/:eventId",
@@ -171,23 +299,59 @@ export async function buildQueryApp(deps: QueryDeps) {
       schema: {
         summary: "One event by id",
         params: z.object({ eventId: z.uuid() }),
-        response: { 200: LogRow, 400: ErrorBody, 404: ErrorBody },
+        response: { 200: LogRow, 400: ErrorBody, 401: ErrorBody, 404: ErrorBody, 429: ErrorBody },
       },
     },
-    async (req) => {
-      authenticate(req);
-      const { rows } = await pool.query<DbRow>(
-        `SELECT event_id, ts, level, source, message, metadata, stack_trace, user_id, trace_id FROM ${names.events} WHERE event_id = $1`,
-        [req.params.eventId],
-      );
-      const row = rows[0];
-      if (!row) throw new HttpError(404, "no such event", [req.params.eventId]);
-      return toItem(row);
+    async (req, reply) => toItem(await read(req, reply, env.QUERY_BUDGET_MS, (s) => byId(s, req.params.eventId))),
+  );
+
+  app.get(
+    "/api/logs/:eventId/context",
+    {
+      schema: {
+        summary: "Events of the same source just before and after one event, oldest first",
+        params: z.object({ eventId: z.uuid() }),
+        querystring: z
+          .object({
+            before: z.coerce.number().int().min(0).max(500).default(20),
+            after: z.coerce.number().int().min(0).max(500).default(20),
+          })
+          .strict(),
+        response: {
+          200: z.object({ event: LogRow, before: z.array(LogRow), after: z.array(LogRow) }),
+          400: ErrorBody,
+          401: ErrorBody,
+          404: ErrorBody,
+          429: ErrorBody,
+        },
+      },
     },
+    async (req, reply) =>
+      read(req, reply, env.QUERY_BUDGET_MS, async (s) => {
+        const e = await byId(s, req.params.eventId);
+        const { legacy } = await catalog.get();
+        const rel = eventsRelation(names, legacy);
+        // Within a day either side: the partitions outside are pruned, the (source, ts) index serves the rest.
+        const window = 86_400_000;
+        const around = (dir: "<" | ">", n: number) =>
+          n === 0
+            ? Promise.resolve([] as DbRow[])
+            : s.query<DbRow>(
+                `SELECT ${EVENT_READ_COLUMNS} FROM ${rel}
+                  WHERE source = $1 AND (ts, event_id) ${dir} ($2, $3::uuid) AND ts ${dir === "<" ? ">=" : "<="} $4
+                  ORDER BY ts ${dir === "<" ? "DESC" : "ASC"}, event_id ${dir === "<" ? "DESC" : "ASC"} LIMIT $5`,
+                [e.source, e.ts, e.event_id, new Date(e.ts.getTime() + (dir === "<" ? -window : window)), n],
+              );
+        const before = await around("<", req.query.before);
+        const after = await around(">", req.query.after);
+        return { event: toItem(e), before: before.reverse().map(toItem), after: after.map(toItem) };
+      }),
   );
 
   const Stats = z.object({
     hours: z.number(),
+    from: z.string(),
+    to: z.string(),
     total: z.number(),
     byLevel: z.record(z.string(), z.number()),
     bySource: z.array(z.object({ source: z.string(), count: z.number() })),
@@ -196,42 +360,160 @@ export async function buildQueryApp(deps: QueryDeps) {
     "/api/stats",
     {
       schema: {
-        summary: "Counts by level and by source over the last N hours (cached)",
+        summary: "Exact counts by level and by source (top 50) over the last N hours, or a range, in whole minutes",
         querystring: z
-          .object({ hours: z.coerce.number().int().min(1).max(env.MAX_RANGE_HOURS).default(24) })
+          .object({ hours: z.coerce.number().int().min(1).max(env.MAX_RANGE_HOURS).default(24), ...Range })
           .strict(),
-        response: { 200: Stats, 400: ErrorBody },
+        response: { 200: Stats, 400: ErrorBody, 401: ErrorBody, 429: ErrorBody },
       },
     },
-    async (req) => {
-      authenticate(req);
+    async (req, reply) => {
       const { hours } = req.query;
-      const key = `lp:${env.PIPELINE_NAME}:stats:${hours}`;
+      const r = minuteRange(rangeOf(req.query, hours));
+      // Cached per range (whole minutes): a new minute is a new key.
+      const key = `lp:${env.PIPELINE_NAME}:stats:${String(r.from)}:${String(r.to)}`;
       if (redis?.status === "ready" && env.CACHE_TTL_SECONDS > 0) {
         const hit = await redis.get(key).catch(() => null);
         if (hit) {
-          cacheHits.inc();
+          await admit(req);
+          m.cacheHits.inc();
           return Stats.parse(JSON.parse(hit));
         }
       }
-      const since = new Date(Date.now() - hours * 3_600_000);
-      const byLevel = await pool.query<{ level: string; c: string }>(
-        `SELECT level, count(*) AS c FROM ${names.events} WHERE ts >= $1 GROUP BY level`,
-        [since],
-      );
-      const bySource = await pool.query<{ source: string; c: string }>(
-        `SELECT source, count(*) AS c FROM ${names.events} WHERE ts >= $1 GROUP BY source ORDER BY count(*) DESC LIMIT 50`,
-        [since],
-      );
-      const stats = {
-        hours,
-        total: byLevel.rows.reduce((a, r) => a + Number(r.c), 0),
-        byLevel: Object.fromEntries(byLevel.rows.map((r) => [r.level, Number(r.c)])),
-        bySource: bySource.rows.map((r) => ({ source: r.source, count: Number(r.c) })),
+      const answer = {
+        hours: (r.to - r.from) / 3_600_000,
+        from: new Date(r.from).toISOString(),
+        to: new Date(r.to).toISOString(),
+        ...(await read(req, reply, env.QUERY_BUDGET_MS, (s) => stats(s, names, r))),
       };
       if (redis?.status === "ready" && env.CACHE_TTL_SECONDS > 0)
-        await redis.set(key, JSON.stringify(stats), "EX", env.CACHE_TTL_SECONDS).catch(() => undefined);
-      return stats;
+        await redis.set(key, JSON.stringify(answer), "EX", env.CACHE_TTL_SECONDS).catch(() => undefined);
+      return answer;
+    },
+  );
+
+  app.get(
+    "/api/histogram",
+    {
+      schema: {
+        summary: "Exact counts per time bucket, split by level or by source (the volume bar of a log view)",
+        querystring: z
+          .object({
+            ...Range,
+            buckets: z.coerce.number().int().min(1).max(1440).default(60).describe("At most this many buckets"),
+            by: z.enum(["level", "source"]).default("level"),
+          })
+          .strict(),
+        response: {
+          200: z.object({
+            from: z.string(),
+            to: z.string(),
+            intervalSeconds: z.number(),
+            by: z.enum(["level", "source"]),
+            buckets: z.array(z.object({ t: z.string(), total: z.number(), counts: z.record(z.string(), z.number()) })),
+          }),
+          400: ErrorBody,
+          401: ErrorBody,
+          429: ErrorBody,
+        },
+      },
+    },
+    async (req, reply) => {
+      const q = req.query;
+      const r = minuteRange(rangeOf(q, 24));
+      const width = histogramWidthMs(r, q.buckets);
+      const buckets = await read(req, reply, env.QUERY_BUDGET_MS, (s) => histogram(s, names, r, width, q.by));
+      return {
+        from: new Date(r.from).toISOString(),
+        to: new Date(r.to).toISOString(),
+        intervalSeconds: width / 1000,
+        by: q.by,
+        buckets,
+      };
+    },
+  );
+
+  app.get(
+    "/api/labels/:label/values",
+    {
+      schema: {
+        summary: "Distinct sources or levels in a range, most frequent first (for autocomplete)",
+        params: z.object({ label: z.enum(["level", "source"]) }),
+        querystring: z
+          .object({
+            ...Range,
+            prefix: z.string().max(256).optional(),
+            limit: z.coerce.number().int().min(1).max(1000).default(100),
+          })
+          .strict(),
+        response: {
+          200: z.object({ values: z.array(z.object({ value: z.string(), count: z.number() })) }),
+          400: ErrorBody,
+          401: ErrorBody,
+          429: ErrorBody,
+        },
+      },
+    },
+    async (req, reply) => {
+      const r = minuteRange(rangeOf(req.query, 24));
+      return {
+        values: await read(req, reply, env.QUERY_BUDGET_MS, (s) =>
+          labelValues(s, names, r, req.params.label, req.query.prefix, req.query.limit),
+        ),
+      };
+    },
+  );
+
+  app.get(
+    "/api/tail",
+    {
+      schema: {
+        summary: "A live tail: newly committed events matching the filter, as Server-Sent Events (event: log)",
+        querystring: z
+          .object({
+            level: levels,
+            source: z.string().max(256).optional(),
+            q: z.string().min(1).max(512).optional(),
+          })
+          .strict(),
+        response: {
+          200: z.string().describe("text/event-stream; each `data:` line is one event as /api/logs returns it"),
+          401: ErrorBody,
+          429: ErrorBody,
+        },
+      },
+    },
+    async (req, reply) => {
+      await admit(req);
+      const q = req.query;
+      const tail = {
+        filter: { levels: q.level, source: q.source, q: q.q },
+        send: (row: DbRow) => reply.raw.write(`event: log\ndata: ${JSON.stringify(toItem(row))}\n\n`),
+      };
+      if (!(await tails.add(tail))) {
+        m.refused.inc({ reason: "tails" });
+        throw new HttpError(
+          429,
+          "too many live tails",
+          [`this replica serves at most ${String(env.MAX_TAILS)} live tails`],
+          5,
+        );
+      }
+      m.tails.set(tails.size);
+      reply.hijack();
+      reply.raw.writeHead(200, {
+        "content-type": "text/event-stream",
+        "cache-control": "no-cache",
+        connection: "keep-alive",
+      });
+      // The first comment tells the client the tail is listening: events committed after it arrive.
+      reply.raw.write(": listening\n\n");
+      const heartbeat = setInterval(() => reply.raw.write(": keep-alive\n\n"), 15_000);
+      reply.raw.on("close", () => {
+        clearInterval(heartbeat);
+        tails.remove(tail);
+        m.tails.set(tails.size);
+      });
     },
   );
 
@@ -246,7 +528,10 @@ export async function buildQueryApp(deps: QueryDeps) {
       redis: redis ? (redis.status === "ready" ? "up" : "down") : "disabled",
     });
   });
+  app.addHook("onClose", () => tails.close());
 
   await app.ready();
   return app;
 }
+
+

@@ -11,7 +11,10 @@ runMain("query", async () => {
   const env = parseEnv(QueryEnv);
   const log = createLogger("query", env.LOG_LEVEL);
   const registry = createRegistry("query", env.PIPELINE_NAME);
-  const pool = pgPool(env, `logpipeline-query-${env.PIPELINE_NAME}`);
+  // A ceiling for every statement; searches set their own, from their budget, below it.
+  const pool = pgPool(env, `logpipeline-query-${env.PIPELINE_NAME}`, {
+    statementTimeoutMs: env.QUERY_BUDGET_MAX_MS,
+  });
   pool.on("error", (e) => log.warn({ err: e.message }, "idle PostgreSQL connection failed"));
   const redis = redisClient(env);
   redis?.on("error", (e: Error) => log.debug({ err: e.message }, "redis"));

@@ -61,7 +61,11 @@ export async function appliedEvents(pool: pg.Pool, n: LedgerNames): Promise<numb
   return Number(r.rows[0]?.c ?? 0);
 }
 
-/** Lost, duplicated and spurious events: what an exactly-once claim must keep at zero. */
+/**
+ * Lost, duplicated and spurious events: what an exactly-once claim must keep at zero. A
+ * duplicate is a second row of one event id (the table has no unique key on it: the count
+ * can see one) or a second row at one Kafka position, whichever finds more.
+ */
 export async function exactlyOnceAudit(
   pool: pg.Pool,
   n: LedgerNames,
@@ -71,6 +75,10 @@ export async function exactlyOnceAudit(
   const { rows } = await pool.query<{ event_id: string; c: string }>(
     `SELECT event_id, count(*) AS c FROM ${n.events} GROUP BY event_id`,
   );
+  const byPosition = await pool.query<{ extra: string }>(
+    `SELECT coalesce(sum(c - 1), 0) AS extra FROM (
+       SELECT count(*) AS c FROM ${n.events} GROUP BY kafka_partition, kafka_offset HAVING count(*) > 1) x`,
+  );
   let duplicated = 0;
   let spurious = 0;
   const seen = new Set<string>();
@@ -79,6 +87,7 @@ export async function exactlyOnceAudit(
     duplicated += Number(r.c) - 1;
     if (!want.has(r.event_id)) spurious++;
   }
+  duplicated = Math.max(duplicated, Number(byPosition.rows[0]?.extra ?? 0));
   let lost = 0;
   for (const id of want) if (!seen.has(id)) lost++;
   return { lost, duplicated, spurious, rows: rows.length };
@@ -97,18 +106,53 @@ export function postgresConnection(url: string): PostgresConnection {
   };
 }
 
+/** A partition maintainer for a test ledger (its passes run when the test calls runOnce). */
+export function testPartitions(
+  db: { pool: pg.Pool; names: LedgerNames },
+  o: { topic?: string; retentionDays?: number; moveBatchRows?: number } = {},
+): Partitions {
+  return new Partitions(
+    db.pool,
+    db.names,
+    {
+      retentionDays: o.retentionDays ?? 0,
+      dedupWindowHours: 48,
+      intervalMs: 60_000,
+      moveBatchRows: o.moveBatchRows ?? 5000,
+      topic: o.topic ?? "t",
+    },
+    createLogger("partitions-test", "error"),
+    new Registry(),
+  );
+}
+
 /** Options for calling applyBatch directly, as the consumer would (partitions made on demand). */
 export function testBatchOptions(
   db: { pool: pg.Pool; names: LedgerNames },
   topic = "t",
   retentionDays = 0,
 ): ApplyOptions {
-  const partitions = new Partitions(
-    db.pool,
-    db.names,
-    { retentionDays, dedupWindowHours: 48, intervalMs: 60_000, moveBatchRows: 5000, topic },
-    createLogger("partitions-test", "error"),
-    new Registry(),
-  );
+  const partitions = testPartitions(db, { topic, retentionDays });
   return { attempt: 1, ensureBuckets: (b) => partitions.ensureBuckets(b), retentionDays, legacy: false };
+}
+
+/**
+ * Where the per-minute and per-hour counts disagree with the rows: for every minute and hour
+ * holding rows or counts, count(*) against the summed counts. Empty when they agree.
+ */
+export async function countMismatches(pool: pg.Pool, n: LedgerNames): Promise<string[]> {
+  const out: string[] = [];
+  for (const [table, width] of [
+    [n.storage.parents.countsMinute.qualified, "1 minute"],
+    [n.storage.parents.countsHour.qualified, "1 hour"],
+  ] as const) {
+    const r = await pool.query<{ t: Date; rows: string; counted: string }>(
+      `WITH r AS (SELECT date_bin('${width}', ts, 'epoch'::timestamptz) AS t, count(*) AS c FROM ${n.events} GROUP BY 1),
+            k AS (SELECT t, sum(n) AS c FROM ${table} GROUP BY 1)
+       SELECT coalesce(r.t, k.t) AS t, coalesce(r.c, 0) AS rows, coalesce(k.c, 0) AS counted
+         FROM r FULL JOIN k ON r.t = k.t WHERE coalesce(r.c, 0) <> coalesce(k.c, 0)`,
+    );
+    for (const x of r.rows) out.push(`${width} ${x.t.toISOString()}: ${x.rows} rows, ${x.counted} counted`);
+  }
+  return out;
 }

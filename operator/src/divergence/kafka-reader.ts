@@ -46,7 +46,11 @@ export interface CommittedRecord {
 function eventOf(value: Buffer | null | undefined): { eventId?: string; eventTime?: number } {
   if (!value) return {};
   try {
-    const v = JSON.parse(value.toString("utf8")) as { eventId?: unknown; timestamp?: unknown; receivedAt?: unknown };
+    const v = JSON.parse(value.toString("utf8")) as {
+      eventId?: unknown;
+      timestamp?: unknown;
+      receivedAt?: unknown;
+    };
     const own = typeof v.timestamp === "string" ? Date.parse(v.timestamp) : NaN;
     const received = typeof v.receivedAt === "string" ? Date.parse(v.receivedAt) : NaN;
     const time = Number.isFinite(received) && Number.isFinite(own) ? storedTime(own, received).ms : own;

@@ -173,10 +173,7 @@ export interface PartitionInfo {
 }
 
 /** Reads the partitions of the layout from the catalog (bounds from their names' tables' bound expressions). */
-export async function listPartitions(
-  c: pg.ClientBase | pg.Pool,
-  s: StorageNames,
-): Promise<PartitionInfo[]> {
+export async function listPartitions(c: pg.ClientBase | pg.Pool, s: StorageNames): Promise<PartitionInfo[]> {
   const parents = Object.entries(s.parents) as [PartitionedTable, { bare: string }][];
   const r = await c.query<{ parent: string; name: string; bound: string; indexed: boolean }>(
     `SELECT p.relname AS parent, c.relname AS name, pg_get_expr(c.relpartbound, c.oid) AS bound,
@@ -221,7 +218,9 @@ export async function createPartition(
   await session.query("BEGIN");
   try {
     await session.query("SET LOCAL lock_timeout = '5s'");
-    const exists = await session.query<{ e: boolean }>("SELECT to_regclass($1) IS NOT NULL AS e", [qualified]);
+    const exists = await session.query<{ e: boolean }>("SELECT to_regclass($1) IS NOT NULL AS e", [
+      qualified,
+    ]);
     if (exists.rows[0]?.e) {
       await session.query("COMMIT");
       return false;
@@ -245,7 +244,11 @@ export async function createPartition(
  * the other partitions), then DROP of the detached table, a catalog change: no row is
  * deleted, no WAL per row, no dead tuple. A detach interrupted earlier is finished first.
  */
-export async function dropPartition(session: pg.ClientBase, s: StorageNames, p: PartitionInfo): Promise<void> {
+export async function dropPartition(
+  session: pg.ClientBase,
+  s: StorageNames,
+  p: PartitionInfo,
+): Promise<void> {
   const parent = s.parents[p.table].qualified;
   const qualified = `${s.schema}."${p.name}"`;
   await session.query("SET lock_timeout = '5s'");
@@ -280,7 +283,11 @@ export async function finishPendingDetaches(session: pg.ClientBase, s: StorageNa
  * late event is indexed as it is inserted). A failed earlier build leaves an invalid index:
  * it is dropped and built again.
  */
-export async function buildFtsIndex(session: pg.ClientBase, s: StorageNames, partition: string): Promise<void> {
+export async function buildFtsIndex(
+  session: pg.ClientBase,
+  s: StorageNames,
+  partition: string,
+): Promise<void> {
   const index = `${s.schema}."${ftsIndexName(partition)}"`;
   await session.query(`DROP INDEX CONCURRENTLY IF EXISTS ${index}`);
   await session.query(

@@ -258,7 +258,7 @@ export class Sink {
         attempt: (this.failures.get(partition) ?? 0) + 1,
         ensureBuckets: (b) => partitions.ensureBuckets(b),
         retentionDays: this.opts.retentionDays ?? 0,
-        legacy: partitions.hasLegacy(),
+        legacy: await partitions.hasLegacy(),
       });
       this.failures.delete(partition);
       this.m.paused.set({ partition: String(partition) }, 0);

@@ -47,7 +47,7 @@ export interface PartitionOptions {
 export class Partitions {
   private readonly known = new Set<number>();
   private readonly knownKeys = new Set<number>();
-  private legacy: boolean | undefined;
+  private legacy: { exists: boolean; at: number } | undefined;
   private timer: NodeJS.Timeout | undefined;
   private running: Promise<void> | undefined;
   private stopped = false;
@@ -73,9 +73,15 @@ export class Partitions {
     return this.opts.retentionDays > 0 ? this.now() - this.opts.retentionDays * DAY_MS : undefined;
   }
 
-  /** True while an upgraded pipeline's old table still holds rows to move. */
-  hasLegacy(): boolean {
-    return this.legacy ?? true;
+  /**
+   * True while an upgraded pipeline's old table exists (its rows are being moved): the sink
+   * looks ids up there too. Read from the catalog at most every 5 s (another replica may
+   * have dropped it: a batch that met the dropped table is retried after at most that).
+   */
+  async hasLegacy(): Promise<boolean> {
+    if (!this.legacy || this.now() - this.legacy.at > 5_000)
+      this.legacy = { exists: await legacyExists(this.pool, this.names.storage), at: this.now() };
+    return this.legacy.exists;
   }
 
   /**
@@ -150,7 +156,11 @@ export class Partitions {
       const now = this.now();
       for (let b = bucketOf(now - LATE_WINDOW_MS); b <= bucketOf(now + AHEAD_MS); b += PARTITION_SPAN_MS)
         if (!this.known.has(b)) out.created += await this.createBucket(session, b);
-      for (let b = bucketOf(now, KEY_SPAN_MS) - KEY_SPAN_MS; b <= bucketOf(now, KEY_SPAN_MS) + KEY_SPAN_MS; b += KEY_SPAN_MS)
+      for (
+        let b = bucketOf(now, KEY_SPAN_MS) - KEY_SPAN_MS;
+        b <= bucketOf(now, KEY_SPAN_MS) + KEY_SPAN_MS;
+        b += KEY_SPAN_MS
+      )
         out.created += Number(await createPartition(session, this.names.storage, "keys", b));
       const all = await listPartitions(session, this.names.storage);
       const cutoff = this.retentionCutoff();
@@ -162,7 +172,10 @@ export class Partitions {
         await dropPartition(session, this.names.storage, p);
         out.dropped++;
         this.m.dropped.inc({ table: p.table });
-        this.log.info({ partition: p.name, ms: Math.round(performance.now() - started) }, "partition dropped");
+        this.log.info(
+          { partition: p.name, ms: Math.round(performance.now() - started) },
+          "partition dropped",
+        );
       }
       await this.refresh(session);
     });
@@ -174,7 +187,10 @@ export class Partitions {
         await buildFtsIndex(session, this.names.storage, p.name);
         out.indexed++;
         this.m.indexBuild.inc();
-        this.log.info({ partition: p.name, ms: Math.round(performance.now() - started) }, "full-text index built");
+        this.log.info(
+          { partition: p.name, ms: Math.round(performance.now() - started) },
+          "full-text index built",
+        );
       }
       this.setIndexGauges(await listPartitions(session, this.names.storage));
     });
@@ -203,8 +219,9 @@ export class Partitions {
     for (const p of all) if (p.table === "keys") this.knownKeys.add(p.from);
     const has = (t: PartitionInfo["table"], b: number) => all.some((p) => p.table === t && p.from === b);
     for (const p of all)
-      if (p.table === "events" && has("countsMinute", p.from) && has("countsHour", p.from)) this.known.add(p.from);
-    this.legacy = await legacyExists(c, this.names.storage);
+      if (p.table === "events" && has("countsMinute", p.from) && has("countsHour", p.from))
+        this.known.add(p.from);
+    this.legacy = { exists: await legacyExists(c, this.names.storage), at: this.now() };
   }
 
   /** Makes an events bucket with its count partitions; returns how many tables were made. */
@@ -227,10 +244,7 @@ export class Partitions {
    */
   private async moveLegacy(): Promise<number> {
     const s = this.names.storage;
-    if (!(await legacyExists(this.pool, s))) {
-      this.legacy = false;
-      return 0;
-    }
+    if (!(await this.hasLegacy())) return 0;
     const partitions = await this.pool.query<{ p: number }>(
       `SELECT DISTINCT partition AS p FROM ${this.names.offsets} WHERE topic = $1 ORDER BY 1`,
       [this.opts.topic],
@@ -248,8 +262,11 @@ export class Partitions {
     const left = await this.pool.query(`SELECT 1 FROM ${s.legacy.qualified} LIMIT 1`);
     if (left.rows.length === 0) {
       await this.pool.query(`DROP TABLE ${s.legacy.qualified}`);
-      this.legacy = false;
-      this.log.info({ moved }, "upgrade: every row of the old events table moved into the partitions; dropped it");
+      this.legacy = { exists: false, at: this.now() };
+      this.log.info(
+        { moved },
+        "upgrade: every row of the old events table moved into the partitions; dropped it",
+      );
     }
     return moved;
   }
@@ -266,10 +283,10 @@ export class Partitions {
     const client = await this.pool.connect();
     try {
       await client.query("BEGIN");
-      await client.query(`SELECT 1 FROM ${this.names.offsets} WHERE topic = $1 AND partition = $2 FOR UPDATE`, [
-        this.opts.topic,
-        kafkaPartition,
-      ]);
+      await client.query(
+        `SELECT 1 FROM ${this.names.offsets} WHERE topic = $1 AND partition = $2 FOR UPDATE`,
+        [this.opts.topic, kafkaPartition],
+      );
       const cols =
         "event_id, ts, level, source, message, metadata, stack_trace, user_id, trace_id, schema_version, received_at, kafka_partition, kafka_offset, stored_at";
       // Typed as the driver returns them: the count-only row (nothing moved) has nulls.
@@ -292,7 +309,10 @@ export class Partitions {
       );
       const taken = Number(r.rows[0]?.taken ?? 0);
       const movedRows = r.rows.flatMap((x) => (x.event_id === null ? [] : [{ ...x, event_id: x.event_id }]));
-      const rows = movedRows.map((x) => ({ ts: x.ts.getTime(), event: { level: x.level, source: x.source } }));
+      const rows = movedRows.map((x) => ({
+        ts: x.ts.getTime(),
+        event: { level: x.level, source: x.source },
+      }));
       await writeCounts(client, this.names, kafkaPartition, rows);
       const window = this.now() - this.opts.dedupWindowHours * HOUR_MS;
       const recent = movedRows.filter((x) => x.received_at.getTime() >= window).map((x) => x.event_id);

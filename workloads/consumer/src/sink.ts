@@ -194,7 +194,8 @@ export async function applyBatch(
       if (d.kind === "dead") {
         if (isFresh(d.letter.offset)) outcome.deadLettered.push(d.letter);
       } else if (!isFresh(d.row.offset)) continue;
-      else if (expired.has(bucketOf(d.row.ts))) outcome.deadLettered.push(expiredLetter(d.row, fresh, options));
+      else if (expired.has(bucketOf(d.row.ts)))
+        outcome.deadLettered.push(expiredLetter(d.row, fresh, options));
       else rows.push(d.row);
     }
 
@@ -203,7 +204,14 @@ export async function applyBatch(
     let storedRows: Row[];
     let duplicates: Row[];
     try {
-      ({ stored: storedRows, duplicates } = await insertDeduplicated(client, n, partition, rows, keyed, options.legacy));
+      ({ stored: storedRows, duplicates } = await insertDeduplicated(
+        client,
+        n,
+        partition,
+        rows,
+        keyed,
+        options.legacy,
+      ));
     } catch (e) {
       if (!isDataError(e)) throw e;
       // One record cannot be stored: insert one by one, dead-lettering those that fail.
@@ -359,7 +367,9 @@ export async function insertKeys(
        UNION SELECT d - interval '${span}' FROM now WHERE t - d < interval '${overlap}'
        UNION SELECT d + interval '${span}' FROM now WHERE d + interval '${span}' - t <= interval '${overlap}'),
      seen AS (SELECT k.event_id FROM ${keys} k WHERE k.event_id = ANY($1::uuid[]) AND k.bucket NOT IN (SELECT b FROM buckets)${
-       legacy ? ` UNION ALL SELECT event_id FROM ${n.storage.legacy.qualified} WHERE event_id = ANY($1::uuid[])` : ""
+       legacy
+         ? ` UNION ALL SELECT event_id FROM ${n.storage.legacy.qualified} WHERE event_id = ANY($1::uuid[])`
+         : ""
      }),
      ins AS (
        INSERT INTO ${keys} (event_id, bucket)

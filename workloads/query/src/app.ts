@@ -57,7 +57,9 @@ function decodeCursor(c: string): Cursor {
   } catch {
     // fall through
   }
-  throw new HttpError(400, "invalid cursor", ["cursor: pass back the nextCursor of a previous page unchanged"]);
+  throw new HttpError(400, "invalid cursor", [
+    "cursor: pass back the nextCursor of a previous page unchanged",
+  ]);
 }
 
 interface DbRow {
@@ -89,7 +91,9 @@ const toItem = (r: DbRow) => ({
 const Partial = z
   .object({ reason: z.string(), searchedBackTo: z.string() })
   .nullable()
-  .describe("Set when the time budget ran out before the range was searched: nextCursor continues from there");
+  .describe(
+    "Set when the time budget ran out before the range was searched: nextCursor continues from there",
+  );
 
 /** The read API over PostgreSQL's partitions and counts (docs/storage.md). */
 export async function buildQueryApp(deps: QueryDeps) {
@@ -205,7 +209,10 @@ export async function buildQueryApp(deps: QueryDeps) {
       .datetime({ offset: true })
       .optional()
       .describe("Start of the time range (inclusive); default: MAX_RANGE_HOURS before `to`"),
-    to: z.iso.datetime({ offset: true }).optional().describe("End of the time range (exclusive); default: now"),
+    to: z.iso
+      .datetime({ offset: true })
+      .optional()
+      .describe("End of the time range (exclusive); default: now"),
   };
   const rangeOf = (q: { from?: string | undefined; to?: string | undefined }, defaultHours: number) => {
     const to = q.to ? new Date(q.to) : new Date();
@@ -227,14 +234,21 @@ export async function buildQueryApp(deps: QueryDeps) {
     .min(10)
     .max(env.QUERY_BUDGET_MAX_MS)
     .optional()
-    .describe(`Time budget in ms (default ${String(env.QUERY_BUDGET_MS)}): past it, a partial page with a cursor`);
+    .describe(
+      `Time budget in ms (default ${String(env.QUERY_BUDGET_MS)}): past it, a partial page with a cursor`,
+    );
 
   const SearchQuery = z
     .object({
       ...Range,
       level: levels,
       source: z.string().max(256).optional(),
-      q: z.string().min(1).max(512).optional().describe("Full-text search in the message (web search syntax)"),
+      q: z
+        .string()
+        .min(1)
+        .max(512)
+        .optional()
+        .describe("Full-text search in the message (web search syntax)"),
       traceId: z.string().min(1).max(128).optional(),
       userId: z.string().min(1).max(256).optional(),
       limit: z.coerce.number().int().min(1).max(env.MAX_PAGE_SIZE).default(Math.min(100, env.MAX_PAGE_SIZE)),
@@ -247,7 +261,8 @@ export async function buildQueryApp(deps: QueryDeps) {
     "/api/logs",
     {
       schema: {
-        summary: "Events in a time range, newest first, with filters, a cursor across partitions and a time budget",
+        summary:
+          "Events in a time range, newest first, with filters, a cursor across partitions and a time budget",
         querystring: SearchQuery,
         response: {
           200: z.object({ items: z.array(LogRow), nextCursor: z.string().nullable(), partial: Partial }),
@@ -302,7 +317,8 @@ export async function buildQueryApp(deps: QueryDeps) {
         response: { 200: LogRow, 400: ErrorBody, 401: ErrorBody, 404: ErrorBody, 429: ErrorBody },
       },
     },
-    async (req, reply) => toItem(await read(req, reply, env.QUERY_BUDGET_MS, (s) => byId(s, req.params.eventId))),
+    async (req, reply) =>
+      toItem(await read(req, reply, env.QUERY_BUDGET_MS, (s) => byId(s, req.params.eventId))),
   );
 
   app.get(
@@ -360,7 +376,8 @@ export async function buildQueryApp(deps: QueryDeps) {
     "/api/stats",
     {
       schema: {
-        summary: "Exact counts by level and by source (top 50) over the last N hours, or a range, in whole minutes",
+        summary:
+          "Exact counts by level and by source (top 50) over the last N hours, or a range, in whole minutes",
         querystring: z
           .object({ hours: z.coerce.number().int().min(1).max(env.MAX_RANGE_HOURS).default(24), ...Range })
           .strict(),
@@ -400,7 +417,13 @@ export async function buildQueryApp(deps: QueryDeps) {
         querystring: z
           .object({
             ...Range,
-            buckets: z.coerce.number().int().min(1).max(1440).default(60).describe("At most this many buckets"),
+            buckets: z.coerce
+              .number()
+              .int()
+              .min(1)
+              .max(1440)
+              .default(60)
+              .describe("At most this many buckets"),
             by: z.enum(["level", "source"]).default("level"),
           })
           .strict(),
@@ -410,7 +433,9 @@ export async function buildQueryApp(deps: QueryDeps) {
             to: z.string(),
             intervalSeconds: z.number(),
             by: z.enum(["level", "source"]),
-            buckets: z.array(z.object({ t: z.string(), total: z.number(), counts: z.record(z.string(), z.number()) })),
+            buckets: z.array(
+              z.object({ t: z.string(), total: z.number(), counts: z.record(z.string(), z.number()) }),
+            ),
           }),
           400: ErrorBody,
           401: ErrorBody,
@@ -468,7 +493,8 @@ export async function buildQueryApp(deps: QueryDeps) {
     "/api/tail",
     {
       schema: {
-        summary: "A live tail: newly committed events matching the filter, as Server-Sent Events (event: log)",
+        summary:
+          "A live tail: newly committed events matching the filter, as Server-Sent Events (event: log)",
         querystring: z
           .object({
             level: levels,
@@ -477,7 +503,9 @@ export async function buildQueryApp(deps: QueryDeps) {
           })
           .strict(),
         response: {
-          200: z.string().describe("text/event-stream; each `data:` line is one event as /api/logs returns it"),
+          200: z
+            .string()
+            .describe("text/event-stream; each `data:` line is one event as /api/logs returns it"),
           401: ErrorBody,
           429: ErrorBody,
         },
@@ -533,5 +561,3 @@ export async function buildQueryApp(deps: QueryDeps) {
   await app.ready();
   return app;
 }
-
-

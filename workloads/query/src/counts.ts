@@ -45,7 +45,11 @@ export async function stats(
   s: QuerySession,
   n: LedgerNames,
   r: CountRange,
-): Promise<{ total: number; byLevel: Record<string, number>; bySource: { source: string; count: number }[] }> {
+): Promise<{
+  total: number;
+  byLevel: Record<string, number>;
+  bySource: { source: string; count: number }[];
+}> {
   const c = coveringCounts(n, r, 1);
   const rows = await s.query<{ level: string | null; source: string | null; c: string }>(
     `SELECT level, source, sum(n) AS c FROM (${c.sql}) x GROUP BY GROUPING SETS ((level), (source))`,
@@ -102,7 +106,8 @@ export async function histogram(
   const out = new Map<number, { t: string; total: number; counts: Record<string, number> }>();
   // Every bucket of the range, empty ones included, so a chart's x axis has no holes.
   const start = Math.floor(r.from / widthMs) * widthMs;
-  for (let t = start; t < r.to; t += widthMs) out.set(t, { t: new Date(t).toISOString(), total: 0, counts: {} });
+  for (let t = start; t < r.to; t += widthMs)
+    out.set(t, { t: new Date(t).toISOString(), total: 0, counts: {} });
   for (const row of rows) {
     const b = out.get(row.b.getTime());
     if (!b) continue;

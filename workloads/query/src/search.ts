@@ -124,7 +124,9 @@ export async function search<R extends pg.QueryResultRow>(
         rows,
         next,
         partial: {
-          reason: e.clientGone ? "client went away" : "the search's time budget ran out before the range was searched",
+          reason: e.clientGone
+            ? "client went away"
+            : "the search's time budget ran out before the range was searched",
           searchedBackTo: new Date(slice.to).toISOString(),
         },
       };
@@ -148,7 +150,9 @@ function slicesOf(
   upper: number,
   filters: SearchFilters,
 ): Slice[] {
-  const filtered = Boolean(filters.levels ?? filters.source ?? filters.q ?? filters.traceId ?? filters.userId);
+  const filtered = Boolean(
+    filters.levels ?? filters.source ?? filters.q ?? filters.traceId ?? filters.userId,
+  );
   const out: Slice[] = [];
   for (const p of [...partitions].sort((a, b) => b.from - a.from)) {
     const from = Math.max(p.from, lower);
@@ -163,7 +167,8 @@ function slicesOf(
       out.push({ relation, from, to });
       continue;
     }
-    for (let t = to; t > from; t -= SLICE_MS) out.push({ relation, from: Math.max(from, t - SLICE_MS), to: t });
+    for (let t = to; t > from; t -= SLICE_MS)
+      out.push({ relation, from: Math.max(from, t - SLICE_MS), to: t });
   }
   return out;
 }

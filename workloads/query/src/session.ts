@@ -28,7 +28,11 @@ export class QuerySession {
     this.deadline = performance.now() + budgetMs;
   }
 
-  static async open(pool: pg.Pool, budgetMs: number, clientClosed: (cb: () => void) => void): Promise<QuerySession> {
+  static async open(
+    pool: pg.Pool,
+    budgetMs: number,
+    clientClosed: (cb: () => void) => void,
+  ): Promise<QuerySession> {
     const s = new QuerySession(pool, await pool.connect(), budgetMs);
     clientClosed(() => s.cancel());
     return s;
@@ -58,8 +62,7 @@ export class QuerySession {
     this.gone = true;
     if (!this.busy) return;
     const pid = (this.client as unknown as { processID?: number }).processID;
-    if (pid !== undefined)
-      void this.pool.query("SELECT pg_cancel_backend($1)", [pid]).catch(() => undefined);
+    if (pid !== undefined) void this.pool.query("SELECT pg_cancel_backend($1)", [pid]).catch(() => undefined);
   }
 
   async close(): Promise<void> {

@@ -64,9 +64,9 @@ export class TailHub<R extends { level: string; source: string; event_id: string
         if (m.channel !== tailChannel(this.names) || !m.payload) return;
         const notice = JSON.parse(m.payload) as TailNotice;
         // One notice at a time, in the order PostgreSQL delivered them (commit order).
-        this.queue = this.queue.then(() => this.deliver(notice)).catch((e: unknown) =>
-          this.log.warn({ err: (e as Error).message }, "tail delivery failed"),
-        );
+        this.queue = this.queue
+          .then(() => this.deliver(notice))
+          .catch((e: unknown) => this.log.warn({ err: (e as Error).message }, "tail delivery failed"));
       });
       c.on("error", () => this.unlisten());
       await c.query(`LISTEN ${tailChannel(this.names)}`);

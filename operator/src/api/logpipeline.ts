@@ -319,13 +319,10 @@ export const PostgresSpec = z
         description: "Schema of the events table and the ledger. Immutable.",
         "x-kubernetes-validations": immutable("postgres.schema"),
       }),
-    retentionDays: z
-      .number()
-      .int()
-      .min(0)
-      .max(36500)
-      .default(0)
-      .meta({ description: "Days events are kept in PostgreSQL; 0 keeps them for ever." }),
+    retentionDays: z.number().int().min(0).max(36500).default(0).meta({
+      description:
+        "Days events are kept in PostgreSQL, by their stored time; whole hourly partitions are dropped once wholly older. 0 keeps them for ever.",
+    }),
     managed: z
       .object({
         image: image("PostgreSQL (default the official `postgres` image)"),
@@ -797,6 +794,30 @@ export const LogPipelineStatus = z
       })
       .optional()
       .meta({ description: "Delivery figures from the operator's own reads of Kafka and the ledger." }),
+    storage: z
+      .object({
+        partitions: z.number().int().meta({ description: "Hourly partitions of the events table." }),
+        oldest: z.string().optional().meta({ description: "Start of the oldest partition (RFC 3339)." }),
+        newest: z
+          .string()
+          .optional()
+          .meta({ description: "Start of the newest partition, made ahead of time." }),
+        unindexedClosed: z
+          .number()
+          .int()
+          .meta({ description: "Closed partitions still waiting for their full-text index." }),
+        indexDelaySeconds: z.number().int().meta({
+          description:
+            "How long the oldest of them has waited since it closed (0: none waits); searches there scan in bounded slices meanwhile.",
+        }),
+        upgradeInProgress: z.boolean().meta({
+          description: "An upgraded pipeline's unpartitioned table is still being moved into the partitions.",
+        }),
+      })
+      .optional()
+      .meta({
+        description: "The events table's time partitions (docs/storage.md), as of the last divergence check.",
+      }),
     divergence: z
       .object({
         checkedAt: z.string().optional().meta({ description: "When the last check finished." }),
@@ -817,7 +838,7 @@ export const LogPipelineStatus = z
         spurious: z.number().int().optional().meta({ description: "Rows without a committed Kafka record." }),
         expired: z.number().int().optional().meta({
           description:
-            "Committed events older than postgres.retentionDays with no row: deleted by the retention job, not missing.",
+            "Committed events older than postgres.retentionDays with no row: their hourly partition was dropped by the retention, not missing.",
         }),
         lag: z.number().int().optional().meta({
           description:

@@ -38,6 +38,7 @@ export interface ControllerMetrics {
   divergenceEvents: Gauge<"pipeline_namespace" | "pipeline" | "kind">;
   consumerLag: Gauge<"pipeline_namespace" | "pipeline" | "partition">;
   stuckPartitions: Gauge<"pipeline_namespace" | "pipeline">;
+  ftsIndexDelay: Gauge<"pipeline_namespace" | "pipeline">;
   workloadReplicas: Gauge<"pipeline_namespace" | "pipeline" | "component" | "state">;
   reconcileErrors: Counter<"pipeline_namespace" | "pipeline">;
   divergenceChecks: Histogram;

@@ -2,6 +2,7 @@ import { ANNOTATION_CHECK_NOW, type LogPipeline, type LogPipelineStatus } from "
 import { pipelineNames } from "../builders/names.js";
 import { type CheckMemory, checkDivergence, type DivergenceResult, summary } from "../divergence/check.js";
 import type { KafkaConnection, TopicAdmin } from "../kafka/topic-admin.js";
+import { readStorage } from "../divergence/delivery.js";
 import { message, postgresConnectionFor } from "./delivery.js";
 import type { ControllerDeps } from "./deps.js";
 
@@ -19,6 +20,8 @@ export interface DivergenceState {
   /** Position marks (to tell a stuck consumer) and sweep cursors, from check to check. */
   memory: CheckMemory;
   result?: DivergenceResult;
+  /** The events table's partitions, read with the check. */
+  storage?: LogPipelineStatus["storage"];
   /** Why the last check could not run; the last result stays, with its checkedAt. */
   error?: string;
 }
@@ -58,12 +61,14 @@ export async function runDivergenceCheck(
     trigger: p.metadata.annotations?.[ANNOTATION_CHECK_NOW],
     memory: prev?.memory ?? { marks: new Map(), sweep: sweepFromStatus(p.status) },
     ...(prev?.result ? { result: prev.result, answered: prev.answered } : {}),
+    ...(prev?.storage ? { storage: prev.storage } : {}),
   };
   const names = pipelineNames(p);
   const labels = { pipeline_namespace: p.metadata.namespace, pipeline: p.metadata.name };
   try {
     if (!kafka.admin || !kafka.connection)
       throw new Error(`Kafka is not reachable: ${kafka.error ?? "no connection"}`);
+    const pg = await postgresConnectionFor(p, deps.kube);
     const result = await checkDivergence(
       {
         topic: names.topic,
@@ -74,13 +79,20 @@ export async function runDivergenceCheck(
         retentionDays: p.spec.postgres.retentionDays,
       },
       { offsets: kafka.admin, connection: kafka.connection },
-      await postgresConnectionFor(p, deps.kube),
+      pg,
       state.memory,
       p.spec.reconciliation.intervalSeconds * 1000,
       deps.now,
     );
     state.result = result;
     state.answered = state.trigger;
+    state.storage = await readStorage(
+      pg,
+      p.spec.postgres.schema,
+      p.spec.postgres.table,
+      deps.now().getTime(),
+    );
+    if (state.storage) deps.metrics.ftsIndexDelay.set(labels, state.storage.indexDelaySeconds);
     deps.deliveryReads.set(key, { at: state.at, delivery: result.delivery });
     deps.metrics.divergenceChecks.observe(result.durationMs / 1000);
     for (const kind of ["missing", "duplicated", "spurious"] as const)

@@ -138,6 +138,12 @@ export async function startManager(config: ManagerConfig, log: Logger): Promise<
       labelNames: ["pipeline_namespace", "pipeline", "partition"] as const,
       registers: [registry],
     }),
+    ftsIndexDelay: new Gauge({
+      name: "logpipeline_fts_index_delay_seconds",
+      help: "How long the oldest closed partition has waited for its full-text index, per pipeline (last divergence check)",
+      labelNames: ["pipeline_namespace", "pipeline"] as const,
+      registers: [registry],
+    }),
     stuckPartitions: new Gauge({
       name: "logpipeline_consumer_stuck_partitions",
       help: "Partitions whose stored position stood still for a check interval while events waited",

@@ -94,6 +94,7 @@ export async function reconcile(key: string, deps: ControllerDeps): Promise<Reco
   if (read?.postgresError) observation.postgresError = read.postgresError;
   const check = deps.divergence.get(key);
   observation.divergence = divergenceStatus(check);
+  observation.storage = check?.storage;
   observation.dataConsistency = dataConsistency(check);
 
   const applied = new Map<string, KubeObjectLike>();

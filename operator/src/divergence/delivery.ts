@@ -1,6 +1,11 @@
 import pg from "pg";
 import { ledgerNames } from "../../../workloads/common/src/ledger.js";
-import { eventsRelation, legacyExists } from "../../../workloads/common/src/storage.js";
+import {
+  eventsRelation,
+  legacyExists,
+  type StorageSummary,
+  storageSummary,
+} from "../../../workloads/common/src/storage.js";
 import type { LogPipelineStatus } from "../api/logpipeline.js";
 import type { LedgerEntry } from "./window.js";
 import { rfc3339Seconds } from "../time.js";
@@ -217,4 +222,17 @@ export function committedLag(
     .map(([partition, to]) => ({ partition, from: stored.get(partition) ?? 0, to }))
     .filter((r) => r.to > r.from && r.to - r.from <= EXACT_LAG_MAX_GAP);
   return countCommittedRecords(c, topic, ranges);
+}
+
+/** The events table's partitions and full-text index lag (status.storage); undefined before the consumer made them. */
+export async function readStorage(
+  c: PostgresConnection,
+  schema: string,
+  table: string,
+  nowMs: number,
+): Promise<StorageSummary | undefined> {
+  const names = ledgerNames(schema, table);
+  return withClient(c, async (client) =>
+    (await ledgerExists(client, names.offsets)) ? storageSummary(client, names.storage, nowMs) : undefined,
+  );
 }

@@ -18,7 +18,7 @@ export interface KafkaRecordRef {
   offset: number;
   /** The event id in the record's value; undefined for a record that is not an event (poison). */
   eventId?: string | undefined;
-  /** The event's own time (ms); the retention job deletes rows by it. */
+  /** The event's stored time (ms): the retention drops partitions by it. */
   eventTime?: number | undefined;
 }
 
@@ -50,7 +50,7 @@ function matches(entry: LedgerEntry, record: KafkaRecordRef): boolean {
 
 /**
  * `expiredBefore` (ms), when the pipeline has a retention: a record whose event is older had
- * its row deleted by the retention job, so no entry for it is expected.
+ * its partition dropped by the retention, so no entry for it is expected.
  */
 export function compareWindow(
   records: KafkaRecordRef[],

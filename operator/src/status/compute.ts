@@ -58,6 +58,8 @@ export interface Observation {
   postgresError?: string;
   /** The last divergence check's findings, and what they make of DataConsistent. */
   divergence?: LogPipelineStatus["divergence"] | undefined;
+  /** The events table's partitions, as of the last check. */
+  storage?: LogPipelineStatus["storage"] | undefined;
   dataConsistency?: { status: "True" | "False" | "Unknown"; reason: string; message: string } | undefined;
   /** What the operator wants and the cluster has, where they differ (status/spec-differences.ts). */
   specDifferences?: { object: string; field: string; reason: string }[];
@@ -281,6 +283,7 @@ export function computeStatus(p: LogPipeline, o: Observation, now: Date): LogPip
     // An empty object would reach server-side apply as null, which the schema refuses.
     ...(Object.keys(workloads).length > 0 ? { workloads } : {}),
     ...(o.delivery ? { delivery: o.delivery } : p.status?.delivery ? { delivery: p.status.delivery } : {}),
+    ...(o.storage ? { storage: o.storage } : p.status?.storage ? { storage: p.status.storage } : {}),
     ...divergenceOf(p, o),
   };
 }

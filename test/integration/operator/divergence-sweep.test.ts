@@ -16,7 +16,7 @@ import { postgresConnection, testLedger } from "../../support/pipeline-db.js";
 import { startSink } from "../../support/sink.js";
 
 /**
- * The check's sweep over older windows and the retention job, against the real Kafka,
+ * The check's sweep over older windows and the retention's partition drops, against the real Kafka,
  * PostgreSQL and consumer sink, with windows of 40 offsets so that a few hundred events
  * span many of them: a row deleted far below the latest window is found by the sweep within
  * one pass over the partition; events in partitions the retention dropped count as

@@ -331,3 +331,38 @@ export interface TailNotice {
   from: string;
   to: string;
 }
+
+/** What status.storage says: the partitions, how far the full-text index lags, an upgrade under way. */
+export interface StorageSummary {
+  partitions: number;
+  oldest?: string;
+  newest?: string;
+  /** Closed partitions still waiting for their full-text index. */
+  unindexedClosed: number;
+  /** How long the oldest of them has waited, in whole seconds (0: none waits). */
+  indexDelaySeconds: number;
+  /** An upgraded pipeline's unpartitioned table is still being moved into the partitions. */
+  upgradeInProgress: boolean;
+}
+
+export async function storageSummary(
+  c: pg.ClientBase | pg.Pool,
+  s: StorageNames,
+  nowMs: number,
+): Promise<StorageSummary> {
+  const events = (await listPartitions(c, s)).filter((p) => p.table === "events");
+  const waiting = events.filter((p) => !p.indexed && isClosed(p, nowMs));
+  const oldestWaiting = waiting[0];
+  const first = events[0];
+  const last = events.at(-1);
+  return {
+    partitions: events.length,
+    ...(first ? { oldest: iso(first.from) } : {}),
+    ...(last ? { newest: iso(last.from) } : {}),
+    unindexedClosed: waiting.length,
+    indexDelaySeconds: oldestWaiting
+      ? Math.max(0, Math.floor((nowMs - oldestWaiting.to - LATE_WINDOW_MS) / 1000))
+      : 0,
+    upgradeInProgress: await legacyExists(c, s),
+  };
+}

@@ -108,6 +108,10 @@ test-full: tools ## The same suites at long-running scale (fault tests over 200,
 bench: tools ## Load the pipeline and its baselines in one run; print figures, write docs/benchmarks.{md,json}
 	@node --import tsx test/bench/run.ts
 
+.PHONY: bench-storage
+bench-storage: tools ## The partitioned store at scale (BENCH_STORAGE_ROWS, default 10M): ingest vs COPY and the previous consumer, search, counts, drop, disk; writes docs/benchmarks.{md,json}
+	@node --import tsx test/bench/storage.ts
+
 .PHONY: bench-divergence
 bench-divergence: tools ## The divergence check's cost: consumer throughput alone and with checks back to back; writes docs/benchmarks.md
 	@node --import tsx test/bench/divergence.ts

@@ -527,6 +527,34 @@ async function main() {
       ).rows[0]?.c,
     );
 
+    step("lookup by id: all partitions (the API) against one index probe (the id's own partition)");
+    const sample = (
+      await pool.query<{ event_id: string; part: string }>(
+        `SELECT event_id, tableoid::regclass::text AS part FROM ${n.events} TABLESAMPLE SYSTEM (0.05) LIMIT 50`,
+      )
+    ).rows;
+    const apiMs: number[] = [];
+    const probeMs: number[] = [];
+    for (const x of sample) {
+      let t = performance.now();
+      const r = await app.inject(`/api/logs/${x.event_id}`);
+      apiMs.push(performance.now() - t);
+      if (r.statusCode !== 200) throw new Error(`bench: by-id answered ${String(r.statusCode)}`);
+      t = performance.now();
+      await pool.query(`SELECT * FROM ${x.part} WHERE event_id = $1`, [x.event_id]);
+      probeMs.push(performance.now() - t);
+    }
+    Object.assign(figures, {
+      storage_by_id_p50_ms: round(pct(apiMs, 0.5), 1),
+      storage_by_id_p95_ms: round(pct(apiMs, 0.95), 1),
+      storage_by_id_one_probe_p50_ms: round(pct(probeMs, 0.5), 1),
+    });
+    row(
+      `lookup by id through the API (${String(HOURS)} partitions: one id-index probe each) p50 / p95, vs one probe p50`,
+      `${figures.storage_by_id_p50_ms} / ${figures.storage_by_id_p95_ms} ms vs ${figures.storage_by_id_one_probe_p50_ms} ms`,
+      "grows with the number of partitions (one probe each), not with rows",
+    );
+
     step("search under ingest at half the consumer's rate");
     const ingest = await startIngest(info, pool, n, Math.round(consumerNew / 2), dir);
     const busyRare = await searchLatency(app, RARE, SEARCH_RUNS);

@@ -5,7 +5,7 @@ import { afterAll, beforeAll, describe, expect, inject, it } from "vitest";
 import { makeEvent } from "../../support/events.js";
 import { type Admin, kafkaClient, readAll, transactionalWriter } from "../../support/kafka.js";
 import { eventually, uniqueSuffix } from "../../support/kube.js";
-import { exactlyOnceAudit, ledgerCounts, testLedger } from "../../support/pipeline-db.js";
+import { countMismatches, exactlyOnceAudit, ledgerCounts, testLedger } from "../../support/pipeline-db.js";
 import { pgEnv, startWorkload } from "../../support/workload-process.js";
 
 const stack = inject("stack");
@@ -78,6 +78,8 @@ describe("consumer: kill -9, then restart — lost = duplicated = spurious = 0",
         const counts = await ledgerCounts(db.pool, db.names);
         expect(counts.applied).toBe(EVENTS);
         expect(counts.duplicates).toBe(0);
+        // The per-minute and per-hour counts, written in the batches' transactions, equal count(*).
+        expect(await countMismatches(db.pool, db.names)).toEqual([]);
       } finally {
         await db.drop();
       }

@@ -28,6 +28,10 @@ help: ## Show this help
 dev: tools ## The whole system on the local node: stack + node, images, helm install, a LogPipeline, events; print where to look
 	@bash hack/dev.sh
 
+.PHONY: env
+env: ## Print the line that puts the project's tools (kubectl, helm, Node 24) first on PATH and points kubectl at the stack: eval "$$(make -s env)"
+	@printf 'export PATH="%s:%s:$$PATH" KUBECONFIG=%s\n' "$(CURDIR)/node_modules/.bin" "$(LP_CACHE)/bin" "$${LP_RUN_DIR:-/var/tmp/logpipeline-stack}/kubeconfig"
+
 .PHONY: dev-down
 dev-down: ## Stop what make dev started (port-forwards, then the stack with its node)
 	@bash hack/dev.sh down

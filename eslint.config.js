@@ -2,6 +2,51 @@
 import js from "@eslint/js";
 import tseslint from "typescript-eslint";
 
+/**
+ * Each folder of operator/src, the internal folders it may import, and whether it may do I/O
+ * through a client. `@kubernetes/client-node` values (not types) belong to kube/ alone.
+ */
+const LAYERS = {
+  api: { may: [], io: false },
+  builders: { may: ["api"], io: false },
+  status: { may: ["api", "builders"], io: false },
+  runtime: { may: [], io: true },
+  kube: { may: ["runtime"], io: true },
+  kafka: { may: ["builders"], io: true },
+  divergence: { may: ["api", "kafka"], io: true },
+  controller: { may: ["api", "builders", "status", "runtime", "kube", "kafka", "divergence"], io: true },
+};
+const CLIENTS = ["pg", "ioredis", "@confluentinc/*", "node:fs*", "node:net", "node:http*"];
+
+function operatorLayers() {
+  const folders = Object.keys(LAYERS);
+  return Object.entries(LAYERS).map(([layer, { may, io }]) => {
+    const banned = folders.filter((f) => f !== layer && !may.includes(f));
+    const patterns = [];
+    if (banned.length > 0)
+      patterns.push({
+        group: banned.map((f) => `**/${f}/**`),
+        message: `${layer}/ imports ${may.length > 0 ? `only ${may.map((f) => `${f}/`).join(", ")}` : "no other layer"} (docs/architecture.md).`,
+      });
+    if (layer !== "kube")
+      patterns.push({
+        group: ["@kubernetes/client-node"],
+        allowTypeImports: true,
+        message: "Only kube/ talks to the API server: import types, not values, of @kubernetes/client-node.",
+      });
+    if (!io)
+      patterns.push({
+        group: CLIENTS,
+        allowTypeImports: true,
+        message: `${layer}/ is pure: no clients, no I/O.`,
+      });
+    return {
+      files: [`operator/src/${layer}/**/*.ts`],
+      rules: { "@typescript-eslint/no-restricted-imports": ["error", { patterns }] },
+    };
+  });
+}
+
 export default tseslint.config(
   { ignores: ["dist/**", "node_modules/**", "charts/**", "crds/**"] },
   js.configs.recommended,
@@ -27,54 +72,9 @@ export default tseslint.config(
       globals: { process: "readonly", fetch: "readonly", AbortSignal: "readonly", setTimeout: "readonly" },
     },
   },
-  // Dependency rules of the design (DESIGN.md, Operator): pure layers import no client,
-  // the runtime knows nothing of the API, and workloads never import the operator.
-  {
-    files: ["operator/src/builders/**/*.ts", "operator/src/status/**/*.ts"],
-    rules: {
-      // Types of Kubernetes objects may be imported; the client itself may not.
-      "@typescript-eslint/no-restricted-imports": [
-        "error",
-        {
-          patterns: [
-            {
-              group: ["**/kube/**", "**/controller/**", "**/divergence/**"],
-              message: "builders/ and status/ are pure: no I/O layers.",
-            },
-            {
-              group: [
-                "@kubernetes/client-node",
-                "pg",
-                "ioredis",
-                "@confluentinc/*",
-                "node:fs*",
-                "node:net",
-                "node:http*",
-              ],
-              allowTypeImports: true,
-              message: "builders/ and status/ are pure: no clients.",
-            },
-          ],
-        },
-      ],
-    },
-  },
-  {
-    files: ["operator/src/runtime/**/*.ts"],
-    rules: {
-      "no-restricted-imports": [
-        "error",
-        {
-          patterns: [
-            {
-              group: ["**/api/**", "**/controller/**", "**/builders/**"],
-              message: "runtime/ knows nothing of LogPipeline.",
-            },
-          ],
-        },
-      ],
-    },
-  },
+  // The layers of operator/src and what each may import (docs/architecture.md, Layers):
+  // one rule per folder, generated from this table, so every folder has one.
+  ...operatorLayers(),
   {
     files: ["workloads/**/*.ts"],
     rules: {

@@ -146,8 +146,9 @@ done_step
 key_cmd="kubectl get secret -n $NS $NAME-api-keys -o jsonpath='{.data.api-keys}' | base64 -d | cut -d: -f2"
 cat <<EOF
 
-The whole system runs on the local node (kubelet, containerd, CoreDNS, kube-proxy, metrics-server):
-  export KUBECONFIG=$KUBECONFIG_ADMIN
+The whole system runs on the local node (kubelet, containerd, CoreDNS, kube-proxy, metrics-server).
+The project's kubectl, helm and Node 24 are in its tool cache, not on PATH; this line (also: make env) puts them first:
+  export PATH="$REPO_ROOT/node_modules/.bin:$LP_BIN:\$PATH" KUBECONFIG=$KUBECONFIG_ADMIN
   kubectl get lp -A -o wide                 # READY PHASE PRODUCERS CONSUMERS LAG DIVERGENCE DLQ
   kubectl get pods -n $NS                   # producer, consumer, query, postgres, redis
   kubectl logs -n $OP_NS deploy/$RELEASE    # the operator

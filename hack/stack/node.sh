@@ -2,7 +2,7 @@
 # The node (LP_NODE=1, `make stack-up NODE=1`): kube-scheduler, containerd (+ runc, bridge
 # CNI on the stack's own bridge), kubelet and kube-proxy as local processes, so pods run
 # for real. Sourced by stack.sh, which owns launch/stop/wait_for and the PKI.
-# The machine's traps (LOCAL-CLUSTER.md): no CAP_SYS_RESOURCE (containerd
+# The machine's traps: no CAP_SYS_RESOURCE (containerd
 # restrict_oom_score_adj, kube-proxy oomScoreAdj 0 and no conntrack sizing), a cgroup v1
 # host (kubelet failCgroupV1: false, cgroupfs, no QoS cgroups), runc not crun.
 

@@ -531,13 +531,10 @@ export const ConsumerSpec = z
 export const QuerySpec = z
   .object({
     replicas: z.number().int().min(0).max(100).default(1).meta({ description: "Replicas of the query API." }),
-    cacheTtlSeconds: z
-      .number()
-      .int()
-      .min(0)
-      .max(86400)
-      .default(10)
-      .meta({ description: "Redis cache TTL of query answers; 0 disables the cache." }),
+    cacheTtlSeconds: z.number().int().min(0).max(86400).default(10).meta({
+      description:
+        "Redis cache TTL of the query API's stats answers (per range of whole minutes); 0 disables the cache.",
+    }),
     resources: Resources.optional(),
     authDisabled: z
       .boolean()

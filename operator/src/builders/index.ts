@@ -38,7 +38,7 @@ export interface DesiredState {
 
 /**
  * Everything a pipeline should consist of, from the pipeline and the options alone:
- * same input, same output (DESIGN.md, builders are pure). Order is the apply order:
+ * same input, same output (docs/architecture.md: builders are pure). Order is the apply order:
  * credentials and data services first, workloads after, autoscalers and monitoring last.
  */
 export function desiredState(p: LogPipeline, opts: BuildOptions, creds: GeneratedCredentials): DesiredState {

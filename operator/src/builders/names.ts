@@ -2,7 +2,7 @@ import { createHash } from "node:crypto";
 import type { LogPipeline } from "../api/logpipeline.js";
 
 /**
- * Every name a pipeline uses, derived in one place (DESIGN.md, Names). Topics come from the
+ * Every name a pipeline uses, derived in one place (docs/architecture.md). Topics come from the
  * namespace and name (so a pipeline re-created under the same name finds its retained data);
  * the consumer group and transactional ids also carry the uid, so two pipelines sharing one
  * Kafka never fence or rebalance each other.

@@ -122,7 +122,7 @@ function apiKeysMount(p: LogPipeline, disabled: boolean): SecretMount | undefine
     : { volume: "api-keys", secretName: pipelineNames(p).apiKeys, keys: ["api-keys"] };
 }
 
-/** Replicas in our intent: absent when an autoscaler owns the count (DESIGN.md: never fight the HPA). */
+/** Replicas in our intent: absent when an autoscaler owns the count (never fight the HPA). */
 export function intendedReplicas(p: LogPipeline, component: "producer" | "consumer"): number | undefined {
   if (p.spec.hibernate) return 0;
   const { min, max } = p.spec[component].replicas;

@@ -27,7 +27,7 @@ import { observeKafkaTopic, observeWorkload, referencedSecrets, secretContentHas
 import { rfc3339Seconds } from "../time.js";
 
 /**
- * reconcile(key, deps): the one place that mixes I/O and logic (DESIGN.md, controller/).
+ * reconcile(key, deps): the one place that mixes I/O and logic (docs/architecture.md, Layers).
  * Level-triggered: every pass builds the whole desired state and applies all of it, so a
  * child edited or deleted by someone else is put back; status is computed purely from what
  * was observed and written only when it differs.

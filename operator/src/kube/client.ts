@@ -5,7 +5,7 @@ import { HttpMethod, KubeConfig, RequestContext } from "@kubernetes/client-node"
 import { Agent, fetch } from "undici";
 
 /**
- * The one adapter over the API server (DESIGN.md, kube/): typed errors, server-side apply
+ * The one adapter over the API server (docs/architecture.md, Layers): typed errors, server-side apply
  * with the operator's field manager, status writes, and raw list/watch for the informers.
  * Authentication comes from @kubernetes/client-node's KubeConfig (kubeconfig or in-cluster,
  * token files re-read per request); connections are kept alive on one undici Agent.

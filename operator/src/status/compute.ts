@@ -1,7 +1,7 @@
 import type { LogPipeline, LogPipelineStatus } from "../api/logpipeline.js";
 import { type Condition, type ConditionInput, type ConditionStatus, setCondition } from "./conditions.js";
 
-/** Condition types of a LogPipeline (DESIGN.md, Status). */
+/** Condition types of a LogPipeline (the CRD's status.conditions). */
 export const CONDITION_TYPES = [
   "Ready",
   "TopicsReady",

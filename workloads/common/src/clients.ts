@@ -8,7 +8,7 @@ import type { Logger } from "./logger.js";
 
 /**
  * Clients built from the validated environment. The Kafka client sits behind these few
- * functions (DESIGN.md: one small interface), so a switch of library costs one file.
+ * functions (one small interface), so a switch of library costs one file.
  */
 export const { Kafka, logLevel: KafkaLogLevel } = confluent.KafkaJS;
 export type KafkaClient = InstanceType<typeof Kafka>;

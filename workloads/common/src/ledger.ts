@@ -4,7 +4,7 @@ import { storageDdl, storageNames, type StorageNames } from "./storage.js";
 /**
  * The ledger: the one module that owns the names and shape of what the consumer writes
  * to PostgreSQL in the same transaction as the rows, and what the operator and the
- * divergence check read (DESIGN.md, Contracts).
+ * divergence check read (docs/architecture.md, Contracts).
  *
  *   <events table>        one row per event, with its Kafka position; partitioned by time,
  *                         with per-minute and per-hour counts and the deduplication keys of

@@ -60,12 +60,6 @@ function gatewayMetrics(registry: Registry) {
       labelNames: ["route"],
       registers: r,
     }),
-    requests: new Counter({
-      name: "log_producer_requests_total",
-      help: "HTTP requests by route and status",
-      labelNames: ["route", "code"],
-      registers: r,
-    }),
     ack: new Histogram({
       name: "log_producer_ack_duration_seconds",
       help: "Request received to 202 sent",

@@ -74,6 +74,9 @@ describe("builders: golden output per sample", () => {
     const rendered = stringify(state, { lineWidth: 0, aliasDuplicateObjects: false });
     const golden = path.join(goldenDir, file);
     if (process.env.UPDATE_GOLDEN === "1") {
+      // A rewrite always passes: it is for a developer's intended change, never for CI.
+      if (process.env.CI)
+        throw new Error("UPDATE_GOLDEN=1 with CI set: golden files are not rewritten in CI");
       mkdirSync(goldenDir, { recursive: true });
       writeFileSync(golden, rendered);
     }

@@ -377,7 +377,7 @@ export async function buildQueryApp(deps: QueryDeps) {
     {
       schema: {
         summary:
-          "Exact counts by level and by source (top 50) over the last N hours, or a range, in whole minutes",
+          "Exact counts by level and by source (top 50) over the last N hours, or a range, widened to whole minutes",
         querystring: z
           .object({ hours: z.coerce.number().int().min(1).max(env.MAX_RANGE_HOURS).default(24), ...Range })
           .strict(),
@@ -398,7 +398,7 @@ export async function buildQueryApp(deps: QueryDeps) {
         }
       }
       const answer = {
-        hours: (r.to - r.from) / 3_600_000,
+        hours: req.query.from === undefined ? hours : (r.to - r.from) / 3_600_000,
         from: new Date(r.from).toISOString(),
         to: new Date(r.to).toISOString(),
         ...(await read(req, reply, env.QUERY_BUDGET_MS, (s) => stats(s, names, r))),

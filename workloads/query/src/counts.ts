@@ -5,7 +5,8 @@ import type { QuerySession } from "./session.js";
 /**
  * Answers from the count tables the consumer writes in each batch's transaction (exactly
  * once, like the rows): whole hours from the hourly counts, the ragged edges from the
- * per-minute counts. Ranges are in whole minutes (from and to rounded down).
+ * per-minute counts. Ranges widen to whole minutes (from rounded down, to rounded up), so
+ * "the last hour" includes the minute now running.
  */
 export const MINUTE_MS = 60_000;
 
@@ -16,7 +17,7 @@ export interface CountRange {
 
 export const minuteRange = ({ from, to }: { from: Date; to: Date }): CountRange => ({
   from: Math.floor(from.getTime() / MINUTE_MS) * MINUTE_MS,
-  to: Math.floor(to.getTime() / MINUTE_MS) * MINUTE_MS,
+  to: Math.ceil(to.getTime() / MINUTE_MS) * MINUTE_MS,
 });
 
 /**

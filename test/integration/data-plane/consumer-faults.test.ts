@@ -15,6 +15,8 @@ const EVENTS = process.env.LP_TEST_SCALE === "full" ? 200_000 : 20_000;
 const kafka = kafkaClient(stack.kafkaBootstrap);
 const logs = mkdtempSync(path.join(tmpdir(), "lp-consumer-faults-"));
 const events = Array.from({ length: EVENTS }, (_, i) => makeEvent(i));
+/** Sentinels written so far: each case's consumer reads the whole topic, earlier cases' sentinels too. */
+const sentinels: ReturnType<typeof makeEvent>[] = [];
 let admin: Admin;
 
 beforeAll(async () => {
@@ -59,24 +61,35 @@ describe("consumer: kill -9, then restart — lost = duplicated = spurious = 0",
 
         const survivor = startWorkload("consumer", env, log);
         try {
+          // The barrier: one sentinel per partition, written after the restart, behind every
+          // record a redelivery could bring again; once all are stored, nothing earlier is left.
+          const mine = Array.from({ length: 3 }, (_, i) =>
+            makeEvent(900_000 + i, { message: `sentinel ${point}` }),
+          );
+          sentinels.push(...mine);
+          const writer = await transactionalWriter(kafka, `tx-${id}-${point}`);
+          await writer.write(
+            topic,
+            mine.map((e) => JSON.stringify(e)),
+            { perTxn: 3, partitions: 3 },
+          );
+          await writer.close();
           await eventually(
-            "every event applied after the restart",
-            async () => ((await ledgerCounts(db.pool, db.names)).applied >= EVENTS ? true : undefined),
+            "every event and the sentinels applied after the restart",
+            async () =>
+              (await ledgerCounts(db.pool, db.names)).applied >= EVENTS + sentinels.length ? true : undefined,
             90_000,
           );
-          // Let any redelivery settle, then count.
-          await new Promise((r) => setTimeout(r, 1500));
         } finally {
           await survivor.stop();
         }
-        const audit = await exactlyOnceAudit(
-          db.pool,
-          db.names,
-          events.map((e) => e.eventId),
-        );
-        expect(audit).toEqual({ lost: 0, duplicated: 0, spurious: 0, rows: EVENTS });
+        const audit = await exactlyOnceAudit(db.pool, db.names, [
+          ...events.map((e) => e.eventId),
+          ...sentinels.map((e) => e.eventId),
+        ]);
+        expect(audit).toEqual({ lost: 0, duplicated: 0, spurious: 0, rows: EVENTS + sentinels.length });
         const counts = await ledgerCounts(db.pool, db.names);
-        expect(counts.applied).toBe(EVENTS);
+        expect(counts.applied).toBe(EVENTS + sentinels.length);
         expect(counts.duplicates).toBe(0);
         // The per-minute and per-hour counts, written in the batches' transactions, equal count(*).
         expect(await countMismatches(db.pool, db.names)).toEqual([]);

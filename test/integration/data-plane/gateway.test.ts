@@ -181,8 +181,17 @@ describe("ingest gateway → Kafka → consumer → PostgreSQL", () => {
     const r = await post("/api/logs/batch?atomic=true", [event(20), { level: "INFO" }]);
     expect(r.statusCode).toBe(400);
     expect(r.json<{ reasons: string[] }>().reasons.join()).toMatch(/\[1\] source/);
-    await new Promise((res) => setTimeout(res, 500));
-    expect((await ledgerCounts(db.pool, db.names)).applied).toBe(before);
+    // The barrier: a sentinel from the same source (so the same Kafka partition, behind
+    // anything the refused batch could have produced) is stored; then nothing else was.
+    const sentinel = await post("/api/logs", event(20, { message: "sentinel after the refused batch" }));
+    expect(sentinel.statusCode).toBe(202);
+    const id = sentinel.json<{ eventId: string }>().eventId;
+    await eventually("the sentinel stored", async () =>
+      (await exactlyOnceAudit(db.pool, db.names, [id])).lost === 0 ? true : undefined,
+    );
+    expect((await ledgerCounts(db.pool, db.names)).applied).toBeGreaterThanOrEqual(before + 1);
+    const refused = await db.pool.query(`SELECT 1 FROM ${db.names.events} WHERE message = 'hello 20'`);
+    expect(refused.rows).toHaveLength(0);
   });
 
   it.each([

@@ -317,8 +317,8 @@ describe("live tail", () => {
       await eventually("the first batch stored", async () =>
         (await ledgerCounts(db.pool, db.names)).applied >= 2 ? true : undefined,
       );
-      // The barrier: a later event through the same path; once it is in the tail, every
-      // earlier notice has been delivered (one LISTEN session, commit order).
+      // The barrier: a later event in the same Kafka partition; once it is in the tail, every
+      // earlier one has been read (the tail reads each partition in offset order).
       await send([sentinel], true);
       await producer.disconnect();
       await eventually("the sentinel in the tail", () =>

@@ -318,20 +318,6 @@ export function eventsRelation(n: { events: string; storage: StorageNames }, leg
   return `(SELECT ${EVENT_READ_COLUMNS} FROM ${n.events} UNION ALL SELECT ${old} FROM ${n.storage.legacy.qualified}) AS ev`;
 }
 
-/**
- * The channel the consumer notifies in each batch's transaction (so only on commit) with the
- * Kafka positions it stored; the query API's live tails listen on it.
- */
-export const tailChannel = (n: { events: string }) =>
-  `lp_tail_${createHash("sha256").update(n.events).digest("hex").slice(0, 16)}`;
-
-/** A tail notification's payload: the Kafka partition and the first and last offsets of a committed batch. */
-export interface TailNotice {
-  p: number;
-  from: string;
-  to: string;
-}
-
 /** What status.storage says: the partitions, how far the full-text index lags, an upgrade under way. */
 export interface StorageSummary {
   partitions: number;

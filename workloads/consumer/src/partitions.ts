@@ -192,7 +192,13 @@ export class Partitions {
           "full-text index built",
         );
       }
-      this.setIndexGauges(await listPartitions(session, this.names.storage));
+      const all = await listPartitions(session, this.names.storage);
+      this.setIndexGauges(all);
+      // The partitions taking writes have no statistics until autovacuum gets to them, and a
+      // planner without them scans where an index would do: sampled on every pass.
+      const now = this.now();
+      for (const p of all.filter((x) => x.table === "events" && !isClosed(x, now) && x.from <= now))
+        await session.query(`ANALYZE ${this.names.schema}."${p.name}"`);
     });
     out.moved = (await withAdvisoryLock(this.pool, `${this.lockKey}:move`, () => this.moveLegacy())) ?? 0;
     return out;

@@ -5,15 +5,7 @@ import { from as copyFrom } from "pg-copy-streams";
 import { LogEvent } from "../../common/src/event.js";
 import { failpoint } from "../../common/src/failpoints.js";
 import type { LedgerNames } from "../../common/src/ledger.js";
-import {
-  bucketOf,
-  DAY_MS,
-  KEY_OVERLAP_MS,
-  KEY_SPAN_MS,
-  storedTime,
-  tailChannel,
-  type TailNotice,
-} from "../../common/src/storage.js";
+import { bucketOf, DAY_MS, KEY_OVERLAP_MS, KEY_SPAN_MS, storedTime } from "../../common/src/storage.js";
 
 /** A record as read from Kafka (read_committed). */
 export interface SinkRecord {
@@ -280,15 +272,13 @@ export async function applyBatch(
       throw Object.assign(new Error("batch transaction ran too long after its key insert; retried"), {
         code: "LP001",
       });
-    // The position and counters, the live tails' notice (delivered only if this commits),
-    // and the commit, in one round trip (integers, and a literal the driver escapes).
-    const first = storedRows[0];
-    const notice: TailNotice | undefined = first && { p: partition, from: first.offset, to: last.offset };
+    // The position and counters, and the commit, in one round trip (all integers). No
+    // NOTIFY here: a notifying commit takes a database-wide lock, which would serialize the
+    // partitions' commits; live tails read the committed positions instead (query/src/tail.ts).
     await client.query(
       `UPDATE ${n.offsets} SET next_offset = ${outcome.nextOffset.toString()}, applied = applied + ${String(outcome.applied)},
          duplicates_skipped = duplicates_skipped + ${String(outcome.duplicates)},
          dead_lettered = dead_lettered + ${String(outcome.deadLettered.length)}, updated_at = now() WHERE ${where};
-       ${notice ? `SELECT pg_notify('${tailChannel(n)}', ${client.escapeLiteral(JSON.stringify(notice))});` : ""}
        COMMIT;`,
     );
     return outcome;

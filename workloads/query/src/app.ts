@@ -129,7 +129,7 @@ export async function buildQueryApp(deps: QueryDeps) {
   const app = await createHttpApp({
     title: "LogPipeline query API",
     description:
-      "Read the pipeline's events from PostgreSQL: search across time partitions with a budget and a cursor, exact counts and histograms, label values, context, lookups by id, trace and user, and a live tail.",
+      "Read the pipeline's events from PostgreSQL: search across time partitions with a budget and a cursor, exact counts and histograms, label values, context, lookups by id, trace and user, and a live tail of committed events.",
     bodyLimit: 64 * 1024,
     registry: deps.registry,
     log,

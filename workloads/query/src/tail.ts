@@ -1,7 +1,7 @@
 import type pg from "pg";
 import type { LedgerNames } from "../../common/src/ledger.js";
 import type { Logger } from "../../common/src/logger.js";
-import { EVENT_READ_COLUMNS, FTS_EXPR, tailChannel, type TailNotice } from "../../common/src/storage.js";
+import { EVENT_READ_COLUMNS, FTS_EXPR } from "../../common/src/storage.js";
 
 export interface TailFilter {
   levels?: string[] | undefined;
@@ -14,18 +14,25 @@ export interface Tail<R> {
   send: (row: R) => void;
 }
 
+/** How often the committed positions are read while a tail is open. */
+const POLL_MS = 500;
+
+type Positions = Map<number, bigint>;
+
 /**
- * Live tails: one LISTEN session per process on the channel the consumer notifies in each
- * batch's transaction. PostgreSQL delivers a notification only when its transaction commits,
- * so a tail sees committed rows only — never a rolled-back batch, and (the consumer reads
- * read_committed) never a record of an aborted Kafka transaction. On a notice the committed
- * rows are read by their Kafka positions and sent to every tail whose filter they match.
+ * Live tails. The consumer stores each batch's rows and its partition's next offset in one
+ * transaction, so the rows below the stored positions are exactly the committed ones. While a
+ * tail is open, this reads the positions every 500 ms and, in the same snapshot, the rows
+ * between the last positions and the new ones — never a rolled-back batch's, and (the consumer
+ * reads read_committed) never a record of an aborted Kafka transaction — and sends each tail
+ * the rows its filter matches, in offset order per partition. Nothing is asked of the
+ * consumer (a NOTIFY per batch would serialize its commits). At most `max` tails per process.
  */
 export class TailHub<R extends { level: string; source: string; event_id: string }> {
   private readonly tails = new Set<Tail<R>>();
-  private listener: pg.PoolClient | undefined;
-  private starting: Promise<void> | undefined;
-  private queue: Promise<void> = Promise.resolve();
+  private positions: Positions | undefined;
+  private timer: NodeJS.Timeout | undefined;
+  private polling: Promise<void> | undefined;
 
   constructor(
     private readonly pool: pg.Pool,
@@ -38,84 +45,92 @@ export class TailHub<R extends { level: string; source: string; event_id: string
     return this.tails.size;
   }
 
-  /** Adds a tail; false when the bound is reached. Resolves once the LISTEN is in place. */
+  /** Adds a tail; false when the bound is reached. Resolves once the tail's starting positions are read. */
   async add(tail: Tail<R>): Promise<boolean> {
     if (this.tails.size >= this.max) return false;
+    if (!this.positions) this.positions = await this.readPositions(this.pool);
     this.tails.add(tail);
-    try {
-      await this.listen();
-    } catch (e) {
-      this.tails.delete(tail);
-      throw e;
-    }
+    this.timer ??= setInterval(() => {
+      this.polling ??= this.poll()
+        .catch((e: unknown) =>
+          this.log.warn({ err: (e as Error).message }, "live tail read failed; next read retries"),
+        )
+        .finally(() => (this.polling = undefined));
+    }, POLL_MS);
     return true;
   }
 
   remove(tail: Tail<R>): void {
     this.tails.delete(tail);
-    if (this.tails.size === 0) this.unlisten();
+    if (this.tails.size === 0) this.close();
   }
 
-  private listen(): Promise<void> {
-    if (this.listener) return Promise.resolve();
-    this.starting ??= (async () => {
-      const c = await this.pool.connect();
-      c.on("notification", (m) => {
-        if (m.channel !== tailChannel(this.names) || !m.payload) return;
-        const notice = JSON.parse(m.payload) as TailNotice;
-        // One notice at a time, in the order PostgreSQL delivered them (commit order).
-        this.queue = this.queue
-          .then(() => this.deliver(notice))
-          .catch((e: unknown) => this.log.warn({ err: (e as Error).message }, "tail delivery failed"));
-      });
-      c.on("error", () => this.unlisten());
-      await c.query(`LISTEN ${tailChannel(this.names)}`);
-      this.listener = c;
-    })().finally(() => (this.starting = undefined));
-    return this.starting;
-  }
-
-  private unlisten(): void {
-    const c = this.listener;
-    this.listener = undefined;
-    c?.release(true); // a LISTENing session is never reused
-  }
-
-  private async deliver(n: TailNotice): Promise<void> {
-    if (this.tails.size === 0) return;
-    const { rows } = await this.pool.query<R>(
-      `SELECT ${EVENT_READ_COLUMNS} FROM ${this.names.events}
-        WHERE kafka_partition = $1 AND kafka_offset BETWEEN $2 AND $3 ORDER BY kafka_offset`,
-      [n.p, n.from, n.to],
+  private async readPositions(c: pg.Pool | pg.ClientBase): Promise<Positions> {
+    const r = await c.query<{ partition: number; next_offset: string }>(
+      `SELECT partition, next_offset FROM ${this.names.offsets}`,
     );
-    const matchedText = new Map<string, Set<string>>();
-    for (const tail of this.tails) {
-      const f = tail.filter;
-      let text: Set<string> | undefined;
-      if (f.q !== undefined) {
-        text = matchedText.get(f.q);
-        if (!text) {
-          const r = await this.pool.query<{ event_id: string }>(
+    return new Map(r.rows.map((x) => [x.partition, BigInt(x.next_offset)]));
+  }
+
+  private async poll(): Promise<void> {
+    const from = this.positions;
+    if (!from || this.tails.size === 0) return;
+    const client = await this.pool.connect();
+    try {
+      // One snapshot: the positions and the rows below them agree.
+      await client.query("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY");
+      const to = await this.readPositions(client);
+      const ranges = [...to].filter(([p, next]) => next > (from.get(p) ?? 0n));
+      const rows: R[] = [];
+      const texts = new Map<string, Set<string>>();
+      for (const [p, next] of ranges) {
+        const start = (from.get(p) ?? 0n).toString();
+        const range = [p, start, next.toString()];
+        rows.push(
+          ...(
+            await client.query<R>(
+              `SELECT ${EVENT_READ_COLUMNS} FROM ${this.names.events}
+                WHERE kafka_partition = $1 AND kafka_offset >= $2 AND kafka_offset < $3 ORDER BY kafka_offset`,
+              range,
+            )
+          ).rows,
+        );
+        for (const q of new Set([...this.tails].flatMap((t) => (t.filter.q ? [t.filter.q] : [])))) {
+          const hit = await client.query<{ event_id: string }>(
             `SELECT event_id FROM ${this.names.events}
-              WHERE kafka_partition = $1 AND kafka_offset BETWEEN $2 AND $3
+              WHERE kafka_partition = $1 AND kafka_offset >= $2 AND kafka_offset < $3
                 AND ${FTS_EXPR} @@ websearch_to_tsquery('simple', $4)`,
-            [n.p, n.from, n.to, f.q],
+            [...range, q],
           );
-          text = new Set(r.rows.map((x) => x.event_id));
-          matchedText.set(f.q, text);
+          const set = texts.get(q) ?? new Set<string>();
+          for (const x of hit.rows) set.add(x.event_id);
+          texts.set(q, set);
         }
       }
-      for (const row of rows) {
-        if (f.levels && !f.levels.includes(row.level)) continue;
-        if (f.source !== undefined && row.source !== f.source) continue;
-        if (text && !text.has(row.event_id)) continue;
-        tail.send(row);
+      await client.query("COMMIT");
+      this.positions = to;
+      for (const tail of this.tails) {
+        const f = tail.filter;
+        const text = f.q === undefined ? undefined : texts.get(f.q);
+        for (const row of rows) {
+          if (f.levels && !f.levels.includes(row.level)) continue;
+          if (f.source !== undefined && row.source !== f.source) continue;
+          if (f.q !== undefined && !text?.has(row.event_id)) continue;
+          tail.send(row);
+        }
       }
+    } catch (e) {
+      await client.query("ROLLBACK").catch(() => undefined);
+      throw e;
+    } finally {
+      client.release();
     }
   }
 
   close(): void {
     this.tails.clear();
-    this.unlisten();
+    if (this.timer) clearInterval(this.timer);
+    this.timer = undefined;
+    this.positions = undefined;
   }
 }

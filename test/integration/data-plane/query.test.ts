@@ -1,3 +1,4 @@
+import type { AddressInfo } from "node:net";
 import type { FastifyInstance } from "fastify";
 import { Redis } from "ioredis";
 import { afterAll, beforeAll, describe, expect, inject, it } from "vitest";
@@ -8,7 +9,7 @@ import { createRegistry } from "../../../workloads/common/src/metrics.js";
 import { applyBatch } from "../../../workloads/consumer/src/sink.js";
 import { buildQueryApp } from "../../../workloads/query/src/app.js";
 import { makeEvent } from "../../support/events.js";
-import { uniqueSuffix } from "../../support/kube.js";
+import { eventually, uniqueSuffix } from "../../support/kube.js";
 import { listPartitions } from "../../../workloads/common/src/storage.js";
 import { testBatchOptions, testLedger, testPartitions } from "../../support/pipeline-db.js";
 import { promtoolCheckMetrics } from "../../support/promtool.js";
@@ -161,6 +162,50 @@ describe("query API", () => {
     const all = [...first.items.map((i) => i.eventId), ...rest];
     expect(all).toHaveLength(250);
     expect(new Set(all).size).toBe(250);
+  });
+
+  it("cancels a search's statement when its client goes away", async () => {
+    // A partition locked by another session holds the search's statement; with a 30 s budget
+    // only the cancellation can end it within the wait below.
+    const parts = (await listPartitions(db.pool, db.names.storage)).filter(
+      (p) => p.table === "events" && p.from >= base && p.from < base + 250 * STEP,
+    );
+    const locked = parts[0];
+    const locker = await db.pool.connect();
+    const server = await queryApp();
+    try {
+      await locker.query("BEGIN");
+      await locker.query(`LOCK TABLE ${db.names.schema}."${locked?.name ?? ""}" IN ACCESS EXCLUSIVE MODE`);
+      await server.listen({ host: "127.0.0.1", port: 0 });
+      const port = (server.server.address() as AddressInfo).port;
+      const aborted = new AbortController();
+      const only = `from=${new Date(locked?.from ?? 0).toISOString()}&to=${new Date(locked?.to ?? 0).toISOString()}`;
+      const request = fetch(`http://127.0.0.1:${String(port)}/api/logs?${only}&limit=100&budgetMs=30000`, {
+        headers: { "x-api-key": KEY },
+        signal: aborted.signal,
+      }).catch(() => undefined);
+      const waiting = async () =>
+        (
+          await db.pool.query<{ n: string }>(
+            `SELECT count(*) AS n FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND query LIKE $1`,
+            [`%${locked?.name ?? ""}%`],
+          )
+        ).rows[0]?.n;
+      await eventually("the search waiting on the locked partition", async () =>
+        (await waiting()) === "1" ? true : undefined,
+      );
+      aborted.abort();
+      await request;
+      await eventually(
+        "the search's statement cancelled while the lock is still held",
+        async () => ((await waiting()) === "0" ? true : undefined),
+        5_000,
+      );
+    } finally {
+      await locker.query("ROLLBACK");
+      locker.release();
+      await server.close();
+    }
   });
 
   it("returns one event by id with its context from the same source, and 404 for an unknown one", async () => {

@@ -172,11 +172,15 @@ export interface PartitionInfo {
   indexed: boolean;
 }
 
-/** Reads the partitions of the layout from the catalog (bounds from their names' tables' bound expressions). */
+/**
+ * Reads the partitions of the layout from the catalog. The bounds are deparsed without the
+ * relation (`pg_get_expr(…, 0)`: they hold no columns), so this takes no lock on a partition
+ * and never waits behind one being dropped or locked.
+ */
 export async function listPartitions(c: pg.ClientBase | pg.Pool, s: StorageNames): Promise<PartitionInfo[]> {
   const parents = Object.entries(s.parents) as [PartitionedTable, { bare: string }][];
   const r = await c.query<{ parent: string; name: string; bound: string; indexed: boolean }>(
-    `SELECT p.relname AS parent, c.relname AS name, pg_get_expr(c.relpartbound, c.oid) AS bound,
+    `SELECT p.relname AS parent, c.relname AS name, pg_get_expr(c.relpartbound, 0) AS bound,
             EXISTS (SELECT 1 FROM pg_index i JOIN pg_class ic ON ic.oid = i.indexrelid
                      WHERE i.indrelid = c.oid AND ic.relname = c.relname || '_fts' AND i.indisvalid) AS indexed
        FROM pg_inherits h

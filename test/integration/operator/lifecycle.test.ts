@@ -240,7 +240,12 @@ describe("operator: a pipeline's life (minimal sample, external Kafka through th
       const d = await deployment(`${name}-query`);
       return d.metadata.resourceVersion !== before.get(`Deployment/${ns}/${name}-query`) ? true : undefined;
     });
-    await new Promise((r) => setTimeout(r, 1500));
+    // The barrier: the reconcile applies every child before it writes the status, so a status
+    // for the new generation means every child has been applied for it.
+    const generation = (await getPipeline(kube, ns, name)).metadata?.generation;
+    await eventually("the status of the new generation", async () =>
+      (await getPipeline(kube, ns, name)).status?.observedGeneration === generation ? true : undefined,
+    );
     const after = await childVersions(kube, [["apps/v1", "Deployment"]], uid, [ns]);
     for (const c of ["producer", "consumer", "redis"])
       expect(after.get(`Deployment/${ns}/${name}-${c}`), c).toBe(before.get(`Deployment/${ns}/${name}-${c}`));
@@ -265,7 +270,13 @@ describe("operator: a pipeline's life (minimal sample, external Kafka through th
     await kube.mergePatch("apps/v1", "Deployment", ns, `${name}-producer`, {
       spec: { template: { spec: { containers: [{ name: "producer", image: "edited/while:suspended" }] } } },
     });
-    await new Promise((r) => setTimeout(r, 4_000)); // longer than one resync (3 s)
+    // The barrier: two more reconciles of the suspended pipeline have run (its resync is 3 s).
+    const reconciles = await counter("logpipeline_operator_reconcile_total", `{result="success"}`);
+    await eventually("two more reconciles", async () =>
+      (await counter("logpipeline_operator_reconcile_total", `{result="success"}`)) >= reconciles + 2
+        ? true
+        : undefined,
+    );
     expect((await deployment(`${name}-producer`)).spec.template.spec.containers[0]?.image).toBe(
       "edited/while:suspended",
     );

@@ -49,7 +49,7 @@ import {
   listPartitions,
   PARTITION_SPAN_MS,
 } from "../../workloads/common/src/storage.js";
-import { Partitions } from "../../workloads/consumer/src/partitions.js";
+import { PARTITION_DEFAULTS, Partitions } from "../../workloads/consumer/src/partitions.js";
 import { buildQueryApp } from "../../workloads/query/src/app.js";
 import { makeEvent } from "../support/events.js";
 import { kafkaClient, transactionalWriter } from "../support/kafka.js";
@@ -351,13 +351,7 @@ async function rawCopyRate(pool: pg.Pool, values: string[]): Promise<number> {
   return Math.round(rate);
 }
 
-const opts = (retentionDays: number) => ({
-  retentionDays,
-  dedupWindowHours: 48,
-  intervalMs: 60_000,
-  moveBatchRows: 5000,
-  topic: "bench",
-});
+const opts = (retentionDays: number) => ({ ...PARTITION_DEFAULTS, retentionDays, topic: "bench" });
 
 // ---- search, counts ----
 type App = Awaited<ReturnType<typeof buildQueryApp>>;

@@ -1,7 +1,7 @@
 import pg from "pg";
 import { Registry } from "prom-client";
 import { createLogger } from "../../workloads/common/src/logger.js";
-import { Partitions } from "../../workloads/consumer/src/partitions.js";
+import { PARTITION_DEFAULTS, Partitions } from "../../workloads/consumer/src/partitions.js";
 import type { ApplyOptions } from "../../workloads/consumer/src/sink.js";
 import { ledgerDdl, ledgerNames, type LedgerNames } from "../../workloads/common/src/ledger.js";
 import type { PostgresConnection } from "../../operator/src/divergence/delivery.js";
@@ -115,10 +115,9 @@ export function testPartitions(
     db.pool,
     db.names,
     {
-      retentionDays: o.retentionDays ?? 0,
-      dedupWindowHours: 48,
-      intervalMs: 60_000,
-      moveBatchRows: o.moveBatchRows ?? 5000,
+      ...PARTITION_DEFAULTS,
+      retentionDays: o.retentionDays ?? PARTITION_DEFAULTS.retentionDays,
+      moveBatchRows: o.moveBatchRows ?? PARTITION_DEFAULTS.moveBatchRows,
       topic: o.topic ?? "t",
     },
     createLogger("partitions-test", "error"),

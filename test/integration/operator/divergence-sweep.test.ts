@@ -8,7 +8,7 @@ import { TopicAdmin } from "../../../operator/src/kafka/topic-admin.js";
 import { createLogger } from "../../../workloads/common/src/logger.js";
 import { createRegistry } from "../../../workloads/common/src/metrics.js";
 import type { Sink } from "../../../workloads/consumer/src/consumer.js";
-import { Partitions } from "../../../workloads/consumer/src/partitions.js";
+import { PARTITION_DEFAULTS, Partitions } from "../../../workloads/consumer/src/partitions.js";
 import { makeEvent } from "../../support/events.js";
 import { type Admin, kafkaClient, transactionalWriter, workloadKafkaClient } from "../../support/kafka.js";
 import { eventually, uniqueSuffix } from "../../support/kube.js";
@@ -129,7 +129,7 @@ describe("the divergence check's sweep and the retention", () => {
     const partitions = new Partitions(
       db.pool,
       db.names,
-      { retentionDays: 7, dedupWindowHours: 48, intervalMs: 60_000, moveBatchRows: 5000, topic },
+      { ...PARTITION_DEFAULTS, retentionDays: 7, topic },
       createLogger("retention-test", "error"),
       createRegistry("consumer", "t"),
     );

@@ -335,24 +335,35 @@ export interface StorageSummary {
   upgradeInProgress: boolean;
 }
 
+/** Closed events partitions still without their full-text index, oldest first, and how long the oldest has waited. */
+export function indexLag(
+  all: PartitionInfo[],
+  nowMs: number,
+): { waiting: PartitionInfo[]; delaySeconds: number } {
+  const waiting = all.filter((p) => p.table === "events" && !p.indexed && isClosed(p, nowMs));
+  const oldest = waiting[0];
+  return {
+    waiting,
+    delaySeconds: oldest ? Math.max(0, Math.floor((nowMs - oldest.to - LATE_WINDOW_MS) / 1000)) : 0,
+  };
+}
+
 export async function storageSummary(
   c: pg.ClientBase | pg.Pool,
   s: StorageNames,
   nowMs: number,
 ): Promise<StorageSummary> {
-  const events = (await listPartitions(c, s)).filter((p) => p.table === "events");
-  const waiting = events.filter((p) => !p.indexed && isClosed(p, nowMs));
-  const oldestWaiting = waiting[0];
+  const all = await listPartitions(c, s);
+  const events = all.filter((p) => p.table === "events");
+  const lag = indexLag(all, nowMs);
   const first = events[0];
   const last = events.at(-1);
   return {
     partitions: events.length,
     ...(first ? { oldest: iso(first.from) } : {}),
     ...(last ? { newest: iso(last.from) } : {}),
-    unindexedClosed: waiting.length,
-    indexDelaySeconds: oldestWaiting
-      ? Math.max(0, Math.floor((nowMs - oldestWaiting.to - LATE_WINDOW_MS) / 1000))
-      : 0,
+    unindexedClosed: lag.waiting.length,
+    indexDelaySeconds: lag.delaySeconds,
     upgradeInProgress: await legacyExists(c, s),
   };
 }

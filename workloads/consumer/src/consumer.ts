@@ -6,7 +6,7 @@ import type { LedgerNames } from "../../common/src/ledger.js";
 import type { Logger } from "../../common/src/logger.js";
 import { LATENCY_BUCKETS } from "../../common/src/metrics.js";
 import { DeadLetterPublisher } from "./dlq.js";
-import { Partitions } from "./partitions.js";
+import { PARTITION_DEFAULTS, Partitions } from "./partitions.js";
 import { applyBatch, type BatchOutcome, storedPositions } from "./sink.js";
 
 export interface SinkOptions {
@@ -139,13 +139,7 @@ export class Sink {
       new Partitions(
         deps.pool,
         deps.names,
-        {
-          retentionDays: opts.retentionDays ?? 0,
-          dedupWindowHours: 48,
-          intervalMs: 60_000,
-          moveBatchRows: 5000,
-          topic: opts.topic,
-        },
+        { ...PARTITION_DEFAULTS, retentionDays: opts.retentionDays ?? 0, topic: opts.topic },
         deps.log,
         deps.registry,
       );

@@ -11,6 +11,7 @@ import {
   dropPartition,
   finishPendingDetaches,
   HOUR_MS,
+  indexLag,
   isClosed,
   keyBuckets,
   KEY_SPAN_MS,
@@ -35,6 +36,14 @@ export interface PartitionOptions {
   /** The pipeline's topic: the mover locks its stored positions like the consumer does. */
   topic: string;
 }
+
+/** The consumer's defaults (its env, config.ts), for a maintainer made without them (tests, benches). */
+export const PARTITION_DEFAULTS = {
+  retentionDays: 0,
+  dedupWindowHours: 48,
+  intervalMs: 60_000,
+  moveBatchRows: 5000,
+} as const satisfies Omit<PartitionOptions, "topic">;
 
 /**
  * The partition maintainer, one replica at a time (advisory locks): makes the events, counts
@@ -181,7 +190,8 @@ export class Partitions {
     });
     await withAdvisoryLock(this.pool, `${this.lockKey}:index`, async (session) => {
       // Newest first: the range users search most is indexed first after a backlog.
-      for (const p of this.closedUnindexed(await listPartitions(session, this.names.storage)).reverse()) {
+      const before = indexLag(await listPartitions(session, this.names.storage), this.now());
+      for (const p of before.waiting.reverse()) {
         if (this.stopped) break;
         const started = performance.now();
         await buildFtsIndex(session, this.names.storage, p.name);
@@ -204,16 +214,10 @@ export class Partitions {
     return out;
   }
 
-  private closedUnindexed(all: PartitionInfo[]): PartitionInfo[] {
-    const now = this.now();
-    return all.filter((p) => p.table === "events" && !p.indexed && isClosed(p, now));
-  }
-
   private setIndexGauges(all: PartitionInfo[]): void {
-    const waiting = this.closedUnindexed(all);
-    const oldest = waiting[0];
-    this.m.indexDelay.set(oldest ? Math.max(0, (this.now() - (oldest.to + LATE_WINDOW_MS)) / 1000) : 0);
-    this.m.unindexed.set(waiting.length);
+    const lag = indexLag(all, this.now());
+    this.m.indexDelay.set(lag.delaySeconds);
+    this.m.unindexed.set(lag.waiting.length);
     for (const t of ["events", "countsMinute", "countsHour", "keys"] as const)
       this.m.partitions.set({ table: t }, all.filter((p) => p.table === t).length);
   }

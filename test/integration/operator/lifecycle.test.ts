@@ -1,7 +1,7 @@
 import { afterAll, beforeAll, describe, expect, inject, it } from "vitest";
 import { reconcile } from "../../../operator/src/controller/reconcile.js";
 import type { Manager } from "../../../operator/src/controller/manager.js";
-import { KubeClient } from "../../../operator/src/kube/client.js";
+import { FIELD_MANAGER, KubeClient } from "../../../operator/src/kube/client.js";
 import { type Admin, kafkaClient } from "../../support/kafka.js";
 import { eventually, uniqueSuffix } from "../../support/kube.js";
 import {
@@ -42,6 +42,11 @@ const counter = async (metric: string, labels = "") => {
   const line = text.split("\n").find((l) => l.startsWith(`${metric}${labels}`));
   return line ? Number(line.split(" ").pop()) : 0;
 };
+/** Events the operator recorded in the namespace (the Kubernetes controllers record their own there too). */
+const operatorEvents = async () =>
+  (await kube.list("v1", "Event", ns)).items.filter(
+    (e) => (e as { reportingComponent?: string }).reportingComponent === FIELD_MANAGER,
+  ).length;
 const deployment = (n: string) =>
   kube.get<{
     metadata: { resourceVersion: string };
@@ -147,10 +152,20 @@ describe("operator: a pipeline's life (minimal sample, external Kafka through th
   });
 
   it("a second reconcile of an unchanged pipeline changes nothing: no resourceVersion moves, no status write, no Event", async () => {
-    await new Promise((r) => setTimeout(r, 1500));
+    // Barrier: the pods were just marked ready, so the children's controllers may still be
+    // reporting. Settled means one reconcile that wrote no status and recorded no Event.
+    await eventually("a reconcile that writes nothing", async () => {
+      const w = await counter("logpipeline_operator_status_writes_total");
+      const e = await operatorEvents();
+      await reconcile(`${ns}/${name}`, op.deps);
+      return (await counter("logpipeline_operator_status_writes_total")) === w &&
+        (await operatorEvents()) === e
+        ? true
+        : undefined;
+    });
     const before = await childVersions(kube, CHILD_KINDS, uid, [ns]);
     const lpBefore = await getPipeline(kube, ns, name);
-    const events = (await kube.list("v1", "Event", ns)).items.length;
+    const events = await operatorEvents();
     const writes = await counter("logpipeline_operator_status_writes_total");
     const noops = await counter("logpipeline_operator_apply_total", '{result="noop"}');
     await reconcile(`${ns}/${name}`, op.deps);
@@ -162,7 +177,7 @@ describe("operator: a pipeline's life (minimal sample, external Kafka through th
       lpBefore.metadata?.resourceVersion,
     );
     expect(await counter("logpipeline_operator_status_writes_total")).toBe(writes);
-    expect((await kube.list("v1", "Event", ns)).items.length).toBe(events);
+    expect(await operatorEvents()).toBe(events);
     const noopDelta = (await counter("logpipeline_operator_apply_total", '{result="noop"}')) - noops;
     console.log(
       `two reconciles of an unchanged pipeline: ${noopDelta} server-side applies answered as no-ops, ${before.size} children unchanged`,

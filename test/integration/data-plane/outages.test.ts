@@ -24,7 +24,7 @@ const KEY = "outage-key";
 let iso: IsolatedStack;
 let started = false; // a failed start has cleaned up after itself (isolatedStack)
 
-beforeAll(() => {
+beforeAll(async () => {
   iso = isolatedStack({
     portOffset: 4000,
     bridge: "lp4",
@@ -32,7 +32,11 @@ beforeAll(() => {
     components: ["kafka", "postgres", "redis"],
   });
   started = true;
-});
+  // A new broker creates its transaction log on the first transactional producer, which can
+  // take longer than the gateways' short delivery bounds below: one transaction first.
+  const warm = await transactionalWriter(kafkaClient(iso.info.kafkaBootstrap), "t-outage-warm-up");
+  await warm.close();
+}, 240_000);
 afterAll(() => {
   if (started) iso.down();
 });

@@ -34,6 +34,9 @@ node -e '
   const keys = ["numTotalTests", "numPassedTests", "numFailedTests", "numPendingTests", "numTodoTests"];
   const sum = Object.fromEntries(keys.map((k) => [k, 0]));
   const failures = [];
+  // Checks of the development toolchain (the stack, the tools, the kind path) are counted
+  // apart from the product tests: test/integration/toolchain.
+  const toolchain = { passed: 0, failed: 0 };
   for (const p of parts) {
     let r = {};
     try { r = JSON.parse(fs.readFileSync(p, "utf8")); } catch {
@@ -44,6 +47,11 @@ node -e '
     for (const k of keys) sum[k] += r[k] ?? 0;
     for (const file of r.testResults ?? []) {
       const name = path.relative(process.cwd(), file.name ?? "");
+      if (name.startsWith("test/integration/toolchain/"))
+        for (const t of file.assertionResults ?? []) {
+          if (t.status === "passed") toolchain.passed++;
+          if (t.status === "failed") toolchain.failed++;
+        }
       for (const t of file.assertionResults ?? []) {
         if (t.status !== "failed") continue;
         const why = String(t.failureMessages?.[0] ?? "").split("\n")[0].slice(0, 300);
@@ -54,11 +62,12 @@ node -e '
       const failedTests = (file.assertionResults ?? []).filter((t) => t.status === "failed").length;
       if (file.status === "failed" && failedTests === 0) {
         sum.numFailedTests += 1;
+        if (name.startsWith("test/integration/toolchain/")) toolchain.failed++;
         failures.push(`${name}: the file failed before or around its tests: ${String(file.message ?? "").split("\n")[0].slice(0, 300)}`);
       }
     }
   }
-  fs.writeFileSync(out, JSON.stringify({ ...sum, success: sum.numFailedTests === 0, failures }));
+  fs.writeFileSync(out, JSON.stringify({ ...sum, toolchain, success: sum.numFailedTests === 0, failures }));
 ' "$report" "$report.integration" "$report.e2e"
 rm -f "$report.integration" "$report.e2e"
 [ $rc_integration -eq 0 ] && [ $rc_e2e -eq 0 ]

@@ -7,7 +7,7 @@
 # (KEEP_CLUSTER=1 keeps it).
 source "$(dirname "${BASH_SOURCE[0]}")/../lib.sh"
 cd "$REPO_ROOT"
-export PATH="$REPO_ROOT/node_modules/.bin:$LP_BIN:$PATH"
+export PATH="$LP_BIN:$REPO_ROOT/node_modules/.bin:$PATH"
 CLUSTER=logpipeline-e2e
 STRIMZI_CHART_VERSION="${STRIMZI_CHART_VERSION:-$STRIMZI_API_VERSION}"
 METRICS_SERVER_CHART_VERSION="${METRICS_SERVER_CHART_VERSION:-3.13.0}"

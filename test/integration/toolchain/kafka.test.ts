@@ -1,6 +1,6 @@
 import { afterAll, beforeAll, describe, expect, inject, it } from "vitest";
-import { type Admin, kafkaClient, readAll } from "../support/kafka.js";
-import { uniqueSuffix } from "../support/kube.js";
+import { type Admin, kafkaClient, readAll } from "../../support/kafka.js";
+import { uniqueSuffix } from "../../support/kube.js";
 
 const stack = inject("stack");
 const kafka = kafkaClient(stack.kafkaBootstrap);

@@ -1,32 +1,22 @@
 import { spawnSync } from "node:child_process";
-import { readFileSync } from "node:fs";
+import { chmodSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
 import path from "node:path";
 import { inject, describe, expect, it } from "vitest";
-import { parse, parseAllDocuments } from "yaml";
-import { kubectl } from "../support/operator.js";
-import { repoRoot } from "../support/stack.js";
+import { parseAllDocuments } from "yaml";
+import { kubectl } from "../../support/operator.js";
+import { repoRoot } from "../../support/stack.js";
 
 /**
  * The kind path (hack/kind, make e2e-kind) cannot run here — no image can be pulled — so
  * what it would apply is rendered and validated: the Kafka cluster against Strimzi's own
- * CRD schemas on the stack's API server, the chart with its values, the script's syntax and
- * the suite it runs.
+ * CRD schemas on the stack's API server, the chart with its values, and the script itself,
+ * run with its tools recorded instead of executed.
  */
 const stack = inject("stack");
 const kind = (f: string) => path.join(repoRoot, "hack/kind", f);
 
 describe("the kind path (make e2e-kind)", () => {
-  it("has a kind cluster config kind accepts the shape of", () => {
-    const c = parse(readFileSync(kind("kind-config.yaml"), "utf8")) as {
-      kind: string;
-      apiVersion: string;
-      nodes: { role: string }[];
-    };
-    expect(c.kind).toBe("Cluster");
-    expect(c.apiVersion).toBe("kind.x-k8s.io/v1alpha4");
-    expect(c.nodes.map((n) => n.role).sort()).toEqual(["control-plane", "worker"]);
-  });
-
   it("applies a Kafka and a KafkaNodePool that Strimzi's CRDs accept (server-side dry run)", () => {
     const docs = parseAllDocuments(readFileSync(kind("kafka.yaml"), "utf8")).map(
       (d) => d.toJS() as { kind: string; metadata: { name: string; namespace: string } },
@@ -62,14 +52,78 @@ describe("the kind path (make e2e-kind)", () => {
     expect(r.stdout).toContain("kind: CustomResourceDefinition");
   });
 
-  it("runs the same e2e suite as the local node, with this cluster's kubeconfig", () => {
-    const script = readFileSync(kind("e2e.sh"), "utf8");
-    expect(spawnSync("bash", ["-n", kind("e2e.sh")]).status).toBe(0);
-    expect(script).toContain("vitest run --project e2e");
-    expect(script).toContain('LP_E2E_KUBECONFIG="$KUBECONFIG"');
-    expect(script).toContain("kind load docker-image");
-    expect(script).toContain("NODE_BASE=node:24-bookworm-slim");
-    const local = readFileSync(path.join(repoRoot, "hack/e2e.sh"), "utf8");
-    expect(local).toContain("vitest run --project e2e");
+  it("runs the same e2e suite as the local node, in order, with this cluster's kubeconfig (tools recorded, not run)", () => {
+    const { calls, code, stderr } = runKindScript();
+    expect(code, stderr).toBe(0);
+    const work = calls.work;
+    const lines = calls.lines;
+    const at = (prefix: string) => lines.findIndex((l) => l.startsWith(prefix));
+    expect(
+      at(`kind create cluster --config ${kind("kind-config.yaml")} --kubeconfig ${work}/kubeconfig`),
+    ).toBeGreaterThan(-1);
+    expect(at("helm upgrade --install strimzi strimzi-kafka-operator")).toBeGreaterThan(
+      at("kind create cluster"),
+    );
+    expect(at(`kubectl apply -f ${kind("kafka.yaml")}`)).toBeGreaterThan(
+      at("helm upgrade --install strimzi"),
+    );
+    for (const image of ["operator", "producer", "consumer", "query"]) {
+      const build = at(
+        `docker build --build-arg NODE_BASE=node:24-bookworm-slim --target ${image} -t logpipeline/${image}:0.1.0`,
+      );
+      expect(build, image).toBeGreaterThan(-1);
+      expect(at(`kind load docker-image --name logpipeline-e2e logpipeline/${image}:0.1.0`)).toBeGreaterThan(
+        build,
+      );
+    }
+    // The suite runs last but for the clean-up, against the kind cluster's kubeconfig.
+    const suite = at("vitest run --project e2e");
+    expect(suite).toBe(lines.length - 2);
+    expect(lines[suite]).toContain(`LP_E2E_KUBECONFIG=${work}/kubeconfig`);
+    expect(lines.at(-1)).toBe("kind delete cluster --name logpipeline-e2e");
+  });
+
+  it("stops at a failed step, names it, and runs no suite", () => {
+    const { calls, code, stderr } = runKindScript("kind create");
+    expect(code).not.toBe(0);
+    expect(stderr).toContain('step "kind cluster logpipeline-e2e" failed');
+    expect(calls.lines.some((l) => l.startsWith("vitest"))).toBe(false);
   });
 });
+
+/**
+ * Runs hack/kind/e2e.sh with kind, docker, helm, kubectl and vitest replaced by scripts that
+ * record their arguments (the tool cache the script puts first on PATH is a temporary one);
+ * `failing` names the one call (prefix) that exits 1.
+ */
+function runKindScript(failing = "") {
+  const cache = mkdtempSync(path.join(tmpdir(), "lp-kind-path-"));
+  try {
+    const bin = path.join(cache, "bin");
+    const log = path.join(cache, "calls.log");
+    mkdirSync(bin, { recursive: true });
+    for (const tool of ["kind", "docker", "helm", "kubectl", "vitest"]) {
+      const f = path.join(bin, tool);
+      writeFileSync(
+        f,
+        `#!/bin/bash\nline="${tool} $*"\n[ "${tool}" = vitest ] && line="$line LP_E2E_KUBECONFIG=$LP_E2E_KUBECONFIG"\n` +
+          `echo "$line" >>"${log}"\n[ -n "${failing}" ] && [[ "$line" == "${failing}"* ]] && exit 1\nexit 0\n`,
+      );
+      chmodSync(f, 0o755);
+    }
+    const r = spawnSync("bash", [kind("e2e.sh")], {
+      encoding: "utf8",
+      env: {
+        PATH: `/usr/bin:/bin`,
+        HOME: cache,
+        LP_CACHE: cache,
+        LP_TEST_REPORT: path.join(cache, "report.json"),
+      },
+      timeout: 30_000,
+    });
+    const lines = readFileSync(log, "utf8").trim().split("\n");
+    return { code: r.status, stderr: r.stderr, calls: { lines, work: path.join(cache, "kind") } };
+  } finally {
+    rmSync(cache, { recursive: true, force: true });
+  }
+}

@@ -3,8 +3,8 @@ import path from "node:path";
 import { ApiException, PatchStrategy, type KubernetesObject } from "@kubernetes/client-node";
 import { parse } from "yaml";
 import { afterAll, beforeAll, describe, expect, inject, it } from "vitest";
-import { eventually, kubeClients, testNamespace } from "../support/kube.js";
-import { repoRoot } from "../support/stack.js";
+import { eventually, kubeClients, testNamespace } from "../../support/kube.js";
+import { repoRoot } from "../../support/stack.js";
 
 const stack = inject("stack");
 const { core, apps, objects } = kubeClients(stack);

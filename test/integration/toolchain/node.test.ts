@@ -2,10 +2,10 @@ import { execFileSync } from "node:child_process";
 import { readdirSync, readFileSync } from "node:fs";
 import path from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { KubeClient } from "../../operator/src/kube/client.js";
-import { type IsolatedStack, isolatedStack } from "../support/isolated-stack.js";
-import { eventually } from "../support/kube.js";
-import { kubectl } from "../support/operator.js";
+import { KubeClient } from "../../../operator/src/kube/client.js";
+import { type IsolatedStack, isolatedStack } from "../../support/isolated-stack.js";
+import { eventually } from "../../support/kube.js";
+import { kubectl } from "../../support/operator.js";
 
 /**
  * The node on its own stack instance (its own bridge, ports and containerd): kube-scheduler,

@@ -1,6 +1,6 @@
 import pg from "pg";
 import { afterAll, beforeAll, describe, expect, inject, it } from "vitest";
-import { uniqueSuffix } from "../support/kube.js";
+import { uniqueSuffix } from "../../support/kube.js";
 
 const stack = inject("stack");
 const schema = `t_pg_${uniqueSuffix()}`;

@@ -1,7 +1,7 @@
 import net from "node:net";
 import { Redis } from "ioredis";
 import { afterAll, describe, expect, inject, it } from "vitest";
-import { uniqueSuffix } from "../support/kube.js";
+import { uniqueSuffix } from "../../support/kube.js";
 
 const stack = inject("stack");
 const prefix = `t-redis-${uniqueSuffix()}:`;

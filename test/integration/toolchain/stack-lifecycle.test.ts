@@ -11,7 +11,7 @@ import {
 import { tmpdir } from "node:os";
 import path from "node:path";
 import { afterAll, describe, expect, it } from "vitest";
-import { stackScript } from "../support/stack.js";
+import { stackScript } from "../../support/stack.js";
 
 /**
  * A second, isolated stack instance (own run dir, ports, bridge; no Strimzi: its health

@@ -1,7 +1,7 @@
 import { PatchStrategy } from "@kubernetes/client-node";
 import { afterAll, beforeAll, describe, expect, inject, it } from "vitest";
-import { type Admin, kafkaClient } from "../support/kafka.js";
-import { eventually, kubeClients, uniqueSuffix } from "../support/kube.js";
+import { type Admin, kafkaClient } from "../../support/kafka.js";
+import { eventually, kubeClients, uniqueSuffix } from "../../support/kube.js";
 
 const stack = inject("stack");
 const { objects } = kubeClients(stack);

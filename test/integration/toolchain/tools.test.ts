@@ -1,6 +1,6 @@
 import { execFileSync } from "node:child_process";
 import { describe, expect, it } from "vitest";
-import { pinnedVersions } from "../support/versions.js";
+import { pinnedVersions } from "../../support/versions.js";
 
 const v = pinnedVersions();
 const run = (cmd: string, ...args: string[]) => execFileSync(cmd, args, { encoding: "utf8" });

@@ -75,6 +75,28 @@ export default tseslint.config(
   // The layers of operator/src and what each may import (docs/architecture.md, Layers):
   // one rule per folder, generated from this table, so every folder has one.
   ...operatorLayers(),
+  // The operator reads the time through its injected clock (operator/src/time.ts).
+  {
+    files: ["operator/src/**/*.ts"],
+    ignores: ["operator/src/time.ts", "operator/src/**/*.test.ts"],
+    rules: {
+      "no-restricted-properties": [
+        "error",
+        {
+          object: "Date",
+          property: "now",
+          message: "Use the injected clock (Clock in operator/src/time.ts).",
+        },
+      ],
+      "no-restricted-syntax": [
+        "error",
+        {
+          selector: "NewExpression[callee.name='Date'][arguments.length=0]",
+          message: "Use the injected clock (Clock in operator/src/time.ts).",
+        },
+      ],
+    },
+  },
   {
     files: ["workloads/**/*.ts"],
     rules: {

@@ -6,6 +6,7 @@
 import { createServer } from "node:http";
 import { parseArgs } from "node:util";
 import { z } from "zod";
+import { errorText } from "../../workloads/common/src/connections.js";
 import { createLogger } from "../../workloads/common/src/logger.js";
 import { startManager } from "./controller/manager.js";
 
@@ -116,7 +117,7 @@ async function main(): Promise<void> {
     log.info({ why }, "shutting down");
     health.close();
     metrics.close();
-    await manager.stop().catch((e: unknown) => log.error({ err: String(e) }, "shutdown error"));
+    await manager.stop().catch((e: unknown) => log.error({ err: errorText(e) }, "shutdown error"));
     process.exit(code);
   };
   process.on("SIGTERM", () => void shutdown("SIGTERM", 0));
@@ -125,6 +126,6 @@ async function main(): Promise<void> {
 }
 
 void main().catch((e: unknown) => {
-  console.error(e instanceof Error ? (e.stack ?? e.message) : String(e));
+  console.error(errorText(e, { stack: true }));
   process.exit(1);
 });

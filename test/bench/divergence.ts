@@ -60,7 +60,7 @@ async function run(
   const checks: number[] = [];
   let found = 0;
   const rows = () => appliedEvents(pool, names);
-  const connection = { bootstrapServers: info.kafkaBootstrap, securityProtocol: "PLAINTEXT" as const };
+  const connection = { bootstrapServers: info.kafkaBootstrap, security: { protocol: "PLAINTEXT" as const } };
   const topicAdmin = withChecks ? await TopicAdmin.connect(connection) : undefined;
   const memory: CheckMemory = { marks: new Map(), sweep: new Map() };
   let checking = withChecks;

@@ -1,4 +1,5 @@
 import type { V1Secret, V1Service, V1StatefulSet, V1Deployment } from "@kubernetes/client-node";
+import type { SslMode } from "../../../workloads/common/src/connections.js";
 import type { LogPipeline } from "../api/logpipeline.js";
 import { pipelineLabels, pipelineNames, selectorLabels } from "./names.js";
 import { type BuildOptions, childMeta, type KubeObject } from "./options.js";
@@ -35,7 +36,7 @@ export interface PostgresConnection {
   host: string;
   port: number;
   database: string;
-  sslMode: string;
+  sslMode: SslMode;
   /** PG_USER: a literal (managed) or a key of the credentials Secret (external). */
   userFromSecret: { secretName: string; key: string };
   password: SecretMount;

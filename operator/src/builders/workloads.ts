@@ -1,6 +1,7 @@
 import type { V1Deployment, V1EnvVar, V1ResourceRequirements, V1Service } from "@kubernetes/client-node";
 import type { z } from "zod";
 import type { ConsumerEnv, ProducerEnv, QueryEnv } from "../../../workloads/common/src/config.js";
+import { usesSasl, usesTls } from "../../../workloads/common/src/connections.js";
 import type { LogPipeline } from "../api/logpipeline.js";
 import { postgresConnection, redisConnection } from "./data-services.js";
 import { bootstrapServers } from "./kafka-topics.js";
@@ -47,7 +48,7 @@ function kafkaSettings(p: LogPipeline): KafkaSettings {
     KAFKA_TOPIC: pipelineNames(p).topic,
     KAFKA_SECURITY_PROTOCOL: auth.securityProtocol,
   };
-  if (auth.sasl && auth.securityProtocol.startsWith("SASL")) {
+  if (auth.sasl && usesSasl(auth.securityProtocol)) {
     const m = keyMount("kafka-sasl", auth.sasl.passwordSecretRef);
     mounts.push(m);
     Object.assign(env, {
@@ -56,7 +57,7 @@ function kafkaSettings(p: LogPipeline): KafkaSettings {
       KAFKA_SASL_PASSWORD_FILE: keyFile(m),
     });
   }
-  if (auth.tls && auth.securityProtocol.endsWith("SSL")) {
+  if (auth.tls && usesTls(auth.securityProtocol)) {
     const ca = keyMount("kafka-ca", auth.tls.caSecretRef);
     mounts.push(ca);
     env.KAFKA_TLS_CA_FILE = keyFile(ca);

@@ -1,3 +1,4 @@
+import { errorText } from "../../../workloads/common/src/connections.js";
 import type { LogPipeline } from "../api/logpipeline.js";
 import { postgresConnection as workloadPostgres } from "../builders/data-services.js";
 import { pipelineNames } from "../builders/names.js";
@@ -5,10 +6,6 @@ import { committedLag, deliveryStatus, type PostgresConnection, readLedger } fro
 import type { KafkaConnection, TopicAdmin } from "../kafka/topic-admin.js";
 import type { KubeClient } from "../kube/client.js";
 import type { ControllerDeps, DeliveryRead } from "./deps.js";
-
-/** An error's first line, for logs, conditions and status (never a stack). */
-export const message = (e: unknown) =>
-  (e instanceof Error ? e.message : String(e)).split("\n")[0] ?? "unknown error";
 
 /** A key of a Secret in the pipeline's namespace, decoded; an error names the Secret and key, never the value. */
 export async function secretValue(
@@ -49,7 +46,7 @@ export async function readDelivery(
   admin: TopicAdmin | undefined,
   kafka: KafkaConnection | undefined,
 ): Promise<DeliveryRead> {
-  const at = Date.now();
+  const at = deps.now().getTime();
   const prev = deps.deliveryReads.get(`${p.metadata.namespace}/${p.metadata.name}`)?.delivery;
   const keep = prev ? { delivery: prev } : {};
   if (!admin || !kafka) return { at, ...keep };
@@ -63,8 +60,8 @@ export async function readDelivery(
       topic,
     );
   } catch (e) {
-    deps.log.debug({ pipeline: p.metadata.name, err: message(e) }, "ledger not readable");
-    return { at, ...keep, postgresError: message(e) };
+    deps.log.debug({ pipeline: p.metadata.name, err: errorText(e) }, "ledger not readable");
+    return { at, ...keep, postgresError: errorText(e) };
   }
   try {
     const lso = await admin.lastStableOffsets(topic);
@@ -72,7 +69,7 @@ export async function readDelivery(
     const committed = await committedLag(kafka, topic, lso, stored);
     return { at, delivery: deliveryStatus(lso, ledger, committed, deps.now()) };
   } catch (e) {
-    deps.log.debug({ pipeline: p.metadata.name, err: message(e) }, "Kafka offsets not readable");
+    deps.log.debug({ pipeline: p.metadata.name, err: errorText(e) }, "Kafka offsets not readable");
     return { at, ...keep };
   }
 }

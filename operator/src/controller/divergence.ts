@@ -3,7 +3,8 @@ import { pipelineNames } from "../builders/names.js";
 import { type CheckMemory, checkDivergence, type DivergenceResult, summary } from "../divergence/check.js";
 import type { KafkaConnection, TopicAdmin } from "../kafka/topic-admin.js";
 import { readStorage } from "../divergence/delivery.js";
-import { message, postgresConnectionFor } from "./delivery.js";
+import { errorText } from "../../../workloads/common/src/connections.js";
+import { postgresConnectionFor } from "./delivery.js";
 import type { ControllerDeps } from "./deps.js";
 
 /** Offsets per partition each check compares: bounded reads of Kafka and PostgreSQL. */
@@ -38,7 +39,7 @@ export function divergenceDue(key: string, p: LogPipeline, deps: ControllerDeps)
   if (trigger !== undefined && trigger !== s?.trigger) return true;
   const ready = p.status?.conditions?.some((c) => c.type === "Ready" && c.status === "True") ?? false;
   if (!ready) return false;
-  return !s || Date.now() - s.at >= p.spec.reconciliation.intervalSeconds * 1000;
+  return !s || deps.now().getTime() - s.at >= p.spec.reconciliation.intervalSeconds * 1000;
 }
 
 /**
@@ -57,7 +58,7 @@ export async function runDivergenceCheck(
 ): Promise<void> {
   const prev = deps.divergence.get(key);
   const state: DivergenceState = {
-    at: Date.now(),
+    at: deps.now().getTime(),
     trigger: p.metadata.annotations?.[ANNOTATION_CHECK_NOW],
     memory: prev?.memory ?? { marks: new Map(), sweep: sweepFromStatus(p.status) },
     ...(prev?.result ? { result: prev.result, answered: prev.answered } : {}),
@@ -113,7 +114,7 @@ export async function runDivergenceCheck(
       "divergence check",
     );
   } catch (e) {
-    state.error = message(e);
+    state.error = errorText(e);
     deps.metrics.divergenceCheckFailures.inc(labels);
     deps.log.warn({ pipeline: key, err: state.error }, "divergence check failed");
   }

@@ -6,6 +6,8 @@ import { LABEL_PIPELINE_UID, MANAGED_BY } from "../builders/names.js";
 import { TopicAdmin } from "../kafka/topic-admin.js";
 import { FIELD_MANAGER, KubeClient, KubeError, type KubeObjectLike } from "../kube/client.js";
 import { listWatch } from "../kube/list-watch.js";
+import { errorText } from "../../../workloads/common/src/connections.js";
+import { type Clock, systemClock } from "../time.js";
 import { EventRecorder } from "../runtime/events.js";
 import { Informer, objectKey } from "../runtime/informer.js";
 import { type Lease, LeaderElector, type LeaseSpec } from "../runtime/leader.js";
@@ -24,6 +26,8 @@ export interface ManagerConfig extends ControllerConfig {
   leaderElection: { enabled: boolean; namespace: string; name: string; identity?: string | undefined };
   /** How often optional CRDs (Strimzi, KEDA, Prometheus Operator) are looked for again. */
   capabilityRefreshMs: number;
+  /** The one clock of the manager, its informers, leader election, Events and checks. */
+  clock?: Clock;
 }
 
 export interface Manager {
@@ -48,13 +52,12 @@ export async function startManager(config: ManagerConfig, log: Logger): Promise<
   let caps = await detectCapabilities(kube);
   log.info({ capabilities: caps }, "optional integrations detected");
 
+  const clock = config.clock ?? systemClock;
   const informerOpts = {
     resyncMs: config.resyncMs,
+    now: clock,
     onError: (name: string, e: unknown, retryInMs: number) =>
-      log.warn(
-        { informer: name, err: e instanceof Error ? e.message : String(e), retryInMs },
-        "watch restarting",
-      ),
+      log.warn({ informer: name, err: errorText(e), retryInMs }, "watch restarting"),
   };
   const namespaces = config.watchNamespaces.length > 0 ? config.watchNamespaces : [undefined];
   const pipelineInformers = namespaces.map(
@@ -66,7 +69,7 @@ export async function startManager(config: ManagerConfig, log: Logger): Promise<
       ),
   );
   const children = new Map<string, Informer<KubeObjectLike>>();
-  const queue = new WorkQueue<string>(DEFAULT_RATE_LIMITER);
+  const queue = new WorkQueue<string>(DEFAULT_RATE_LIMITER, () => clock().getTime());
 
   const pipelines = {
     get: (key: string) => {
@@ -213,7 +216,8 @@ export async function startManager(config: ManagerConfig, log: Logger): Promise<
     (ev) => kube.create(ev),
     FIELD_MANAGER,
     identity,
-    (e) => log.warn({ err: e instanceof Error ? e.message : String(e) }, "could not record an Event"),
+    (e) => log.warn({ err: errorText(e) }, "could not record an Event"),
+    clock,
   );
   const deps: ControllerDeps = {
     kube,
@@ -224,7 +228,7 @@ export async function startManager(config: ManagerConfig, log: Logger): Promise<
     recorder,
     log,
     metrics,
-    now: () => new Date(),
+    now: clock,
     connectTopicAdmin: (c) => TopicAdmin.connect(c),
     divergence: new Map(),
     revertedEdits: new Map(),
@@ -243,7 +247,7 @@ export async function startManager(config: ManagerConfig, log: Logger): Promise<
         for (const k of childKinds(caps)) startChildInformer(k.apiVersion, k.kind);
         for (const inf of pipelineInformers) for (const o of inf.list()) queue.add(objectKey(o));
       })
-      .catch((e: unknown) => log.warn({ err: String(e) }, "capability detection failed"));
+      .catch((e: unknown) => log.warn({ err: errorText(e) }, "capability detection failed"));
   }, config.capabilityRefreshMs);
   capsTimer.unref();
 
@@ -272,7 +276,7 @@ export async function startManager(config: ManagerConfig, log: Logger): Promise<
         log.warn(
           {
             key,
-            err: e instanceof Error ? e.message : String(e),
+            err: errorText(e),
             status: e instanceof KubeError ? e.status : undefined,
           },
           "reconcile failed; retrying with backoff",
@@ -298,6 +302,7 @@ export async function startManager(config: ManagerConfig, log: Logger): Promise<
         leaseDurationSeconds: 15,
         renewDeadlineMs: 10_000,
         retryPeriodMs: 2_000,
+        now: clock,
         onStartedLeading: () => {
           log.info({ identity }, "became leader");
           leaderGauge.set(1);
@@ -308,7 +313,7 @@ export async function startManager(config: ManagerConfig, log: Logger): Promise<
           leaderGauge.set(0);
           resolveLost();
         },
-        onError: (e) => log.warn({ err: e instanceof Error ? e.message : String(e) }, "leader election"),
+        onError: (e) => log.warn({ err: errorText(e) }, "leader election"),
       },
     );
     void elector.run();

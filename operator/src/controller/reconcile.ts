@@ -7,6 +7,12 @@ import {
   type LogPipeline,
   type LogPipelineStatus,
 } from "../api/logpipeline.js";
+import {
+  errorText,
+  type KafkaSecurity,
+  usesSasl,
+  usesTls,
+} from "../../../workloads/common/src/connections.js";
 import { parsePipeline } from "../api/parse.js";
 import { type BuildNote, desiredState, type KubeObject } from "../builders/index.js";
 import { bootstrapServers } from "../builders/kafka-topics.js";
@@ -114,10 +120,10 @@ export async function reconcile(key: string, deps: ControllerDeps): Promise<Reco
       const terminal = e instanceof KubeError && [400, 403, 422].includes(e.status);
       observation.applyErrors.push({
         object: `${obj.kind}/${obj.metadata.name}`,
-        message: errorMessage(e),
+        message: errorText(e),
         terminal,
       });
-      deps.log.warn({ key, object: ref, err: errorMessage(e) }, "apply failed");
+      deps.log.warn({ key, object: ref, err: errorText(e) }, "apply failed");
     }
   }
   await prune(p, desired.apply, deps);
@@ -187,7 +193,6 @@ function autoscaledDeployments(
       return { name, ...(managedFields ? { managedFields } : {}) };
     });
 }
-const errorMessage = (e: unknown) => (e instanceof Error ? e.message : String(e));
 
 function emptyObservation(p: LogPipeline, notes: BuildNote[]): Observation {
   const names = pipelineNames(p);
@@ -282,24 +287,25 @@ async function kafkaConnection(p: LogPipeline, deps: ControllerDeps): Promise<Ka
   const { auth } = p.spec.kafka;
   const ns = p.metadata.namespace;
   const readKey = (name: string, key: string) => secretValue(deps.kube, ns, name, key);
-  const c: KafkaConnection = {
-    bootstrapServers: bootstrapServers(p),
-    securityProtocol: auth.securityProtocol,
-  };
-  if (auth.sasl && auth.securityProtocol.startsWith("SASL"))
-    c.sasl = {
+  // Only the Secrets the protocol uses are read.
+  const security: KafkaSecurity = { protocol: auth.securityProtocol };
+  if (auth.sasl && usesSasl(auth.securityProtocol))
+    security.sasl = {
       mechanism: auth.sasl.mechanism,
       username: auth.sasl.username,
       password: await readKey(auth.sasl.passwordSecretRef.name, auth.sasl.passwordSecretRef.key),
     };
-  if (auth.tls && auth.securityProtocol.endsWith("SSL")) {
-    c.caPem = await readKey(auth.tls.caSecretRef.name, auth.tls.caSecretRef.key);
-    if (auth.tls.clientCertSecretName) {
-      c.clientCertPem = await readKey(auth.tls.clientCertSecretName, "tls.crt");
-      c.clientKeyPem = await readKey(auth.tls.clientCertSecretName, "tls.key");
-    }
+  if (auth.tls && usesTls(auth.securityProtocol)) {
+    const client = auth.tls.clientCertSecretName;
+    security.tls = {
+      ca: { pem: await readKey(auth.tls.caSecretRef.name, auth.tls.caSecretRef.key) },
+      ...(client && {
+        cert: { pem: await readKey(client, "tls.crt") },
+        key: { pem: await readKey(client, "tls.key") },
+      }),
+    };
   }
-  return c;
+  return { bootstrapServers: bootstrapServers(p), security };
 }
 
 interface KafkaPass {
@@ -324,7 +330,7 @@ async function withKafka(
       const connection = await kafkaConnection(p, deps);
       kafka = { connection, admin: await deps.connectTopicAdmin(connection) };
     } catch (e) {
-      kafka = { error: errorMessage(e) };
+      kafka = { error: errorText(e) };
     }
   try {
     await fn(kafka);
@@ -335,7 +341,7 @@ async function withKafka(
 
 /** The last delivery read is older than deliveryIntervalMs. */
 const deliveryDue = (key: string, deps: ControllerDeps): boolean =>
-  Date.now() - (deps.deliveryReads.get(key)?.at ?? 0) >= deps.config.deliveryIntervalMs;
+  deps.now().getTime() - (deps.deliveryReads.get(key)?.at ?? 0) >= deps.config.deliveryIntervalMs;
 
 /** Reads Kafka and the ledger again when due; deps.deliveryReads keeps the latest read. */
 async function refreshDelivery(
@@ -488,7 +494,7 @@ async function finalize(p: LogPipeline, deps: ControllerDeps): Promise<Reconcile
   } catch (e) {
     if (waited < boundMs) {
       await deleting(
-        `could not remove data yet (${errorMessage(e)}); retrying for up to ${Math.round(boundMs / 1000)}s after deletion`,
+        `could not remove data yet (${errorText(e)}); retrying for up to ${Math.round(boundMs / 1000)}s after deletion`,
       );
       return { requeueAfterMs: 2_000 };
     }
@@ -496,7 +502,7 @@ async function finalize(p: LogPipeline, deps: ControllerDeps): Promise<Reconcile
       ref(p),
       "Warning",
       "CleanupAbandoned",
-      `deletionPolicy could not be carried out within ${Math.round(boundMs / 1000)}s (${errorMessage(e)}): topics or volumes may be left in place`,
+      `deletionPolicy could not be carried out within ${Math.round(boundMs / 1000)}s (${errorText(e)}): topics or volumes may be left in place`,
     );
   }
 

@@ -101,7 +101,7 @@ export async function checkDivergence(
   stuckAfterMs: number,
   now: () => Date,
 ): Promise<DivergenceResult> {
-  const started = Date.now();
+  const started = now().getTime();
   // Order matters, ingest goes on meanwhile: the stored positions first (every offset below
   // them is closed), then the windows, then the last stable offsets — so a row read at an
   // offset at or beyond them was written without any committed record to come from.
@@ -201,7 +201,7 @@ export async function checkDivergence(
     rows.reduce((s, r) => s + r[k], 0);
   const result = {
     checkedAt: now().toISOString(),
-    durationMs: Date.now() - started,
+    durationMs: now().getTime() - started,
     windowOffsets: target.windowOffsets,
     partitions: rows,
     missing: sum("missing"),

@@ -1,4 +1,5 @@
 import pg from "pg";
+import { postgresSsl, type SslMode } from "../../../workloads/common/src/connections.js";
 import { ledgerNames } from "../../../workloads/common/src/ledger.js";
 import {
   eventsRelation,
@@ -19,7 +20,7 @@ export interface PostgresConnection {
   database: string;
   user: string;
   password: string;
-  sslMode: string;
+  sslMode: SslMode;
   caPem?: string | undefined;
 }
 
@@ -29,25 +30,6 @@ export interface LedgerRow {
   applied: number;
   duplicatesSkipped: number;
   deadLettered: number;
-}
-
-function ssl(c: PostgresConnection): pg.ClientConfig["ssl"] {
-  switch (c.sslMode) {
-    case "disable":
-      return false;
-    case "verify-ca":
-    case "verify-full":
-      return {
-        ca: c.caPem,
-        rejectUnauthorized: true,
-        ...(c.sslMode === "verify-ca" ? { checkServerIdentity: () => undefined } : {}),
-      };
-    case "require":
-      return { rejectUnauthorized: false };
-    default:
-      // "prefer": node-postgres cannot fall back, so it connects without TLS, as libpq would to a server without it.
-      return false;
-  }
 }
 
 /**
@@ -162,7 +144,7 @@ async function withClient<T>(c: PostgresConnection, fn: (client: pg.Client) => P
     database: c.database,
     user: c.user,
     password: c.password,
-    ssl: ssl(c),
+    ssl: postgresSsl(c.sslMode, c.caPem),
     connectionTimeoutMillis: 5_000,
     statement_timeout: 10_000,
     application_name: "logpipeline-operator",

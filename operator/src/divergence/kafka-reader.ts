@@ -119,8 +119,12 @@ async function scanCommitted(
       if (r && eof.offset >= r.to) pending.delete(eof.partition);
     });
     consumer.assign([...pending.values()].map((r) => ({ topic, partition: r.partition, offset: r.from })));
+    // A bound on real I/O (how long the broker may take), not a time the operator reasons
+    // about: the wall clock, like the socket timeout above.
+    // eslint-disable-next-line no-restricted-properties
     const deadline = Date.now() + timeoutMs;
     while (pending.size > 0) {
+      // eslint-disable-next-line no-restricted-properties
       if (Date.now() > deadline)
         throw new Error(`reading ${topic} timed out with ${pending.size} partitions unread`);
       const messages = await new Promise<confluent.Message[]>((resolve, reject) =>

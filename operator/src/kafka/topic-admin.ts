@@ -1,4 +1,9 @@
 import confluent from "@confluentinc/kafka-javascript";
+import {
+  errorText,
+  type KafkaSecurity,
+  librdkafkaSecurity as securitySettings,
+} from "../../../workloads/common/src/connections.js";
 import type { DesiredTopic } from "../builders/index.js";
 
 const { Kafka, logLevel, IsolationLevel } = confluent.KafkaJS;
@@ -6,11 +11,7 @@ const { Kafka, logLevel, IsolationLevel } = confluent.KafkaJS;
 /** Connection settings for the Admin API; secret values arrive from Secrets, in memory only. */
 export interface KafkaConnection {
   bootstrapServers: string;
-  securityProtocol: "PLAINTEXT" | "SSL" | "SASL_PLAINTEXT" | "SASL_SSL";
-  sasl?: { mechanism: string; username: string; password: string };
-  caPem?: string;
-  clientCertPem?: string;
-  clientKeyPem?: string;
+  security: KafkaSecurity;
 }
 
 export interface TopicResult {
@@ -21,23 +22,8 @@ export interface TopicResult {
 }
 
 /** librdkafka settings for a connection's security (TLS material as PEM strings, never files). */
-export function librdkafkaSecurity(c: KafkaConnection): Record<string, string> {
-  const config: Record<string, string> = { "security.protocol": c.securityProtocol.toLowerCase() };
-  if (c.sasl)
-    Object.assign(config, {
-      "sasl.mechanisms": c.sasl.mechanism,
-      "sasl.username": c.sasl.username,
-      "sasl.password": c.sasl.password,
-    });
-  if (c.caPem) config["ssl.ca.pem"] = c.caPem;
-  if (c.clientCertPem) config["ssl.certificate.pem"] = c.clientCertPem;
-  if (c.clientKeyPem) config["ssl.key.pem"] = c.clientKeyPem;
-  return config;
-}
-
-/** Kafka's error messages sometimes carry secrets of the connection string; keep the first line only. */
-const errorText = (e: unknown) =>
-  (e instanceof Error ? e.message : String(e)).split("\n")[0] ?? "unknown error";
+export const librdkafkaSecurity = (c: KafkaConnection): Record<string, string> =>
+  securitySettings(c.security);
 
 /**
  * Topics for `kafka.mode: external`, through the Kafka Admin API: create when missing,

@@ -1,5 +1,5 @@
 import { randomBytes } from "node:crypto";
-import { rfc3339Seconds } from "../time.js";
+import { type Clock, rfc3339Seconds, systemClock } from "../time.js";
 
 /**
  * Kubernetes Events (core/v1) for any object. The controller calls it only on condition
@@ -25,7 +25,7 @@ export class EventRecorder {
     private readonly component: string,
     private readonly instance: string,
     private readonly onError: (e: unknown) => void = () => undefined,
-    private readonly now: () => Date = () => new Date(),
+    private readonly now: Clock = systemClock,
   ) {}
 
   async emit(ref: ObjectRef, type: "Normal" | "Warning", reason: string, message: string): Promise<void> {

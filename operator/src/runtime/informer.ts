@@ -1,3 +1,5 @@
+import { type Clock, systemClock } from "../time.js";
+
 /**
  * A list+watch cache with client-go's guarantees, for any kind (the runtime knows nothing of
  * LogPipeline): relist on 410 Gone, periodic resync, restart with jittered exponential
@@ -41,6 +43,7 @@ export interface InformerOptions {
   onError?: (name: string, error: unknown, retryInMs: number) => void;
   onRelist?: (name: string) => void;
   random?: () => number;
+  now?: Clock;
 }
 
 export const objectKey = (o: InformerObject): string =>
@@ -58,7 +61,7 @@ export class Informer<T extends InformerObject> {
   private resyncTimer: NodeJS.Timeout | undefined;
   private synced = false;
   private connectedSince: number | undefined;
-  private lastHealthyAt = Date.now();
+  private lastHealthyAt: number;
   relists = 0;
   restarts = 0;
 
@@ -66,7 +69,13 @@ export class Informer<T extends InformerObject> {
     readonly name: string,
     private readonly lw: ListWatch<T>,
     private readonly opts: InformerOptions,
-  ) {}
+  ) {
+    this.lastHealthyAt = this.ms();
+  }
+
+  private ms(): number {
+    return (this.opts.now ?? systemClock)().getTime();
+  }
 
   on(handler: InformerHandler<T>): void {
     this.handlers.push(handler);
@@ -85,7 +94,7 @@ export class Informer<T extends InformerObject> {
   }
 
   /** Synced, and either watching now or not out of touch for longer than staleAfterMs. */
-  healthy(now = Date.now()): boolean {
+  healthy(now = this.ms()): boolean {
     if (!this.synced) return false;
     if (this.connectedSince !== undefined) return true;
     return now - this.lastHealthyAt < (this.opts.staleAfterMs ?? 120_000);
@@ -110,9 +119,9 @@ export class Informer<T extends InformerObject> {
 
   /** Resolves when the first list has filled the cache (or rejects after timeoutMs). */
   async waitForSync(timeoutMs: number): Promise<void> {
-    const deadline = Date.now() + timeoutMs;
+    const deadline = this.ms() + timeoutMs;
     while (!this.synced) {
-      if (Date.now() > deadline) throw new Error(`informer ${this.name} did not sync within ${timeoutMs} ms`);
+      if (this.ms() > deadline) throw new Error(`informer ${this.name} did not sync within ${timeoutMs} ms`);
       await new Promise((r) => setTimeout(r, 50));
     }
   }
@@ -160,12 +169,12 @@ export class Informer<T extends InformerObject> {
           this.relists++;
           this.opts.onRelist?.(this.name);
         }
-        this.lastHealthyAt = Date.now();
+        this.lastHealthyAt = this.ms();
         const timeout = Math.round((this.opts.watchTimeoutSeconds ?? 300) * (0.9 + random() * 0.2));
         const idle = this.opts.idleTimeoutMs ?? (timeout + 30) * 1000;
-        this.connectedSince = Date.now();
+        this.connectedSince = this.ms();
         for await (const ev of this.lw.watch(resourceVersion, timeout, idle, signal)) {
-          this.lastHealthyAt = Date.now();
+          this.lastHealthyAt = this.ms();
           failures = 0;
           if (ev.type === "ERROR") {
             if (ev.object.code === 410) throw new GoneError(ev.object.message ?? "resourceVersion too old");

@@ -1,3 +1,5 @@
+import { type Clock, systemClock } from "../time.js";
+
 /**
  * Lease-based leader election, client-go's protocol: acquire a coordination.k8s.io/v1 Lease
  * when it is free or expired, renew it every retryPeriod with optimistic concurrency, and
@@ -33,7 +35,7 @@ export interface LeaderElectionOptions {
   onStartedLeading: () => void;
   onStoppedLeading: () => void;
   onError?: (e: unknown) => void;
-  now?: () => Date;
+  now?: Clock;
 }
 
 /** MicroTime, as the API server stores it. */
@@ -55,7 +57,7 @@ export class LeaderElector {
   }
 
   private now(): Date {
-    return this.opts.now?.() ?? new Date();
+    return (this.opts.now ?? systemClock)();
   }
 
   /** One attempt to acquire or renew; true when we hold the lease afterwards. */
@@ -115,8 +117,8 @@ export class LeaderElector {
           this.leading = true;
           this.opts.onStartedLeading();
         }
-        this.lastRenew = Date.now();
-      } else if (this.leading && Date.now() - this.lastRenew > this.opts.renewDeadlineMs) {
+        this.lastRenew = this.now().getTime();
+      } else if (this.leading && this.now().getTime() - this.lastRenew > this.opts.renewDeadlineMs) {
         this.leading = false;
         this.opts.onStoppedLeading();
         return;

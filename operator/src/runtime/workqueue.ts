@@ -10,6 +10,8 @@
  *   by a global token bucket, as client-go's default controller rate limiter.
  * - `shutDown` stops new work; `drain` resolves when nothing is in flight.
  */
+import { systemClock } from "../time.js";
+
 export interface RateLimiterOptions {
   baseDelayMs: number;
   maxDelayMs: number;
@@ -39,7 +41,7 @@ export class WorkQueue<K = string> {
 
   constructor(
     private readonly limiter: RateLimiterOptions = DEFAULT_RATE_LIMITER,
-    private readonly now: () => number = Date.now,
+    private readonly now: () => number = () => systemClock().getTime(),
   ) {
     this.tokens = limiter.burst;
     this.lastRefill = now();

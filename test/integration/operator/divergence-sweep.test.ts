@@ -26,7 +26,7 @@ const stack = inject("stack");
 const WINDOW = 40;
 const DAY_MS = 86_400_000;
 const topic = `t-div-sweep-${uniqueSuffix()}`;
-const connection = { bootstrapServers: stack.kafkaBootstrap, securityProtocol: "PLAINTEXT" as const };
+const connection = { bootstrapServers: stack.kafkaBootstrap, security: { protocol: "PLAINTEXT" as const } };
 const pgConnection = postgresConnection(stack.postgresUrl);
 let admin: Admin;
 let topicAdmin: TopicAdmin;

@@ -4,6 +4,7 @@ import { Redis } from "ioredis";
 import pg from "pg";
 import type { z } from "zod";
 import { secretFrom, type KafkaEnv, type PostgresEnv, type RedisEnv } from "./config.js";
+import { librdkafkaSecurity, postgresSsl } from "./connections.js";
 import type { Logger } from "./logger.js";
 
 /**
@@ -18,16 +19,20 @@ export type KafkaAdmin = ReturnType<KafkaClient["admin"]>;
 
 /** librdkafka settings for TLS and SASL/SCRAM, from files the operator mounts from Secrets. */
 export function kafkaSecurityConfig(env: z.infer<typeof KafkaEnv>): Record<string, string> {
-  const c: Record<string, string> = { "security.protocol": env.KAFKA_SECURITY_PROTOCOL.toLowerCase() };
-  if (env.KAFKA_TLS_CA_FILE) c["ssl.ca.location"] = env.KAFKA_TLS_CA_FILE;
-  if (env.KAFKA_TLS_CERT_FILE) c["ssl.certificate.location"] = env.KAFKA_TLS_CERT_FILE;
-  if (env.KAFKA_TLS_KEY_FILE) c["ssl.key.location"] = env.KAFKA_TLS_KEY_FILE;
-  if (env.KAFKA_SECURITY_PROTOCOL.startsWith("SASL")) {
-    c["sasl.mechanisms"] = env.KAFKA_SASL_MECHANISM ?? "SCRAM-SHA-512";
-    c["sasl.username"] = env.KAFKA_SASL_USERNAME ?? "";
-    c["sasl.password"] = secretFrom(undefined, env.KAFKA_SASL_PASSWORD_FILE) ?? "";
-  }
-  return c;
+  const file = (f: string | undefined) => (f ? { file: f } : undefined);
+  return librdkafkaSecurity({
+    protocol: env.KAFKA_SECURITY_PROTOCOL,
+    sasl: {
+      mechanism: env.KAFKA_SASL_MECHANISM ?? "SCRAM-SHA-512",
+      username: env.KAFKA_SASL_USERNAME ?? "",
+      password: secretFrom(undefined, env.KAFKA_SASL_PASSWORD_FILE) ?? "",
+    },
+    tls: {
+      ca: file(env.KAFKA_TLS_CA_FILE),
+      cert: file(env.KAFKA_TLS_CERT_FILE),
+      key: file(env.KAFKA_TLS_KEY_FILE),
+    },
+  });
 }
 
 /** The Kafka client's own log lines, into the workload's JSON log (not the console). */
@@ -66,14 +71,7 @@ export function pgPool(
   applicationName: string,
   opts: { statementTimeoutMs?: number } = {},
 ): pg.Pool {
-  const ssl =
-    env.PG_SSLMODE === "disable" || env.PG_SSLMODE === "prefer"
-      ? false
-      : {
-          rejectUnauthorized: env.PG_SSLMODE !== "require",
-          ...(env.PG_SSL_CA_FILE && { ca: readFileSync(env.PG_SSL_CA_FILE, "utf8") }),
-          ...(env.PG_SSLMODE === "verify-ca" && { checkServerIdentity: () => undefined }),
-        };
+  const ssl = postgresSsl(env.PG_SSLMODE, env.PG_SSL_CA_FILE && readFileSync(env.PG_SSL_CA_FILE, "utf8"));
   const password = secretFrom(env.PG_PASSWORD, env.PG_PASSWORD_FILE);
   return new pg.Pool({
     host: env.PG_HOST,

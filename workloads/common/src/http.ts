@@ -12,6 +12,7 @@ import { z } from "zod";
 import { type ApiKeys, presentedKey } from "./auth.js";
 import type { Logger } from "./logger.js";
 import { LATENCY_BUCKETS } from "./metrics.js";
+import { errorText } from "./connections.js";
 
 /** An HTTP error with reasons the client can act on (4xx), or a 5xx without internals. */
 export class HttpError extends Error {
@@ -83,7 +84,7 @@ export async function createHttpApp(o: HttpAppOptions) {
         .status(fe.statusCode)
         .send({ error: fe.message ?? "bad request", reasons: [fe.code ?? "invalid request"] });
     }
-    o.log.error({ err }, "unhandled error");
+    o.log.error({ err: errorText(err, { stack: true }) }, "unhandled error");
     return reply.status(500).send({ error: "internal error" });
   });
 

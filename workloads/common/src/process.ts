@@ -2,6 +2,7 @@ import http from "node:http";
 import type { Registry } from "prom-client";
 import { ConfigError } from "./config.js";
 import type { Logger } from "./logger.js";
+import { errorText } from "./connections.js";
 
 /**
  * Runs a workload's main: a bad configuration prints the variables at fault and exits 1
@@ -18,7 +19,7 @@ export function runMain(name: string, main: () => Promise<{ stop: () => Promise<
         stop().then(
           () => process.exit(0),
           (e: unknown) => {
-            log.error({ err: e }, "shutdown failed");
+            log.error({ err: errorText(e) }, "shutdown failed");
             process.exit(1);
           },
         );
@@ -28,10 +29,7 @@ export function runMain(name: string, main: () => Promise<{ stop: () => Promise<
     },
     (e: unknown) => {
       if (e instanceof ConfigError) process.stderr.write(`${name}: ${e.message}\n`);
-      else
-        process.stderr.write(
-          `${name}: failed to start: ${e instanceof Error ? (e.stack ?? e.message) : String(e)}\n`,
-        );
+      else process.stderr.write(`${name}: failed to start: ${errorText(e, { stack: true })}\n`);
       process.exit(1);
     },
   );

@@ -1,4 +1,5 @@
 import type { Redis } from "ioredis";
+import { errorText } from "./connections.js";
 
 /**
  * Per-client token buckets in Redis, shared by the gateway (ingest) and the query API
@@ -7,7 +8,7 @@ import type { Redis } from "ioredis";
  */
 export class RedisUnavailable extends Error {
   constructor(cause: unknown) {
-    super(`redis unavailable: ${cause instanceof Error ? cause.message : String(cause)}`);
+    super(`redis unavailable: ${errorText(cause)}`);
   }
 }
 

@@ -8,6 +8,7 @@ import { LATENCY_BUCKETS } from "../../common/src/metrics.js";
 import { DeadLetterPublisher } from "./dlq.js";
 import { PARTITION_DEFAULTS, Partitions } from "./partitions.js";
 import { applyBatch, type BatchOutcome, storedPositions } from "./sink.js";
+import { errorText } from "../../common/src/connections.js";
 
 export interface SinkOptions {
   topic: string;
@@ -268,7 +269,7 @@ export class Sink {
       this.m.retries.inc({ reason: (e as { code?: string }).code ?? "error" });
       this.m.paused.set({ partition: String(partition) }, 1);
       this.deps.log.warn(
-        { partition, attempt: n, retryInMs: jittered, err: (e as Error).message },
+        { partition, attempt: n, retryInMs: jittered, err: errorText(e) },
         "batch failed; will retry",
       );
       await new Promise((r) => setTimeout(r, jittered));
@@ -295,9 +296,7 @@ export class Sink {
     // Best effort: the group's offset serves lag tools; PostgreSQL holds the truth.
     await this.consumer
       ?.commitOffsets([{ topic: this.opts.topic, partition, offset: o.nextOffset.toString() }])
-      .catch((e: unknown) =>
-        this.deps.log.debug({ err: (e as Error).message }, "group offset commit failed"),
-      );
+      .catch((e: unknown) => this.deps.log.debug({ err: errorText(e) }, "group offset commit failed"));
     if (o.deadLettered.length > 0) void this.flushDeadLetters();
   }
 
@@ -316,7 +315,7 @@ export class Sink {
     try {
       await this.dlq.publish();
     } catch (e) {
-      this.deps.log.warn({ err: (e as Error).message }, "DLQ publish failed; will retry");
+      this.deps.log.warn({ err: errorText(e) }, "DLQ publish failed; will retry");
     }
   }
 

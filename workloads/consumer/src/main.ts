@@ -6,6 +6,7 @@ import { createRegistry } from "../../common/src/metrics.js";
 import { runMain, serveOps } from "../../common/src/process.js";
 import { Sink } from "./consumer.js";
 import { Partitions } from "./partitions.js";
+import { errorText } from "../../common/src/connections.js";
 
 runMain("consumer", async () => {
   const env = parseEnv(ConsumerEnv);
@@ -13,7 +14,7 @@ runMain("consumer", async () => {
   const registry = createRegistry("consumer", env.PIPELINE_NAME);
   const names = ledgerNames(env.PG_SCHEMA, env.PG_TABLE);
   const pool = pgPool(env, `logpipeline-consumer-${env.PIPELINE_NAME}`);
-  pool.on("error", (e) => log.warn({ err: e.message }, "idle PostgreSQL connection failed"));
+  pool.on("error", (e) => log.warn({ err: errorText(e) }, "idle PostgreSQL connection failed"));
   await pool.query(ledgerDdl(names));
   const partitions = new Partitions(
     pool,

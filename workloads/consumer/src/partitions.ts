@@ -23,6 +23,7 @@ import {
 } from "../../common/src/storage.js";
 import { withAdvisoryLock } from "./advisory-lock.js";
 import { insertKeys, writeCounts } from "./sink.js";
+import { errorText } from "../../common/src/connections.js";
 
 export interface PartitionOptions {
   /** postgres.retentionDays: partitions wholly older are dropped; 0 keeps them. */
@@ -138,10 +139,7 @@ export class Partitions {
       this.running = this.runOnce()
         .then(() => undefined)
         .catch((e: unknown) =>
-          this.log.warn(
-            { err: e instanceof Error ? e.message : String(e) },
-            "partition maintenance failed; next pass retries",
-          ),
+          this.log.warn({ err: errorText(e) }, "partition maintenance failed; next pass retries"),
         )
         .finally(() => {
           this.running = undefined;

@@ -1,5 +1,6 @@
 import type { NativeProducer } from "../../common/src/kafka-producer.js";
 import type { Logger } from "../../common/src/logger.js";
+import { errorText } from "../../common/src/connections.js";
 
 export interface OutMessage {
   key: string;
@@ -220,7 +221,7 @@ export class Batcher {
       // blindly. Abort if possible, and start a new producer, which fences the old one.
       await producer.abort().catch(() => undefined);
       this.log.warn(
-        { err: (e as Error).message, lane: lane.transactionalId },
+        { err: errorText(e), lane: lane.transactionalId },
         "transaction failed; the lane's next batch uses a new producer",
       );
       if (lane.producer === producer) lane.producer = undefined;

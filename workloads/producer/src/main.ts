@@ -5,13 +5,14 @@ import { createRegistry } from "../../common/src/metrics.js";
 import { runMain } from "../../common/src/process.js";
 import { buildGateway } from "./app.js";
 import { ApiKeys } from "../../common/src/auth.js";
+import { errorText } from "../../common/src/connections.js";
 
 runMain("producer", async () => {
   const env = parseEnv(ProducerEnv);
   const log = createLogger("producer", env.LOG_LEVEL);
   const registry = createRegistry("producer", env.PIPELINE_NAME);
   const redis = redisClient(env);
-  redis?.on("error", (e: Error) => log.debug({ err: e.message }, "redis"));
+  redis?.on("error", (e: Error) => log.debug({ err: errorText(e) }, "redis"));
   const apiKeys = env.AUTH_DISABLED || !env.API_KEYS_FILE ? undefined : ApiKeys.fromFile(env.API_KEYS_FILE);
   if (env.AUTH_DISABLED) log.warn("API-key authentication is disabled (AUTH_DISABLED=true)");
   const gateway = await buildGateway({

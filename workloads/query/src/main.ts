@@ -6,6 +6,7 @@ import { createLogger } from "../../common/src/logger.js";
 import { createRegistry } from "../../common/src/metrics.js";
 import { runMain } from "../../common/src/process.js";
 import { buildQueryApp } from "./app.js";
+import { errorText } from "../../common/src/connections.js";
 
 runMain("query", async () => {
   const env = parseEnv(QueryEnv);
@@ -15,9 +16,9 @@ runMain("query", async () => {
   const pool = pgPool(env, `logpipeline-query-${env.PIPELINE_NAME}`, {
     statementTimeoutMs: env.QUERY_BUDGET_MAX_MS,
   });
-  pool.on("error", (e) => log.warn({ err: e.message }, "idle PostgreSQL connection failed"));
+  pool.on("error", (e) => log.warn({ err: errorText(e) }, "idle PostgreSQL connection failed"));
   const redis = redisClient(env);
-  redis?.on("error", (e: Error) => log.debug({ err: e.message }, "redis"));
+  redis?.on("error", (e: Error) => log.debug({ err: errorText(e) }, "redis"));
   const apiKeys = env.AUTH_DISABLED || !env.API_KEYS_FILE ? undefined : ApiKeys.fromFile(env.API_KEYS_FILE);
   const app = await buildQueryApp({
     env,

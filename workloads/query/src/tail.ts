@@ -2,6 +2,7 @@ import type pg from "pg";
 import type { LedgerNames } from "../../common/src/ledger.js";
 import type { Logger } from "../../common/src/logger.js";
 import { EVENT_READ_COLUMNS, FTS_EXPR } from "../../common/src/storage.js";
+import { errorText } from "../../common/src/connections.js";
 
 export interface TailFilter {
   levels?: string[] | undefined;
@@ -53,7 +54,7 @@ export class TailHub<R extends { level: string; source: string; event_id: string
     this.timer ??= setInterval(() => {
       this.polling ??= this.poll()
         .catch((e: unknown) =>
-          this.log.warn({ err: (e as Error).message }, "live tail read failed; next read retries"),
+          this.log.warn({ err: errorText(e) }, "live tail read failed; next read retries"),
         )
         .finally(() => (this.polling = undefined));
     }, POLL_MS);

@@ -1,0 +1,134 @@
+import type { FastifyRequest } from "fastify";
+import fp from "fastify-plugin";
+import type { Redis } from "ioredis";
+import type { ApiKeys } from "../../common/src/auth.js";
+import type { ProducerEnv } from "../../common/src/config.js";
+import { authenticator, HttpError } from "../../common/src/http.js";
+import { RateLimiter, RedisUnavailable } from "../../common/src/rate-limit.js";
+import type { Prepared } from "./kafka.js";
+import type { GatewayMetrics } from "./metrics.js";
+import { IdempotencyKeys } from "./redis-guards.js";
+
+/** What a request passes before its events are produced, and the keys it holds meanwhile. */
+export interface Guards {
+  /** The client's name (its API key's), or a 401. */
+  authenticate(req: FastifyRequest): string;
+  /** Takes from the client's bucket for the route, or a 429 (503 when Redis is down and fail-closed). */
+  rateLimit(client: string, route: "single" | "batch", cost: number): Promise<void>;
+  /**
+   * Reserves idempotency keys for the events a client named (its eventId or an
+   * Idempotency-Key): only those can be retried as the same event. Events the gateway named
+   * itself are new by construction and skip Redis.
+   */
+  reserve(
+    events: Prepared[],
+    clientNamed: ReadonlySet<string>,
+  ): Promise<{ toProduce: Prepared[]; duplicates: Set<string>; reserved: string[] }>;
+  /** After the commit: the reserved keys now name written events. */
+  confirm(reserved: string[]): Promise<void>;
+  /** After a failed commit: the keys are free for the client's retry. */
+  release(reserved: string[]): Promise<void>;
+  /** "up", "down" or "disabled"; also sets the Redis gauge. */
+  redisState(): "up" | "down" | "disabled";
+}
+
+declare module "fastify" {
+  interface FastifyInstance {
+    guards: Guards;
+  }
+}
+
+export interface GuardsPluginOptions {
+  env: ProducerEnv;
+  redis?: Redis | undefined;
+  apiKeys?: ApiKeys | undefined;
+  metrics: GatewayMetrics;
+}
+
+/**
+ * Authentication, rate limits and idempotency keys. Redis is the caller's (shared with
+ * nothing else here, closed by the process); with Redis down the guards fail open or closed
+ * as REDIS_FAILURE_MODE says, and PostgreSQL's unique key still deduplicates.
+ */
+export const guardsPlugin = fp<GuardsPluginOptions>(
+  (app, { env, redis, apiKeys, metrics: m }, done) => {
+    const idem = new IdempotencyKeys(redis, `lp:${env.PIPELINE_NAME}:idem:`, env.IDEMPOTENCY_TTL_SECONDS);
+    const limiter = new RateLimiter(redis, `lp:${env.PIPELINE_NAME}:rl:`);
+    const failClosed = env.REDIS_FAILURE_MODE === "closed";
+
+    const redisState = () => {
+      const up = redis?.status === "ready";
+      m.redisUp.set(up ? 1 : 0);
+      return redis ? (up ? "up" : "down") : "disabled";
+    };
+
+    const rateLimit = async (client: string, route: "single" | "batch", cost: number) => {
+      const perSecond = route === "single" ? env.RATE_LIMIT_PER_SECOND : env.RATE_LIMIT_BATCH_PER_SECOND;
+      try {
+        const r = await limiter.take(
+          client,
+          route,
+          perSecond,
+          env.RATE_LIMIT_BURST,
+          route === "single" ? 1 : cost > 0 ? 1 : 0,
+        );
+        if (!r.allowed) {
+          m.rateLimited.inc({ route });
+          throw new HttpError(
+            429,
+            "rate limit exceeded",
+            [`limit ${perSecond}/s for ${client}`],
+            Math.max(1, Math.ceil(r.retryAfterMs / 1000)),
+          );
+        }
+      } catch (e) {
+        if (!(e instanceof RedisUnavailable)) throw e;
+        redisState();
+        if (failClosed)
+          throw new HttpError(503, "rate limiter unavailable (redis down, fail-closed)", undefined, 1);
+      }
+    };
+
+    const reserve: Guards["reserve"] = async (events, clientNamed) => {
+      const named = events.filter((e) => clientNamed.has(e.event.eventId));
+      const fresh = events.filter((e) => !clientNamed.has(e.event.eventId));
+      const none = { toProduce: events, duplicates: new Set<string>(), reserved: [] as string[] };
+      if (named.length === 0) return none;
+      try {
+        const r = await idem.reserveMany(named.map((e) => e.event.eventId));
+        if (r.inFlight.length > 0) {
+          await idem.release(r.reserved);
+          throw new HttpError(409, "an event with this id is being written", r.inFlight, 1);
+        }
+        m.idemHits.inc(r.duplicates.length);
+        const duplicates = new Set(r.duplicates);
+        return {
+          toProduce: [...fresh, ...named.filter((e) => !duplicates.has(e.event.eventId))],
+          duplicates,
+          reserved: r.reserved,
+        };
+      } catch (err) {
+        if (!(err instanceof RedisUnavailable)) throw err;
+        redisState();
+        if (failClosed)
+          throw new HttpError(503, "idempotency store unavailable (redis down, fail-closed)", undefined, 1);
+        return none; // fail-open: PostgreSQL's unique key still deduplicates
+      }
+    };
+
+    app.decorate("guards", {
+      authenticate: authenticator(apiKeys, env.AUTH_DISABLED),
+      rateLimit,
+      reserve,
+      confirm: (reserved) => idem.confirm(reserved),
+      release: (reserved) => idem.release(reserved),
+      redisState,
+    } satisfies Guards);
+    app.addHook("onRequest", (req, _reply, next) => {
+      if (req.url === "/metrics") redisState();
+      next();
+    });
+    done();
+  },
+  { name: "logpipeline-guards" },
+);

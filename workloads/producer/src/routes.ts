@@ -1,0 +1,178 @@
+import type { FastifyRequest } from "fastify";
+import type { FastifyPluginCallbackZod } from "fastify-type-provider-zod";
+import { z } from "zod";
+import type { ProducerEnv } from "../../common/src/config.js";
+import {
+  eventIdFromIdempotencyKey,
+  LogEventInput,
+  normalizeEvent,
+  reasons,
+  type LogEvent,
+} from "../../common/src/event.js";
+import { ErrorBody, HttpError } from "../../common/src/http.js";
+import type { Prepared } from "./kafka.js";
+import type { GatewayMetrics } from "./metrics.js";
+
+const Accepted = z.object({
+  eventId: z.string(),
+  status: z.enum(["accepted", "duplicate"]),
+  timestamp: z.string(),
+});
+const BatchQuery = z.object({ atomic: z.stringbool().default(false) });
+
+/** The event serialized for Kafka, or undefined when a string in it holds NUL (PostgreSQL refuses those). */
+function prepare(event: LogEvent): Prepared | undefined {
+  const json = JSON.stringify(event);
+  return json.includes("\\u0000") ? undefined : { event, json };
+}
+
+/**
+ * The ingest routes: POST /api/logs and /api/logs/batch (202 only after the events' Kafka
+ * transaction committed) and /readyz. They use the guards and Kafka plugins, registered
+ * before them.
+ */
+export const ingestRoutes: FastifyPluginCallbackZod<{ env: ProducerEnv; metrics: GatewayMetrics }> = (
+  app,
+  { env, metrics: m },
+  done,
+) => {
+  app.addHook("onResponse", (req, reply, done) => {
+    if (reply.statusCode === 202)
+      m.ack.observe({ route: req.routeOptions.url ?? "unmatched" }, reply.elapsedTime / 1000);
+    done();
+  });
+
+  /**
+   * Produces, then confirms the reserved keys (or releases them if the commit failed). Only
+   * the keys reserved go to Redis: events the gateway named itself never have one (writing
+   * one per event would fill Redis with a key per event for the whole TTL).
+   */
+  const commitAndAnswer = async (toProduce: Prepared[], reserved: string[]) => {
+    try {
+      if (toProduce.length > 0) await app.ingest.produce(toProduce);
+    } catch (e) {
+      await app.guards.release(reserved);
+      throw e;
+    }
+    await app.guards.confirm(reserved);
+  };
+
+  const idempotencyKey = (req: FastifyRequest) => {
+    const k = req.headers["idempotency-key"];
+    return typeof k === "string" && k.length > 0 ? k : undefined;
+  };
+
+  app.post(
+    "/api/logs",
+    {
+      schema: {
+        summary: "Ingest one log event",
+        body: LogEventInput,
+        headers: z.object({ "idempotency-key": z.string().max(256).optional() }).loose(),
+        response: {
+          202: Accepted,
+          400: ErrorBody,
+          401: ErrorBody,
+          409: ErrorBody,
+          429: ErrorBody,
+          503: ErrorBody,
+        },
+      },
+    },
+    async (req, reply) => {
+      const client = app.guards.authenticate(req);
+      app.ingest.refuseWhileOpen();
+      await app.guards.rateLimit(client, "single", 1);
+      const key = idempotencyKey(req);
+      const event = normalizeEvent(req.body, {
+        now: new Date(),
+        idempotencyEventId: key && eventIdFromIdempotencyKey(client, key),
+      });
+      const prepared = prepare(event);
+      if (!prepared)
+        throw new HttpError(400, "invalid event", ["strings must not contain NUL (\\u0000) characters"]);
+      const { toProduce, duplicates, reserved } = await app.guards.reserve(
+        [prepared],
+        new Set(req.body.eventId !== undefined || key ? [event.eventId] : []),
+      );
+      await commitAndAnswer(toProduce, reserved);
+      return reply.status(202).send({
+        eventId: event.eventId,
+        status: duplicates.size > 0 ? "duplicate" : "accepted",
+        timestamp: event.receivedAt,
+      });
+    },
+  );
+
+  app.post(
+    "/api/logs/batch",
+    {
+      schema: {
+        summary:
+          "Ingest an array of log events; invalid items are reported, valid ones accepted (unless ?atomic=true)",
+        querystring: BatchQuery,
+        body: z.array(z.unknown()).min(1).max(env.REQUEST_MAX_EVENTS),
+        response: {
+          202: z.object({
+            accepted: z.number(),
+            duplicates: z.number(),
+            failed: z.array(z.object({ index: z.number(), reasons: z.array(z.string()) })),
+            eventIds: z.array(z.string().nullable()),
+          }),
+          400: ErrorBody,
+        },
+      },
+    },
+    async (req, reply) => {
+      const client = app.guards.authenticate(req);
+      app.ingest.refuseWhileOpen();
+      await app.guards.rateLimit(client, "batch", req.body.length);
+      const now = new Date();
+      const receivedAt = now.toISOString();
+      const failed: { index: number; reasons: string[] }[] = [];
+      const eventIds: (string | null)[] = [];
+      const events: Prepared[] = [];
+      const clientNamed = new Set<string>();
+      req.body.forEach((item, index) => {
+        const parsed = LogEventInput.safeParse(item);
+        if (!parsed.success) {
+          failed.push({ index, reasons: reasons(parsed.error) });
+          eventIds.push(null);
+          return;
+        }
+        const event = normalizeEvent(parsed.data, { now, receivedAt });
+        const prepared = prepare(event);
+        if (!prepared) {
+          failed.push({ index, reasons: ["strings must not contain NUL (\\u0000) characters"] });
+          eventIds.push(null);
+          return;
+        }
+        events.push(prepared);
+        eventIds.push(event.eventId);
+        if (parsed.data.eventId !== undefined) clientNamed.add(event.eventId);
+      });
+      if (req.query.atomic && failed.length > 0) {
+        throw new HttpError(
+          400,
+          "atomic batch refused: some events are invalid",
+          failed.flatMap((f) => f.reasons.map((r) => `[${f.index}] ${r}`)),
+        );
+      }
+      const { toProduce, duplicates, reserved } = await app.guards.reserve(events, clientNamed);
+      await commitAndAnswer(toProduce, reserved);
+      return reply
+        .status(202)
+        .send({ accepted: events.length, duplicates: duplicates.size, failed, eventIds });
+    },
+  );
+
+  app.get("/readyz", { schema: { hide: true } }, (_req, reply) => {
+    const body = {
+      ...app.ingest.state(),
+      redis: app.guards.redisState(),
+      redisFailureMode: env.REDIS_FAILURE_MODE,
+    };
+    return reply.status(app.ingest.ready() ? 200 : 503).send(body);
+  });
+  done();
+};

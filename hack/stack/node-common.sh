@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
-# The node (LP_NODE=1, `make stack-up NODE=1`): kube-scheduler, containerd (+ runc, bridge
-# CNI on the stack's own bridge), kubelet and kube-proxy as local processes, so pods run
-# for real. Sourced by stack.sh, which owns launch/stop/wait_for and the PKI.
+# What the node's components share (LP_NODE=1, `make stack-up NODE=1`: kube-scheduler,
+# containerd, kubelet and kube-proxy, in components/): its addresses, certificates, images,
+# packet-filter rules and their clean-up. Sourced by stack.sh after common.sh.
 # The machine's traps: no CAP_SYS_RESOURCE (containerd
 # restrict_oom_score_adj, kube-proxy oomScoreAdj 0 and no conntrack sizing), a cgroup v1
 # host (kubelet failCgroupV1: false, cgroupfs, no QoS cgroups), runc not crun.
@@ -53,69 +53,6 @@ cert_kubeconfig() {
   write_kubeconfig "$1" "$2" "{client-certificate: \"$PKI/node/$2.crt\", client-key: \"$PKI/node/$2.key\"}"
 }
 
-start_scheduler() {
-  step "kube-scheduler 127.0.0.1:$SCHEDULER_PORT"
-  if running kube-scheduler; then already kube-scheduler; return; fi
-  port_free "$SCHEDULER_PORT"
-  kubeconfig_for "$LP_RUN_DIR/scheduler.kubeconfig" system:kube-scheduler
-  launch kube-scheduler kube-scheduler --kubeconfig "$LP_RUN_DIR/scheduler.kubeconfig" \
-    --authentication-kubeconfig "$LP_RUN_DIR/scheduler.kubeconfig" --authorization-kubeconfig "$LP_RUN_DIR/scheduler.kubeconfig" \
-    --bind-address 127.0.0.1 --secure-port "$SCHEDULER_PORT" --leader-elect=false
-  wait_for kube-scheduler 60 curl -fsSk "https://127.0.0.1:$SCHEDULER_PORT/healthz"
-  done_step
-}
-
-start_containerd() {
-  step "containerd ($CONTAINERD_SOCK), runc, bridge CNI on $LP_BRIDGE"
-  if running containerd; then already containerd; return; fi
-  mkdir -p "$NODE_DIR/containerd" "$NODE_DIR/cni/net.d" "$NODE_DIR/cni/ipam"
-  cat >"$NODE_DIR/cni/net.d/10-logpipeline.conflist" <<EOF
-{
-  "cniVersion": "1.0.0",
-  "name": "logpipeline",
-  "plugins": [
-    {
-      "type": "bridge",
-      "bridge": "$LP_BRIDGE",
-      "isGateway": false,
-      "ipMasq": false,
-      "hairpinMode": true,
-      "ipam": {
-        "type": "host-local",
-        "dataDir": "$NODE_DIR/cni/ipam",
-        "ranges": [[{ "subnet": "$POD_CIDR", "rangeStart": "$POD_RANGE_START", "rangeEnd": "$POD_RANGE_END", "gateway": "$LP_BRIDGE_IP" }]],
-        "routes": [{ "dst": "0.0.0.0/0" }]
-      }
-    },
-    { "type": "portmap", "capabilities": { "portMappings": true } }
-  ]
-}
-EOF
-  cat >"$NODE_DIR/containerd/config.toml" <<EOF
-version = 2
-root = "$NODE_DIR/containerd/root"
-state = "$NODE_DIR/containerd/state"
-[grpc]
-  address = "$CONTAINERD_SOCK"
-[ttrpc]
-  address = "$NODE_DIR/containerd/containerd.sock.ttrpc"
-[plugins."io.containerd.grpc.v1.cri"]
-  sandbox_image = "$PAUSE_IMAGE"
-  # This machine lacks CAP_SYS_RESOURCE: without this every pod sandbox fails.
-  restrict_oom_score_adj = true
-  [plugins."io.containerd.grpc.v1.cri".containerd]
-    default_runtime_name = "runc"
-    [plugins."io.containerd.grpc.v1.cri".containerd.runtimes.runc]
-      runtime_type = "io.containerd.runc.v2"
-  [plugins."io.containerd.grpc.v1.cri".cni]
-    bin_dir = "/usr/lib/cni"
-    conf_dir = "$NODE_DIR/cni/net.d"
-EOF
-  launch containerd containerd --config "$NODE_DIR/containerd/config.toml"
-  wait_for containerd 30 ctr_ version
-  node_base_images
-  done_step
-}
 
 # image_tar ROOTFS NAME OUT ENTRYPOINT_JSON: a docker-archive image of one layer, made with
 # tar and sha256sum only (no image builder needed for the node's own small images).
@@ -157,52 +94,6 @@ node_base_images() {
   for t in "$images"/*.tar; do ctr_ images import --no-unpack=false "$t" >/dev/null || die "could not import $t into containerd" "$(logfile containerd)"; done
 }
 
-start_kubelet() {
-  step "kubelet $NODE_NAME ($LP_BRIDGE_IP:$KUBELET_PORT)"
-  if running kubelet; then already kubelet; return; fi
-  port_free "$KUBELET_PORT"
-  mkdir -p "$NODE_DIR/kubelet" "$NODE_DIR/pod-logs"
-  cert_kubeconfig "$NODE_DIR/kubelet.kubeconfig" kubelet-client
-  cat >"$NODE_DIR/kubelet.yaml" <<EOF
-apiVersion: kubelet.config.k8s.io/v1beta1
-kind: KubeletConfiguration
-address: $LP_BRIDGE_IP
-port: $KUBELET_PORT
-readOnlyPort: 0
-healthzBindAddress: 127.0.0.1
-healthzPort: $KUBELET_HEALTHZ_PORT
-authentication:
-  anonymous: {enabled: false}
-  webhook: {enabled: true}
-  x509: {clientCAFile: "$PKI/ca.crt"}
-authorization: {mode: Webhook}
-tlsCertFile: "$PKI/node/kubelet-serving.crt"
-tlsPrivateKeyFile: "$PKI/node/kubelet-serving.key"
-containerRuntimeEndpoint: "unix://$CONTAINERD_SOCK"
-# A cgroup v1 host: allowed explicitly, cgroupfs, no QoS cgroups or node allocatable.
-failCgroupV1: false
-cgroupDriver: cgroupfs
-cgroupsPerQOS: false
-enforceNodeAllocatable: []
-failSwapOn: false
-clusterDomain: cluster.local
-clusterDNS: ["$CLUSTER_DNS_IP"]
-podLogsDir: "$NODE_DIR/pod-logs"
-serializeImagePulls: false
-imageGCHighThresholdPercent: 100
-evictionHard: {memory.available: "100Mi", nodefs.available: "1%", imagefs.available: "1%"}
-maxPods: 110
-EOF
-  # kubelet adds iptables chains (KUBE-FIREWALL, KUBE-KUBELET-CANARY …); remember whether
-  # they were there before, so stack-down removes only what this node added.
-  if ! iptables -S KUBE-FIREWALL >/dev/null 2>&1; then touch "$NODE_DIR/iptables-ours"; fi
-  launch kubelet kubelet --config "$NODE_DIR/kubelet.yaml" --kubeconfig "$NODE_DIR/kubelet.kubeconfig" \
-    --root-dir "$NODE_DIR/kubelet" --hostname-override "$NODE_NAME" --node-ip "$LP_BRIDGE_IP"
-  wait_for kubelet 60 curl -fsS "http://127.0.0.1:$KUBELET_HEALTHZ_PORT/healthz"
-  wait_for kubelet 90 sh -c "kubectl --kubeconfig '$KUBECONFIG_ADMIN' get node '$NODE_NAME' -o jsonpath='{.status.conditions[?(@.type==\"Ready\")].status}' | grep -qx True"
-  done_step
-}
-
 # Pod → Service → pod on the same bridge is routed through the host (kube-proxy's DNAT), so
 # the node needs IPv4 forwarding; a table of the stack's own confines forwarding to the
 # bridge, so pods reach each other and the stack but never another network. The previous
@@ -235,123 +126,10 @@ api_service_programmed() {
   [[ "$(nft list map ip kube-proxy service-ips 2>/dev/null)" == *"$LP_SERVICE_API_IP . tcp . 443 : goto service-"* ]]
 }
 
-start_kube_proxy() {
-  step "kube-proxy (nftables; NodePorts on $LP_BRIDGE_IP only)"
-  if running kube-proxy; then already kube-proxy; return; fi
-  node_forwarding_on
-  cert_kubeconfig "$NODE_DIR/kube-proxy.kubeconfig" kube-proxy
-  cat >"$NODE_DIR/kube-proxy.yaml" <<EOF
-apiVersion: kubeproxy.config.k8s.io/v1alpha1
-kind: KubeProxyConfiguration
-clientConnection: {kubeconfig: "$NODE_DIR/kube-proxy.kubeconfig"}
-hostnameOverride: $NODE_NAME
-mode: nftables
-clusterCIDR: $POD_CIDR
-# Never the machine's external addresses: NodePorts answer on the stack's bridge only.
-nodePortAddresses: ["$LP_BRIDGE_IP/32"]
-healthzBindAddress: 127.0.0.1:$KUBE_PROXY_HEALTHZ_PORT
-metricsBindAddress: 127.0.0.1:$KUBE_PROXY_METRICS_PORT
-# No CAP_SYS_RESOURCE: keep the OOM score and leave conntrack sizing alone.
-oomScoreAdj: 0
-conntrack: {maxPerCore: 0}
-EOF
-  launch kube-proxy kube-proxy --config "$NODE_DIR/kube-proxy.yaml"
-  wait_for kube-proxy 60 curl -fsS "http://127.0.0.1:$KUBE_PROXY_HEALTHZ_PORT/healthz"
-  # Pods reach the API through its Service address: CoreDNS started before kube-proxy has
-  # programmed it sends its first connection un-NATed, and that connection hangs (a
-  # fresh-clone run waited out its whole start-up this way).
-  wait_for kube-proxy 60 api_service_programmed
-  done_step
-  node_dns
-  node_volumes
-  node_metrics
-  node_kafka_bootstrap
-}
-
-# Strimzi's bootstrap Service name for the stack's Kafka (kafka.mode: strimzi).
-node_kafka_bootstrap() {
-  [ "$LP_STRIMZI" = on ] || return 0
-  step "Service $STRIMZI_CLUSTER-kafka-bootstrap.$STRIMZI_NAMESPACE → $LP_BRIDGE_IP:$KAFKA_BRIDGE_PORT"
-  sed -e "s|@CLUSTER@|$STRIMZI_CLUSTER|g" -e "s|@NAMESPACE@|$STRIMZI_NAMESPACE|g" \
-    -e "s|@KAFKA_PORT@|$KAFKA_BRIDGE_PORT|g" -e "s|@BRIDGE_IP@|$LP_BRIDGE_IP|g" \
-    "$HACK_DIR/stack/addons/kafka-bootstrap.yaml" \
-    | kubectl --kubeconfig "$KUBECONFIG_ADMIN" apply --server-side --force-conflicts -f - >>"$LP_RUN_DIR/logs/addons.log" 2>&1 \
-    || die "could not apply the Kafka bootstrap Service" "$LP_RUN_DIR/logs/addons.log"
-  done_step
-}
-
-# Resource metrics (kubectl top, HPAs on CPU): metrics-server behind the aggregation layer.
-node_metrics() {
-  step "metrics-server (v1beta1.metrics.k8s.io)"
-  local image k=(kubectl --kubeconfig "$KUBECONFIG_ADMIN")
-  image=$(addon_image metrics-server "$LP_BIN/metrics-server" "$METRICS_SERVER_VERSION")
-  sed -e "s|@METRICS_SERVER_IMAGE@|$image|g" "$HACK_DIR/stack/addons/metrics-server.yaml" \
-    | "${k[@]}" apply --server-side --force-conflicts -f - >>"$LP_RUN_DIR/logs/addons.log" 2>&1 \
-    || die "could not apply metrics-server" "$LP_RUN_DIR/logs/addons.log"
-  # Started, not waited for: its first scrape takes a resolution period; HPAs wait for it anyway.
-  done_step
-}
-
-# addon_image NAME BINARY: an image of one static binary at /NAME, imported once.
-addon_image() {
-  local name="$1" bin="$2" image="localhost/logpipeline/$1:$3" root
-  if ! ctr_ images ls -q | grep -qx "$image"; then
-    [ -x "$bin" ] || die "$name is not built: run make tools (hack/tools/go-tools.sh node)"
-    root=$(mktemp -d)
-    install -D -m 0755 "$(readlink -f "$bin")" "$root/$name"
-    image_tar "$root" "$image" "$NODE_DIR/images/$name.tar" "[\"/$name\"]"
-    rm -rf "$root"
-    ctr_ images import "$NODE_DIR/images/$name.tar" >/dev/null || die "could not import the $name image" "$(logfile containerd)"
-  fi
-  echo "$image"
-}
-
-# Dynamic volumes: local-path-provisioner and the default StorageClass.
-node_volumes() {
-  step "local-path-provisioner (default StorageClass local-path, volumes in $NODE_DIR/volumes)"
-  local image k=(kubectl --kubeconfig "$KUBECONFIG_ADMIN")
-  image=$(addon_image local-path-provisioner "$LP_BIN/local-path-provisioner" "$LOCAL_PATH_PROVISIONER_VERSION")
-  mkdir -p "$NODE_DIR/volumes"
-  sed -e "s|@LPP_IMAGE@|$image|g" -e "s|@BUSYBOX_IMAGE@|localhost/logpipeline/busybox:local|g" \
-    -e "s|@VOLUMES_DIR@|$NODE_DIR/volumes|g" "$HACK_DIR/stack/addons/local-path.yaml" \
-    | "${k[@]}" apply --server-side --force-conflicts -f - >>"$LP_RUN_DIR/logs/addons.log" 2>&1 \
-    || die "could not apply local-path-provisioner" "$LP_RUN_DIR/logs/addons.log"
-  wait_for kube-proxy 90 "${k[@]}" -n local-path-storage rollout status deploy/local-path-provisioner --timeout=5s
-  done_step
-}
-
-# Cluster DNS: CoreDNS as a pod (its image is the binary alone), Service kube-dns at the
-# kubelet's clusterDNS address.
-node_dns() {
-  step "CoreDNS (kube-dns at $CLUSTER_DNS_IP)"
-  local image="localhost/logpipeline/coredns:$COREDNS_VERSION" root k=(kubectl --kubeconfig "$KUBECONFIG_ADMIN")
-  [ -x "$LP_BIN/coredns" ] || die "coredns is not built: run make tools with NODE=1 (hack/tools/go-tools.sh node)"
-  if ! ctr_ images ls -q | grep -qx "$image"; then
-    root=$(mktemp -d)
-    install -D -m 0755 "$(readlink -f "$LP_BIN/coredns")" "$root/coredns"
-    image_tar "$root" "$image" "$NODE_DIR/images/coredns.tar" '["/coredns"]'
-    rm -rf "$root"
-    ctr_ images import "$NODE_DIR/images/coredns.tar" >/dev/null || die "could not import the CoreDNS image" "$(logfile containerd)"
-  fi
-  sed -e "s|@CLUSTER_DNS_IP@|$CLUSTER_DNS_IP|g" -e "s|@COREDNS_IMAGE@|$image|g" "$HACK_DIR/stack/addons/coredns.yaml" \
-    | "${k[@]}" apply --server-side --force-conflicts -f - >>"$LP_RUN_DIR/logs/addons.log" 2>&1 \
-    || die "could not apply CoreDNS" "$LP_RUN_DIR/logs/addons.log"
-  wait_for kube-proxy 90 "${k[@]}" -n kube-system rollout status deploy/coredns --timeout=5s
-  done_step
-}
-
 node_forget() {
   kubectl --kubeconfig "$KUBECONFIG_ADMIN" --request-timeout=5s delete node "$NODE_NAME" --ignore-not-found --wait=false \
     >/dev/null 2>&1 || true
   node_metrics_unregister
-}
-
-# The metrics API is served by a pod on the node: without the node, an APIService pointing
-# at it would be unavailable, and the namespace controller cannot delete namespaces while
-# an aggregated API fails discovery. It goes with the node (node_metrics registers it again).
-node_metrics_unregister() {
-  kubectl --kubeconfig "$KUBECONFIG_ADMIN" --request-timeout=5s delete apiservice v1beta1.metrics.k8s.io \
-    --ignore-not-found --wait=false >/dev/null 2>&1 || true
 }
 
 # Removes what the node's kubelet and kube-proxy left in the host's packet filter.

@@ -83,16 +83,21 @@ describe("consumer: kill -9, then restart — lost = duplicated = spurious = 0",
         } finally {
           await survivor.stop();
         }
-        const audit = await exactlyOnceAudit(db.pool, db.names, [
-          ...events.map((e) => e.eventId),
-          ...sentinels.map((e) => e.eventId),
-        ]);
+        const expectedIds = [...events.map((e) => e.eventId), ...sentinels.map((e) => e.eventId)];
+        const audit = await exactlyOnceAudit(db.pool, db.names, expectedIds);
         expect(audit).toEqual({ lost: 0, duplicated: 0, spurious: 0, rows: EVENTS + sentinels.length });
         const counts = await ledgerCounts(db.pool, db.names);
         expect(counts.applied).toBe(EVENTS + sentinels.length);
         expect(counts.duplicates).toBe(0);
         // The per-minute and per-hour counts, written in the batches' transactions, equal count(*).
         expect(await countMismatches(db.pool, db.names)).toEqual([]);
+        // Negative control: the same audit sees one event stored twice in these rows.
+        await db.pool.query(
+          `INSERT INTO ${db.names.events} SELECT (jsonb_populate_record(e, jsonb_build_object(
+             'kafka_offset', e.kafka_offset + 1000000))).* FROM ${db.names.events} e WHERE event_id = $1`,
+          [events[0]?.eventId],
+        );
+        expect((await exactlyOnceAudit(db.pool, db.names, expectedIds)).duplicated).toBe(1);
       } finally {
         await db.drop();
       }

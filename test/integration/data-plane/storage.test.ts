@@ -35,6 +35,7 @@ import { eventually, uniqueSuffix } from "../../support/kube.js";
 import { legacyEventsDdl } from "../../support/legacy-ledger.js";
 import {
   countMismatches,
+  duplicateCounts,
   exactlyOnceAudit,
   ledgerCounts,
   testBatchOptions,
@@ -130,7 +131,7 @@ describe("partitions and the out-of-range rule", () => {
     expect(by.get(onTime.eventId)?.ts_original).toBeNull();
   });
 
-  it("the audit counts a planted duplicate and a row written without its counts (negative controls)", async () => {
+  it("the audit counts planted duplicates, each kind by the count that can see it, and a row written without its counts (negative controls)", async () => {
     const ids = (
       await db.pool.query<{ event_id: string }>(`SELECT event_id FROM ${db.names.events}`)
     ).rows.map((r) => r.event_id);
@@ -139,18 +140,27 @@ describe("partitions and the out-of-range rule", () => {
       duplicated: 0,
       spurious: 0,
     });
+    expect(await duplicateCounts(db.pool, db.names.events)).toEqual({ bySeq: 0, byPosition: 0, byId: 0 });
     expect(await countMismatches(db.pool, db.names)).toEqual([]);
-    // The same event stored twice (another Kafka position), as a broken deduplication would.
-    await db.pool.query(
-      `INSERT INTO ${db.names.events} (event_id, ts, level, source, message, schema_version, received_at, kafka_partition, kafka_offset)
-       SELECT event_id, ts, level, source, message, schema_version, received_at, kafka_partition, kafka_offset + 1000
-         FROM ${db.names.events} WHERE event_id = $1`,
-      [ids[0]],
-    );
+    const copy = (eventId: string, offset: string, metadata: string) =>
+      db.pool.query(
+        `INSERT INTO ${db.names.events} (event_id, ts, level, source, message, metadata, schema_version, received_at, kafka_partition, kafka_offset)
+         SELECT ${eventId}, ts, level, source, message, ${metadata}, schema_version, received_at, kafka_partition, ${offset}
+           FROM ${db.names.events} WHERE event_id = $1 ORDER BY kafka_offset LIMIT 1`,
+        [ids[0]],
+      ); // (the stored row, lowest offset: not an earlier copy)
+    // The same event stored again at another Kafka position, as a broken deduplication would.
+    await copy("event_id", "kafka_offset + 1000", "metadata");
+    // The client's event again under a new id (a retry the gateway named anew): only its
+    // sequence number shows it.
+    await copy("gen_random_uuid()", "kafka_offset + 2000", "metadata");
+    // A second row at one Kafka position (a record applied twice), with nothing else shared.
+    await copy("gen_random_uuid()", "kafka_offset", "'{}'::jsonb");
+    expect(await duplicateCounts(db.pool, db.names.events)).toEqual({ bySeq: 2, byPosition: 1, byId: 1 });
     expect(await exactlyOnceAudit(db.pool, db.names, ids)).toMatchObject({
       lost: 0,
-      duplicated: 1,
-      spurious: 0,
+      duplicated: 2,
+      spurious: 2,
     });
     const mismatches = await countMismatches(db.pool, db.names);
     expect(mismatches).toHaveLength(2); // its minute and its hour

@@ -4,7 +4,9 @@ import path from "node:path";
 import { pino } from "pino";
 import { parse } from "yaml";
 import { startManager, type Manager, type ManagerConfig } from "../../operator/src/controller/manager.js";
-import type { KubeClient, KubeObjectLike } from "../../operator/src/kube/client.js";
+import { afterAll, beforeAll, inject } from "vitest";
+import { KubeClient, type KubeObjectLike } from "../../operator/src/kube/client.js";
+import { type Admin, kafkaClient } from "./kafka.js";
 import { eventually } from "./kube.js";
 import { repoRoot, type StackInfo } from "./stack.js";
 
@@ -243,4 +245,46 @@ export async function createPostgresSecret(
       password: password ?? decodeURIComponent(pgUrl.password),
     },
   });
+}
+
+export interface OperatorTestBed {
+  kube: KubeClient;
+  op: Manager;
+  admin: Admin;
+}
+
+/**
+ * The set-up the operator's integration tests share, as vitest hooks: a client of the
+ * stack's API server, the test's namespaces, an operator watching only them and a Kafka
+ * admin client; `topics` are deleted from Kafka afterwards (whatever the test left).
+ * The fields are set once the file's beforeAll has run.
+ */
+export function operatorTestBed(opts: {
+  namespaces: string[];
+  clientId: string;
+  topics?: () => string[];
+  setUp?: (bed: OperatorTestBed) => Promise<void>;
+  tearDown?: (bed: OperatorTestBed) => Promise<void>;
+}): OperatorTestBed {
+  const stack = inject("stack");
+  const bed = {} as OperatorTestBed;
+  beforeAll(async () => {
+    bed.kube = await KubeClient.fromEnvironment(stack.kubeconfig);
+    for (const n of opts.namespaces) await createNamespace(bed.kube, n);
+    await opts.setUp?.(bed);
+    bed.op = await startTestOperator(stack, opts.namespaces);
+    bed.admin = kafkaClient(stack.kafkaBootstrap, opts.clientId).admin();
+    await bed.admin.connect();
+  });
+  afterAll(async () => {
+    await opts.tearDown?.(bed);
+    for (const n of opts.namespaces)
+      if (await bed.kube.getOrUndefined("v1", "Namespace", undefined, n)) await removeNamespace(bed.kube, n);
+    await bed.op.stop();
+    const topics = opts.topics?.() ?? [];
+    if (topics.length > 0) await bed.admin.deleteTopics({ topics }).catch(() => undefined);
+    await bed.admin.disconnect();
+    await bed.kube.close();
+  }, 200_000);
+  return bed;
 }

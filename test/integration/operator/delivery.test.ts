@@ -1,9 +1,7 @@
-import { afterAll, beforeAll, describe, expect, inject, it } from "vitest";
-import type { Manager } from "../../../operator/src/controller/manager.js";
-import { KubeClient } from "../../../operator/src/kube/client.js";
+import { describe, expect, inject, it } from "vitest";
 import type { Sink } from "../../../workloads/consumer/src/consumer.js";
 import { makeEvent } from "../../support/events.js";
-import { type Admin, kafkaClient, transactionalWriter, workloadKafkaClient } from "../../support/kafka.js";
+import { kafkaClient, transactionalWriter, workloadKafkaClient } from "../../support/kafka.js";
 import { eventually, uniqueSuffix } from "../../support/kube.js";
 import {
   conditionOf,
@@ -11,11 +9,9 @@ import {
   getPipeline,
   ledgerPipelineSpec,
   LP_API,
-  removeNamespace,
-  startTestOperator,
   waitForCondition,
   waitGone,
-  createNamespace,
+  operatorTestBed,
 } from "../../support/operator.js";
 import { ledgerCounts, testLedger } from "../../support/pipeline-db.js";
 import { startSink } from "../../support/sink.js";
@@ -26,15 +22,27 @@ import { startSink } from "../../support/sink.js";
  * stack's server), with the real consumer sink between them.
  */
 const stack = inject("stack");
-let kube: KubeClient;
-let op: Manager;
-let admin: Admin;
 let db: Awaited<ReturnType<typeof testLedger>>;
 let sink: Sink | undefined;
 const ns = `t-op-dlv-${uniqueSuffix()}`;
 const name = "ledger";
 const topic = `${ns}.${name}.logs`;
 const events = Array.from({ length: 300 }, (_, i) => makeEvent(i));
+
+const bed = operatorTestBed({
+  namespaces: [ns],
+  clientId: "t-op-dlv",
+  topics: () => [topic, `${ns}.wrong.logs`, `${ns}.drain.logs`, `${ns}.skip.logs`],
+  setUp: async ({ kube }) => {
+    await createPostgresSecret(kube, stack, ns, "pg");
+    await createPostgresSecret(kube, stack, ns, "pg-wrong", "not-the-password");
+    db = await testLedger(stack.postgresUrl, "t_delivery");
+  },
+  tearDown: async () => {
+    await sink?.stop();
+    await db.drop();
+  },
+});
 
 interface Delivery {
   lag: number;
@@ -44,42 +52,20 @@ interface Delivery {
   partitions: { partition: number; lastStableOffset: number; dbNextOffset: number; lag: number }[];
 }
 const delivery = async () =>
-  ((await getPipeline(kube, ns, name)).status as { delivery?: Delivery } | undefined)?.delivery;
+  ((await getPipeline(bed.kube, ns, name)).status as { delivery?: Delivery } | undefined)?.delivery;
 
 const spec = (schema: string, credentialsSecret: string) =>
   ledgerPipelineSpec(stack, schema, credentialsSecret);
 
-beforeAll(async () => {
-  kube = await KubeClient.fromEnvironment(stack.kubeconfig);
-  await createNamespace(kube, ns);
-  await createPostgresSecret(kube, stack, ns, "pg");
-  await createPostgresSecret(kube, stack, ns, "pg-wrong", "not-the-password");
-  db = await testLedger(stack.postgresUrl, "t_delivery");
-  op = await startTestOperator(stack, [ns]);
-  admin = kafkaClient(stack.kafkaBootstrap, "t-op-dlv").admin();
-  await admin.connect();
-});
-afterAll(async () => {
-  await sink?.stop();
-  await removeNamespace(kube, ns);
-  await op.stop();
-  await admin
-    .deleteTopics({ topics: [topic, `${ns}.wrong.logs`, `${ns}.drain.logs`, `${ns}.skip.logs`] })
-    .catch(() => undefined);
-  await admin.disconnect();
-  await db.drop();
-  await kube.close();
-}, 120_000);
-
 describe("status.delivery: where Kafka and PostgreSQL stand, per partition", () => {
   it("counts committed events not yet stored as lag (transaction markers are not lag)", async () => {
-    await kube.create({
+    await bed.kube.create({
       apiVersion: LP_API,
       kind: "LogPipeline",
       metadata: { name, namespace: ns },
       spec: spec(db.schema, "pg"),
     });
-    await waitForCondition(kube, ns, name, "TopicsReady", "True");
+    await waitForCondition(bed.kube, ns, name, "TopicsReady", "True");
     const writer = await transactionalWriter(kafkaClient(stack.kafkaBootstrap, "t-op-dlv-w"), `tx-${ns}`);
     await writer.write(
       topic,
@@ -95,7 +81,7 @@ describe("status.delivery: where Kafka and PostgreSQL stand, per partition", () 
     expect(d.partitions.reduce((s, p) => s + p.lastStableOffset, 0)).toBe(318);
     // The writer spreads each transaction of 50 round-robin: 17, 17 and 16 per partition.
     expect(d.partitions.map((p) => p.lag)).toEqual([102, 102, 96]);
-    const lp = await getPipeline(kube, ns, name);
+    const lp = await getPipeline(bed.kube, ns, name);
     expect(conditionOf(lp, "PostgresReady")).toMatchObject({ status: "True", reason: "Reachable" });
   });
 
@@ -118,7 +104,7 @@ describe("status.delivery: where Kafka and PostgreSQL stand, per partition", () 
     expect(d.partitions.every((p) => p.dbNextOffset > 0 && p.dbNextOffset <= p.lastStableOffset)).toBe(true);
     expect(d.partitions.some((p) => p.dbNextOffset < p.lastStableOffset)).toBe(true);
     expect(d).toMatchObject({ dlq: 0, duplicatesSkipped: 0 });
-    const out = await getPipeline(kube, ns, name);
+    const out = await getPipeline(bed.kube, ns, name);
     expect(out.status?.phase).not.toBe("Failed");
   });
 
@@ -133,13 +119,13 @@ describe("status.delivery: where Kafka and PostgreSQL stand, per partition", () 
   });
 
   it("reports a PostgreSQL it cannot read as PostgresReady=False with the reason, never the password", async () => {
-    await kube.create({
+    await bed.kube.create({
       apiVersion: LP_API,
       kind: "LogPipeline",
       metadata: { name: "wrong", namespace: ns },
       spec: spec(db.schema, "pg-wrong"),
     });
-    const lp = await waitForCondition(kube, ns, "wrong", "PostgresReady", "False", "ConnectionFailed");
+    const lp = await waitForCondition(bed.kube, ns, "wrong", "PostgresReady", "False", "ConnectionFailed");
     const message = conditionOf(lp, "PostgresReady")?.message ?? "";
     expect(message).toMatch(/password authentication failed/);
     expect(JSON.stringify(lp.status)).not.toContain("not-the-password");
@@ -151,7 +137,7 @@ describe("status.delivery: where Kafka and PostgreSQL stand, per partition", () 
       deletionPolicy: { topics: "Delete", postgres: "Delete", drainTimeoutSeconds: 6 },
     };
     for (const n of ["drain", "skip"])
-      await kube.create({
+      await bed.kube.create({
         apiVersion: LP_API,
         kind: "LogPipeline",
         metadata: {
@@ -162,7 +148,7 @@ describe("status.delivery: where Kafka and PostgreSQL stand, per partition", () 
         spec: drain,
       });
     for (const n of ["drain", "skip"]) {
-      await waitForCondition(kube, ns, n, "TopicsReady", "True");
+      await waitForCondition(bed.kube, ns, n, "TopicsReady", "True");
       const writer = await transactionalWriter(
         kafkaClient(stack.kafkaBootstrap, `t-op-dlv-${n}`),
         `tx-${n}-${ns}`,
@@ -174,35 +160,35 @@ describe("status.delivery: where Kafka and PostgreSQL stand, per partition", () 
       );
       await writer.close();
       await eventually(`${n}: lag 20`, async () => {
-        const lp = await getPipeline(kube, ns, n);
+        const lp = await getPipeline(bed.kube, ns, n);
         return (lp.status as { delivery?: Delivery } | undefined)?.delivery?.lag === 20 ? true : undefined;
       });
     }
     const started = Date.now();
-    await kube.delete(LP_API, "LogPipeline", ns, "drain");
-    await kube.delete(LP_API, "LogPipeline", ns, "skip");
+    await bed.kube.delete(LP_API, "LogPipeline", ns, "drain");
+    await bed.kube.delete(LP_API, "LogPipeline", ns, "skip");
     const waiting = await eventually("phase Deleting, waiting for the drain", async () => {
-      const lp = await getPipeline(kube, ns, "drain");
+      const lp = await getPipeline(bed.kube, ns, "drain");
       return lp.status?.phase === "Deleting" &&
         /waiting for the consumer to drain 20 events/.test(lp.status.message ?? "")
         ? lp
         : undefined;
     });
     expect(conditionOf(waiting, "Ready")).toMatchObject({ status: "False", reason: "Deleting" });
-    await waitGone(kube, LP_API, "LogPipeline", ns, "skip", 5_000);
+    await waitGone(bed.kube, LP_API, "LogPipeline", ns, "skip", 5_000);
     const skipped = Date.now() - started;
-    await waitGone(kube, LP_API, "LogPipeline", ns, "drain", 30_000);
+    await waitGone(bed.kube, LP_API, "LogPipeline", ns, "drain", 30_000);
     const waited = Date.now() - started;
     console.log(
       `deletion with lag 20: skip-drain annotation ${skipped} ms; bounded drain wait ${waited} ms (drainTimeoutSeconds 6)`,
     );
     expect(waited).toBeGreaterThanOrEqual(5_000);
     expect(skipped).toBeLessThan(5_000);
-    const recorded = await kube.list<{ reason: string; message: string; involvedObject: { name: string } }>(
-      "v1",
-      "Event",
-      ns,
-    );
+    const recorded = await bed.kube.list<{
+      reason: string;
+      message: string;
+      involvedObject: { name: string };
+    }>("v1", "Event", ns);
     expect(recorded.items.some((e) => e.involvedObject.name === "drain" && /drain/.test(e.message))).toBe(
       true,
     );

@@ -1,8 +1,6 @@
-import { afterAll, beforeAll, describe, expect, inject, it } from "vitest";
+import { describe, expect, inject, it } from "vitest";
 import { reconcile } from "../../../operator/src/controller/reconcile.js";
-import type { Manager } from "../../../operator/src/controller/manager.js";
-import { FIELD_MANAGER, KubeClient } from "../../../operator/src/kube/client.js";
-import { type Admin, kafkaClient } from "../../support/kafka.js";
+import { FIELD_MANAGER } from "../../../operator/src/kube/client.js";
 import { eventually, uniqueSuffix } from "../../support/kube.js";
 import {
   childVersions,
@@ -12,17 +10,12 @@ import {
   LP_API,
   markPodsReady,
   sampleObject,
-  removeNamespace,
-  startTestOperator,
   waitForCondition,
   waitGone,
-  createNamespace,
+  operatorTestBed,
 } from "../../support/operator.js";
 
 const stack = inject("stack");
-let kube: KubeClient;
-let op: Manager;
-let admin: Admin;
 const ns = `t-op-life-${uniqueSuffix()}`;
 const name = "orders";
 const topic = `${ns}.${name}.logs`;
@@ -37,38 +30,28 @@ const CHILD_KINDS: [string, string][] = [
   ["monitoring.coreos.com/v1", "PrometheusRule"],
 ];
 
+const bed = operatorTestBed({
+  namespaces: [ns],
+  clientId: "t-op-life",
+  topics: () => [topic, `${ns}.${name}.dlq`],
+});
 const counter = async (metric: string, labels = "") => {
-  const text = await op.registry.metrics();
+  const text = await bed.op.registry.metrics();
   const line = text.split("\n").find((l) => l.startsWith(`${metric}${labels}`));
   return line ? Number(line.split(" ").pop()) : 0;
 };
 /** Events the operator recorded in the namespace (the Kubernetes controllers record their own there too). */
 const operatorEvents = async () =>
-  (await kube.list("v1", "Event", ns)).items.filter(
+  (await bed.kube.list("v1", "Event", ns)).items.filter(
     (e) => (e as { reportingComponent?: string }).reportingComponent === FIELD_MANAGER,
   ).length;
 const deployment = (n: string) =>
-  kube.get<{
+  bed.kube.get<{
     metadata: { resourceVersion: string };
     spec: { replicas?: number; template: { spec: { containers: { image: string }[] } } };
   }>("apps/v1", "Deployment", ns, n);
-const patchLp = (spec: Record<string, unknown>) => kube.mergePatch(LP_API, "LogPipeline", ns, name, { spec });
-
-beforeAll(async () => {
-  kube = await KubeClient.fromEnvironment(stack.kubeconfig);
-  await createNamespace(kube, ns);
-  op = await startTestOperator(stack, [ns]);
-  const kafka = kafkaClient(stack.kafkaBootstrap, "t-op-life");
-  admin = kafka.admin();
-  await admin.connect();
-});
-afterAll(async () => {
-  await removeNamespace(kube, ns);
-  await op.stop();
-  await admin.deleteTopics({ topics: [topic, `${ns}.${name}.dlq`] }).catch(() => undefined);
-  await admin.disconnect();
-  await kube.close();
-}, 120_000);
+const patchLp = (spec: Record<string, unknown>) =>
+  bed.kube.mergePatch(LP_API, "LogPipeline", ns, name, { spec });
 
 describe("operator: a pipeline's life (minimal sample, external Kafka through the Admin API)", () => {
   let uid = "";
@@ -79,10 +62,10 @@ describe("operator: a pipeline's life (minimal sample, external Kafka through th
       kafka: { ...(s.kafka as object), bootstrapServers: stack.kafkaBootstrap },
       consumer: { autoscaler: "kafkaLag" },
     }));
-    const created = await kube.create(lp);
+    const created = await bed.kube.create(lp);
     uid = created.metadata?.uid ?? "";
     const deployments = await eventually("four Deployments", async () => {
-      const l = await kube.list("apps/v1", "Deployment", ns);
+      const l = await bed.kube.list("apps/v1", "Deployment", ns);
       return l.items.length === 4 ? l.items : undefined;
     });
     for (const d of deployments)
@@ -93,12 +76,12 @@ describe("operator: a pipeline's life (minimal sample, external Kafka through th
       });
     // Children are applied one after another: wait for the last ones, then look at all.
     await eventually("the autoscalers", async () =>
-      (await kube.list("autoscaling/v2", "HorizontalPodAutoscaler", ns)).items.length === 2
+      (await bed.kube.list("autoscaling/v2", "HorizontalPodAutoscaler", ns)).items.length === 2
         ? true
         : undefined,
     );
     const names = (kind: string, apiVersion: string) =>
-      kube.list(apiVersion, kind, ns).then((l) => l.items.map((i) => i.metadata?.name).sort());
+      bed.kube.list(apiVersion, kind, ns).then((l) => l.items.map((i) => i.metadata?.name).sort());
     expect(await names("StatefulSet", "apps/v1")).toEqual([`${name}-postgres`]);
     expect(await names("Service", "v1")).toEqual(
       ["consumer", "postgres", "producer", "query", "redis"].map((c) => `${name}-${c}`),
@@ -111,15 +94,15 @@ describe("operator: a pipeline's life (minimal sample, external Kafka through th
       ["api-keys", "postgres-credentials", "redis-credentials"].map((c) => `${name}-${c}`),
     );
     await eventually("topics in Kafka", async () => {
-      const topics = await admin.listTopics();
+      const topics = await bed.admin.listTopics();
       return topics.includes(topic) && topics.includes(`${ns}.${name}.dlq`) ? true : undefined;
     });
-    const [meta] = await admin.fetchTopicMetadata({ topics: [topic] });
+    const [meta] = await bed.admin.fetchTopicMetadata({ topics: [topic] });
     expect(meta?.partitions.length).toBe(6);
   });
 
   it("reports conditions from the first visit, and a missing optional CRD (KEDA) as a condition", async () => {
-    const lp = await waitForCondition(kube, ns, name, "TopicsReady", "True");
+    const lp = await waitForCondition(bed.kube, ns, name, "TopicsReady", "True");
     expect(conditionOf(lp, "Ready")?.status).toBe("False");
     expect(conditionOf(lp, "DataConsistent")).toMatchObject({ status: "Unknown", reason: "NotChecked" });
     expect(conditionOf(lp, "IntegrationsAvailable")).toMatchObject({
@@ -131,10 +114,10 @@ describe("operator: a pipeline's life (minimal sample, external Kafka through th
 
   it("turns Ready when the children are available, and kubectl shows the printer columns", async () => {
     await eventually("pods to exist", async () =>
-      (await kube.list("v1", "Pod", ns)).items.length >= 5 ? true : undefined,
+      (await bed.kube.list("v1", "Pod", ns)).items.length >= 5 ? true : undefined,
     );
-    await markPodsReady(kube, ns);
-    const lp = await waitForCondition(kube, ns, name, "Ready", "True");
+    await markPodsReady(bed.kube, ns);
+    const lp = await waitForCondition(bed.kube, ns, name, "Ready", "True");
     expect(lp.status?.phase).toBe("Ready");
     const out = kubectl(stack, ["get", "lp", "-n", ns]);
     expect(out.stdout.split("\n")[0]?.split(/\s+/)).toEqual([
@@ -157,23 +140,23 @@ describe("operator: a pipeline's life (minimal sample, external Kafka through th
     await eventually("a reconcile that writes nothing", async () => {
       const w = await counter("logpipeline_operator_status_writes_total");
       const e = await operatorEvents();
-      await reconcile(`${ns}/${name}`, op.deps);
+      await reconcile(`${ns}/${name}`, bed.op.deps);
       return (await counter("logpipeline_operator_status_writes_total")) === w &&
         (await operatorEvents()) === e
         ? true
         : undefined;
     });
-    const before = await childVersions(kube, CHILD_KINDS, uid, [ns]);
-    const lpBefore = await getPipeline(kube, ns, name);
+    const before = await childVersions(bed.kube, CHILD_KINDS, uid, [ns]);
+    const lpBefore = await getPipeline(bed.kube, ns, name);
     const events = await operatorEvents();
     const writes = await counter("logpipeline_operator_status_writes_total");
     const noops = await counter("logpipeline_operator_apply_total", '{result="noop"}');
-    await reconcile(`${ns}/${name}`, op.deps);
-    await reconcile(`${ns}/${name}`, op.deps);
-    const after = await childVersions(kube, CHILD_KINDS, uid, [ns]);
+    await reconcile(`${ns}/${name}`, bed.op.deps);
+    await reconcile(`${ns}/${name}`, bed.op.deps);
+    const after = await childVersions(bed.kube, CHILD_KINDS, uid, [ns]);
     expect(after).toEqual(before);
     expect(before.size).toBeGreaterThanOrEqual(15);
-    expect((await getPipeline(kube, ns, name)).metadata?.resourceVersion).toBe(
+    expect((await getPipeline(bed.kube, ns, name)).metadata?.resourceVersion).toBe(
       lpBefore.metadata?.resourceVersion,
     );
     expect(await counter("logpipeline_operator_status_writes_total")).toBe(writes);
@@ -186,7 +169,7 @@ describe("operator: a pipeline's life (minimal sample, external Kafka through th
   });
 
   it("puts back a child someone deleted, and reverts a field someone edited, within one resync", async () => {
-    await kube.delete("v1", "Service", ns, `${name}-producer`);
+    await bed.kube.delete("v1", "Service", ns, `${name}-producer`);
     // As a person would: kubectl (field manager kubectl-patch), not the operator's own identity.
     const patched = kubectl(stack, [
       "patch",
@@ -203,7 +186,7 @@ describe("operator: a pipeline's life (minimal sample, external Kafka through th
     expect(patched.stderr).toBe("");
     await eventually(
       "the Service to be back",
-      async () => kube.getOrUndefined("v1", "Service", ns, `${name}-producer`),
+      async () => bed.kube.getOrUndefined("v1", "Service", ns, `${name}-producer`),
       10_000,
     );
     await eventually(
@@ -220,7 +203,7 @@ describe("operator: a pipeline's life (minimal sample, external Kafka through th
       "the spec differences",
       async () => {
         const d = (
-          (await getPipeline(kube, ns, name)).status as {
+          (await getPipeline(bed.kube, ns, name)).status as {
             divergence?: { specDifferences?: { object: string; field: string; reason: string }[] };
           }
         ).divergence?.specDifferences;
@@ -241,7 +224,10 @@ describe("operator: a pipeline's life (minimal sample, external Kafka through th
     );
     // Each announced once by a Warning Event when it appeared.
     const announced = await eventually("the SpecDifference Event", async () => {
-      const events = (await kube.list("v1", "Event", ns)).items as { reason?: string; message?: string }[];
+      const events = (await bed.kube.list("v1", "Event", ns)).items as {
+        reason?: string;
+        message?: string;
+      }[];
       const mine = events.filter((e) => e.reason === "SpecDifference").map((e) => e.message ?? "");
       return mine.some((m) => m.includes(`Deployment/${name}-query`)) ? mine : undefined;
     });
@@ -249,7 +235,7 @@ describe("operator: a pipeline's life (minimal sample, external Kafka through th
   });
 
   it("a spec change rolls only what it changes", async () => {
-    const before = await childVersions(kube, [["apps/v1", "Deployment"]], uid, [ns]);
+    const before = await childVersions(bed.kube, [["apps/v1", "Deployment"]], uid, [ns]);
     await patchLp({ query: { cacheTtlSeconds: 42 } });
     await eventually("query Deployment to change", async () => {
       const d = await deployment(`${name}-query`);
@@ -257,32 +243,32 @@ describe("operator: a pipeline's life (minimal sample, external Kafka through th
     });
     // The barrier: the reconcile applies every child before it writes the status, so a status
     // for the new generation means every child has been applied for it.
-    const generation = (await getPipeline(kube, ns, name)).metadata?.generation;
+    const generation = (await getPipeline(bed.kube, ns, name)).metadata?.generation;
     await eventually("the status of the new generation", async () =>
-      (await getPipeline(kube, ns, name)).status?.observedGeneration === generation ? true : undefined,
+      (await getPipeline(bed.kube, ns, name)).status?.observedGeneration === generation ? true : undefined,
     );
-    const after = await childVersions(kube, [["apps/v1", "Deployment"]], uid, [ns]);
+    const after = await childVersions(bed.kube, [["apps/v1", "Deployment"]], uid, [ns]);
     for (const c of ["producer", "consumer", "redis"])
       expect(after.get(`Deployment/${ns}/${name}-${c}`), c).toBe(before.get(`Deployment/${ns}/${name}-${c}`));
-    const lp = await getPipeline(kube, ns, name);
+    const lp = await getPipeline(bed.kube, ns, name);
     expect(lp.status?.observedGeneration).toBe(lp.metadata?.generation);
   });
 
   it("grows the topic's partitions through the Admin API when the spec asks for more", async () => {
     await patchLp({ kafka: { topic: { partitions: 8 } } });
     await eventually("8 partitions in Kafka", async () => {
-      const [meta] = await admin.fetchTopicMetadata({ topics: [topic] });
+      const [meta] = await bed.admin.fetchTopicMetadata({ topics: [topic] });
       return meta?.partitions.length === 8 ? true : undefined;
     });
-    await waitForCondition(kube, ns, name, "TopicsReady", "True");
+    await waitForCondition(bed.kube, ns, name, "TopicsReady", "True");
   });
 
   it("suspend stops all changes; resuming reverts what drifted meanwhile", async () => {
     await patchLp({ suspend: true });
     await eventually("phase Suspended", async () =>
-      (await getPipeline(kube, ns, name)).status?.phase === "Suspended" ? true : undefined,
+      (await getPipeline(bed.kube, ns, name)).status?.phase === "Suspended" ? true : undefined,
     );
-    await kube.mergePatch("apps/v1", "Deployment", ns, `${name}-producer`, {
+    await bed.kube.mergePatch("apps/v1", "Deployment", ns, `${name}-producer`, {
       spec: { template: { spec: { containers: [{ name: "producer", image: "edited/while:suspended" }] } } },
     });
     // The barrier: two more reconciles of the suspended pipeline have run (its resync is 3 s).
@@ -307,16 +293,16 @@ describe("operator: a pipeline's life (minimal sample, external Kafka through th
   it("hibernate scales every workload to 0 and removes autoscalers; waking restores them", async () => {
     await patchLp({ hibernate: true });
     await eventually("workloads at 0, no HPA", async () => {
-      const ds = await kube.list<{ spec: { replicas: number } }>("apps/v1", "Deployment", ns);
-      const hpas = await kube.list("autoscaling/v2", "HorizontalPodAutoscaler", ns);
+      const ds = await bed.kube.list<{ spec: { replicas: number } }>("apps/v1", "Deployment", ns);
+      const hpas = await bed.kube.list("autoscaling/v2", "HorizontalPodAutoscaler", ns);
       return ds.items.every((d) => d.spec.replicas === 0) && hpas.items.length === 0 ? true : undefined;
     });
     await eventually("phase Hibernated", async () =>
-      (await getPipeline(kube, ns, name)).status?.phase === "Hibernated" ? true : undefined,
+      (await getPipeline(bed.kube, ns, name)).status?.phase === "Hibernated" ? true : undefined,
     );
     await patchLp({ hibernate: false });
     await eventually("HPAs back", async () =>
-      (await kube.list("autoscaling/v2", "HorizontalPodAutoscaler", ns)).items.length === 2
+      (await bed.kube.list("autoscaling/v2", "HorizontalPodAutoscaler", ns)).items.length === 2
         ? true
         : undefined,
     );
@@ -324,16 +310,16 @@ describe("operator: a pipeline's life (minimal sample, external Kafka through th
 
   it("deletion with deletionPolicy Retain keeps the topics, the PVC and the database credentials", async () => {
     const pvcs = await eventually("the PostgreSQL PVC", async () => {
-      const l = await kube.list("v1", "PersistentVolumeClaim", ns);
+      const l = await bed.kube.list("v1", "PersistentVolumeClaim", ns);
       return l.items.length > 0 ? l.items : undefined;
     });
-    await kube.delete(LP_API, "LogPipeline", ns, name);
-    await waitGone(kube, LP_API, "LogPipeline", ns, name);
-    expect(await admin.listTopics()).toContain(topic);
+    await bed.kube.delete(LP_API, "LogPipeline", ns, name);
+    await waitGone(bed.kube, LP_API, "LogPipeline", ns, name);
+    expect(await bed.admin.listTopics()).toContain(topic);
     expect(
-      await kube.getOrUndefined("v1", "PersistentVolumeClaim", ns, pvcs[0]?.metadata?.name ?? ""),
+      await bed.kube.getOrUndefined("v1", "PersistentVolumeClaim", ns, pvcs[0]?.metadata?.name ?? ""),
     ).toBeDefined();
-    expect(await kube.getOrUndefined("v1", "Secret", ns, `${name}-postgres-credentials`)).toBeDefined();
-    expect(await kube.getOrUndefined("v1", "Secret", ns, `${name}-redis-credentials`)).toBeUndefined();
+    expect(await bed.kube.getOrUndefined("v1", "Secret", ns, `${name}-postgres-credentials`)).toBeDefined();
+    expect(await bed.kube.getOrUndefined("v1", "Secret", ns, `${name}-redis-credentials`)).toBeUndefined();
   });
 });

@@ -122,7 +122,7 @@ async function main(): Promise<void> {
   };
   process.on("SIGTERM", () => void shutdown("SIGTERM", 0));
   process.on("SIGINT", () => void shutdown("SIGINT", 0));
-  void manager.lostLeadership.then(() => shutdown("lost leadership", 1));
+  void manager.lostLeadership.then(() => shutdown("lost leadership, or the workers could not start", 1));
 }
 
 void main().catch((e: unknown) => {

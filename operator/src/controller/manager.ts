@@ -39,7 +39,7 @@ export interface Manager {
   capabilities(): Capabilities;
   /** Stops workers, informers and leader election; releases the lease. */
   stop(): Promise<void>;
-  /** Resolves when leadership is lost (the process should then exit). */
+  /** Resolves when leadership is lost or the workers could not start (the process should then exit). */
   lostLeadership: Promise<void>;
   deps: ControllerDeps;
 }
@@ -80,13 +80,19 @@ export async function startManager(config: ManagerConfig, log: Logger): Promise<
       return undefined;
     },
   };
-  const keyOfUid = (uid: string | undefined) => {
-    if (!uid) return undefined;
-    for (const inf of pipelineInformers)
-      for (const o of inf.list()) if (o.metadata?.uid === uid) return objectKey(o);
-    return undefined;
-  };
-  for (const inf of pipelineInformers) inf.on((key) => queue.add(key));
+  // Child → pipeline by the pipeline's uid (the children's label), from an index the
+  // pipeline informers keep: a child event costs one lookup, not a scan of every pipeline.
+  const keyByUid = new Map<string, string>();
+  const keyOfUid = (uid: string | undefined) => (uid ? keyByUid.get(uid) : undefined);
+  for (const inf of pipelineInformers)
+    inf.on((key, event, obj) => {
+      const uid = obj?.metadata?.uid;
+      if (uid) {
+        if (event === "delete") keyByUid.delete(uid);
+        else keyByUid.set(uid, key);
+      }
+      queue.add(key);
+    });
 
   const startChildInformer = (apiVersion: string, kind: string) => {
     if (children.has(kind)) return;
@@ -284,6 +290,13 @@ export async function startManager(config: ManagerConfig, log: Logger): Promise<
     );
   };
 
+  // Workers that cannot start (the caches never synced) end the process like a lost
+  // leadership does: said in the log, then a restart, never an unhandled rejection.
+  const launchWorkers = () =>
+    startWorkers().catch((e: unknown) => {
+      log.error({ err: errorText(e) }, "reconcile workers could not start; exiting");
+      resolveLost();
+    });
   let resolveLost: () => void = () => undefined;
   const lostLeadership = new Promise<void>((r) => (resolveLost = r));
   let elector: LeaderElector | undefined;
@@ -306,7 +319,7 @@ export async function startManager(config: ManagerConfig, log: Logger): Promise<
         onStartedLeading: () => {
           log.info({ identity }, "became leader");
           leaderGauge.set(1);
-          void startWorkers();
+          launchWorkers();
         },
         onStoppedLeading: () => {
           log.error({ identity }, "lost leadership");
@@ -319,7 +332,7 @@ export async function startManager(config: ManagerConfig, log: Logger): Promise<
     void elector.run();
   } else {
     leaderGauge.set(1);
-    void startWorkers();
+    launchWorkers();
   }
 
   return {

@@ -143,3 +143,65 @@ describe("runWorkers", () => {
     expect(calls).toBe(6); // three keys, each once more after the add during processing
   });
 });
+
+describe("WorkQueue scheduled adds (client-go's delaying queue)", () => {
+  it("keeps one waiting entry per key, at its earliest deadline", async () => {
+    const q = new WorkQueue<string>(unlimited);
+    for (let i = 0; i < 1000; i++) q.addAfter("a", 1000 + i);
+    await vi.advanceTimersByTimeAsync(1000);
+    expect(q.length).toBe(1);
+    q.done((await q.get()) ?? "");
+    await vi.advanceTimersByTimeAsync(5000);
+    expect(q.length).toBe(0); // the 999 later deadlines were never separate entries
+  });
+
+  it("moves a waiting entry earlier, never later", async () => {
+    const q = new WorkQueue<string>(unlimited);
+    q.addAfter("a", 5000);
+    q.addAfter("a", 100);
+    await vi.advanceTimersByTimeAsync(100);
+    expect(q.length).toBe(1);
+    q.done((await q.get()) ?? "");
+    q.addAfter("b", 100);
+    q.addAfter("b", 5000);
+    await vi.advanceTimersByTimeAsync(100);
+    expect(q.length).toBe(1);
+    q.done((await q.get()) ?? "");
+    await vi.advanceTimersByTimeAsync(10_000);
+    expect(q.length).toBe(0);
+  });
+
+  it("lets an add win over a waiting entry of the same key (a resync does not stack on a requeue)", async () => {
+    const q = new WorkQueue<string>(unlimited);
+    q.addAfter("a", 1000);
+    q.add("a");
+    expect(q.length).toBe(1);
+    q.done((await q.get()) ?? "");
+    await vi.advanceTimersByTimeAsync(2000);
+    expect(q.length).toBe(0);
+  });
+
+  it("after 1,000 child events, a pipeline is reconciled once per requeue interval again, not once per event", async () => {
+    const q = new WorkQueue<string>(unlimited);
+    let reconciles = 0;
+    const workers = runWorkers(q, 4, async () => {
+      reconciles++;
+      await new Promise((r) => setTimeout(r, 20)); // applying the children
+      return { requeueAfterMs: 60_000 };
+    });
+    // 1,000 status updates of its children, one every 50 ms (each queues the pipeline).
+    for (let i = 0; i < 1000; i++) {
+      q.add("ns/p");
+      await vi.advanceTimersByTimeAsync(50);
+    }
+    const duringEvents = reconciles;
+    expect(duringEvents).toBeLessThanOrEqual(1001);
+    // Then ten quiet minutes: one reconcile per requeue interval, not one chain per event.
+    await vi.advanceTimersByTimeAsync(10 * 60_000);
+    expect(reconciles - duringEvents).toBeLessThanOrEqual(10);
+    expect(reconciles - duringEvents).toBeGreaterThanOrEqual(9);
+    q.shutDown();
+    await vi.advanceTimersByTimeAsync(100);
+    await workers;
+  });
+});

@@ -6,6 +6,8 @@
  * - Repeated adds of a waiting key collapse into one.
  * - Never the same key twice at once: a key added while it is being processed is queued
  *   again when `done` is called for it, once.
+ * - Scheduled adds (`addAfter`): one waiting entry per key, at its earliest deadline; an
+ *   `add` of the key cancels it (the processing that follows schedules again if it must).
  * - Per-key exponential backoff for failures (`addRateLimited`, reset by `forget`), bounded
  *   by a global token bucket, as client-go's default controller rate limiter.
  * - `shutDown` stops new work; `drain` resolves when nothing is in flight.
@@ -32,7 +34,8 @@ export class WorkQueue<K = string> {
   private readonly dirty = new Set<K>();
   private readonly processing = new Set<K>();
   private readonly failures = new Map<K, number>();
-  private readonly timers = new Set<NodeJS.Timeout>();
+  /** Scheduled adds: one per key, at its earliest deadline. */
+  private readonly waiting = new Map<K, { at: number; timer: NodeJS.Timeout }>();
   private readonly waiters: ((key: K | undefined) => void)[] = [];
   private readonly drained: (() => void)[] = [];
   private shuttingDown = false;
@@ -57,6 +60,8 @@ export class WorkQueue<K = string> {
   }
 
   add(key: K): void {
+    // An add wins over a scheduled one: the processing it causes schedules again if needed.
+    this.cancelWaiting(key);
     if (this.shuttingDown || this.dirty.has(key)) return;
     this.dirty.add(key);
     if (this.processing.has(key)) return; // queued again by done()
@@ -92,17 +97,38 @@ export class WorkQueue<K = string> {
     if (this.processing.size === 0) for (const d of this.drained.splice(0)) d();
   }
 
+  /**
+   * Adds the key after `delayMs`. A key has at most one waiting entry, at its earliest
+   * deadline: a later deadline for a waiting key changes nothing, an earlier one replaces it
+   * (client-go's delaying queue). A key already queued or processing still gets its entry.
+   */
   addAfter(key: K, delayMs: number): void {
     if (this.shuttingDown) return;
     if (delayMs <= 0) {
       this.add(key);
       return;
     }
-    const t = setTimeout(() => {
-      this.timers.delete(t);
+    const at = this.now() + delayMs;
+    const existing = this.waiting.get(key);
+    if (existing && existing.at <= at) return;
+    if (existing) clearTimeout(existing.timer);
+    const timer = setTimeout(() => {
+      this.waiting.delete(key);
       this.add(key);
     }, delayMs);
-    this.timers.add(t);
+    this.waiting.set(key, { at, timer });
+  }
+
+  /** Keys with a scheduled add waiting. */
+  get waitingCount(): number {
+    return this.waiting.size;
+  }
+
+  private cancelWaiting(key: K): void {
+    const w = this.waiting.get(key);
+    if (!w) return;
+    clearTimeout(w.timer);
+    this.waiting.delete(key);
   }
 
   /** Re-adds after the key's backoff (base × 2^failures, capped) or the global bucket's wait, whichever is longer. */
@@ -141,8 +167,8 @@ export class WorkQueue<K = string> {
   /** Stops accepting keys; waiting `get` calls resolve undefined once the queue is empty. */
   shutDown(): void {
     this.shuttingDown = true;
-    for (const t of this.timers) clearTimeout(t);
-    this.timers.clear();
+    for (const w of this.waiting.values()) clearTimeout(w.timer);
+    this.waiting.clear();
     if (this.queue.length === 0) for (const w of this.waiters.splice(0)) w(undefined);
   }
 

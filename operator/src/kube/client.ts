@@ -261,7 +261,13 @@ export class KubeClient {
     apiVersion: string,
     kind: string,
     namespace?: string,
-    query: { labelSelector?: string; fieldSelector?: string; limit?: number; continue?: string } = {},
+    query: {
+      labelSelector?: string;
+      fieldSelector?: string;
+      limit?: number;
+      continue?: string;
+      resourceVersion?: string;
+    } = {},
   ): Promise<ObjectList<T>> {
     return this.request<ObjectList<T>>("GET", resourcePath(apiVersion, kind, namespace), { query });
   }

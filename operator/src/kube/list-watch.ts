@@ -10,22 +10,23 @@ export function listWatch(
 ): ListWatch<KubeObjectLike> {
   const selector = opts.labelSelector ? { labelSelector: opts.labelSelector } : {};
   return {
-    async list() {
+    async list(resourceVersion) {
       const items: KubeObjectLike[] = [];
       let cont: string | undefined;
-      let resourceVersion: string;
+      let listedAt: string;
       do {
         const page = await client.list(apiVersion, kind, opts.namespace, {
           ...selector,
           limit: 500,
-          ...(cont ? { continue: cont } : {}),
+          // A continue token carries its own version; only the first page names one.
+          ...(cont ? { continue: cont } : resourceVersion ? { resourceVersion } : {}),
         });
         // A list's items carry no apiVersion/kind; the cache keeps them whole.
         items.push(...page.items.map((i) => ({ apiVersion, kind, ...i })));
-        resourceVersion = page.metadata.resourceVersion;
+        listedAt = page.metadata.resourceVersion;
         cont = (page.metadata as { continue?: string }).continue || undefined;
       } while (cont);
-      return { items, resourceVersion };
+      return { items, resourceVersion: listedAt };
     },
     watch(resourceVersion, timeoutSeconds, idleTimeoutMs, signal) {
       return client.watch(

@@ -13,12 +13,14 @@ const obj = (name: string, rv: string, v = 0): Obj => ({
 /** A scripted ListWatch: each list() returns the next listing; each watch() plays the next script. */
 class FakeListWatch implements ListWatch<Obj> {
   lists = 0;
+  listedFrom: string[] = [];
   watches: string[] = [];
   constructor(
     private readonly listings: Obj[][],
     private readonly scripts: ((signal: AbortSignal) => AsyncIterable<WatchEventLike<Obj>>)[],
   ) {}
-  list() {
+  list(resourceVersion: string) {
+    this.listedFrom.push(resourceVersion);
     const items = this.listings[Math.min(this.lists, this.listings.length - 1)] ?? [];
     this.lists++;
     return Promise.resolve({ items, resourceVersion: String(100 * this.lists) });
@@ -101,6 +103,8 @@ describe("Informer", () => {
       ["ns/c", "add"],
     ]);
     expect(inf.relists).toBe(2);
+    // The version it had is gone: the relist asks for the latest (a quorum read).
+    expect(lw.listedFrom.slice(0, 2)).toEqual(["", ""]);
   });
 
   it("restarts a failed watch with growing, jittered backoff, then relists", async () => {
@@ -117,8 +121,11 @@ describe("Informer", () => {
     await inf.stop();
     expect(delays.slice(0, 3)).toEqual([10, 20, 40]);
     expect(inf.restarts).toBeGreaterThanOrEqual(3);
-    // Every restart lists again: a failed watch may have missed events.
+    // Every restart lists again: a failed watch may have missed events. The first list asks
+    // for the latest; the others for at least the version already seen (100, then each
+    // list's own), which the API server serves from its watch cache.
     expect(lw.lists).toBeGreaterThanOrEqual(4);
+    expect(lw.listedFrom.slice(0, 4)).toEqual(["", "100", "200", "300"]);
   });
 
   it("re-watches from the last resourceVersion when the server ends a watch normally (no relist)", async () => {

@@ -18,7 +18,11 @@ export interface WatchEventLike<T> {
 }
 
 export interface ListWatch<T extends InformerObject> {
-  list(): Promise<{ items: T[]; resourceVersion: string }>;
+  /**
+   * Lists the objects. `resourceVersion` "" asks for the latest (a quorum read); a version
+   * asks for a list at least that new, which the API server serves from its watch cache.
+   */
+  list(resourceVersion: string): Promise<{ items: T[]; resourceVersion: string }>;
   watch(
     resourceVersion: string,
     timeoutSeconds: number,
@@ -158,11 +162,14 @@ export class Informer<T extends InformerObject> {
   private async run(signal: AbortSignal): Promise<void> {
     const random = this.opts.random ?? Math.random;
     let resourceVersion: string | undefined;
+    // What the next list asks for (client-go's reflector): the latest at first and after a
+    // 410 Gone; otherwise the version last seen, served from the API server's watch cache.
+    let relistFrom = "";
     let failures = 0;
     while (!signal.aborted) {
       try {
         if (resourceVersion === undefined) {
-          const listed = await this.lw.list();
+          const listed = await this.lw.list(relistFrom);
           this.replace(listed.items);
           resourceVersion = listed.resourceVersion;
           this.synced = true;
@@ -200,7 +207,9 @@ export class Informer<T extends InformerObject> {
         // Read through a call: the narrowing of `signal.aborted` by the loop test is stale after an await.
         if (isAborted(signal)) break;
         const gone = e instanceof GoneError || (e as { status?: number }).status === 410;
-        resourceVersion = undefined; // relist: after an error the cache may have missed events
+        // Relist: after an error the cache may have missed events.
+        relistFrom = gone ? "" : (resourceVersion ?? relistFrom);
+        resourceVersion = undefined;
         if (gone) {
           this.opts.onError?.(this.name, e, 0);
           continue;

@@ -292,11 +292,12 @@ export async function startManager(config: ManagerConfig, log: Logger): Promise<
 
   // Workers that cannot start (the caches never synced) end the process like a lost
   // leadership does: said in the log, then a restart, never an unhandled rejection.
-  const launchWorkers = () =>
+  const launchWorkers = (): void => {
     startWorkers().catch((e: unknown) => {
       log.error({ err: errorText(e) }, "reconcile workers could not start; exiting");
       resolveLost();
     });
+  };
   let resolveLost: () => void = () => undefined;
   const lostLeadership = new Promise<void>((r) => (resolveLost = r));
   let elector: LeaderElector | undefined;

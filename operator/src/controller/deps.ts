@@ -9,6 +9,7 @@ import type { Informer } from "../runtime/informer.js";
 import type { Capabilities } from "./children.js";
 import type { DivergenceState } from "./divergence.js";
 import type { RevertedEdit } from "../status/spec-differences.js";
+import type { AppliedChildren } from "./applied.js";
 
 export interface ControllerConfig {
   images: BuildOptions["images"];
@@ -66,4 +67,6 @@ export interface ControllerDeps {
   divergence: Map<string, DivergenceState>;
   /** Edits made outside the operator that it reverted, by pipeline key (recent ones). */
   revertedEdits: Map<string, RevertedEdit[]>;
+  /** What was last applied to each child, so unchanged children cost no apply. */
+  applied: AppliedChildren;
 }

@@ -9,6 +9,7 @@ import { listWatch } from "../kube/list-watch.js";
 import { errorText } from "../../../workloads/common/src/connections.js";
 import { type Clock, systemClock } from "../time.js";
 import { EventRecorder } from "../runtime/events.js";
+import { AppliedChildren } from "./applied.js";
 import { Informer, objectKey } from "../runtime/informer.js";
 import { type Lease, LeaderElector, type LeaseSpec } from "../runtime/leader.js";
 import { DEFAULT_RATE_LIMITER, runWorkers, WorkQueue } from "../runtime/workqueue.js";
@@ -126,7 +127,7 @@ export async function startManager(config: ManagerConfig, log: Logger): Promise<
     }),
     applies: new Counter({
       name: "logpipeline_operator_apply_total",
-      help: "Server-side applies of children by result: noop (the API server changed nothing), changed, error",
+      help: "Children per reconcile by result: unchanged (not applied: neither the wanted object nor its generation changed since the last apply), noop (applied, the API server changed nothing), changed, error",
       labelNames: ["result"] as const,
       registers: [registry],
     }),
@@ -238,6 +239,8 @@ export async function startManager(config: ManagerConfig, log: Logger): Promise<
     connectTopicAdmin: (c) => TopicAdmin.connect(c),
     divergence: new Map(),
     revertedEdits: new Map(),
+    // Children nobody changed are applied again at the resync period (drift correction).
+    applied: new AppliedChildren(config.resyncMs),
     writtenStatus: new Map(),
     deliveryReads: new Map(),
   };

@@ -107,15 +107,23 @@ export async function reconcile(key: string, deps: ControllerDeps): Promise<Reco
   for (const obj of desired.apply) {
     const ref = objectRef(obj.kind, obj.metadata.namespace, obj.metadata.name);
     const before = deps.children.get(obj.kind)?.get(`${obj.metadata.namespace ?? ""}/${obj.metadata.name}`);
+    const nowMs = deps.now().getTime();
+    if (before && deps.applied.unchanged(key, ref, obj, before, nowMs)) {
+      applied.set(ref, before);
+      deps.metrics.applies.inc({ result: "unchanged" });
+      continue;
+    }
     try {
       const result = await deps.kube.apply(obj);
       applied.set(ref, result);
+      deps.applied.record(key, ref, obj, result, nowMs);
       const noop = before?.metadata?.resourceVersion === result.metadata?.resourceVersion;
       deps.metrics.applies.inc({ result: noop ? "noop" : "changed" });
       // The spec did not change, the child did: someone else edited it, and this apply put it back.
       if (before && !noop && p.metadata.generation === p.status?.observedGeneration)
         noteRevertedEdit(key, `${obj.kind}/${obj.metadata.name}`, before, deps);
     } catch (e) {
+      deps.applied.forget(key, ref);
       deps.metrics.applies.inc({ result: "error" });
       const terminal = e instanceof KubeError && [400, 403, 422].includes(e.status);
       observation.applyErrors.push({
@@ -521,6 +529,7 @@ async function finalize(p: LogPipeline, deps: ControllerDeps): Promise<Reconcile
   deps.deliveryReads.delete(`${ns}/${p.metadata.name}`);
   deps.divergence.delete(`${ns}/${p.metadata.name}`);
   deps.revertedEdits.delete(`${ns}/${p.metadata.name}`);
+  deps.applied.forget(`${ns}/${p.metadata.name}`);
   deps.log.info({ pipeline: `${ns}/${p.metadata.name}` }, "finalized");
   return undefined;
 }

@@ -7,7 +7,7 @@ const deployment = (image: string) => ({
   metadata: { name: "p-producer", namespace: "ns" },
   spec: { template: { spec: { containers: [{ name: "producer", image }] } } },
 });
-const live = (generation: number | undefined, resourceVersion: string) => ({
+const live = (generation: number, resourceVersion: string) => ({
   ...deployment("a"),
   metadata: { name: "p-producer", namespace: "ns", generation, resourceVersion },
 });

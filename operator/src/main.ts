@@ -25,6 +25,8 @@ export const OperatorEnv = z.object({
   RESYNC_SECONDS: int(5, 86_400, 300),
   PROGRESSING_REQUEUE_SECONDS: int(1, 3600, 10),
   DELIVERY_INTERVAL_SECONDS: int(1, 3600, 15),
+  PROBE_CONCURRENCY: int(1, 64, 4),
+  PROBE_TIMEOUT_SECONDS: int(1, 600, 30),
   CONCURRENCY: int(1, 64, 4),
   LEADER_ELECT: bool(true),
   LEASE_NAMESPACE: z.string().min(1).default("logpipeline-system"),
@@ -71,6 +73,8 @@ async function main(): Promise<void> {
       resyncMs: env.RESYNC_SECONDS * 1000,
       progressingRequeueMs: env.PROGRESSING_REQUEUE_SECONDS * 1000,
       deliveryIntervalMs: env.DELIVERY_INTERVAL_SECONDS * 1000,
+      probeConcurrency: env.PROBE_CONCURRENCY,
+      probeTimeoutMs: env.PROBE_TIMEOUT_SECONDS * 1000,
       capabilityRefreshMs: env.CAPABILITY_REFRESH_SECONDS * 1000,
       operatorNamespace: env.OPERATOR_NAMESPACE,
       images: {

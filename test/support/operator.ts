@@ -27,6 +27,8 @@ export async function startTestOperator(
       resyncMs: 3_000,
       progressingRequeueMs: 1_000,
       deliveryIntervalMs: 1_000,
+      probeConcurrency: 4,
+      probeTimeoutMs: 30_000,
       capabilityRefreshMs: 60_000,
       operatorNamespace: "logpipeline-system",
       images: {

@@ -10,6 +10,7 @@ import type { Capabilities } from "./children.js";
 import type { DivergenceState } from "./divergence.js";
 import type { RevertedEdit } from "../status/spec-differences.js";
 import type { AppliedChildren } from "./applied.js";
+import type { Probes } from "./probes.js";
 
 export interface ControllerConfig {
   images: BuildOptions["images"];
@@ -21,6 +22,9 @@ export interface ControllerConfig {
   progressingRequeueMs: number;
   /** Kafka and the ledger are read for status.delivery at most this often per pipeline. */
   deliveryIntervalMs: number;
+  /** Pipelines whose Kafka/PostgreSQL are read at once, and how long one pass may take. */
+  probeConcurrency: number;
+  probeTimeoutMs: number;
 }
 
 /** The last delivery read of a pipeline: reused until deliveryIntervalMs has passed. */
@@ -44,6 +48,7 @@ export interface ControllerMetrics {
   reconcileErrors: Counter<"pipeline_namespace" | "pipeline">;
   divergenceChecks: Histogram;
   divergenceCheckFailures: Counter<"pipeline_namespace" | "pipeline">;
+  probeTimeouts: Counter;
 }
 
 /** Everything reconcile touches, passed in one object (no module singletons; tests build their own). */
@@ -69,4 +74,6 @@ export interface ControllerDeps {
   revertedEdits: Map<string, RevertedEdit[]>;
   /** What was last applied to each child, so unchanged children cost no apply. */
   applied: AppliedChildren;
+  /** The tenants' Kafka and PostgreSQL reads, off the reconcile path. */
+  probes: Probes;
 }

@@ -10,6 +10,7 @@ import { errorText } from "../../../workloads/common/src/connections.js";
 import { type Clock, systemClock } from "../time.js";
 import { EventRecorder } from "../runtime/events.js";
 import { AppliedChildren } from "./applied.js";
+import { Probes } from "./probes.js";
 import { Informer, objectKey } from "../runtime/informer.js";
 import { type Lease, LeaderElector, type LeaseSpec } from "../runtime/leader.js";
 import { DEFAULT_RATE_LIMITER, runWorkers, WorkQueue } from "../runtime/workqueue.js";
@@ -184,6 +185,11 @@ export async function startManager(config: ManagerConfig, log: Logger): Promise<
       labelNames: ["pipeline_namespace", "pipeline"] as const,
       registers: [registry],
     }),
+    probeTimeouts: new Counter({
+      name: "logpipeline_operator_probe_timeouts_total",
+      help: "Passes of Kafka/PostgreSQL reads (topics, delivery, divergence check) that took longer than their timeout",
+      registers: [registry],
+    }),
   };
   new Gauge({
     name: "logpipeline_operator_queue_depth",
@@ -243,7 +249,14 @@ export async function startManager(config: ManagerConfig, log: Logger): Promise<
     applied: new AppliedChildren(config.resyncMs),
     writtenStatus: new Map(),
     deliveryReads: new Map(),
+    probes: undefined as unknown as Probes, // set below: the probes read the other fields
   };
+  // Kafka and PostgreSQL reads off the reconcile workers: a pass that ends queues its pipeline.
+  deps.probes = new Probes(deps, {
+    concurrency: config.probeConcurrency,
+    timeoutMs: config.probeTimeoutMs,
+    onDone: (key) => queue.add(key),
+  });
 
   for (const inf of pipelineInformers) inf.start();
   for (const k of childKinds(caps)) startChildInformer(k.apiVersion, k.kind);
@@ -350,6 +363,7 @@ export async function startManager(config: ManagerConfig, log: Logger): Promise<
     async stop() {
       clearInterval(capsTimer);
       queue.shutDown();
+      deps.probes.stop();
       await workers;
       await elector?.stop();
       await Promise.all([...pipelineInformers, ...children.values()].map((i) => i.stop()));

@@ -7,18 +7,12 @@ import {
   type LogPipeline,
   type LogPipelineStatus,
 } from "../api/logpipeline.js";
-import {
-  errorText,
-  type KafkaSecurity,
-  usesSasl,
-  usesTls,
-} from "../../../workloads/common/src/connections.js";
+import { errorText } from "../../../workloads/common/src/connections.js";
 import { parsePipeline } from "../api/parse.js";
 import { type BuildNote, desiredState, type KubeObject } from "../builders/index.js";
 import { bootstrapServers } from "../builders/kafka-topics.js";
 import { LABEL_PIPELINE_UID, pipelineNames } from "../builders/names.js";
 import { SERVICE_PORT } from "../builders/workloads.js";
-import type { KafkaConnection, TopicAdmin } from "../kafka/topic-admin.js";
 import { KubeError, type KubeObjectLike } from "../kube/client.js";
 import type { ReconcileResult } from "../runtime/workqueue.js";
 import type { Condition } from "../status/conditions.js";
@@ -26,11 +20,11 @@ import { conditionTransitions, setCondition } from "../status/conditions.js";
 import { computeStatus, type Observation, sameStatus, suspendedStatus } from "../status/compute.js";
 import { childKinds, objectRef } from "./children.js";
 import type { ControllerDeps } from "./deps.js";
-import { readDelivery, secretValue } from "./delivery.js";
-import { dataConsistency, divergenceDue, divergenceStatus, runDivergenceCheck } from "./divergence.js";
+import { dataConsistency, divergenceDue, divergenceStatus } from "./divergence.js";
 import { foreignEdits, newSpecDifferences, specDifferences } from "../status/spec-differences.js";
 import { observeKafkaTopic, observeWorkload, referencedSecrets, secretContentHash } from "./observe.js";
 import { rfc3339Seconds } from "../time.js";
+import { deliveryDue, kafkaConnection, refreshDelivery, withKafka } from "./probes.js";
 
 /**
  * reconcile(key, deps): the one place that mixes I/O and logic (docs/architecture.md, Layers).
@@ -75,26 +69,20 @@ export async function reconcile(key: string, deps: ControllerDeps): Promise<Reco
   const desired = desiredState(p, { ...baseOptions, secretHashes }, creds);
 
   const observation = emptyObservation(p, desired.notes);
-  const checkDue = divergenceDue(key, p, deps);
-  const kafkaNeeded = p.spec.kafka.mode === "external" || deliveryDue(key, deps) || checkDue;
-  await withKafka(p, deps, kafkaNeeded, async (kafka) => {
-    if (p.spec.kafka.mode === "external")
-      observation.topics = kafka.admin
-        ? await kafka.admin.ensure(desired.adminTopics)
-        : desired.adminTopics.map((t) => ({
-            name: t.name,
-            ready: "False",
-            reason: "KafkaError",
-            message: kafka.error ?? "",
-          }));
-    else if (!caps.strimzi)
-      observation.topicsProblem = {
-        reason: "StrimziMissing",
-        message: "kafka.mode is strimzi but the KafkaTopic CRD is not installed",
-      };
-    if (checkDue) await runDivergenceCheck(key, p, deps, kafka);
-    await refreshDelivery(key, p, deps, kafka);
+  // The tenant's Kafka and PostgreSQL are read off this path (probes.ts): ask for what is
+  // due, use what the last reads found; a pass that ends queues the pipeline again.
+  const external = p.spec.kafka.mode === "external";
+  deps.probes.request(key, p, {
+    topics: external && deps.probes.topicsDue(key, desired.adminTopics) ? desired.adminTopics : undefined,
+    delivery: deliveryDue(key, deps),
+    check: divergenceDue(key, p, deps),
   });
+  if (external) observation.topics = deps.probes.topics(key) ?? [];
+  else if (!caps.strimzi)
+    observation.topicsProblem = {
+      reason: "StrimziMissing",
+      message: "kafka.mode is strimzi but the KafkaTopic CRD is not installed",
+    };
   const read = deps.deliveryReads.get(key);
   if (read?.delivery) observation.delivery = read.delivery;
   if (read?.postgresError) observation.postgresError = read.postgresError;
@@ -291,77 +279,6 @@ async function prune(p: LogPipeline, desired: KubeObject[], deps: ControllerDeps
   }
 }
 
-async function kafkaConnection(p: LogPipeline, deps: ControllerDeps): Promise<KafkaConnection> {
-  const { auth } = p.spec.kafka;
-  const ns = p.metadata.namespace;
-  const readKey = (name: string, key: string) => secretValue(deps.kube, ns, name, key);
-  // Only the Secrets the protocol uses are read.
-  const security: KafkaSecurity = { protocol: auth.securityProtocol };
-  if (auth.sasl && usesSasl(auth.securityProtocol))
-    security.sasl = {
-      mechanism: auth.sasl.mechanism,
-      username: auth.sasl.username,
-      password: await readKey(auth.sasl.passwordSecretRef.name, auth.sasl.passwordSecretRef.key),
-    };
-  if (auth.tls && usesTls(auth.securityProtocol)) {
-    const client = auth.tls.clientCertSecretName;
-    security.tls = {
-      ca: { pem: await readKey(auth.tls.caSecretRef.name, auth.tls.caSecretRef.key) },
-      ...(client && {
-        cert: { pem: await readKey(client, "tls.crt") },
-        key: { pem: await readKey(client, "tls.key") },
-      }),
-    };
-  }
-  return { bootstrapServers: bootstrapServers(p), security };
-}
-
-interface KafkaPass {
-  admin?: TopicAdmin;
-  connection?: KafkaConnection;
-  error?: string;
-}
-
-/**
- * Runs `fn` with a Kafka Admin connection for this pass when one is needed (a failure to
- * connect is reported to `fn`, not thrown), and closes it afterwards.
- */
-async function withKafka(
-  p: LogPipeline,
-  deps: ControllerDeps,
-  needed: boolean,
-  fn: (kafka: KafkaPass) => Promise<void>,
-): Promise<void> {
-  let kafka: KafkaPass = {};
-  if (needed)
-    try {
-      const connection = await kafkaConnection(p, deps);
-      kafka = { connection, admin: await deps.connectTopicAdmin(connection) };
-    } catch (e) {
-      kafka = { error: errorText(e) };
-    }
-  try {
-    await fn(kafka);
-  } finally {
-    await kafka.admin?.close().catch(() => undefined);
-  }
-}
-
-/** The last delivery read is older than deliveryIntervalMs. */
-const deliveryDue = (key: string, deps: ControllerDeps): boolean =>
-  deps.now().getTime() - (deps.deliveryReads.get(key)?.at ?? 0) >= deps.config.deliveryIntervalMs;
-
-/** Reads Kafka and the ledger again when due; deps.deliveryReads keeps the latest read. */
-async function refreshDelivery(
-  key: string,
-  p: LogPipeline,
-  deps: ControllerDeps,
-  kafka: KafkaPass,
-): Promise<void> {
-  if (deliveryDue(key, deps))
-    deps.deliveryReads.set(key, await readDelivery(p, deps, kafka.admin, kafka.connection));
-}
-
 async function addFinalizer(p: LogPipeline, deps: ControllerDeps): Promise<void> {
   await deps.kube.mergePatch(API_VERSION, KIND, p.metadata.namespace, p.metadata.name, {
     metadata: {
@@ -530,6 +447,7 @@ async function finalize(p: LogPipeline, deps: ControllerDeps): Promise<Reconcile
   deps.divergence.delete(`${ns}/${p.metadata.name}`);
   deps.revertedEdits.delete(`${ns}/${p.metadata.name}`);
   deps.applied.forget(`${ns}/${p.metadata.name}`);
+  deps.probes.forget(`${ns}/${p.metadata.name}`);
   deps.log.info({ pipeline: `${ns}/${p.metadata.name}` }, "finalized");
   return undefined;
 }

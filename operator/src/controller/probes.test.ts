@@ -1,0 +1,119 @@
+import { pino } from "pino";
+import { Counter } from "prom-client";
+import { afterEach, beforeEach, describe, expect, it, vi } from "vitest";
+import { parsePipeline } from "../api/parse.js";
+import type { LogPipeline } from "../api/logpipeline.js";
+import type { DesiredTopic } from "../builders/kafka-topics.js";
+import type { KafkaConnection, TopicAdmin } from "../kafka/topic-admin.js";
+import type { ControllerDeps } from "./deps.js";
+import { Probes } from "./probes.js";
+
+beforeEach(() => {
+  vi.useFakeTimers();
+});
+afterEach(() => {
+  vi.useRealTimers();
+});
+
+const pipeline = (name: string, bootstrap: string): LogPipeline => {
+  const r = parsePipeline({
+    metadata: { name, namespace: "ns", uid: `uid-${name}` },
+    spec: { kafka: { mode: "external", bootstrapServers: bootstrap } },
+  });
+  if (!r.ok) throw new Error(r.message);
+  return r.pipeline;
+};
+const topic = (name: string, partitions = 1): DesiredTopic => ({
+  role: "main",
+  name: `ns.${name}.logs`,
+  partitions,
+  replicationFactor: 1,
+  config: {},
+});
+const topics = (name: string) => [topic(name)];
+
+/** Deps whose Kafka at "slow:9092" accepts and never answers; every other answers at once. */
+function fakeDeps() {
+  const open = { now: 0, max: 0 };
+  const admin = (): TopicAdmin =>
+    ({
+      ensure: (ts: { name: string }[]) =>
+        Promise.resolve(ts.map((t) => ({ name: t.name, ready: "True", reason: "TopicsReady", message: "" }))),
+      close: () => Promise.resolve(),
+    }) as unknown as TopicAdmin;
+  const deps = {
+    log: pino({ level: "silent" }),
+    now: () => new Date(Date.now()),
+    config: { resyncMs: 300_000 },
+    metrics: { probeTimeouts: new Counter({ name: "t_probe_timeouts", help: "t", registers: [] }) },
+    connectTopicAdmin: (c: KafkaConnection) => {
+      open.now++;
+      open.max = Math.max(open.max, open.now);
+      if (c.bootstrapServers.startsWith("slow")) return new Promise<TopicAdmin>(() => undefined);
+      return Promise.resolve(admin()).finally(() => open.now--);
+    },
+  } as unknown as ControllerDeps;
+  return { deps, open };
+}
+
+describe("Probes: tenants' Kafka off the reconcile path", () => {
+  it("bounds concurrency, times out a broker that never answers, and serves the other pipelines meanwhile", async () => {
+    const { deps } = fakeDeps();
+    const done: string[] = [];
+    const probes = new Probes(deps, { concurrency: 2, timeoutMs: 5000, onDone: (k) => done.push(k) });
+    for (const name of ["slow-a", "slow-b", "slow-c"])
+      probes.request(`ns/${name}`, pipeline(name, "slow:9092"), {
+        topics: topics(name),
+        delivery: false,
+        check: false,
+      });
+    for (let i = 0; i < 5; i++)
+      probes.request(`ns/fast-${i}`, pipeline(`fast-${i}`, "fast:9092"), {
+        topics: topics(`fast-${i}`),
+        delivery: false,
+        check: false,
+      });
+    await vi.advanceTimersByTimeAsync(0);
+    expect(probes.load).toEqual({ waiting: 6, active: 2 }); // two slow ones hold the two slots
+    await vi.advanceTimersByTimeAsync(5000); // they time out; slow-c takes one slot, the fast ones pass through the other
+    expect(done).toEqual(
+      expect.arrayContaining(["ns/slow-a", "ns/slow-b", ...[0, 1, 2, 3, 4].map((i) => `ns/fast-${i}`)]),
+    );
+    expect(probes.topics("ns/slow-a")?.[0]).toMatchObject({ ready: "False", reason: "KafkaError" });
+    expect(probes.topics("ns/fast-4")?.[0]).toMatchObject({ ready: "True" });
+    // A pipeline whose pass is still hanging gets no second one.
+    probes.request("ns/slow-a", pipeline("slow-a", "slow:9092"), {
+      topics: topics("slow-a"),
+      delivery: false,
+      check: false,
+    });
+    expect(probes.load.waiting).toBe(0);
+    expect((await deps.metrics.probeTimeouts.get()).values[0]?.value).toBe(2);
+    probes.stop();
+  });
+
+  it("merges repeated requests of a waiting pipeline and ensures topics only when due", async () => {
+    const { deps } = fakeDeps();
+    const done: string[] = [];
+    const probes = new Probes(deps, { concurrency: 1, timeoutMs: 5000, onDone: (k) => done.push(k) });
+    probes.request("ns/slow", pipeline("slow", "slow:9092"), {
+      topics: topics("slow"),
+      delivery: false,
+      check: false,
+    });
+    for (let i = 0; i < 10; i++)
+      probes.request("ns/p", pipeline("p", "fast:9092"), {
+        topics: topics("p"),
+        delivery: false,
+        check: false,
+      });
+    expect(probes.load.waiting).toBe(1);
+    await vi.advanceTimersByTimeAsync(5000);
+    expect(done.filter((k) => k === "ns/p")).toHaveLength(1);
+    expect(probes.topicsDue("ns/p", topics("p"))).toBe(false); // ready, unchanged, recent
+    expect(probes.topicsDue("ns/p", [topic("p", 3)])).toBe(true); // changed
+    await vi.advanceTimersByTimeAsync(300_000);
+    expect(probes.topicsDue("ns/p", topics("p"))).toBe(true); // a resync old
+    probes.stop();
+  });
+});

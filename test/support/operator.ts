@@ -265,6 +265,8 @@ export function operatorTestBed(opts: {
   namespaces: string[];
   clientId: string;
   topics?: () => string[];
+  /** Settings of the operator other than the tests' defaults. */
+  config?: Partial<ManagerConfig>;
   setUp?: (bed: OperatorTestBed) => Promise<void>;
   tearDown?: (bed: OperatorTestBed) => Promise<void>;
 }): OperatorTestBed {
@@ -274,7 +276,7 @@ export function operatorTestBed(opts: {
     bed.kube = await KubeClient.fromEnvironment(stack.kubeconfig);
     for (const n of opts.namespaces) await createNamespace(bed.kube, n);
     await opts.setUp?.(bed);
-    bed.op = await startTestOperator(stack, opts.namespaces);
+    bed.op = await startTestOperator(stack, opts.namespaces, opts.config);
     bed.admin = kafkaClient(stack.kafkaBootstrap, opts.clientId).admin();
     await bed.admin.connect();
   });

@@ -379,7 +379,11 @@ export class KubeClient {
       armIdle();
       const res = await fetch(url, { method: "GET", headers, dispatcher: this.agent, signal: abort.signal });
       if (!res.ok || !res.body) throw kubeError(res.status, res.statusText, await res.text());
-      const lines = createInterface({ input: Readable.fromWeb(res.body as never), crlfDelay: Infinity });
+      const body = Readable.fromWeb(res.body as never);
+      // Aborting the request (finally, below) errors the body stream once nothing reads it
+      // any more: that error is expected and must not surface as an uncaught exception.
+      body.on("error", () => undefined);
+      const lines = createInterface({ input: body, crlfDelay: Infinity });
       for await (const line of lines) {
         armIdle();
         if (!line.trim()) continue;

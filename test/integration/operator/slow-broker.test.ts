@@ -45,7 +45,8 @@ const bed = operatorTestBed({
 const pipeline = (name: string, bootstrap: string) =>
   sampleObject("minimal.yaml", ns, name, (s) => ({
     ...s,
-    kafka: { ...(s.kafka as object), bootstrapServers: bootstrap, topic: { partitions: 1 } },
+    kafka: { ...(s.kafka as object), bootstrapServers: bootstrap, topic: { partitions: 2 } },
+    consumer: { replicas: { max: 2 } },
   }));
 
 describe("a tenant whose Kafka never answers", () => {

@@ -7,10 +7,12 @@ import type { KubeClient, KubeObjectLike } from "../kube/client.js";
 import type { EventRecorder } from "../runtime/events.js";
 import type { Informer } from "../runtime/informer.js";
 import type { Capabilities } from "./children.js";
-import type { DivergenceState } from "./divergence.js";
+import type { CheckMemory, DivergenceResult } from "../divergence/check.js";
+import type { DesiredTopic } from "../builders/index.js";
+import type { TopicResult } from "../kafka/topic-admin.js";
+import type { LogPipeline } from "../api/logpipeline.js";
 import type { RevertedEdit } from "../status/spec-differences.js";
 import type { AppliedChildren } from "./applied.js";
-import type { Probes } from "./probes.js";
 
 export interface ControllerConfig {
   images: BuildOptions["images"];
@@ -74,6 +76,40 @@ export interface ControllerDeps {
   revertedEdits: Map<string, RevertedEdit[]>;
   /** What was last applied to each child, so unchanged children cost no apply. */
   applied: AppliedChildren;
-  /** The tenants' Kafka and PostgreSQL reads, off the reconcile path. */
-  probes: Probes;
+  /** The tenants' Kafka and PostgreSQL reads, off the reconcile path (probes.ts). */
+  probes: ProbeScheduler;
+}
+
+/** A pipeline's divergence check: its last result, or why it failed (controller/divergence.ts). */
+export interface DivergenceState {
+  /** When the last check ran (or failed). */
+  at: number;
+  /** The check-now annotation's value when the last check started (answered or not). */
+  trigger?: string | undefined;
+  /** The check-now value current when the check behind `result` started. */
+  answered?: string | undefined;
+  /** Position marks (to tell a stuck consumer) and sweep cursors, from check to check. */
+  memory: CheckMemory;
+  result?: DivergenceResult;
+  /** The events table's partitions, read with the check. */
+  storage?: LogPipelineStatus["storage"];
+  /** Why the last check could not run; the last result stays, with its checkedAt. */
+  error?: string;
+}
+
+/** What a reconcile asks of a pipeline's Kafka and PostgreSQL this time. */
+export interface ProbeRequest {
+  /** external mode: the topics to create or grow through the Admin API. */
+  topics?: DesiredTopic[] | undefined;
+  delivery: boolean;
+  check: boolean;
+}
+
+/** What reconcile sees of the probes (controller/probes.ts). */
+export interface ProbeScheduler {
+  request(key: string, p: LogPipeline, want: ProbeRequest): void;
+  topics(key: string): TopicResult[] | undefined;
+  topicsDue(key: string, topics: DesiredTopic[]): boolean;
+  forget(key: string): void;
+  stop(): void;
 }

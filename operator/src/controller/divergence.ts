@@ -1,31 +1,16 @@
 import { ANNOTATION_CHECK_NOW, type LogPipeline, type LogPipelineStatus } from "../api/logpipeline.js";
 import { pipelineNames } from "../builders/names.js";
-import { type CheckMemory, checkDivergence, type DivergenceResult, summary } from "../divergence/check.js";
+import { checkDivergence, summary } from "../divergence/check.js";
 import type { KafkaConnection, TopicAdmin } from "../kafka/topic-admin.js";
 import { readStorage } from "../divergence/delivery.js";
 import { errorText } from "../../../workloads/common/src/connections.js";
 import { postgresConnectionFor } from "./delivery.js";
-import type { ControllerDeps } from "./deps.js";
+import type { ControllerDeps, DivergenceState } from "./deps.js";
 
 /** Offsets per partition each check compares: bounded reads of Kafka and PostgreSQL. */
 export const DIVERGENCE_WINDOW_OFFSETS = 10_000;
 
 /** A pipeline's divergence checks, kept by the operator between passes. */
-export interface DivergenceState {
-  /** When the last check ran (or failed). */
-  at: number;
-  /** The check-now annotation's value when the last check started (answered or not). */
-  trigger?: string | undefined;
-  /** The check-now value current when the check behind `result` started. */
-  answered?: string | undefined;
-  /** Position marks (to tell a stuck consumer) and sweep cursors, from check to check. */
-  memory: CheckMemory;
-  result?: DivergenceResult;
-  /** The events table's partitions, read with the check. */
-  storage?: LogPipelineStatus["storage"];
-  /** Why the last check could not run; the last result stays, with its checkedAt. */
-  error?: string;
-}
 
 /**
  * A check is due every `reconciliation.intervalSeconds` once the pipeline is Ready (while it

@@ -10,16 +10,8 @@ import type { DesiredTopic } from "../builders/index.js";
 import { bootstrapServers } from "../builders/kafka-topics.js";
 import type { KafkaConnection, TopicAdmin, TopicResult } from "../kafka/topic-admin.js";
 import { readDelivery, secretValue } from "./delivery.js";
-import type { ControllerDeps } from "./deps.js";
+import type { ControllerDeps, ProbeRequest, ProbeScheduler } from "./deps.js";
 import { runDivergenceCheck } from "./divergence.js";
-
-/** What a reconcile asks of a pipeline's Kafka and PostgreSQL this time. */
-export interface ProbeRequest {
-  /** external mode: the topics to create or grow through the Admin API. */
-  topics?: DesiredTopic[] | undefined;
-  delivery: boolean;
-  check: boolean;
-}
 
 interface TopicsState {
   hash: string;
@@ -38,7 +30,7 @@ interface TopicsState {
  * broker that accepts connections and never answers holds one slot, never a reconcile
  * worker, and never another tenant.
  */
-export class Probes {
+export class Probes implements ProbeScheduler {
   private readonly waiting: string[] = [];
   private readonly requests = new Map<string, { p: LogPipeline; want: ProbeRequest }>();
   /** Pipelines with a pass alive (in a slot, or timed out and still ending). */

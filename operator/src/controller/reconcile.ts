@@ -16,7 +16,7 @@ import { SERVICE_PORT } from "../builders/workloads.js";
 import { KubeError, type KubeObjectLike } from "../kube/client.js";
 import type { ReconcileResult } from "../runtime/workqueue.js";
 import type { Condition } from "../status/conditions.js";
-import { conditionTransitions, setCondition } from "../status/conditions.js";
+import { setCondition, transitionEvents } from "../status/conditions.js";
 import { computeStatus, type Observation, sameStatus, suspendedStatus } from "../status/compute.js";
 import { childKinds, objectRef } from "./children.js";
 import type { ControllerDeps } from "./deps.js";
@@ -319,21 +319,8 @@ async function writeStatus(p: LogPipeline, status: LogPipelineStatus, deps: Cont
   }
   deps.metrics.statusWrites.inc();
   deps.writtenStatus.set(key, status);
-  for (const t of conditionTransitions(before as Condition[], (status.conditions ?? []) as Condition[])) {
-    if (!["Ready", "TopicsReady", "Stalled", "DataConsistent"].includes(t.type)) continue;
-    if (t.from === undefined && t.to !== "True" && t.type !== "Stalled") continue;
-    if (t.type === "Stalled" && t.to !== "True") continue;
-    const warning =
-      (t.type === "Ready" && t.to === "False" && t.from === "True") ||
-      (t.type !== "Ready" && t.to === "False") ||
-      t.type === "Stalled";
-    await deps.recorder.emit(
-      ref(p),
-      warning ? "Warning" : "Normal",
-      t.type === "Ready" ? t.reason : `${t.type}${t.to === "True" ? "" : t.reason}`,
-      t.message,
-    );
-  }
+  for (const ev of transitionEvents(before as Condition[], (status.conditions ?? []) as Condition[]))
+    await deps.recorder.emit(ref(p), ev.type, ev.reason, ev.message);
   // A spec difference is announced once, when it appears (the status lists it while it lasts).
   for (const d of newSpecDifferences(
     previous?.divergence?.specDifferences,

@@ -1,5 +1,11 @@
 import { describe, expect, it } from "vitest";
-import { type Condition, conditionTransitions, sameConditions, setCondition } from "./conditions.js";
+import {
+  type Condition,
+  conditionTransitions,
+  sameConditions,
+  setCondition,
+  transitionEvents,
+} from "./conditions.js";
 
 const t0 = new Date("2026-11-22T10:00:00Z");
 const t1 = new Date("2026-11-22T10:05:00Z");
@@ -65,5 +71,52 @@ describe("sameConditions", () => {
     expect(sameConditions(a, [...a].reverse())).toBe(true);
     expect(sameConditions(a, setCondition(a, ready("True", "Available", 2), t1))).toBe(false);
     expect(sameConditions(a, a.slice(1))).toBe(false);
+  });
+});
+
+describe("transitionEvents: which status changes announce an Event", () => {
+  const c = (type: string, status: Condition["status"], reason: string): Condition => ({
+    type,
+    status,
+    reason,
+    message: `${type} ${reason}`,
+    observedGeneration: 1,
+    lastTransitionTime: t0.toISOString(),
+  });
+
+  it("announces good news on first sight, and nothing for a first bad or unknown state", () => {
+    expect(
+      transitionEvents([], [c("Ready", "True", "Ready"), c("TopicsReady", "False", "KafkaError")]),
+    ).toEqual([{ type: "Normal", reason: "Ready", message: "Ready Ready" }]);
+    expect(transitionEvents([], [c("DataConsistent", "Unknown", "NotChecked")])).toEqual([]);
+  });
+
+  it("warns when Ready falls from True, or another condition turns False; Stalled warns when it appears", () => {
+    expect(
+      transitionEvents([c("Ready", "True", "Ready")], [c("Ready", "False", "ConsumerUnavailable")]),
+    ).toEqual([{ type: "Warning", reason: "ConsumerUnavailable", message: "Ready ConsumerUnavailable" }]);
+    expect(
+      transitionEvents(
+        [c("DataConsistent", "True", "Consistent")],
+        [c("DataConsistent", "False", "EventsMissing")],
+      ),
+    ).toEqual([
+      { type: "Warning", reason: "DataConsistentEventsMissing", message: "DataConsistent EventsMissing" },
+    ]);
+    expect(transitionEvents([], [c("Stalled", "True", "ApplyRejected")])).toEqual([
+      { type: "Warning", reason: "Stalled", message: "Stalled ApplyRejected" },
+    ]);
+  });
+
+  it("says nothing when Stalled clears, for other condition types, or when nothing moved", () => {
+    expect(
+      transitionEvents([c("Stalled", "True", "ApplyRejected")], [c("Stalled", "False", "NotStalled")]),
+    ).toEqual([]);
+    expect(transitionEvents([], [c("PostgresReady", "True", "Available")])).toEqual([]);
+    expect(transitionEvents([c("Ready", "True", "Ready")], [c("Ready", "True", "Ready")])).toEqual([]);
+    // A recovery is good news: Normal, reason of the condition type alone.
+    expect(
+      transitionEvents([c("TopicsReady", "False", "KafkaError")], [c("TopicsReady", "True", "TopicsReady")]),
+    ).toEqual([{ type: "Normal", reason: "TopicsReady", message: "TopicsReady TopicsReady" }]);
   });
 });

@@ -51,6 +51,38 @@ export function conditionTransitions(
   return out;
 }
 
+export interface EventToRecord {
+  type: "Normal" | "Warning";
+  reason: string;
+  message: string;
+}
+
+/**
+ * The Events a status change announces: transitions of Ready, TopicsReady, Stalled and
+ * DataConsistent only. A condition's first appearance is announced only when it is good
+ * news (True) — or Stalled; Stalled is announced when it turns True, never when it clears.
+ * Warning: Ready going from True to False, any other of them turning False, and Stalled.
+ * The reason is Ready's own reason, or the condition's type (with its reason unless True).
+ */
+export function transitionEvents(before: readonly Condition[], after: readonly Condition[]): EventToRecord[] {
+  const out: EventToRecord[] = [];
+  for (const t of conditionTransitions(before, after)) {
+    if (!["Ready", "TopicsReady", "Stalled", "DataConsistent"].includes(t.type)) continue;
+    if (t.from === undefined && t.to !== "True" && t.type !== "Stalled") continue;
+    if (t.type === "Stalled" && t.to !== "True") continue;
+    const warning =
+      (t.type === "Ready" && t.to === "False" && t.from === "True") ||
+      (t.type !== "Ready" && t.to === "False") ||
+      t.type === "Stalled";
+    out.push({
+      type: warning ? "Warning" : "Normal",
+      reason: t.type === "Ready" ? t.reason : `${t.type}${t.to === "True" ? "" : t.reason}`,
+      message: t.message,
+    });
+  }
+  return out;
+}
+
 /** True when two condition lists say the same thing (ignoring order). */
 export function sameConditions(a: readonly Condition[], b: readonly Condition[]): boolean {
   if (a.length !== b.length) return false;

@@ -9,7 +9,7 @@ import {
 } from "../api/logpipeline.js";
 import { errorText } from "../../../workloads/common/src/connections.js";
 import { parsePipeline } from "../api/parse.js";
-import { type BuildNote, desiredState, type KubeObject } from "../builders/index.js";
+import { type BuildNote, type DesiredState, desiredState, type KubeObject } from "../builders/index.js";
 import { bootstrapServers } from "../builders/kafka-topics.js";
 import { LABEL_PIPELINE_UID, pipelineNames } from "../builders/names.js";
 import { SERVICE_PORT } from "../builders/workloads.js";
@@ -28,9 +28,11 @@ import { deliveryDue, kafkaConnection, refreshDelivery, withKafka } from "./prob
 
 /**
  * reconcile(key, deps): the one place that mixes I/O and logic (docs/architecture.md, Layers).
- * Level-triggered: every pass builds the whole desired state and applies all of it, so a
- * child edited or deleted by someone else is put back; status is computed purely from what
- * was observed and written only when it differs.
+ * Level-triggered: every pass builds the whole desired state; a child nobody changed since
+ * its last apply is left alone, anything else is applied, so a child edited or deleted by
+ * someone else is put back; status is computed purely from what was observed and written
+ * only when it differs. The orchestrator below names its steps, each a function of its own
+ * that returns what the next one needs.
  */
 export async function reconcile(key: string, deps: ControllerDeps): Promise<ReconcileResult> {
   const raw = deps.pipelines.get(key);
@@ -44,16 +46,45 @@ export async function reconcile(key: string, deps: ControllerDeps): Promise<Reco
   }
   const p = parsed.pipeline;
   if (p.metadata.deletionTimestamp) return await finalize(p, deps);
-  if (!p.metadata.finalizers?.includes(FINALIZER)) await addFinalizer(p, deps);
+  await ensureFinalizer(p, deps);
   if (p.spec.suspend) {
     await writeStatus(p, suspendedStatus(p), deps);
     return undefined;
   }
+  const desired = await desiredWithCredentials(p, deps);
+  const observation = emptyObservation(p, desired.notes);
+  askProbes(key, p, desired, observation, deps);
+  const applied = await applyChildren(key, p, desired.apply, observation, deps);
+  await prune(p, desired.apply, deps);
+  observeChildren(p, desired.apply, applied, observation);
+  observation.specDifferences = specDifferences({
+    pipeline: p.metadata.name,
+    notes: desired.notes,
+    topics: observation.topics,
+    autoscaled: autoscaledDeployments(desired.apply, applied),
+    reverted: deps.revertedEdits.get(key) ?? [],
+  });
+  const status = computeStatus(p, observation, deps.now());
+  await writeStatus(p, status, deps);
+  recordWorkloadMetrics(p, status, deps);
+  if (observation.applyErrors.some((e) => !e.terminal))
+    throw new Error(observation.applyErrors[0]?.message ?? "apply failed");
+  return requeue(p, status, deps);
+}
 
-  const caps = deps.capabilities();
-  const baseOptions = { ...deps.config, capabilities: caps, secretHashes: {} };
+/** Step: the finalizer that lets deletion carry out deletionPolicy. */
+async function ensureFinalizer(p: LogPipeline, deps: ControllerDeps): Promise<void> {
+  if (!p.metadata.finalizers?.includes(FINALIZER)) await addFinalizer(p, deps);
+}
+
+/**
+ * Step: the desired children, with the generated credentials created once and the content
+ * hashes of every Secret the pods reference (a changed Secret rolls its pods). Two passes:
+ * the first finds the Secrets the pods reference, the second hashes their content in.
+ */
+async function desiredWithCredentials(p: LogPipeline, deps: ControllerDeps): Promise<DesiredState> {
+  const baseOptions = { ...deps.config, capabilities: deps.capabilities(), secretHashes: {} };
   const creds = { postgresPassword: secret(), redisPassword: secret(), apiKey: secret() };
-  // Two passes: the first finds the Secrets the pods reference, the second hashes their content in.
   const first = desiredState(p, baseOptions, creds);
   await createOnce(first.createOnce, deps);
   const secretHashes: Record<string, string> = {};
@@ -66,11 +97,20 @@ export async function reconcile(key: string, deps: ControllerDeps): Promise<Reco
         name,
       ),
     );
-  const desired = desiredState(p, { ...baseOptions, secretHashes }, creds);
+  return desiredState(p, { ...baseOptions, secretHashes }, creds);
+}
 
-  const observation = emptyObservation(p, desired.notes);
-  // The tenant's Kafka and PostgreSQL are read off this path (probes.ts): ask for what is
-  // due, use what the last reads found; a pass that ends queues the pipeline again.
+/**
+ * Step: the tenant's Kafka and PostgreSQL, read off this path (probes.ts): ask for what is
+ * due, take what the last reads found; a pass that ends queues the pipeline again.
+ */
+function askProbes(
+  key: string,
+  p: LogPipeline,
+  desired: DesiredState,
+  observation: Observation,
+  deps: ControllerDeps,
+): void {
   const external = p.spec.kafka.mode === "external";
   deps.probes.request(key, p, {
     topics: external && deps.probes.topicsDue(key, desired.adminTopics) ? desired.adminTopics : undefined,
@@ -78,7 +118,7 @@ export async function reconcile(key: string, deps: ControllerDeps): Promise<Reco
     check: divergenceDue(key, p, deps),
   });
   if (external) observation.topics = deps.probes.topics(key) ?? [];
-  else if (!caps.strimzi)
+  else if (!deps.capabilities().strimzi)
     observation.topicsProblem = {
       reason: "StrimziMissing",
       message: "kafka.mode is strimzi but the KafkaTopic CRD is not installed",
@@ -90,9 +130,22 @@ export async function reconcile(key: string, deps: ControllerDeps): Promise<Reco
   observation.divergence = divergenceStatus(check);
   observation.storage = check?.storage;
   observation.dataConsistency = dataConsistency(check);
+}
 
+/**
+ * Step: server-side apply of every child that changed since its last apply (AppliedChildren),
+ * the others taken from the cache. Returns the children as applied or cached, by reference;
+ * failures go into the observation (terminal ones stall the pipeline, others are retried).
+ */
+async function applyChildren(
+  key: string,
+  p: LogPipeline,
+  objects: KubeObject[],
+  observation: Observation,
+  deps: ControllerDeps,
+): Promise<Map<string, KubeObjectLike>> {
   const applied = new Map<string, KubeObjectLike>();
-  for (const obj of desired.apply) {
+  for (const obj of objects) {
     const ref = objectRef(obj.kind, obj.metadata.namespace, obj.metadata.name);
     const before = deps.children.get(obj.kind)?.get(`${obj.metadata.namespace ?? ""}/${obj.metadata.name}`);
     const nowMs = deps.now().getTime();
@@ -122,18 +175,11 @@ export async function reconcile(key: string, deps: ControllerDeps): Promise<Reco
       deps.log.warn({ key, object: ref, err: errorText(e) }, "apply failed");
     }
   }
-  await prune(p, desired.apply, deps);
+  return applied;
+}
 
-  observeChildren(p, desired.apply, applied, observation);
-  observation.specDifferences = specDifferences({
-    pipeline: p.metadata.name,
-    notes: desired.notes,
-    topics: observation.topics,
-    autoscaled: autoscaledDeployments(desired.apply, applied),
-    reverted: deps.revertedEdits.get(key) ?? [],
-  });
-  const status = computeStatus(p, observation, deps.now());
-  await writeStatus(p, status, deps);
+/** Step: the replica gauges from the status just computed. */
+function recordWorkloadMetrics(p: LogPipeline, status: LogPipelineStatus, deps: ControllerDeps): void {
   for (const [component, w] of Object.entries(status.workloads ?? {}))
     for (const state of ["desired", "ready"] as const)
       if (w)
@@ -141,12 +187,12 @@ export async function reconcile(key: string, deps: ControllerDeps): Promise<Reco
           { pipeline_namespace: p.metadata.namespace, pipeline: p.metadata.name, component, state },
           w[state],
         );
+}
 
+/** Step: when to come back — a ready pipeline at its next divergence check or the resync. */
+function requeue(p: LogPipeline, status: LogPipelineStatus, deps: ControllerDeps): ReconcileResult {
   const ready = status.conditions?.find((c) => c.type === "Ready")?.status === "True";
   const stalled = status.conditions?.find((c) => c.type === "Stalled")?.status === "True";
-  if (observation.applyErrors.some((e) => !e.terminal))
-    throw new Error(observation.applyErrors[0]?.message ?? "apply failed");
-  // A ready pipeline comes back for its next divergence check, if that is sooner than the resync.
   const checkEveryMs = p.spec.hibernate ? Infinity : p.spec.reconciliation.intervalSeconds * 1000;
   return {
     requeueAfterMs: ready

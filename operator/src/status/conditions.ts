@@ -3,16 +3,15 @@
  * observedGeneration; `lastTransitionTime` moves only when `status` moves, so rewriting an
  * unchanged condition is not a status change. Pure: the clock is an argument.
  */
-export type ConditionStatus = "True" | "False" | "Unknown";
+import type { z } from "zod";
+import type { ConditionSchema } from "../api/logpipeline.js";
 
-export interface Condition {
-  type: string;
-  status: ConditionStatus;
-  reason: string;
-  message: string;
-  observedGeneration: number;
-  lastTransitionTime: string;
-}
+/**
+ * The CRD's condition (api/logpipeline.ts, ConditionSchema: the one definition), as the
+ * operator writes it: always with the generation it was set for.
+ */
+export type Condition = z.infer<typeof ConditionSchema> & { observedGeneration: number };
+export type ConditionStatus = Condition["status"];
 
 export type ConditionInput = Omit<Condition, "lastTransitionTime">;
 

@@ -117,3 +117,29 @@ describe("Probes: tenants' Kafka off the reconcile path", () => {
     probes.stop();
   });
 });
+
+describe("Probes: a broker that fails the request", () => {
+  it("reports the topics as KafkaError with the client's reason, instead of leaving them pending", async () => {
+    const { deps } = fakeDeps();
+    deps.connectTopicAdmin = () =>
+      Promise.resolve({
+        ensure: () => Promise.reject(new Error("Local: Broker transport failure")),
+        close: () => Promise.resolve(),
+      } as unknown as TopicAdmin);
+    const done: string[] = [];
+    const probes = new Probes(deps, { concurrency: 1, timeoutMs: 5000, onDone: (k) => done.push(k) });
+    probes.request("ns/p", pipeline("p", "broken:9092"), {
+      topics: topics("p"),
+      delivery: false,
+      check: false,
+    });
+    await vi.advanceTimersByTimeAsync(0);
+    expect(done).toEqual(["ns/p"]);
+    expect(probes.topics("ns/p")?.[0]).toMatchObject({
+      ready: "False",
+      reason: "KafkaError",
+      message: "Local: Broker transport failure",
+    });
+    probes.stop();
+  });
+});

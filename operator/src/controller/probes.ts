@@ -147,14 +147,17 @@ export class Probes implements ProbeScheduler {
   private async pass(key: string, p: LogPipeline, want: ProbeRequest, late: () => boolean): Promise<void> {
     await withKafka(p, this.deps, true, async (kafka) => {
       if (want.topics) {
+        const failed = (message: string) =>
+          (want.topics ?? []).map((t) => ({
+            name: t.name,
+            ready: "False" as const,
+            reason: "KafkaError" as const,
+            message,
+          }));
+        // A broker that cannot be reached (or reached, and then fails) is the topics' status.
         const results = kafka.admin
-          ? await kafka.admin.ensure(want.topics)
-          : want.topics.map((t) => ({
-              name: t.name,
-              ready: "False" as const,
-              reason: "KafkaError" as const,
-              message: kafka.error ?? "",
-            }));
+          ? await kafka.admin.ensure(want.topics).catch((e: unknown) => failed(errorText(e)))
+          : failed(kafka.error ?? "");
         if (!late())
           this.topicStates.set(key, { hash: hashOf(want.topics), at: this.deps.now().getTime(), results });
       }

@@ -375,15 +375,18 @@ export class KubeClient {
         idleTimeoutMs,
       );
     };
+    let body: Readable | undefined;
+    let lines: ReturnType<typeof createInterface> | undefined;
     try {
       armIdle();
       const res = await fetch(url, { method: "GET", headers, dispatcher: this.agent, signal: abort.signal });
       if (!res.ok || !res.body) throw kubeError(res.status, res.statusText, await res.text());
-      const body = Readable.fromWeb(res.body as never);
-      // Aborting the request (finally, below) errors the body stream once nothing reads it
-      // any more: that error is expected and must not surface as an uncaught exception.
+      body = Readable.fromWeb(res.body as never);
+      // Aborting the request (finally, below) errors the body stream, and readline re-emits
+      // its input's errors, once nothing reads them any more: expected, never uncaught.
       body.on("error", () => undefined);
-      const lines = createInterface({ input: body, crlfDelay: Infinity });
+      lines = createInterface({ input: body, crlfDelay: Infinity });
+      lines.on("error", () => undefined);
       for await (const line of lines) {
         armIdle();
         if (!line.trim()) continue;
@@ -396,6 +399,8 @@ export class KubeClient {
     } finally {
       clearTimeout(idleTimer);
       signal.removeEventListener("abort", onOuterAbort);
+      lines?.close();
+      body?.destroy();
       abort.abort();
     }
   }

@@ -56,23 +56,26 @@ function fakeDeps() {
   return { deps, open };
 }
 
+/** Probes over `deps` that record which pipelines' passes ended. */
+function probesOver(deps: ControllerDeps, concurrency: number) {
+  const done: string[] = [];
+  const probes = new Probes(deps, { concurrency, timeoutMs: 5000, onDone: (k) => done.push(k) });
+  /** Asks for the topics of pipeline `name` on `bootstrap`. */
+  const ask = (name: string, bootstrap: string) =>
+    probes.request(`ns/${name}`, pipeline(name, bootstrap), {
+      topics: topics(name),
+      delivery: false,
+      check: false,
+    });
+  return { probes, done, ask };
+}
+
 describe("Probes: tenants' Kafka off the reconcile path", () => {
   it("bounds concurrency, times out a broker that never answers, and serves the other pipelines meanwhile", async () => {
     const { deps } = fakeDeps();
-    const done: string[] = [];
-    const probes = new Probes(deps, { concurrency: 2, timeoutMs: 5000, onDone: (k) => done.push(k) });
-    for (const name of ["slow-a", "slow-b", "slow-c"])
-      probes.request(`ns/${name}`, pipeline(name, "slow:9092"), {
-        topics: topics(name),
-        delivery: false,
-        check: false,
-      });
-    for (let i = 0; i < 5; i++)
-      probes.request(`ns/fast-${i}`, pipeline(`fast-${i}`, "fast:9092"), {
-        topics: topics(`fast-${i}`),
-        delivery: false,
-        check: false,
-      });
+    const { probes, done, ask } = probesOver(deps, 2);
+    for (const name of ["slow-a", "slow-b", "slow-c"]) ask(name, "slow:9092");
+    for (let i = 0; i < 5; i++) ask(`fast-${i}`, "fast:9092");
     await vi.advanceTimersByTimeAsync(0);
     expect(probes.load).toEqual({ waiting: 6, active: 2 }); // two slow ones hold the two slots
     await vi.advanceTimersByTimeAsync(5000); // they time out; slow-c takes one slot, the fast ones pass through the other
@@ -82,11 +85,7 @@ describe("Probes: tenants' Kafka off the reconcile path", () => {
     expect(probes.topics("ns/slow-a")?.[0]).toMatchObject({ ready: "False", reason: "KafkaError" });
     expect(probes.topics("ns/fast-4")?.[0]).toMatchObject({ ready: "True" });
     // A pipeline whose pass is still hanging gets no second one.
-    probes.request("ns/slow-a", pipeline("slow-a", "slow:9092"), {
-      topics: topics("slow-a"),
-      delivery: false,
-      check: false,
-    });
+    ask("slow-a", "slow:9092");
     expect(probes.load.waiting).toBe(0);
     expect((await deps.metrics.probeTimeouts.get()).values[0]?.value).toBe(2);
     probes.stop();
@@ -94,19 +93,9 @@ describe("Probes: tenants' Kafka off the reconcile path", () => {
 
   it("merges repeated requests of a waiting pipeline and ensures topics only when due", async () => {
     const { deps } = fakeDeps();
-    const done: string[] = [];
-    const probes = new Probes(deps, { concurrency: 1, timeoutMs: 5000, onDone: (k) => done.push(k) });
-    probes.request("ns/slow", pipeline("slow", "slow:9092"), {
-      topics: topics("slow"),
-      delivery: false,
-      check: false,
-    });
-    for (let i = 0; i < 10; i++)
-      probes.request("ns/p", pipeline("p", "fast:9092"), {
-        topics: topics("p"),
-        delivery: false,
-        check: false,
-      });
+    const { probes, done, ask } = probesOver(deps, 1);
+    ask("slow", "slow:9092");
+    for (let i = 0; i < 10; i++) ask("p", "fast:9092");
     expect(probes.load.waiting).toBe(1);
     await vi.advanceTimersByTimeAsync(5000);
     expect(done.filter((k) => k === "ns/p")).toHaveLength(1);
@@ -126,13 +115,8 @@ describe("Probes: a broker that fails the request", () => {
         ensure: () => Promise.reject(new Error("Local: Broker transport failure")),
         close: () => Promise.resolve(),
       } as unknown as TopicAdmin);
-    const done: string[] = [];
-    const probes = new Probes(deps, { concurrency: 1, timeoutMs: 5000, onDone: (k) => done.push(k) });
-    probes.request("ns/p", pipeline("p", "broken:9092"), {
-      topics: topics("p"),
-      delivery: false,
-      check: false,
-    });
+    const { probes, done, ask } = probesOver(deps, 1);
+    ask("p", "broken:9092");
     await vi.advanceTimersByTimeAsync(0);
     expect(done).toEqual(["ns/p"]);
     expect(probes.topics("ns/p")?.[0]).toMatchObject({

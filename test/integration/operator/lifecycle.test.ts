@@ -137,6 +137,13 @@ describe("operator: a pipeline's life (minimal sample, external Kafka through th
   it("a second reconcile of an unchanged pipeline changes nothing: no resourceVersion moves, no status write, no Event", async () => {
     // Barrier: the pods were just marked ready, so the children's controllers may still be
     // reporting. Settled means one reconcile that wrote no status and recorded no Event.
+    // The first divergence check runs in the background once the pipeline is Ready (the
+    // probes): its result is a status write and an Event of its own, so wait for it first.
+    await eventually("the first divergence check's result in the status", async () =>
+      conditionOf(await getPipeline(bed.kube, ns, name), "DataConsistent")?.reason !== "NotChecked"
+        ? true
+        : undefined,
+    );
     await eventually("a reconcile that writes nothing", async () => {
       const w = await counter("logpipeline_operator_status_writes_total");
       const e = await operatorEvents();

@@ -22,14 +22,16 @@ const runDir = mkdtempSync(path.join(tmpdir(), "lp-stack-lifecycle-"));
 const env = {
   ...process.env,
   LP_RUN_DIR: runDir,
-  LP_PORT_OFFSET: "1000",
+  // Apart from every other instance the tests run (outages 4000, runtime 5000, node 6000),
+  // whose ports may be in use at the same time.
+  LP_PORT_OFFSET: "3000",
   LP_BRIDGE: "lp9",
   LP_BRIDGE_IP: "10.254.0.1",
   LP_SERVICE_CIDR: "10.253.0.0/16",
   LP_SERVICE_API_IP: "10.253.0.1",
   LP_STRIMZI: "off",
 };
-const ports = [13379, 13380, 17443, 11257, 20092, 20093, 20091, 20094, 16432, 17379];
+const ports = [15379, 15380, 19443, 13257, 22092, 22093, 22091, 22094, 18432, 19379];
 
 const stack = (...args: string[]) =>
   spawnSync("bash", [stackScript, ...args], { env, encoding: "utf8", timeout: 240_000 });
@@ -77,16 +79,16 @@ describe("stack lifecycle (isolated instance)", () => {
       "python3",
       [
         "-c",
-        "import socket,time; s=socket.socket(); s.bind(('127.0.0.1', 13379)); s.listen(); time.sleep(60)",
+        "import socket,time; s=socket.socket(); s.bind(('127.0.0.1', 15379)); s.listen(); time.sleep(60)",
       ],
       { stdio: "ignore" },
     );
     try {
-      for (let i = 0; i < 40 && !listening(13379); i++) execFileSync("sleep", ["0.1"]);
+      for (let i = 0; i < 40 && !listening(15379); i++) execFileSync("sleep", ["0.1"]);
       const up = stack("up");
       expect(up.status).not.toBe(0);
       expect(up.stderr).toMatch(
-        new RegExp(`port 13379 is already taken: users:\\(\\("python3",pid=${blocker.pid},`),
+        new RegExp(`port 15379 is already taken: users:\\(\\("python3",pid=${blocker.pid},`),
       );
     } finally {
       blocker.kill("SIGKILL");

@@ -33,9 +33,17 @@ beforeAll(async () => {
   });
   started = true;
   // A new broker creates its transaction log on the first transactional producer, which can
-  // take longer than the gateways' short delivery bounds below: one transaction first.
-  const warm = await transactionalWriter(kafkaClient(iso.info.kafkaBootstrap), "t-outage-warm-up");
-  await warm.close();
+  // take longer than the gateways' short delivery bounds below: a transactional producer
+  // first, again until the coordinator has loaded ("Coordinator load in progress").
+  await eventually(
+    "a transactional producer on the isolated Kafka",
+    async () => {
+      const warm = await transactionalWriter(kafkaClient(iso.info.kafkaBootstrap), "t-outage-warm-up");
+      await warm.close();
+      return true;
+    },
+    120_000,
+  );
 }, 240_000);
 afterAll(() => {
   if (started) iso.down();

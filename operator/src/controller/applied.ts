@@ -10,7 +10,8 @@ interface Applied {
   at: number;
 }
 
-const hashOf = (o: unknown) => createHash("sha256").update(JSON.stringify(o)).digest("base64url");
+/** A digest of an object as JSON: what was applied or asked for, compared later. */
+export const hashOf = (o: unknown) => createHash("sha256").update(JSON.stringify(o)).digest("base64url");
 
 /**
  * What the operator last applied to each child, so a reconcile can leave alone a child that

@@ -34,7 +34,6 @@ const topics = (name: string) => [topic(name)];
 
 /** Deps whose Kafka at "slow:9092" accepts and never answers; every other answers at once. */
 function fakeDeps() {
-  const open = { now: 0, max: 0 };
   const admin = (): TopicAdmin =>
     ({
       ensure: (ts: { name: string }[]) =>
@@ -47,13 +46,11 @@ function fakeDeps() {
     config: { resyncMs: 300_000 },
     metrics: { probeTimeouts: new Counter({ name: "t_probe_timeouts", help: "t", registers: [] }) },
     connectTopicAdmin: (c: KafkaConnection) => {
-      open.now++;
-      open.max = Math.max(open.max, open.now);
       if (c.bootstrapServers.startsWith("slow")) return new Promise<TopicAdmin>(() => undefined);
-      return Promise.resolve(admin()).finally(() => open.now--);
+      return Promise.resolve(admin());
     },
   } as unknown as ControllerDeps;
-  return { deps, open };
+  return { deps };
 }
 
 /** Probes over `deps` that record which pipelines' passes ended. */

@@ -1,4 +1,3 @@
-import { createHash } from "node:crypto";
 import {
   errorText,
   type KafkaSecurity,
@@ -10,6 +9,7 @@ import type { DesiredTopic } from "../builders/index.js";
 import { bootstrapServers } from "../builders/kafka-topics.js";
 import type { KafkaConnection, TopicAdmin, TopicResult } from "../kafka/topic-admin.js";
 import { readDelivery, secretValue } from "./delivery.js";
+import { hashOf } from "./applied.js";
 import type { ControllerDeps, ProbeRequest, ProbeScheduler } from "./deps.js";
 import { runDivergenceCheck } from "./divergence.js";
 
@@ -30,6 +30,10 @@ interface TopicsState {
  * broker that accepts connections and never answers holds one slot, never a reconcile
  * worker, and never another tenant.
  */
+/** Every topic reported as not ready because of Kafka, with why. */
+const topicsFailed = (topics: DesiredTopic[], message: string): TopicResult[] =>
+  topics.map((t) => ({ name: t.name, ready: "False", reason: "KafkaError", message }));
+
 export class Probes implements ProbeScheduler {
   private readonly waiting: string[] = [];
   private readonly requests = new Map<string, { p: LogPipeline; want: ProbeRequest }>();
@@ -121,12 +125,10 @@ export class Probes implements ProbeScheduler {
           this.topicStates.set(key, {
             hash: hashOf(r.want.topics),
             at: this.deps.now().getTime(),
-            results: r.want.topics.map((t) => ({
-              name: t.name,
-              ready: "False",
-              reason: "KafkaError",
-              message: `no answer from Kafka within ${Math.round(this.opts.timeoutMs / 1000)} s`,
-            })),
+            results: topicsFailed(
+              r.want.topics,
+              `no answer from Kafka within ${Math.round(this.opts.timeoutMs / 1000)} s`,
+            ),
           });
         release();
         this.opts.onDone(key);
@@ -147,17 +149,11 @@ export class Probes implements ProbeScheduler {
   private async pass(key: string, p: LogPipeline, want: ProbeRequest, late: () => boolean): Promise<void> {
     await withKafka(p, this.deps, true, async (kafka) => {
       if (want.topics) {
-        const failed = (message: string) =>
-          (want.topics ?? []).map((t) => ({
-            name: t.name,
-            ready: "False" as const,
-            reason: "KafkaError" as const,
-            message,
-          }));
+        const topics = want.topics;
         // A broker that cannot be reached (or reached, and then fails) is the topics' status.
         const results = kafka.admin
-          ? await kafka.admin.ensure(want.topics).catch((e: unknown) => failed(errorText(e)))
-          : failed(kafka.error ?? "");
+          ? await kafka.admin.ensure(topics).catch((e: unknown) => topicsFailed(topics, errorText(e)))
+          : topicsFailed(topics, kafka.error ?? "");
         if (!late())
           this.topicStates.set(key, { hash: hashOf(want.topics), at: this.deps.now().getTime(), results });
       }
@@ -166,8 +162,6 @@ export class Probes implements ProbeScheduler {
     });
   }
 }
-
-const hashOf = (o: unknown) => createHash("sha256").update(JSON.stringify(o)).digest("base64url");
 
 export async function kafkaConnection(p: LogPipeline, deps: ControllerDeps): Promise<KafkaConnection> {
   const { auth } = p.spec.kafka;

@@ -120,6 +120,10 @@ bench-storage: tools ## The partitioned store at scale (BENCH_STORAGE_ROWS, defa
 bench-divergence: tools ## The divergence check's cost: consumer throughput alone and with checks back to back; writes docs/benchmarks.md
 	@node --import tsx test/bench/divergence.ts
 
+.PHONY: bench-operator
+bench-operator: tools ## The operator at 100/300/1,000 pipelines on the stack's API server, no node (BENCH_OPERATOR_SIZES, STEADY_MINUTES): convergence vs the API server's own apply time, audit-log request rates, RSS, spec-edit latency; writes docs/benchmarks.{md,json}
+	@node --import tsx test/bench/operator-scale.ts
+
 .PHONY: bench-operator-idle
 bench-operator-idle: npm ## The operator's idle cost on a running cluster (make dev, in-cluster operator scaled to 0): reconciles, applies, status writes, requests per pipeline per minute; OPERATOR_ROOT=<tree> compares revisions
 	@node --import tsx test/bench/operator-idle.ts

@@ -184,6 +184,7 @@ write_facts() {
     "-                     runDir                      s $LP_RUN_DIR"
     "KUBECONFIG            kubeconfig                  s $KUBECONFIG_ADMIN"
     "-                     apiServer                   s https://$LP_BRIDGE_IP:$APISERVER_PORT"
+    "-                     auditLog                    s $LP_RUN_DIR/logs/audit.log"
     "LP_KAFKA_BOOTSTRAP    kafkaBootstrap              s 127.0.0.1:$KAFKA_PORT"
     "LP_KAFKA_BOOTSTRAP_BRIDGE kafkaBootstrapBridge    s $LP_BRIDGE_IP:$KAFKA_BRIDGE_PORT"
     "-                     kafkaSasl.bootstrap         s 127.0.0.1:$KAFKA_SASL_PORT"

@@ -23,6 +23,7 @@ export const OperatorEnv = z.object({
   DELIVERY_INTERVAL_SECONDS: int(1, 3600, 15),
   PROBE_CONCURRENCY: int(1, 64, 4),
   PROBE_TIMEOUT_SECONDS: int(1, 600, 30),
+  SECRET_REFRESH_SECONDS: int(0, 3600, 120),
   CONCURRENCY: int(1, 64, 4),
   LEADER_ELECT: bool(true),
   LEASE_NAMESPACE: z.string().min(1).default("logpipeline-system"),
@@ -55,6 +56,7 @@ export function managerConfig(env: OperatorEnv): ManagerConfig {
     deliveryIntervalMs: env.DELIVERY_INTERVAL_SECONDS * 1000,
     probeConcurrency: env.PROBE_CONCURRENCY,
     probeTimeoutMs: env.PROBE_TIMEOUT_SECONDS * 1000,
+    secretRefreshMs: env.SECRET_REFRESH_SECONDS * 1000,
     capabilityRefreshMs: env.CAPABILITY_REFRESH_SECONDS * 1000,
     operatorNamespace: env.OPERATOR_NAMESPACE,
     images: {

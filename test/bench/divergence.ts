@@ -7,7 +7,7 @@
  * docs/benchmarks.md. Bounded in count and time; 127.0.0.1 only.
  */
 import { randomUUID } from "node:crypto";
-import { mkdtempSync, readFileSync, writeFileSync } from "node:fs";
+import { mkdtempSync } from "node:fs";
 import { tmpdir } from "node:os";
 import path from "node:path";
 import pg from "pg";
@@ -17,7 +17,8 @@ import { ledgerDdl, ledgerNames } from "../../workloads/common/src/ledger.js";
 import { makeEvent } from "../support/events.js";
 import { kafkaClient, transactionalWriter } from "../support/kafka.js";
 import { appliedEvents, postgresConnection } from "../support/pipeline-db.js";
-import { ensureStack, repoRoot } from "../support/stack.js";
+import { recordBenchmarks } from "./record.js";
+import { ensureStack } from "../support/stack.js";
 import { pgEnv, startWorkload } from "../support/workload-process.js";
 
 const EVENTS = Number(process.env.BENCH_DIVERGENCE_EVENTS ?? 300_000);
@@ -143,15 +144,12 @@ async function main() {
     console.log(`\n${table}\n`);
     if (checked.found !== 0)
       throw new Error(`bench: the check found ${checked.found} differences in a clean run`);
-    const md = path.join(repoRoot, "docs/benchmarks.md");
-    const section = `<!-- divergence:start -->\nLast run: ${new Date().toISOString()}, ${EVENTS} events over ${PARTITIONS} partitions, everything co-located on 2 cores.\nCommand: \`make bench-divergence\`.\n\n${table}\n<!-- divergence:end -->`;
-    const text = readFileSync(md, "utf8");
-    writeFileSync(
-      md,
-      text.includes("<!-- divergence:start -->")
-        ? text.replace(/<!-- divergence:start -->[\s\S]*<!-- divergence:end -->/, section)
-        : `${text.trimEnd()}\n\n## The divergence check's cost\n\n${section}\n`,
-    );
+    recordBenchmarks({
+      key: "divergence",
+      heading: "The divergence check's cost",
+      body: `Last run: ${new Date().toISOString()}, ${EVENTS} events over ${PARTITIONS} partitions, everything co-located on 2 cores.\nCommand: \`make bench-divergence\`.\n\n${table}`,
+      figures: {},
+    });
   } finally {
     release();
   }

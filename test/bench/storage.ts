@@ -22,15 +22,7 @@
  */
 import { execFileSync, spawn } from "node:child_process";
 import { randomUUID } from "node:crypto";
-import {
-  createWriteStream,
-  existsSync,
-  mkdtempSync,
-  readFileSync,
-  statfsSync,
-  symlinkSync,
-  writeFileSync,
-} from "node:fs";
+import { createWriteStream, existsSync, mkdtempSync, statfsSync, symlinkSync } from "node:fs";
 import { tmpdir } from "node:os";
 import path from "node:path";
 import { Readable } from "node:stream";
@@ -52,6 +44,7 @@ import {
 import { PARTITION_DEFAULTS, Partitions } from "../../workloads/consumer/src/partitions.js";
 import { buildQueryApp } from "../../workloads/query/src/app.js";
 import { makeEvent } from "../support/events.js";
+import { recordBenchmarks } from "./record.js";
 import { kafkaClient, transactionalWriter } from "../support/kafka.js";
 import { appliedEvents } from "../support/pipeline-db.js";
 import { ensureStack, repoRoot } from "../support/stack.js";
@@ -714,18 +707,12 @@ async function main() {
     const table = ["| figure | measured | target |", "| --- | --- | --- |", ...lines].join("\n");
     console.log(`\n${table}\n`);
     figures.storage_measured_at = new Date().toISOString();
-    const md = path.join(repoRoot, "docs/benchmarks.md");
-    const section = `<!-- storage:start -->\nLast run: ${figures.storage_measured_at}, everything co-located on 2 cores (PostgreSQL, Kafka, the consumer, the bench).\nCommand: \`make bench-storage\` (BENCH_STORAGE_ROWS=${ROWS}, BENCH_STORAGE_BACKLOG=${BACKLOG}).\n\n${table}\n<!-- storage:end -->`;
-    const text = readFileSync(md, "utf8");
-    writeFileSync(
-      md,
-      text.includes("<!-- storage:start -->")
-        ? text.replace(/<!-- storage:start -->[\s\S]*<!-- storage:end -->/, section)
-        : `${text.trimEnd()}\n\n## Storage at scale\n\n${section}\n`,
-    );
-    const jsonPath = path.join(repoRoot, "docs/benchmarks.json");
-    const json = JSON.parse(readFileSync(jsonPath, "utf8")) as Record<string, unknown>;
-    writeFileSync(jsonPath, `${JSON.stringify({ ...json, ...figures }, null, 2)}\n`);
+    recordBenchmarks({
+      key: "storage",
+      heading: "Storage at scale",
+      body: `Last run: ${figures.storage_measured_at}, everything co-located on 2 cores (PostgreSQL, Kafka, the consumer, the bench).\nCommand: \`make bench-storage\` (BENCH_STORAGE_ROWS=${ROWS}, BENCH_STORAGE_BACKLOG=${BACKLOG}).\n\n${table}`,
+      figures,
+    });
   } finally {
     await pool.end();
     release();

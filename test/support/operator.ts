@@ -29,6 +29,7 @@ export async function startTestOperator(
       deliveryIntervalMs: 1_000,
       probeConcurrency: 4,
       probeTimeoutMs: 30_000,
+      secretRefreshMs: 120_000,
       capabilityRefreshMs: 60_000,
       operatorNamespace: "logpipeline-system",
       images: {

@@ -10,6 +10,8 @@ export interface StackInfo {
   runDir: string;
   kubeconfig: string;
   apiServer: string;
+  /** The API server's audit log: the operator ServiceAccount's requests, at Metadata level. */
+  auditLog: string;
   kafkaBootstrap: string;
   kafkaBootstrapBridge: string;
   kafkaSasl: { bootstrap: string; mechanism: string; username: string; passwordFile: string };

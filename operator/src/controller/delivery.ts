@@ -4,24 +4,28 @@ import { postgresConnection as workloadPostgres } from "../builders/data-service
 import { pipelineNames } from "../builders/names.js";
 import { committedLag, deliveryStatus, type PostgresConnection, readLedger } from "../divergence/delivery.js";
 import type { KafkaConnection, TopicAdmin } from "../kafka/topic-admin.js";
-import type { KubeClient } from "../kube/client.js";
+import type { SecretReads } from "./secret-reads.js";
 import type { ControllerDeps, DeliveryRead } from "./deps.js";
 
 /** A key of a Secret in the pipeline's namespace, decoded; an error names the Secret and key, never the value. */
 export async function secretValue(
-  kube: KubeClient,
+  secrets: Pick<SecretReads, "read">,
   namespace: string,
   name: string,
   key: string,
 ): Promise<string> {
-  const s = await kube.get<{ data?: Record<string, string> }>("v1", "Secret", namespace, name);
-  const v = s.data?.[key];
+  const s = await secrets.read(namespace, name);
+  if (!s.exists) throw new Error(`Secret ${name} not found`);
+  const v = s.data[key];
   if (v === undefined) throw new Error(`Secret ${name} has no key ${key}`);
   return Buffer.from(v, "base64").toString("utf8");
 }
 
 /** The operator's own connection to the pipeline's PostgreSQL: the workloads' settings, credentials read from the Secret. */
-export async function postgresConnectionFor(p: LogPipeline, kube: KubeClient): Promise<PostgresConnection> {
+export async function postgresConnectionFor(
+  p: LogPipeline,
+  secrets: Pick<SecretReads, "read">,
+): Promise<PostgresConnection> {
   const w = workloadPostgres(p);
   const ns = p.metadata.namespace;
   return {
@@ -29,9 +33,9 @@ export async function postgresConnectionFor(p: LogPipeline, kube: KubeClient): P
     port: w.port,
     database: w.database,
     sslMode: w.sslMode,
-    user: await secretValue(kube, ns, w.userFromSecret.secretName, w.userFromSecret.key),
-    password: await secretValue(kube, ns, w.password.secretName, "password"),
-    ...(w.ca ? { caPem: await secretValue(kube, ns, w.ca.secretName, w.ca.keys[0] ?? "ca.crt") } : {}),
+    user: await secretValue(secrets, ns, w.userFromSecret.secretName, w.userFromSecret.key),
+    password: await secretValue(secrets, ns, w.password.secretName, "password"),
+    ...(w.ca ? { caPem: await secretValue(secrets, ns, w.ca.secretName, w.ca.keys[0] ?? "ca.crt") } : {}),
   };
 }
 
@@ -54,7 +58,7 @@ export async function readDelivery(
   let ledger;
   try {
     ledger = await readLedger(
-      await postgresConnectionFor(p, deps.kube),
+      await postgresConnectionFor(p, deps.secrets),
       p.spec.postgres.schema,
       p.spec.postgres.table,
       topic,

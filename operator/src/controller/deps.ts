@@ -13,6 +13,7 @@ import type { TopicResult } from "../kafka/topic-admin.js";
 import type { LogPipeline } from "../api/logpipeline.js";
 import type { RevertedEdit } from "../status/spec-differences.js";
 import type { AppliedChildren } from "./applied.js";
+import type { SecretReads } from "./secret-reads.js";
 
 export interface ControllerConfig {
   images: BuildOptions["images"];
@@ -27,6 +28,8 @@ export interface ControllerConfig {
   /** Pipelines whose Kafka/PostgreSQL are read at once, and how long one pass may take. */
   probeConcurrency: number;
   probeTimeoutMs: number;
+  /** A Secret a pipeline names is read again after this long (secret-reads.ts). */
+  secretRefreshMs: number;
 }
 
 /** The last delivery read of a pipeline: reused until deliveryIntervalMs has passed. */
@@ -76,6 +79,8 @@ export interface ControllerDeps {
   revertedEdits: Map<string, RevertedEdit[]>;
   /** What was last applied to each child, so unchanged children cost no apply. */
   applied: AppliedChildren;
+  /** The Secrets pipelines name, read by name and reused for a while (secret-reads.ts). */
+  secrets: SecretReads;
   /** The tenants' Kafka and PostgreSQL reads, off the reconcile path (probes.ts). */
   probes: ProbeScheduler;
 }

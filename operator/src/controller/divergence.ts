@@ -54,7 +54,7 @@ export async function runDivergenceCheck(
   try {
     if (!kafka.admin || !kafka.connection)
       throw new Error(`Kafka is not reachable: ${kafka.error ?? "no connection"}`);
-    const pg = await postgresConnectionFor(p, deps.kube);
+    const pg = await postgresConnectionFor(p, deps.secrets);
     const result = await checkDivergence(
       {
         topic: names.topic,

@@ -16,7 +16,9 @@ import { type Lease, LeaderElector, type LeaseSpec } from "../runtime/leader.js"
 import { DEFAULT_RATE_LIMITER, runWorkers, WorkQueue } from "../runtime/workqueue.js";
 import { type Capabilities, childKinds, detectCapabilities } from "./children.js";
 import type { ControllerConfig, ControllerDeps } from "./deps.js";
+import { childDigest } from "./observe.js";
 import { reconcile } from "./reconcile.js";
+import { SecretReads } from "./secret-reads.js";
 
 export interface ManagerConfig extends ControllerConfig {
   kubeconfig?: string | undefined;
@@ -104,8 +106,16 @@ export async function startManager(config: ManagerConfig, log: Logger): Promise<
       informerOpts,
     );
     // A child changed (or vanished): reconcile its pipeline, which puts it back as wanted.
-    inf.on((_key, event, obj) => {
+    // An update that changed nothing the reconcile reads (childDigest) is not a change.
+    const seen = new Map<string, string>();
+    inf.on((key, event, obj) => {
       if (event === "resync") return;
+      if (event === "delete") seen.delete(key);
+      else if (obj) {
+        const digest = childDigest(kind, obj);
+        if (seen.get(key) === digest) return;
+        seen.set(key, digest);
+      }
       const k = keyOfUid(obj?.metadata?.labels?.[LABEL_PIPELINE_UID]);
       if (k) queue.add(k);
     });
@@ -247,6 +257,7 @@ export async function startManager(config: ManagerConfig, log: Logger): Promise<
     revertedEdits: new Map(),
     // Children nobody changed are applied again at the resync period (drift correction).
     applied: new AppliedChildren(config.resyncMs),
+    secrets: new SecretReads(kube, config.secretRefreshMs, () => clock().getTime()),
     writtenStatus: new Map(),
     deliveryReads: new Map(),
     probes: undefined as unknown as Probes, // set below: the probes read the other fields

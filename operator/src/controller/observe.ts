@@ -2,6 +2,7 @@ import { createHash } from "node:crypto";
 import type { KubeObject } from "../builders/index.js";
 import type { KubeObjectLike } from "../kube/client.js";
 import type { TopicObservation, WorkloadObservation } from "../status/compute.js";
+import { hashOf } from "./applied.js";
 
 interface WorkloadLike {
   metadata?: { generation?: number };
@@ -74,4 +75,29 @@ export function secretContentHash(secret: { data?: Record<string, string> } | un
   for (const [k, v] of Object.entries(secret.data ?? {}).sort(([a], [b]) => a.localeCompare(b)))
     h.update(`${k}=${v};`);
   return h.digest("hex").slice(0, 16);
+}
+
+/**
+ * What of a child its pipeline's reconcile depends on, as a digest: its metadata (without
+ * resourceVersion and managedFields), everything but its status, and what observeWorkload
+ * and observeKafkaTopic read of the status. A status update that changes none of it (an
+ * HPA's current metrics, every 15 s; a Deployment's condition timestamps) does not queue the
+ * pipeline, so the operator's idle cost does not grow with how often children report status.
+ */
+export function childDigest(kind: string, o: KubeObjectLike): string {
+  const body: Record<string, unknown> = { ...(o as Record<string, unknown>) };
+  delete body.status;
+  delete body.kind;
+  delete body.apiVersion;
+  delete body.metadata;
+  const meta: Record<string, unknown> = { ...(o.metadata ?? {}) };
+  delete meta.resourceVersion;
+  delete meta.managedFields;
+  const observed =
+    kind === "KafkaTopic"
+      ? observeKafkaTopic(o)
+      : kind === "Deployment" || kind === "StatefulSet"
+        ? observeWorkload(o)
+        : undefined;
+  return hashOf({ meta, body, observed });
 }

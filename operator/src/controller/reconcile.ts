@@ -22,7 +22,7 @@ import { childKinds, objectRef } from "./children.js";
 import type { ControllerDeps } from "./deps.js";
 import { dataConsistency, divergenceDue, divergenceStatus } from "./divergence.js";
 import { foreignEdits, newSpecDifferences, specDifferences } from "../status/spec-differences.js";
-import { observeKafkaTopic, observeWorkload, referencedSecrets, secretContentHash } from "./observe.js";
+import { observeKafkaTopic, observeWorkload, referencedSecrets } from "./observe.js";
 import { rfc3339Seconds } from "../time.js";
 import { deliveryDue, kafkaConnection, refreshDelivery, withKafka } from "./probes.js";
 
@@ -89,14 +89,7 @@ async function desiredWithCredentials(p: LogPipeline, deps: ControllerDeps): Pro
   await createOnce(first.createOnce, deps);
   const secretHashes: Record<string, string> = {};
   for (const name of referencedSecrets(first.apply))
-    secretHashes[name] = secretContentHash(
-      await deps.kube.getOrUndefined<{ data?: Record<string, string> }>(
-        "v1",
-        "Secret",
-        p.metadata.namespace,
-        name,
-      ),
-    );
+    secretHashes[name] = (await deps.secrets.read(p.metadata.namespace, name)).hash;
   return desiredState(p, { ...baseOptions, secretHashes }, creds);
 }
 
@@ -191,16 +184,31 @@ function recordWorkloadMetrics(p: LogPipeline, status: LogPipelineStatus, deps: 
 
 /** Step: when to come back — a ready pipeline at its next divergence check or the resync. */
 function requeue(p: LogPipeline, status: LogPipelineStatus, deps: ControllerDeps): ReconcileResult {
-  const ready = status.conditions?.find((c) => c.type === "Ready")?.status === "True";
-  const stalled = status.conditions?.find((c) => c.type === "Stalled")?.status === "True";
-  const checkEveryMs = p.spec.hibernate ? Infinity : p.spec.reconciliation.intervalSeconds * 1000;
-  return {
-    requeueAfterMs: ready
-      ? Math.min(deps.config.resyncMs, checkEveryMs)
-      : stalled
-        ? 60_000
-        : deps.config.progressingRequeueMs,
-  };
+  return { requeueAfterMs: requeueAfterMs(p, status, deps.now().getTime(), deps.config) };
+}
+
+/**
+ * When to look at a pipeline again without an event. Ready: at the resync period, or sooner
+ * when its divergence check is due. Stalled: every minute. Progressing: after
+ * progressingRequeueMs at first, then a quarter of the time it has been progressing, up to
+ * the resync period — its children's events wake it anyway, so at 1,000 pipelines whose pods
+ * cannot be scheduled this poll does not grow into the operator's main load.
+ */
+export function requeueAfterMs(
+  p: LogPipeline,
+  status: LogPipelineStatus,
+  nowMs: number,
+  config: Pick<ControllerDeps["config"], "resyncMs" | "progressingRequeueMs">,
+): number {
+  const condition = (type: string) => status.conditions?.find((c) => c.type === type);
+  if (condition("Ready")?.status === "True") {
+    const checkEveryMs = p.spec.hibernate ? Infinity : p.spec.reconciliation.intervalSeconds * 1000;
+    return Math.min(config.resyncMs, checkEveryMs);
+  }
+  if (condition("Stalled")?.status === "True") return 60_000;
+  const since = Date.parse(condition("Reconciling")?.lastTransitionTime ?? "");
+  const progressingMs = Number.isNaN(since) ? 0 : Math.max(0, nowMs - since);
+  return Math.min(config.resyncMs, Math.max(config.progressingRequeueMs, Math.round(progressingMs / 4)));
 }
 
 const secret = () => randomBytes(24).toString("base64url");
@@ -289,13 +297,9 @@ function observeChildren(
 
 async function createOnce(objects: KubeObject[], deps: ControllerDeps): Promise<void> {
   for (const obj of objects) {
-    const existing = await deps.kube.getOrUndefined(
-      obj.apiVersion,
-      obj.kind,
-      obj.metadata.namespace,
-      obj.metadata.name,
-    );
-    if (existing) continue;
+    const ns = obj.metadata.namespace ?? "";
+    if ((await deps.secrets.read(ns, obj.metadata.name)).exists) continue;
+    deps.secrets.invalidate(ns, obj.metadata.name);
     try {
       await deps.kube.create(obj);
       deps.log.info(
@@ -481,6 +485,7 @@ async function finalize(p: LogPipeline, deps: ControllerDeps): Promise<Reconcile
   deps.revertedEdits.delete(`${ns}/${p.metadata.name}`);
   deps.applied.forget(`${ns}/${p.metadata.name}`);
   deps.probes.forget(`${ns}/${p.metadata.name}`);
+  deps.secrets.forgetNamespace(ns);
   deps.log.info({ pipeline: `${ns}/${p.metadata.name}` }, "finalized");
   return undefined;
 }

@@ -34,11 +34,18 @@ export interface ListWatch<T extends InformerObject> {
 export type InformerEvent = "add" | "update" | "delete" | "resync";
 export type InformerHandler<T> = (key: string, event: InformerEvent, obj: T | undefined) => void;
 
+export const DEFAULT_IDLE_TIMEOUT_MS = 90_000;
+
 export interface InformerOptions {
   resyncMs: number;
   /** Server-side watch timeout; a little jitter spreads the re-watches of many informers. */
   watchTimeoutSeconds?: number;
-  /** No byte for this long (bookmarks included) means the stream is dead. */
+  /**
+   * No event for this long (bookmarks included) means the stream is dead: a connection that
+   * stalled without closing. Default 90 s: the API server sends a watch with bookmarks one
+   * every minute (measured on the stack), so a live watch is never idle that long. client-go
+   * finds such a connection through HTTP/2 pings (30 s idle, 15 s timeout).
+   */
   idleTimeoutMs?: number;
   backoffInitialMs?: number;
   backoffMaxMs?: number;
@@ -178,7 +185,7 @@ export class Informer<T extends InformerObject> {
         }
         this.lastHealthyAt = this.ms();
         const timeout = Math.round((this.opts.watchTimeoutSeconds ?? 300) * (0.9 + random() * 0.2));
-        const idle = this.opts.idleTimeoutMs ?? (timeout + 30) * 1000;
+        const idle = this.opts.idleTimeoutMs ?? DEFAULT_IDLE_TIMEOUT_MS;
         this.connectedSince = this.ms();
         for await (const ev of this.lw.watch(resourceVersion, timeout, idle, signal)) {
           this.lastHealthyAt = this.ms();

@@ -1,0 +1,145 @@
+import { describe, expect, it } from "vitest";
+import { parsePipeline } from "../api/parse.js";
+import type { LogPipelineStatus } from "../api/logpipeline.js";
+import { childDigest } from "./observe.js";
+import { requeueAfterMs } from "./reconcile.js";
+import { SecretReads } from "./secret-reads.js";
+
+/** The three things that kept an idle operator busy at 1,000 pipelines (make bench-operator). */
+
+describe("childDigest: which child updates wake the pipeline", () => {
+  const deployment = (status: Record<string, unknown>, replicas = 2, rv = "1") => ({
+    apiVersion: "apps/v1",
+    kind: "Deployment",
+    metadata: {
+      name: "p-consumer",
+      namespace: "ns",
+      generation: 4,
+      resourceVersion: rv,
+      managedFields: [{ rv }],
+    },
+    spec: { replicas },
+    status: { observedGeneration: 4, ...status },
+  });
+  const available = (at: string) => ({ type: "Available", status: "True", lastUpdateTime: at });
+
+  it("ignores a status update that changes nothing the reconcile reads", () => {
+    const a = deployment({ readyReplicas: 2, conditions: [available("t1")] }, 2, "10");
+    const b = deployment({ readyReplicas: 2, conditions: [available("t2")] }, 2, "11");
+    expect(childDigest("Deployment", b)).toBe(childDigest("Deployment", a));
+    const hpa = (cpu: number, rv: string) => ({
+      metadata: { name: "p-consumer", namespace: "ns", resourceVersion: rv },
+      spec: { minReplicas: 1, maxReplicas: 6 },
+      status: { currentMetrics: [{ resource: { current: { averageUtilization: cpu } } }] },
+    });
+    expect(childDigest("HorizontalPodAutoscaler", hpa(40, "5"))).toBe(
+      childDigest("HorizontalPodAutoscaler", hpa(75, "6")),
+    );
+  });
+
+  it("sees readiness, spec, label and topic-state changes", () => {
+    const base = childDigest("Deployment", deployment({ readyReplicas: 2 }));
+    expect(childDigest("Deployment", deployment({ readyReplicas: 1 }))).not.toBe(base);
+    expect(childDigest("Deployment", deployment({ readyReplicas: 2 }, 3))).not.toBe(base);
+    const relabelled = deployment({ readyReplicas: 2 });
+    (relabelled.metadata as Record<string, unknown>).labels = { team: "x" };
+    expect(childDigest("Deployment", relabelled)).not.toBe(base);
+    const topic = (ready: string) => ({
+      metadata: { name: "t", namespace: "kafka" },
+      spec: { partitions: 6 },
+      status: { conditions: [{ type: "Ready", status: ready }] },
+    });
+    expect(childDigest("KafkaTopic", topic("True"))).not.toBe(childDigest("KafkaTopic", topic("False")));
+  });
+});
+
+describe("SecretReads", () => {
+  const fake = () => {
+    const secrets = new Map<string, Record<string, string>>([["ns/a", { k: "djE=" }]]);
+    let gets = 0;
+    return {
+      secrets,
+      gets: () => gets,
+      kube: {
+        getOrUndefined: <T>(_v: string, _k: string, ns?: string, name?: string) => {
+          gets++;
+          const data = secrets.get(`${ns ?? ""}/${name ?? ""}`);
+          return Promise.resolve((data ? { data } : undefined) as T | undefined);
+        },
+      },
+    };
+  };
+
+  it("reads a Secret once per refresh period, and again after it", async () => {
+    const f = fake();
+    let now = 0;
+    const reads = new SecretReads(f.kube, 120_000, () => now);
+    const first = await reads.read("ns", "a");
+    expect(first.exists).toBe(true);
+    now = 119_999;
+    f.secrets.set("ns/a", { k: "djI=" }); // rotated: not seen until the period ends
+    expect((await reads.read("ns", "a")).hash).toBe(first.hash);
+    expect(f.gets()).toBe(1);
+    now = 120_000;
+    expect((await reads.read("ns", "a")).hash).not.toBe(first.hash);
+    expect(f.gets()).toBe(2);
+  });
+
+  it("never remembers a missing Secret, and reads afresh after invalidate or a namespace is forgotten", async () => {
+    const f = fake();
+    const reads = new SecretReads(f.kube, 120_000, () => 0);
+    expect((await reads.read("ns", "b")).exists).toBe(false);
+    f.secrets.set("ns/b", { k: "eA==" });
+    expect((await reads.read("ns", "b")).exists).toBe(true);
+    await reads.read("ns", "b");
+    expect(f.gets()).toBe(2);
+    reads.invalidate("ns", "b");
+    await reads.read("ns", "b");
+    expect(f.gets()).toBe(3);
+    await reads.read("ns", "a");
+    reads.forgetNamespace("ns");
+    expect(reads.size).toBe(0);
+  });
+});
+
+describe("requeueAfterMs", () => {
+  const parsed = parsePipeline({
+    metadata: { name: "p", namespace: "ns", uid: "u" },
+    spec: { kafka: { mode: "external", bootstrapServers: "k:9092" } },
+  });
+  if (!parsed.ok) throw new Error(parsed.message);
+  const p = parsed.pipeline;
+  const config = { resyncMs: 300_000, progressingRequeueMs: 10_000 };
+  const status = (ready: string, reconcilingSince: string, stalled = "False"): LogPipelineStatus =>
+    ({
+      conditions: [
+        { type: "Ready", status: ready, reason: "r", message: "m", lastTransitionTime: reconcilingSince },
+        {
+          type: "Reconciling",
+          status: "True",
+          reason: "Progressing",
+          message: "m",
+          lastTransitionTime: reconcilingSince,
+        },
+        { type: "Stalled", status: stalled, reason: "r", message: "m", lastTransitionTime: reconcilingSince },
+      ],
+    }) as LogPipelineStatus;
+  const t0 = Date.parse("2026-12-01T10:00:00Z");
+  const at = (minutes: number) => t0 + minutes * 60_000;
+
+  it("backs off while progressing, from the configured delay up to the resync period", () => {
+    const s = status("False", "2026-12-01T10:00:00Z");
+    expect(requeueAfterMs(p, s, at(0), config)).toBe(10_000);
+    expect(requeueAfterMs(p, s, at(2), config)).toBe(30_000);
+    expect(requeueAfterMs(p, s, at(10), config)).toBe(150_000);
+    expect(requeueAfterMs(p, s, at(60), config)).toBe(300_000);
+  });
+
+  it("keeps the resync (or the divergence interval) when ready, and a minute when stalled", () => {
+    expect(requeueAfterMs(p, status("True", "2026-12-01T10:00:00Z"), at(60), config)).toBe(300_000);
+    expect(requeueAfterMs(p, status("True", "x"), at(0), { ...config, resyncMs: 900_000 })).toBe(
+      p.spec.reconciliation.intervalSeconds * 1000,
+    );
+    expect(requeueAfterMs(p, status("False", "2026-12-01T10:00:00Z", "True"), at(60), config)).toBe(60_000);
+  });
+});

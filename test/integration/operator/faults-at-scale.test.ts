@@ -1,0 +1,253 @@
+import { readFileSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import path from "node:path";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { KubeClient, type KubeObjectLike } from "../../../operator/src/kube/client.js";
+import { STRIMZI_API_VERSION } from "../../../operator/src/builders/kafka-topics.js";
+import { listWatch } from "../../../operator/src/kube/list-watch.js";
+import { Informer } from "../../../operator/src/runtime/informer.js";
+import {
+  createFleet,
+  fleetName,
+  LP_API,
+  type OperatorProcess,
+  pool,
+  startOperatorProcess,
+  waitConverged,
+} from "../../support/fleet.js";
+import { type IsolatedStack, isolatedStack } from "../../support/isolated-stack.js";
+import { eventually, uniqueSuffix } from "../../support/kube.js";
+import { type TcpProxy, tcpProxy } from "../../support/tcp-proxy.js";
+
+/**
+ * The operator at reduced scale (FAULT_PIPELINES, default 30) through three faults, on an API
+ * server of this file's own: a restart of the API server, a stalled connection (a TCP proxy
+ * the test owns, between the operators and the API server, stops forwarding without
+ * closing), and a kill -9 of the leader with a standby ready. Two operator processes run,
+ * each restarted when it exits, as a Deployment's pods would be. After each fault every
+ * pipeline takes a new generation, and must converge within the bound stated below; no child
+ * is deleted or recreated (their uids stay), and no status is ever written backwards (an
+ * older observedGeneration after a newer one), as an informer of the test's own records.
+ * Full scale (300 pipelines): FAULT_PIPELINES=300 in `make test-full`.
+ */
+const N = Number(process.env.FAULT_PIPELINES ?? 30);
+/** Convergence bounds after each fault, from the settings below: */
+const BOUND = {
+  // the API server's start (seconds), a relist, then N reconciles
+  restart: 90_000,
+  // the informers' idle watchdog (90 s: the API server sends a bookmark every minute),
+  // the client's 30 s request timeout, a relist, then N reconciles
+  stall: 180_000,
+  // the lease (15 s) running out, the standby's informers already synced, N reconciles
+  leader: 90_000,
+};
+
+const suffix = uniqueSuffix();
+const ns = `t-faults-${suffix}`;
+const kafkaNs = `t-faults-kafka-${suffix}`;
+let iso: IsolatedStack;
+let admin: KubeClient;
+let proxy: TcpProxy;
+/** What beforeAll set up, undone in reverse order. */
+const cleanups: (() => Promise<void> | void)[] = [];
+const logFile = path.join(tmpdir(), `lp-faults-${suffix}.log`);
+
+/** An operator replica restarted whenever it exits, as the kubelet would. */
+interface Replica {
+  identity: string;
+  current: OperatorProcess;
+  restarts: number;
+  stopping: boolean;
+}
+const replicas: Replica[] = [];
+
+function supervise(identity: string, healthPort: number, kubeconfig: string): Replica {
+  const r = { identity, restarts: 0, stopping: false } as Replica;
+  const start = () => {
+    r.current = startOperatorProcess({
+      kubeconfig,
+      namespaces: [ns, kafkaNs],
+      identity,
+      healthPort,
+      logFile,
+      env: { LEASE_NAMESPACE: ns, LOG_LEVEL: "info" },
+    });
+    r.current.child.once("exit", () => {
+      if (r.stopping) return;
+      r.restarts++;
+      setTimeout(start, 1_000).unref();
+    });
+  };
+  start();
+  replicas.push(r);
+  return r;
+}
+
+/** observedGeneration as every status write showed it, per pipeline; and any step back. */
+const seen = new Map<string, number>();
+const backwards: string[] = [];
+let watcher: Informer<KubeObjectLike> | undefined;
+
+async function childUids(): Promise<Map<string, string>> {
+  const out = new Map<string, string>();
+  const kinds: [string, string, string][] = [
+    ["apps/v1", "Deployment", ns],
+    ["apps/v1", "StatefulSet", ns],
+    ["v1", "Service", ns],
+    ["v1", "Secret", ns],
+    ["autoscaling/v2", "HorizontalPodAutoscaler", ns],
+    ["policy/v1", "PodDisruptionBudget", ns],
+    ["networking.k8s.io/v1", "NetworkPolicy", ns],
+    [STRIMZI_API_VERSION, "KafkaTopic", kafkaNs],
+  ];
+  for (const [apiVersion, kind, namespace] of kinds)
+    for (const o of (await admin.list(apiVersion, kind, namespace)).items)
+      if (o.metadata?.labels?.["app.kubernetes.io/managed-by"] || kind === "Secret")
+        out.set(`${kind}/${o.metadata?.name ?? ""}`, o.metadata?.uid ?? "");
+  return out;
+}
+
+/** Gives every pipeline a new generation (the query API's replicas, 1 ↔ 2). */
+async function bumpAll(replicasWanted: number): Promise<void> {
+  await pool(
+    Array.from({ length: N }, (_, i) => i),
+    8,
+    async (i) => {
+      await admin.request("PATCH", `/apis/${LP_API}/namespaces/${ns}/logpipelines/${fleetName(i)}`, {
+        body: { spec: { query: { replicas: replicasWanted } } },
+        contentType: "application/merge-patch+json",
+      });
+    },
+  );
+}
+
+async function expectConverged(what: string, replicasWanted: number, boundMs: number): Promise<number> {
+  const { ms } = await waitConverged(admin, ns, N, boundMs);
+  const deployments = await admin.list<{ metadata: { name: string }; spec: { replicas: number } }>(
+    "apps/v1",
+    "Deployment",
+    ns,
+  );
+  const query = deployments.items.filter((d) => d.metadata.name.endsWith("-query"));
+  expect(query).toHaveLength(N);
+  expect(query.filter((d) => d.spec.replicas !== replicasWanted).map((d) => d.metadata.name)).toEqual([]);
+  console.log(`${what}: ${N} pipelines converged ${(ms / 1000).toFixed(1)} s after the new generation`);
+  return ms;
+}
+
+beforeAll(async () => {
+  iso = isolatedStack({
+    portOffset: 7500,
+    bridge: "lp7",
+    bridgeIp: "10.253.0.1",
+    components: ["etcd", "kube-apiserver", "kube-controller-manager"],
+  });
+  admin = await KubeClient.fromEnvironment(iso.info.kubeconfig);
+  for (const name of [ns, kafkaNs])
+    await admin.create({ apiVersion: "v1", kind: "Namespace", metadata: { name } });
+  const api = new URL(iso.info.apiServer);
+  proxy = await tcpProxy({ host: api.hostname, port: Number(api.port) });
+  cleanups.push(() => proxy.close());
+  // The operators reach the API server through the proxy (the certificate names 127.0.0.1).
+  const kubeconfig = path.join(tmpdir(), `lp-faults-${suffix}.kubeconfig`);
+  writeFileSync(
+    kubeconfig,
+    readFileSync(iso.info.kubeconfig, "utf8").replace(iso.info.apiServer, `https://127.0.0.1:${proxy.port}`),
+    { mode: 0o600 },
+  );
+  supervise("replica-a", 18481, kubeconfig);
+  await eventually(
+    "replica-a ready",
+    async () => ((await replicas[0]?.current.ready()) ? true : undefined),
+    60_000,
+  );
+  supervise("replica-b", 18491, kubeconfig);
+
+  watcher = new Informer<KubeObjectLike>(
+    "faults-watch",
+    listWatch(admin, LP_API, "LogPipeline", { namespace: ns }),
+    {
+      resyncMs: 600_000,
+      backoffInitialMs: 200,
+      backoffMaxMs: 2_000,
+    },
+  );
+  watcher.on((key, event, obj) => {
+    if (event === "delete" || !obj) return;
+    const g = (obj as { status?: { observedGeneration?: number } }).status?.observedGeneration;
+    if (g === undefined) return;
+    const before = seen.get(key) ?? 0;
+    if (g < before) backwards.push(`${key}: observedGeneration ${g} after ${before}`);
+    seen.set(key, Math.max(before, g));
+  });
+  watcher.start();
+  await watcher.waitForSync(30_000);
+}, 300_000);
+
+afterAll(async () => {
+  await watcher?.stop();
+  for (const r of replicas) {
+    r.stopping = true;
+    await r.current.stop();
+  }
+  for (const undo of cleanups.reverse()) await undo();
+}, 180_000);
+
+const holder = async () =>
+  (
+    await admin.getOrUndefined<{ spec: { holderIdentity?: string } }>(
+      "coordination.k8s.io/v1",
+      "Lease",
+      ns,
+      "logpipeline-operator",
+    )
+  )?.spec.holderIdentity;
+
+describe(`the operator through faults, ${N} pipelines`, () => {
+  let uids: Map<string, string>;
+
+  it("converges a fleet created at once", async () => {
+    await createFleet(admin, ns, N, kafkaNs);
+    await expectConverged("created", 1, 180_000);
+    uids = await childUids();
+    // Each pipeline's children, at least: 3 Deployments of its own + Redis, PostgreSQL, 5 Services, Secrets.
+    expect(uids.size).toBeGreaterThanOrEqual(N * 15);
+  }, 240_000);
+
+  it("converges again after the API server restarts, recreating nothing", async () => {
+    iso.stop("kube-apiserver");
+    iso.start("kube-apiserver");
+    await bumpAll(2);
+    await expectConverged("API server restarted", 2, BOUND.restart);
+    expect(await childUids()).toEqual(uids);
+    expect(backwards).toEqual([]);
+  }, 240_000);
+
+  it("converges again after its connections stall without closing, recreating nothing", async () => {
+    const stalled = proxy.stall();
+    expect(stalled).toBeGreaterThan(0); // watches and pooled connections of both replicas
+    await bumpAll(1);
+    await expectConverged(`${stalled} connections stalled`, 1, BOUND.stall);
+    expect(await childUids()).toEqual(uids);
+    expect(backwards).toEqual([]);
+  }, 300_000);
+
+  it("converges again when the leader is killed and the standby takes over, recreating nothing", async () => {
+    const leader = await eventually("a leader", async () => (await holder()) || undefined, 60_000);
+    const standby = replicas.find((r) => r.identity !== leader);
+    await eventually(
+      "the standby ready",
+      async () => ((await standby?.current.ready()) ? true : undefined),
+      60_000,
+    );
+    const killed = replicas.find((r) => r.identity === leader);
+    killed?.current.child.kill("SIGKILL");
+    await bumpAll(2);
+    await expectConverged(`leader ${leader} killed`, 2, BOUND.leader);
+    expect(await holder()).toBe(standby?.identity);
+    expect(await childUids()).toEqual(uids);
+    expect(backwards).toEqual([]);
+    // The records saw every pipeline's latest generation: the check above could have failed.
+    expect([...seen.values()].filter((g) => g >= 4)).toHaveLength(N);
+  }, 240_000);
+});

@@ -56,7 +56,10 @@ export async function tcpProxy(target: { host: string; port: number }): Promise<
         p.client.destroy();
         p.upstream.destroy();
       }
-      await new Promise<void>((resolve) => server.close(() => resolve()));
+      await new Promise<void>((resolve) => {
+        server.close(() => resolve());
+        setTimeout(resolve, 5_000).unref(); // a connection still closing does not hold the test
+      });
     },
   };
 }

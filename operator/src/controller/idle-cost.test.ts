@@ -1,7 +1,7 @@
 import { describe, expect, it } from "vitest";
 import { parsePipeline } from "../api/parse.js";
 import type { LogPipelineStatus } from "../api/logpipeline.js";
-import { childDigest } from "./observe.js";
+import { childDigest, withForeignManagedFields, withoutManagedFields } from "./observe.js";
 import { requeueAfterMs } from "./reconcile.js";
 import { SecretReads } from "./secret-reads.js";
 
@@ -141,5 +141,30 @@ describe("requeueAfterMs", () => {
       p.spec.reconciliation.intervalSeconds * 1000,
     );
     expect(requeueAfterMs(p, status("False", "2026-12-01T10:00:00Z", "True"), at(60), config)).toBe(60_000);
+  });
+});
+
+describe("what the caches keep of managedFields", () => {
+  const withFields = {
+    metadata: {
+      name: "p-consumer",
+      managedFields: [
+        { manager: "logpipeline-operator", operation: "Apply", fieldsV1: { "f:spec": {} } },
+        { manager: "kube-controller-manager", subresource: "status", fieldsV1: { "f:status": {} } },
+        { manager: "kubectl-edit", operation: "Update", fieldsV1: { "f:spec": { "f:replicas": {} } } },
+        { manager: "helm", subresource: "status", fieldsV1: {} },
+      ],
+    },
+  };
+
+  it("keeps of a child only other managers' spec edits", () => {
+    expect(withForeignManagedFields(withFields).metadata.managedFields).toEqual([
+      { manager: "kubectl-edit", operation: "Update", fieldsV1: { "f:spec": { "f:replicas": {} } } },
+    ]);
+    expect(withFields.metadata.managedFields).toHaveLength(4); // the input is left alone
+  });
+
+  it("keeps none of a pipeline's", () => {
+    expect(withoutManagedFields(withFields).metadata).toEqual({ name: "p-consumer" });
   });
 });

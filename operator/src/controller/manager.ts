@@ -16,7 +16,7 @@ import { type Lease, LeaderElector, type LeaseSpec } from "../runtime/leader.js"
 import { DEFAULT_RATE_LIMITER, runWorkers, WorkQueue } from "../runtime/workqueue.js";
 import { type Capabilities, childKinds, detectCapabilities } from "./children.js";
 import type { ControllerConfig, ControllerDeps } from "./deps.js";
-import { childDigest } from "./observe.js";
+import { childDigest, withForeignManagedFields, withoutManagedFields } from "./observe.js";
 import { reconcile } from "./reconcile.js";
 import { SecretReads } from "./secret-reads.js";
 
@@ -69,7 +69,7 @@ export async function startManager(config: ManagerConfig, log: Logger): Promise<
       new Informer(
         `LogPipeline/${ns ?? "*"}`,
         listWatch(kube, API_VERSION, KIND, ns ? { namespace: ns } : {}),
-        informerOpts,
+        { ...informerOpts, transform: withoutManagedFields },
       ),
   );
   const children = new Map<string, Informer<KubeObjectLike>>();
@@ -103,7 +103,7 @@ export async function startManager(config: ManagerConfig, log: Logger): Promise<
     const inf = new Informer(
       kind,
       listWatch(kube, apiVersion, kind, { labelSelector: `app.kubernetes.io/managed-by=${MANAGED_BY}` }),
-      informerOpts,
+      { ...informerOpts, transform: withForeignManagedFields },
     );
     // A child changed (or vanished): reconcile its pipeline, which puts it back as wanted.
     // An update that changed nothing the reconcile reads (childDigest) is not a change.

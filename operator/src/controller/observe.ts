@@ -3,6 +3,7 @@ import type { KubeObject } from "../builders/index.js";
 import type { KubeObjectLike } from "../kube/client.js";
 import type { TopicObservation, WorkloadObservation } from "../status/compute.js";
 import { hashOf } from "./applied.js";
+import { OWN_MANAGERS } from "../status/spec-differences.js";
 
 interface WorkloadLike {
   metadata?: { generation?: number };
@@ -100,4 +101,27 @@ export function childDigest(kind: string, o: KubeObjectLike): string {
         ? observeWorkload(o)
         : undefined;
   return hashOf({ meta, body, observed });
+}
+
+/** A LogPipeline as cached: its managedFields are never read. */
+export function withoutManagedFields<T extends KubeObjectLike>(o: T): T {
+  if (!o.metadata?.managedFields) return o;
+  const metadata = { ...o.metadata };
+  delete metadata.managedFields;
+  return { ...o, metadata };
+}
+
+/**
+ * A child as cached: of its managedFields only the entries of other managers' spec edits,
+ * which are all the reconcile reads of them (a reverted edit's author, a replica count set
+ * against the autoscaler: status/spec-differences.ts). The operator's own entry and status
+ * writers' are most of a child's size.
+ */
+export function withForeignManagedFields<T extends KubeObjectLike>(o: T): T {
+  const entries = o.metadata?.managedFields as { manager?: string; subresource?: string }[] | undefined;
+  if (!entries) return o;
+  const foreign = entries.filter(
+    (m) => m.manager && !OWN_MANAGERS.has(m.manager) && m.subresource !== "status",
+  );
+  return { ...o, metadata: { ...o.metadata, managedFields: foreign } };
 }

@@ -1,14 +1,13 @@
-import type https from "node:https";
 import { createInterface } from "node:readline";
 import { Readable } from "node:stream";
-import { HttpMethod, KubeConfig, RequestContext } from "@kubernetes/client-node";
 import { Agent, fetch } from "undici";
+import { type Credentials, loadCredentials } from "./credentials.js";
 
 /**
  * The one adapter over the API server (docs/architecture.md, Layers): typed errors, server-side apply
  * with the operator's field manager, status writes, and raw list/watch for the informers.
- * Authentication comes from @kubernetes/client-node's KubeConfig (kubeconfig or in-cluster,
- * token files re-read per request); connections are kept alive on one undici Agent.
+ * Authentication comes from credentials.ts (in-cluster or a kubeconfig; token files re-read
+ * as they rotate); connections are kept alive on one undici Agent.
  */
 export const FIELD_MANAGER = "logpipeline-operator";
 
@@ -100,6 +99,19 @@ export interface WatchEvent {
   object: KubeObjectLike & { code?: number; reason?: string; message?: string };
 }
 
+export type HttpMethod = "GET" | "POST" | "PUT" | "PATCH" | "DELETE";
+
+/** No byte of a response body for this long fails its stream (see the Agent in KubeClient). */
+export const WATCH_BODY_TIMEOUT_MS = 80_000;
+
+const CONNECTION_LOST = new Set(["UND_ERR_INFO", "UND_ERR_SOCKET", "UND_ERR_CLOSED", "ECONNRESET", "EPIPE"]);
+
+/** fetch failed because its connection went away (not a timeout, not a refusal to connect). */
+export function connectionLost(e: unknown): boolean {
+  const cause = (e as { cause?: { code?: string } } | undefined)?.cause;
+  return e instanceof TypeError && CONNECTION_LOST.has(cause?.code ?? "");
+}
+
 export interface KubeClientOptions {
   /** Timeout of ordinary requests (not watches). */
   requestTimeoutMs?: number;
@@ -126,43 +138,41 @@ export class KubeClient {
   readonly calls = new Map<string, number>();
 
   private constructor(
-    private readonly kc: KubeConfig,
-    tls: https.RequestOptions,
+    private readonly credentials: Credentials,
     opts: KubeClientOptions,
   ) {
-    const cluster = kc.getCurrentCluster();
-    if (!cluster) throw new Error("kubeconfig has no current cluster");
-    this.server = cluster.server.replace(/\/$/, "");
+    const tls = credentials.tls;
+    this.server = credentials.server;
     this.timeoutMs = opts.requestTimeoutMs ?? 30_000;
     this.userAgent = opts.userAgent ?? FIELD_MANAGER;
     this.impersonate = opts.impersonate;
     this.agent = new Agent({
       connect: {
-        ...(tls.ca ? { ca: tls.ca as string } : {}),
-        ...(tls.cert ? { cert: tls.cert as string } : {}),
-        ...(tls.key ? { key: tls.key as string } : {}),
+        ...(tls.ca ? { ca: tls.ca } : {}),
+        ...(tls.cert ? { cert: tls.cert } : {}),
+        ...(tls.key ? { key: tls.key } : {}),
         ...(tls.rejectUnauthorized !== undefined ? { rejectUnauthorized: tls.rejectUnauthorized } : {}),
         ...(tls.servername ? { servername: tls.servername } : {}),
         keepAlive: true,
         keepAliveInitialDelay: 30_000,
       },
-      // Watches hold a connection each; requests share the rest.
+      // Over HTTP/1.1 watches hold a connection each and requests share the rest; over
+      // HTTP/2 (what the API server offers) everything shares one connection.
       connections: 64,
+      // A stream's own timeouts, not only our abort signal: when one fires, undici pings the
+      // HTTP/2 connection and drops it if the ping goes unanswered, so a connection that
+      // stalled without closing is replaced (client-go does the same with its HTTP/2 health
+      // check) instead of swallowing every later request. The body timeout is above the
+      // bookmark interval (a watch is silent for a minute at most) and below the informers'
+      // idle watchdog.
+      headersTimeout: this.timeoutMs,
+      bodyTimeout: WATCH_BODY_TIMEOUT_MS,
     });
   }
 
-  static async create(kc: KubeConfig, opts: KubeClientOptions = {}): Promise<KubeClient> {
-    const tls: https.RequestOptions = {};
-    await kc.applyToHTTPSOptions(tls);
-    return new KubeClient(kc, tls, opts);
-  }
-
-  /** From a kubeconfig file, or in-cluster when `path` is undefined and KUBERNETES_SERVICE_HOST is set. */
+  /** From a kubeconfig file (`path`, $KUBECONFIG, ~/.kube/config), else in-cluster. */
   static async fromEnvironment(path?: string, opts: KubeClientOptions = {}): Promise<KubeClient> {
-    const kc = new KubeConfig();
-    if (path) kc.loadFromFile(path);
-    else kc.loadFromDefault();
-    return KubeClient.create(kc, opts);
+    return new KubeClient(await loadCredentials(path), opts);
   }
 
   private closed = false;
@@ -198,11 +208,10 @@ export class KubeClient {
     this.calls.set(key, (this.calls.get(key) ?? 0) + 1);
   }
 
-  private async headers(url: string, method: HttpMethod): Promise<Record<string, string>> {
-    const ctx = new RequestContext(url, method);
-    await this.kc.applySecurityAuthentication(ctx);
+  private async headers(): Promise<Record<string, string>> {
+    const authorization = await this.credentials.authorization();
     return {
-      ...ctx.getHeaders(),
+      ...(authorization ? { authorization } : {}),
       "user-agent": this.userAgent,
       accept: "application/json",
       ...(this.impersonate ? { "impersonate-user": this.impersonate } : {}),
@@ -215,18 +224,29 @@ export class KubeClient {
     return u.toString();
   }
 
-  async request<T>(method: keyof typeof HttpMethod, path: string, opts: RequestOptions = {}): Promise<T> {
+  async request<T>(method: HttpMethod, path: string, opts: RequestOptions = {}): Promise<T> {
     const url = this.url(path, opts.query);
-    const headers = await this.headers(url, HttpMethod[method]);
+    const headers = await this.headers();
     if (opts.body !== undefined) headers["content-type"] = opts.contentType ?? "application/json";
     this.count(method, path);
-    const timeout = AbortSignal.timeout(opts.timeoutMs ?? this.timeoutMs);
-    const res = await fetch(url, {
-      method,
-      headers,
-      dispatcher: this.agent,
-      signal: opts.signal ? AbortSignal.any([opts.signal, timeout]) : timeout,
-      ...(opts.body !== undefined ? { body: JSON.stringify(opts.body) } : {}),
+    // The stream's headersTimeout (above) fires first; this is the backstop for a request given
+    // a timeout of its own.
+    const timeout = AbortSignal.timeout((opts.timeoutMs ?? this.timeoutMs) + 5_000);
+    const signal = opts.signal ? AbortSignal.any([opts.signal, timeout]) : timeout;
+    const send = () =>
+      fetch(url, {
+        method,
+        headers,
+        dispatcher: this.agent,
+        signal,
+        ...(opts.body !== undefined ? { body: JSON.stringify(opts.body) } : {}),
+      });
+    // A connection the server closed under us (a restarted API server's GOAWAY, a reset) fails
+    // the request before it was answered: it is sent once more on a new connection. Every
+    // request here is safe to repeat (creates are by name, applies and patches converge).
+    const res = await send().catch((e: unknown) => {
+      if (!connectionLost(e) || signal.aborted) throw e;
+      return send();
     });
     const text = await res.text();
     if (!res.ok) throw kubeError(res.status, res.statusText, text);
@@ -362,7 +382,7 @@ export class KubeClient {
   ): AsyncGenerator<WatchEvent> {
     const path = resourcePath(apiVersion, kind, namespace);
     const url = this.url(path, { ...query, watch: true, allowWatchBookmarks: true });
-    const headers = await this.headers(url, HttpMethod.GET);
+    const headers = await this.headers();
     this.count("WATCH", path);
     const abort = new AbortController();
     const onOuterAbort = () => abort.abort(signal.reason);

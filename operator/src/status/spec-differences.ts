@@ -24,7 +24,11 @@ interface ManagedFieldsEntry {
 }
 
 /** Field managers that are the operator itself or Kubernetes' own controllers acting for it. */
-export const OWN_MANAGERS: ReadonlySet<string> = new Set(["logpipeline-operator", "kube-controller-manager", "kube-scheduler"]);
+export const OWN_MANAGERS: ReadonlySet<string> = new Set([
+  "logpipeline-operator",
+  "kube-controller-manager",
+  "kube-scheduler",
+]);
 
 /**
  * Paths of a managedFields entry's fieldsV1, as `spec.template.spec.containers[name].image`,

@@ -109,7 +109,7 @@ describe("requeueAfterMs", () => {
   });
   if (!parsed.ok) throw new Error(parsed.message);
   const p = parsed.pipeline;
-  const config = { resyncMs: 300_000, progressingRequeueMs: 10_000 };
+  const config = { resyncMs: 300_000, progressingRequeueMs: 10_000, deliveryIntervalMs: 15_000 };
   const status = (ready: string, reconcilingSince: string, stalled = "False"): LogPipelineStatus =>
     ({
       conditions: [
@@ -135,9 +135,11 @@ describe("requeueAfterMs", () => {
     expect(requeueAfterMs(p, s, at(60), config)).toBe(300_000);
   });
 
-  it("keeps the resync (or the divergence interval) when ready, and a minute when stalled", () => {
-    expect(requeueAfterMs(p, status("True", "2026-12-01T10:00:00Z"), at(60), config)).toBe(300_000);
-    expect(requeueAfterMs(p, status("True", "x"), at(0), { ...config, resyncMs: 900_000 })).toBe(
+  it("reads delivery each delivery interval when ready (or sooner: the resync, the divergence check), a minute when stalled", () => {
+    expect(requeueAfterMs(p, status("True", "2026-12-01T10:00:00Z"), at(60), config)).toBe(15_000);
+    const slow = { ...config, deliveryIntervalMs: 3_600_000 };
+    expect(requeueAfterMs(p, status("True", "x"), at(0), slow)).toBe(300_000);
+    expect(requeueAfterMs(p, status("True", "x"), at(0), { ...slow, resyncMs: 900_000 })).toBe(
       p.spec.reconciliation.intervalSeconds * 1000,
     );
     expect(requeueAfterMs(p, status("False", "2026-12-01T10:00:00Z", "True"), at(60), config)).toBe(60_000);

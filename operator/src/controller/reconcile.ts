@@ -188,8 +188,9 @@ function requeue(p: LogPipeline, status: LogPipelineStatus, deps: ControllerDeps
 }
 
 /**
- * When to look at a pipeline again without an event. Ready: at the resync period, or sooner
- * when its divergence check is due. Stalled: every minute. Progressing: after
+ * When to look at a pipeline again without an event. Ready: at the delivery interval (its
+ * status.delivery is read then; a child's status updates no longer wake it), or at the
+ * resync period or its divergence check when sooner. Stalled: every minute. Progressing: after
  * progressingRequeueMs at first, then a quarter of the time it has been progressing, up to
  * the resync period — its children's events wake it anyway, so at 1,000 pipelines whose pods
  * cannot be scheduled this poll does not grow into the operator's main load.
@@ -198,12 +199,12 @@ export function requeueAfterMs(
   p: LogPipeline,
   status: LogPipelineStatus,
   nowMs: number,
-  config: Pick<ControllerDeps["config"], "resyncMs" | "progressingRequeueMs">,
+  config: Pick<ControllerDeps["config"], "resyncMs" | "progressingRequeueMs" | "deliveryIntervalMs">,
 ): number {
   const condition = (type: string) => status.conditions?.find((c) => c.type === type);
   if (condition("Ready")?.status === "True") {
     const checkEveryMs = p.spec.hibernate ? Infinity : p.spec.reconciliation.intervalSeconds * 1000;
-    return Math.min(config.resyncMs, checkEveryMs);
+    return Math.min(config.resyncMs, checkEveryMs, config.deliveryIntervalMs);
   }
   if (condition("Stalled")?.status === "True") return 60_000;
   const since = Date.parse(condition("Reconciling")?.lastTransitionTime ?? "");

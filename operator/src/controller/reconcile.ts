@@ -300,7 +300,6 @@ async function createOnce(objects: KubeObject[], deps: ControllerDeps): Promise<
   for (const obj of objects) {
     const ns = obj.metadata.namespace ?? "";
     if ((await deps.secrets.read(ns, obj.metadata.name)).exists) continue;
-    deps.secrets.invalidate(ns, obj.metadata.name);
     try {
       await deps.kube.create(obj);
       deps.log.info(

@@ -7,7 +7,6 @@ interface Applied {
   /** The child's generation after that apply (kinds with a spec), else its resourceVersion. */
   generation?: number | undefined;
   resourceVersion?: string | undefined;
-  at: number;
 }
 
 /** A digest of an object as JSON: what was applied or asked for, compared later. */
@@ -19,14 +18,15 @@ export const hashOf = (o: unknown) => createHash("sha256").update(JSON.stringify
  * HPA's metrics) changes neither its generation nor what the operator wants, so it costs
  * no apply; a spec edit bumps the generation and is applied over at once, a deleted child is
  * missing from the cache and applied again. Kinds without a generation (Service, Secret,
- * ConfigMap, NetworkPolicy…) compare their resourceVersion. Every child is applied again
- * at least every `reapplyMs` anyway, which puts back what a generation does not see
- * (another manager's labels or annotations).
+ * ConfigMap, NetworkPolicy…) compare their resourceVersion. What a generation does not see
+ * (another manager removing or changing the operator's labels, annotations or owner
+ * reference) is compared directly: the cached child must still carry them. There is no
+ * periodic re-apply: at 1,000 pipelines one wrote about 2.75 child PATCHes per pipeline a
+ * minute for nothing and kept the workers busy enough to delay spec edits
+ * (docs/benchmarks.md, The operator at scale).
  */
 export class AppliedChildren {
   private readonly byPipeline = new Map<string, Map<string, Applied>>();
-
-  constructor(private readonly reapplyMs: number) {}
 
   /** True when `desired` was applied and the cached child `live` has not changed since. */
   unchanged(
@@ -34,17 +34,16 @@ export class AppliedChildren {
     ref: string,
     desired: KubeObjectLike,
     live: KubeObjectLike | undefined,
-    now: number,
   ): boolean {
     const r = this.byPipeline.get(pipeline)?.get(ref);
-    if (!r || !live || now - r.at >= this.reapplyMs || r.desired !== hashOf(desired)) return false;
+    if (!r || !live || r.desired !== hashOf(desired) || !metadataKept(desired, live)) return false;
     const m = live.metadata as { generation?: number; resourceVersion?: string } | undefined;
     return m?.generation !== undefined
       ? m.generation === r.generation
       : m?.resourceVersion === r.resourceVersion;
   }
 
-  record(pipeline: string, ref: string, desired: KubeObjectLike, result: KubeObjectLike, now: number): void {
+  record(pipeline: string, ref: string, desired: KubeObjectLike, result: KubeObjectLike): void {
     let children = this.byPipeline.get(pipeline);
     if (!children) this.byPipeline.set(pipeline, (children = new Map<string, Applied>()));
     const m = result.metadata as { generation?: number; resourceVersion?: string } | undefined;
@@ -52,7 +51,6 @@ export class AppliedChildren {
       desired: hashOf(desired),
       generation: m?.generation,
       resourceVersion: m?.resourceVersion,
-      at: now,
     });
   }
 
@@ -61,4 +59,27 @@ export class AppliedChildren {
     if (ref === undefined) this.byPipeline.delete(pipeline);
     else this.byPipeline.get(pipeline)?.delete(ref);
   }
+}
+
+interface OwnedMetadata {
+  labels?: Record<string, string>;
+  annotations?: Record<string, string>;
+  ownerReferences?: { uid?: string; controller?: boolean }[];
+}
+
+/**
+ * The labels, annotations and controller reference the operator applies are still on the
+ * live object, with the same values. Other managers' additions are theirs to keep.
+ */
+export function metadataKept(desired: KubeObjectLike, live: KubeObjectLike): boolean {
+  const want = (desired.metadata ?? {}) as OwnedMetadata;
+  const have = (live.metadata ?? {}) as OwnedMetadata;
+  const subset = (a: Record<string, string> | undefined, b: Record<string, string> | undefined) =>
+    Object.entries(a ?? {}).every(([k, v]) => b?.[k] === v);
+  if (!subset(want.labels, have.labels) || !subset(want.annotations, have.annotations)) return false;
+  return (want.ownerReferences ?? []).every((o) =>
+    (have.ownerReferences ?? []).some(
+      (h) => h.uid === o.uid && (h.controller ?? false) === (o.controller ?? false),
+    ),
+  );
 }

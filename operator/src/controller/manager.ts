@@ -256,7 +256,7 @@ export async function startManager(config: ManagerConfig, log: Logger): Promise<
     divergence: new Map(),
     revertedEdits: new Map(),
     // Children nobody changed are applied again at the resync period (drift correction).
-    applied: new AppliedChildren(config.resyncMs),
+    applied: new AppliedChildren(),
     secrets: new SecretReads(kube, config.secretRefreshMs, () => clock().getTime()),
     writtenStatus: new Map(),
     deliveryReads: new Map(),

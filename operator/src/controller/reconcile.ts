@@ -141,8 +141,7 @@ async function applyChildren(
   for (const obj of objects) {
     const ref = objectRef(obj.kind, obj.metadata.namespace, obj.metadata.name);
     const before = deps.children.get(obj.kind)?.get(`${obj.metadata.namespace ?? ""}/${obj.metadata.name}`);
-    const nowMs = deps.now().getTime();
-    if (before && deps.applied.unchanged(key, ref, obj, before, nowMs)) {
+    if (before && deps.applied.unchanged(key, ref, obj, before)) {
       applied.set(ref, before);
       deps.metrics.applies.inc({ result: "unchanged" });
       continue;
@@ -150,7 +149,7 @@ async function applyChildren(
     try {
       const result = await deps.kube.apply(obj);
       applied.set(ref, result);
-      deps.applied.record(key, ref, obj, result, nowMs);
+      deps.applied.record(key, ref, obj, result);
       const noop = before?.metadata?.resourceVersion === result.metadata?.resourceVersion;
       deps.metrics.applies.inc({ result: noop ? "noop" : "changed" });
       // The spec did not change, the child did: someone else edited it, and this apply put it back.

@@ -1,5 +1,6 @@
 import { describe, expect, it } from "vitest";
 import { AppliedChildren } from "./applied.js";
+import { cachedChild } from "./observe.js";
 
 const owner = {
   apiVersion: "logpipeline.io/v1alpha1",
@@ -73,13 +74,28 @@ describe("AppliedChildren", () => {
     ).toBe(false);
   });
 
-  it("compares the resourceVersion of kinds without a generation, and forgets on request", () => {
+  it("compares the content of kinds without a generation (not their status), and forgets on request", () => {
     const a = new AppliedChildren();
-    const svc = { apiVersion: "v1", kind: "Service", metadata: { name: "s", namespace: "ns" }, spec: {} };
-    const at = (rv: string) => ({ ...svc, metadata: { ...svc.metadata, resourceVersion: rv } });
+    const svc = {
+      apiVersion: "v1",
+      kind: "Service",
+      metadata: { name: "s", namespace: "ns" },
+      spec: { ports: [80] },
+    };
+    const at = (rv: string, ports = [80], status: unknown = {}) => ({
+      ...svc,
+      metadata: { ...svc.metadata, resourceVersion: rv },
+      spec: { ports },
+      status,
+    });
     a.record("ns/p", "Service/ns/s", svc, at("7"));
     expect(a.unchanged("ns/p", "Service/ns/s", svc, at("7"))).toBe(true);
-    expect(a.unchanged("ns/p", "Service/ns/s", svc, at("8"))).toBe(false);
+    // A status-only update moves the resourceVersion, not the content.
+    expect(a.unchanged("ns/p", "Service/ns/s", svc, at("8", [80], { loadBalancer: {} }))).toBe(true);
+    // Someone edited the spec.
+    expect(a.unchanged("ns/p", "Service/ns/s", svc, at("9", [81]))).toBe(false);
+    // As the child cache keeps it (only the content's hash).
+    expect(a.unchanged("ns/p", "Service/ns/s", svc, cachedChild(at("10")))).toBe(true);
     a.forget("ns/p", "Service/ns/s");
     expect(a.unchanged("ns/p", "Service/ns/s", svc, at("7"))).toBe(false);
     a.record("ns/p", "Service/ns/s", svc, at("7"));

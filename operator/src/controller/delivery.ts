@@ -51,8 +51,10 @@ export async function readDelivery(
   kafka: KafkaConnection | undefined,
 ): Promise<DeliveryRead> {
   const at = deps.now().getTime();
-  const prev = deps.deliveryReads.get(`${p.metadata.namespace}/${p.metadata.name}`)?.delivery;
-  const keep = prev ? { delivery: prev } : {};
+  const last = deps.deliveryReads.get(`${p.metadata.namespace}/${p.metadata.name}`);
+  const prev = last?.delivery;
+  const failures = (last?.failures ?? 0) + 1;
+  const keep = prev ? { delivery: prev, failures } : { failures };
   if (!admin || !kafka) return { at, ...keep };
   const topic = pipelineNames(p).topic;
   let ledger;

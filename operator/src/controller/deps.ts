@@ -38,6 +38,8 @@ export interface DeliveryRead {
   delivery?: LogPipelineStatus["delivery"];
   /** Why the ledger could not be read (PostgreSQL unreachable, bad credentials). */
   postgresError?: string;
+  /** Reads in a row that reached neither Kafka nor PostgreSQL: the next waits longer (deliveryDue). */
+  failures?: number;
 }
 
 export interface ControllerMetrics {

@@ -1,7 +1,16 @@
 import { describe, expect, it } from "vitest";
 import { parsePipeline } from "../api/parse.js";
 import type { LogPipelineStatus } from "../api/logpipeline.js";
-import { childDigest, withForeignManagedFields, withoutManagedFields } from "./observe.js";
+import { contentHash } from "./applied.js";
+import {
+  cachedChild,
+  childDigest,
+  observeKafkaTopic,
+  observeWorkload,
+  pipelineDigest,
+  withoutManagedFields,
+} from "./observe.js";
+import { deliveryWaitMs } from "./probes.js";
 import { requeueAfterMs } from "./reconcile.js";
 import { SecretReads } from "./secret-reads.js";
 
@@ -53,6 +62,40 @@ describe("childDigest: which child updates wake the pipeline", () => {
   });
 });
 
+describe("pipelineDigest: which LogPipeline updates queue it", () => {
+  const lp = (over: { status?: unknown; spec?: unknown; metadata?: Record<string, unknown> } = {}) => ({
+    apiVersion: "logpipeline.io/v1alpha1",
+    kind: "LogPipeline",
+    metadata: {
+      name: "p",
+      namespace: "ns",
+      uid: "u",
+      generation: 2,
+      resourceVersion: "10",
+      ...over.metadata,
+    },
+    spec: over.spec ?? { kafka: { partitions: 6 } },
+    status: over.status ?? { observedGeneration: 2 },
+  });
+
+  it("ignores its own status coming back, not a spec, finalizer, annotation or deletion change", () => {
+    const base = pipelineDigest(lp());
+    expect(
+      pipelineDigest(
+        lp({ status: { observedGeneration: 2, phase: "Ready" }, metadata: { resourceVersion: "11" } }),
+      ),
+    ).toBe(base);
+    expect(pipelineDigest(lp({ spec: { kafka: { partitions: 12 } }, metadata: { generation: 3 } }))).not.toBe(
+      base,
+    );
+    expect(pipelineDigest(lp({ metadata: { finalizers: ["logpipeline.io/finalizer"] } }))).not.toBe(base);
+    expect(pipelineDigest(lp({ metadata: { annotations: { "logpipeline.io/check-now": "1" } } }))).not.toBe(
+      base,
+    );
+    expect(pipelineDigest(lp({ metadata: { deletionTimestamp: "2026-12-02T00:00:00Z" } }))).not.toBe(base);
+  });
+});
+
 describe("SecretReads", () => {
   const fake = () => {
     const secrets = new Map<string, Record<string, string>>([["ns/a", { k: "djE=" }]]);
@@ -99,6 +142,20 @@ describe("SecretReads", () => {
     await reads.read("ns", "a");
     reads.forgetNamespace("ns");
     expect(reads.size).toBe(0);
+  });
+
+  it("answers from a Secret this process created, without a read, with the hash a read would give", async () => {
+    const f = fake();
+    const reads = new SecretReads(f.kube, 120_000, () => 0);
+    const created = { data: { password: "cHc=" } };
+    reads.remember("ns", "c", created);
+    f.secrets.set("ns/c", created.data);
+    const r = await reads.read("ns", "c");
+    expect(f.gets()).toBe(0);
+    expect(r.exists).toBe(true);
+    reads.invalidate("ns", "c");
+    expect((await reads.read("ns", "c")).hash).toBe(r.hash);
+    expect(f.gets()).toBe(1);
   });
 });
 
@@ -160,7 +217,7 @@ describe("what the caches keep of managedFields", () => {
   };
 
   it("keeps of a child only other managers' spec edits", () => {
-    expect(withForeignManagedFields(withFields).metadata.managedFields).toEqual([
+    expect(cachedChild(withFields).metadata?.managedFields).toEqual([
       { manager: "kubectl-edit", operation: "Update", fieldsV1: { "f:spec": { "f:replicas": {} } } },
     ]);
     expect(withFields.metadata.managedFields).toHaveLength(4); // the input is left alone
@@ -168,5 +225,96 @@ describe("what the caches keep of managedFields", () => {
 
   it("keeps none of a pipeline's", () => {
     expect(withoutManagedFields(withFields).metadata).toEqual({ name: "p-consumer" });
+  });
+});
+
+describe("cachedChild: the child cache keeps what the reconcile reads, not the children", () => {
+  const deployment = {
+    apiVersion: "apps/v1",
+    kind: "Deployment",
+    metadata: {
+      name: "p-consumer",
+      namespace: "ns",
+      uid: "d1",
+      generation: 3,
+      resourceVersion: "9",
+      labels: { a: "b" },
+      annotations: { c: "d" },
+      ownerReferences: [{ uid: "u", kind: "LogPipeline", name: "p", controller: true }],
+      creationTimestamp: "2026-12-01T00:00:00Z",
+    },
+    spec: {
+      replicas: 2,
+      template: {
+        spec: {
+          containers: [{ name: "consumer", image: "x", env: [{ name: "A", value: "1".repeat(2000) }] }],
+        },
+      },
+    },
+    status: {
+      replicas: 2,
+      readyReplicas: 1,
+      observedGeneration: 3,
+      conditions: [
+        {
+          type: "Available",
+          status: "False",
+          reason: "MinimumReplicasUnavailable",
+          message: "m",
+          lastUpdateTime: "t",
+        },
+      ],
+    },
+  };
+  const topic = {
+    apiVersion: "kafka.strimzi.io/v1",
+    kind: "KafkaTopic",
+    metadata: { name: "p-events", namespace: "k", generation: 1 },
+    spec: { topicName: "p.events", partitions: 6, config: { "retention.ms": "1" } },
+    status: { conditions: [{ type: "Ready", status: "False", reason: "KafkaError", message: "refused" }] },
+  };
+  const hpa = (max: number, cpu: number) => ({
+    apiVersion: "autoscaling/v2",
+    kind: "HorizontalPodAutoscaler",
+    metadata: { name: "p-consumer", namespace: "ns", resourceVersion: String(cpu) },
+    spec: { minReplicas: 1, maxReplicas: max },
+    status: { currentMetrics: [{ resource: { current: { averageUtilization: cpu } } }] },
+  });
+
+  it("observes the same as the full object, with the same content hash, in a quarter of its size", () => {
+    expect(observeWorkload(cachedChild(deployment))).toEqual(observeWorkload(deployment));
+    expect(observeKafkaTopic(cachedChild(topic))).toEqual(observeKafkaTopic(topic));
+    const h = hpa(6, 40);
+    expect(contentHash(cachedChild(h))).toBe(contentHash(h));
+    expect(cachedChild(deployment).metadata).toEqual({
+      name: "p-consumer",
+      namespace: "ns",
+      uid: "d1",
+      generation: 3,
+      resourceVersion: "9",
+      labels: { a: "b" },
+      annotations: { c: "d" },
+      ownerReferences: [{ uid: "u", kind: "LogPipeline", name: "p", controller: true }],
+    });
+    expect(JSON.stringify(cachedChild(deployment)).length).toBeLessThan(
+      JSON.stringify(deployment).length / 4,
+    );
+  });
+
+  it("sees an autoscaler's spec change, not its metrics", () => {
+    const base = childDigest("HorizontalPodAutoscaler", cachedChild(hpa(6, 40)));
+    expect(childDigest("HorizontalPodAutoscaler", cachedChild(hpa(6, 75)))).toBe(base);
+    expect(childDigest("HorizontalPodAutoscaler", cachedChild(hpa(8, 40)))).not.toBe(base);
+  });
+});
+
+describe("deliveryWaitMs: reads that keep failing back off", () => {
+  it("waits the interval after a read that worked, twice as long per failure in a row, up to the resync", () => {
+    const config = { deliveryIntervalMs: 15_000, resyncMs: 300_000 };
+    expect([0, 1, 2, 3, 4, 5, 50].map((f) => deliveryWaitMs(f, config))).toEqual([
+      15_000, 30_000, 60_000, 120_000, 240_000, 300_000, 300_000,
+    ]);
+    // An interval longer than the resync is never shortened.
+    expect(deliveryWaitMs(3, { deliveryIntervalMs: 600_000, resyncMs: 300_000 })).toBe(600_000);
   });
 });

@@ -1,6 +1,7 @@
 import { hostname } from "node:os";
 import type { Logger } from "pino";
-import { Counter, Gauge, Histogram, Registry } from "prom-client";
+import { Counter, Gauge, Histogram, type Registry } from "prom-client";
+import { processRegistry } from "../../../workloads/common/src/metrics.js";
 import { API_VERSION, KIND } from "../api/logpipeline.js";
 import { LABEL_PIPELINE_UID, MANAGED_BY } from "../builders/names.js";
 import { TopicAdmin } from "../kafka/topic-admin.js";
@@ -16,7 +17,7 @@ import { type Lease, LeaderElector, type LeaseSpec } from "../runtime/leader.js"
 import { DEFAULT_RATE_LIMITER, runWorkers, WorkQueue } from "../runtime/workqueue.js";
 import { type Capabilities, childKinds, detectCapabilities } from "./children.js";
 import type { ControllerConfig, ControllerDeps } from "./deps.js";
-import { childDigest, withForeignManagedFields, withoutManagedFields } from "./observe.js";
+import { cachedChild, childDigest, pipelineDigest, withoutManagedFields } from "./observe.js";
 import { reconcile } from "./reconcile.js";
 import { SecretReads } from "./secret-reads.js";
 
@@ -51,7 +52,7 @@ export interface Manager {
 /** Wires informers, the work queue, leader election and reconcile together (the operator process). */
 export async function startManager(config: ManagerConfig, log: Logger): Promise<Manager> {
   const kube = await KubeClient.fromEnvironment(config.kubeconfig, { impersonate: config.impersonate });
-  const registry = new Registry();
+  const registry = processRegistry();
   const identity = config.leaderElection.identity ?? `${hostname()}_${process.pid}`;
   let caps = await detectCapabilities(kube);
   log.info({ capabilities: caps }, "optional integrations detected");
@@ -88,12 +89,21 @@ export async function startManager(config: ManagerConfig, log: Logger): Promise<
   // pipeline informers keep: a child event costs one lookup, not a scan of every pipeline.
   const keyByUid = new Map<string, string>();
   const keyOfUid = (uid: string | undefined) => (uid ? keyByUid.get(uid) : undefined);
+  // A status-only update (the operator's own status write, seen again) queues nothing:
+  // pipelineDigest. Adds, deletes, spec and metadata changes and the resync do.
+  const seenPipelines = new Map<string, string>();
   for (const inf of pipelineInformers)
     inf.on((key, event, obj) => {
       const uid = obj?.metadata?.uid;
       if (uid) {
         if (event === "delete") keyByUid.delete(uid);
         else keyByUid.set(uid, key);
+      }
+      if (event === "delete") seenPipelines.delete(key);
+      else if (obj) {
+        const digest = pipelineDigest(obj);
+        if (event === "update" && seenPipelines.get(key) === digest) return;
+        seenPipelines.set(key, digest);
       }
       queue.add(key);
     });
@@ -103,7 +113,7 @@ export async function startManager(config: ManagerConfig, log: Logger): Promise<
     const inf = new Informer(
       kind,
       listWatch(kube, apiVersion, kind, { labelSelector: `app.kubernetes.io/managed-by=${MANAGED_BY}` }),
-      { ...informerOpts, transform: withForeignManagedFields },
+      { ...informerOpts, transform: cachedChild },
     );
     // A child changed (or vanished): reconcile its pipeline, which puts it back as wanted.
     // An update that changed nothing the reconcile reads (childDigest) is not a change.
@@ -138,7 +148,7 @@ export async function startManager(config: ManagerConfig, log: Logger): Promise<
     }),
     applies: new Counter({
       name: "logpipeline_operator_apply_total",
-      help: "Children per reconcile by result: unchanged (not applied: neither the wanted object nor its generation changed since the last apply), noop (applied, the API server changed nothing), changed, error",
+      help: "Children per reconcile by result: unchanged (not applied: neither the wanted object, its generation or content, nor the operator's labels on it changed since the last apply), noop (applied, the API server changed nothing), changed, error",
       labelNames: ["result"] as const,
       registers: [registry],
     }),

@@ -2,7 +2,7 @@ import { createHash } from "node:crypto";
 import type { KubeObject } from "../builders/index.js";
 import type { KubeObjectLike } from "../kube/client.js";
 import type { TopicObservation, WorkloadObservation } from "../status/compute.js";
-import { hashOf } from "./applied.js";
+import { contentHash, hashOf } from "./applied.js";
 import { OWN_MANAGERS } from "../status/spec-differences.js";
 
 interface WorkloadLike {
@@ -80,17 +80,14 @@ export function secretContentHash(secret: { data?: Record<string, string> } | un
 
 /**
  * What of a child its pipeline's reconcile depends on, as a digest: its metadata (without
- * resourceVersion and managedFields), everything but its status, and what observeWorkload
- * and observeKafkaTopic read of the status. A status update that changes none of it (an
- * HPA's current metrics, every 15 s; a Deployment's condition timestamps) does not queue the
- * pipeline, so the operator's idle cost does not grow with how often children report status.
+ * resourceVersion and managedFields), for a kind without a generation the hash of its
+ * content but status (contentHash; a kind with one moves its generation on a spec edit),
+ * and what observeWorkload and observeKafkaTopic read of the status. A status update that
+ * changes none of it (an HPA's current metrics, every 15 s; a Deployment's condition
+ * timestamps) does not queue the pipeline, so the operator's idle cost does not grow with
+ * how often children report status.
  */
 export function childDigest(kind: string, o: KubeObjectLike): string {
-  const body: Record<string, unknown> = { ...(o as Record<string, unknown>) };
-  delete body.status;
-  delete body.kind;
-  delete body.apiVersion;
-  delete body.metadata;
   const meta: Record<string, unknown> = { ...(o.metadata ?? {}) };
   delete meta.resourceVersion;
   delete meta.managedFields;
@@ -100,7 +97,20 @@ export function childDigest(kind: string, o: KubeObjectLike): string {
       : kind === "Deployment" || kind === "StatefulSet"
         ? observeWorkload(o)
         : undefined;
-  return hashOf({ meta, body, observed });
+  return hashOf({ meta, content: meta.generation === undefined ? contentHash(o) : undefined, observed });
+}
+
+/**
+ * What of a LogPipeline its reconcile acts on: metadata (without resourceVersion and
+ * managedFields: finalizers, deletion, annotations such as check-now) and spec. Its status is
+ * the reconcile's own output: the operator's status write coming back as a watch event is
+ * not a reason to reconcile again.
+ */
+export function pipelineDigest(o: KubeObjectLike): string {
+  const meta: Record<string, unknown> = { ...(o.metadata ?? {}) };
+  delete meta.resourceVersion;
+  delete meta.managedFields;
+  return hashOf({ meta, spec: o.spec });
 }
 
 /** A LogPipeline as cached: its managedFields are never read. */
@@ -112,16 +122,57 @@ export function withoutManagedFields<T extends KubeObjectLike>(o: T): T {
 }
 
 /**
- * A child as cached: of its managedFields only the entries of other managers' spec edits,
- * which are all the reconcile reads of them (a reverted edit's author, a replica count set
- * against the autoscaler: status/spec-differences.ts). The operator's own entry and status
- * writers' are most of a child's size.
+ * A child as cached: only what the reconcile reads of it (a cache of full children was most
+ * of the operator's memory, about 200 KiB per pipeline at 1,000: docs/benchmarks.md).
+ * - metadata: identity, generation and resourceVersion (AppliedChildren), labels, annotations
+ *   and owner references (pruning, drift), and of managedFields only the entries of other
+ *   managers' spec edits (a reverted edit's author, a replica count set against the
+ *   autoscaler: status/spec-differences.ts); the operator's own entry and status writers'
+ *   are most of a child's size;
+ * - spec: the replica count (observeWorkload) and a KafkaTopic's topic name;
+ * - status: what observeWorkload and observeKafkaTopic read;
+ * - for a kind without a generation, `contentHash`: the hash of what it had but metadata and status.
+ * Everything else (pod templates, ports, rules) is the operator's own desired state, compared
+ * by the generation or resourceVersion instead.
  */
-export function withForeignManagedFields<T extends KubeObjectLike>(o: T): T {
-  const entries = o.metadata?.managedFields as { manager?: string; subresource?: string }[] | undefined;
-  if (!entries) return o;
-  const foreign = entries.filter(
-    (m) => m.manager && !OWN_MANAGERS.has(m.manager) && m.subresource !== "status",
+export function cachedChild<T extends KubeObjectLike>(o: T): T {
+  const m = o.metadata ?? {};
+  const metadata: Record<string, unknown> = {};
+  for (const k of [
+    "name",
+    "namespace",
+    "uid",
+    "generation",
+    "resourceVersion",
+    "labels",
+    "annotations",
+    "ownerReferences",
+    "deletionTimestamp",
+  ] as const)
+    if (m[k] !== undefined) metadata[k] = m[k];
+  const entries = m.managedFields as { manager?: string; subresource?: string }[] | undefined;
+  const foreign = entries?.filter(
+    (e) => e.manager && !OWN_MANAGERS.has(e.manager) && e.subresource !== "status",
   );
-  return { ...o, metadata: { ...o.metadata, managedFields: foreign } };
+  if (foreign?.length) metadata.managedFields = foreign;
+  const spec = o.spec as { replicas?: number; topicName?: string } | undefined;
+  const status = o.status as (WorkloadLike["status"] & { conditions?: unknown[] }) | undefined;
+  const out: Record<string, unknown> = { apiVersion: o.apiVersion, kind: o.kind, metadata };
+  if (m.generation === undefined) out.contentHash = contentHash(o);
+  if (spec) out.spec = pickDefined({ replicas: spec.replicas, topicName: spec.topicName });
+  if (status)
+    out.status = pickDefined({
+      replicas: status.replicas,
+      readyReplicas: status.readyReplicas,
+      availableReplicas: status.availableReplicas,
+      observedGeneration: status.observedGeneration,
+      conditions: status.conditions?.map(({ type, status, reason, message }) =>
+        pickDefined({ type, status, reason, message }),
+      ),
+    });
+  return out as T;
+}
+
+function pickDefined(o: Record<string, unknown>): Record<string, unknown> {
+  return Object.fromEntries(Object.entries(o).filter(([, v]) => v !== undefined));
 }

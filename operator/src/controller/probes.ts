@@ -219,9 +219,27 @@ export async function withKafka(
   }
 }
 
-/** The last delivery read is older than deliveryIntervalMs. */
-export const deliveryDue = (key: string, deps: ControllerDeps): boolean =>
-  deps.now().getTime() - (deps.deliveryReads.get(key)?.at ?? 0) >= deps.config.deliveryIntervalMs;
+/**
+ * The last delivery read is older than deliveryIntervalMs; after reads that failed, older
+ * than twice as long for each failure in a row, up to the resync period. A pipeline whose
+ * Kafka or PostgreSQL cannot be reached costs a connection attempt (a librdkafka client)
+ * every few minutes, not every interval (docs/benchmarks.md, The operator at scale).
+ */
+export const deliveryDue = (key: string, deps: ControllerDeps): boolean => {
+  const last = deps.deliveryReads.get(key);
+  return deps.now().getTime() - (last?.at ?? 0) >= deliveryWaitMs(last?.failures ?? 0, deps.config);
+};
+
+export const deliveryWaitMs = (
+  failures: number,
+  config: Pick<ControllerDeps["config"], "deliveryIntervalMs" | "resyncMs">,
+): number =>
+  failures === 0
+    ? config.deliveryIntervalMs
+    : Math.max(
+        config.deliveryIntervalMs,
+        Math.min(config.resyncMs, config.deliveryIntervalMs * 2 ** Math.min(failures, 10)),
+      );
 
 /** Reads Kafka and the ledger again when due; deps.deliveryReads keeps the latest read. */
 export async function refreshDelivery(

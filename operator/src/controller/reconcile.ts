@@ -86,7 +86,7 @@ async function desiredWithCredentials(p: LogPipeline, deps: ControllerDeps): Pro
   const baseOptions = { ...deps.config, capabilities: deps.capabilities(), secretHashes: {} };
   const creds = { postgresPassword: secret(), redisPassword: secret(), apiKey: secret() };
   const first = desiredState(p, baseOptions, creds);
-  await createOnce(first.createOnce, deps);
+  await createOnce(first.createOnce, p.status?.observedGeneration === undefined, deps);
   const secretHashes: Record<string, string> = {};
   for (const name of referencedSecrets(first.apply))
     secretHashes[name] = (await deps.secrets.read(p.metadata.namespace, name)).hash;
@@ -295,12 +295,20 @@ function observeChildren(
       });
 }
 
-async function createOnce(objects: KubeObject[], deps: ControllerDeps): Promise<void> {
+/**
+ * The generated credentials, created when missing. A pipeline the operator has never reported
+ * on is new, and its Secrets almost always missing: they are created without a read first
+ * (a conflict means they exist), and the created object is remembered, so converging a new
+ * pipeline costs one request per Secret instead of three. Otherwise they are looked up (the
+ * read is shared with the pod templates' hashes) and created only when missing.
+ */
+async function createOnce(objects: KubeObject[], isNew: boolean, deps: ControllerDeps): Promise<void> {
   for (const obj of objects) {
     const ns = obj.metadata.namespace ?? "";
-    if ((await deps.secrets.read(ns, obj.metadata.name)).exists) continue;
+    if (!isNew && (await deps.secrets.read(ns, obj.metadata.name)).exists) continue;
     try {
-      await deps.kube.create(obj);
+      const created = await deps.kube.create<{ data?: Record<string, string> }>(obj);
+      deps.secrets.remember(ns, obj.metadata.name, created);
       deps.log.info(
         { object: objectRef(obj.kind, obj.metadata.namespace, obj.metadata.name) },
         "generated credentials",

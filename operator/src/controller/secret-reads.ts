@@ -55,6 +55,16 @@ export class SecretReads {
     return read;
   }
 
+  /** A Secret this process has just created, as the API server answered: no read needed. */
+  remember(namespace: string, name: string, secret: { data?: Record<string, string> }): void {
+    this.reads.set(`${namespace}/${name}`, {
+      exists: true,
+      hash: secretContentHash(secret),
+      data: secret.data ?? {},
+      at: this.now(),
+    });
+  }
+
   /** A Secret this process has just created or changed: read it afresh next time. */
   invalidate(namespace: string, name: string): void {
     this.reads.delete(`${namespace}/${name}`);

@@ -2,8 +2,17 @@ import { collectDefaultMetrics, Registry } from "prom-client";
 
 /** One registry per process (tests build several apps in one process: no global registry). */
 export function createRegistry(workload: string, pipeline: string): Registry {
-  const registry = new Registry();
+  const registry = processRegistry();
   registry.setDefaultLabels({ workload, pipeline });
+  return registry;
+}
+
+/**
+ * A registry with the process's own metrics (resident memory, CPU, heap, event-loop lag,
+ * garbage collection): the workloads' and the operator's.
+ */
+export function processRegistry(): Registry {
+  const registry = new Registry();
   collectDefaultMetrics({ register: registry });
   // prom-client exports these three gauges with a counter's `_total` suffix, which
   // `promtool check metrics` rejects; the rest of the process metrics stay.

@@ -217,7 +217,7 @@ describe("what the caches keep of managedFields", () => {
   };
 
   it("keeps of a child only other managers' spec edits", () => {
-    expect(cachedChild(withFields).metadata?.managedFields).toEqual([
+    expect(cachedChild(withFields).metadata.managedFields).toEqual([
       { manager: "kubectl-edit", operation: "Update", fieldsV1: { "f:spec": { "f:replicas": {} } } },
     ]);
     expect(withFields.metadata.managedFields).toHaveLength(4); // the input is left alone

@@ -62,7 +62,12 @@ async function main(): Promise<void> {
   };
   process.on("SIGTERM", () => void shutdown("SIGTERM", 0));
   process.on("SIGINT", () => void shutdown("SIGINT", 0));
-  void manager.lostLeadership.then(() => shutdown("lost leadership, or the workers could not start", 1));
+  // Lost leadership (or workers that could not start): exit now. Another replica may lead
+  // already once the lease runs out, so what is under way is not waited for.
+  void manager.lostLeadership.then(() => {
+    log.error("lost leadership, or the workers could not start; exiting");
+    process.exit(1);
+  });
 }
 
 void main().catch((e: unknown) => {

@@ -162,14 +162,19 @@ export function startOperatorProcess(opts: {
   healthPort: number;
   logFile?: string;
   env?: Record<string, string>;
+  /** Node flags before the script (e.g. `--import` of a preload such as skewed-clock.mjs). */
+  nodeArgs?: string[];
   /** Compiled JavaScript to run, as the image does (dist/operator/src/main.js); default: the TypeScript source through tsx. */
   compiled?: string;
 }): OperatorProcess {
   const node = path.join(repoRoot, "node_modules/.bin/node");
   const out = opts.logFile ? openSync(opts.logFile, "a") : "inherit";
-  const args = opts.compiled
-    ? ["--enable-source-maps", opts.compiled]
-    : ["--import", "tsx", path.join(repoRoot, "operator/src/main.ts")];
+  const args = [
+    ...(opts.nodeArgs ?? []),
+    ...(opts.compiled
+      ? ["--enable-source-maps", opts.compiled]
+      : ["--import", "tsx", path.join(repoRoot, "operator/src/main.ts")]),
+  ];
   const child = spawn(node, args, {
     cwd: repoRoot,
     env: {

@@ -1,5 +1,5 @@
 import { spawnSync } from "node:child_process";
-import { mkdtempSync, rmSync } from "node:fs";
+import { mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import path from "node:path";
 import { type StackInfo, stackScript } from "./stack.js";
@@ -8,6 +8,8 @@ export interface IsolatedStack {
   info: StackInfo;
   stop: (component: string) => void;
   start: (component: string) => void;
+  /** The PID of a running component (from the run dir's pid files). */
+  pid: (component: string) => number;
   down: () => void;
 }
 
@@ -60,6 +62,7 @@ export function isolatedStack(opts: {
     info,
     stop: (c) => run("stop", c),
     start: (c) => run("start", c),
+    pid: (c) => Number(readFileSync(path.join(runDir, "pids", `${c}.pid`), "utf8").trim()),
     down,
   };
 }

@@ -5,7 +5,7 @@ import { processRegistry } from "../../../workloads/common/src/metrics.js";
 import { API_VERSION, KIND } from "../api/logpipeline.js";
 import { LABEL_PIPELINE_UID, MANAGED_BY } from "../builders/names.js";
 import { TopicAdmin } from "../kafka/topic-admin.js";
-import { FIELD_MANAGER, KubeClient, KubeError, type KubeObjectLike } from "../kube/client.js";
+import { FIELD_MANAGER, KubeClient, KubeError, type KubeObjectLike, resourcePath } from "../kube/client.js";
 import { listWatch } from "../kube/list-watch.js";
 import { errorText } from "../../../workloads/common/src/connections.js";
 import { type Clock, systemClock } from "../time.js";
@@ -13,7 +13,7 @@ import { EventRecorder } from "../runtime/events.js";
 import { AppliedChildren } from "./applied.js";
 import { Probes } from "./probes.js";
 import { Informer, objectKey } from "../runtime/informer.js";
-import { type Lease, LeaderElector, type LeaseSpec } from "../runtime/leader.js";
+import { type Lease, LeaderElector, type LeaseSpec, type LeaseStore } from "../runtime/leader.js";
 import { DEFAULT_RATE_LIMITER, runWorkers, WorkQueue } from "../runtime/workqueue.js";
 import { type Capabilities, childKinds, detectCapabilities } from "./children.js";
 import type { ControllerConfig, ControllerDeps } from "./deps.js";
@@ -340,33 +340,29 @@ export async function startManager(config: ManagerConfig, log: Logger): Promise<
   let elector: LeaderElector | undefined;
   if (config.leaderElection.enabled) {
     const { namespace, name } = config.leaderElection;
-    const leaseApi = "coordination.k8s.io/v1";
-    elector = new LeaderElector(
-      {
-        get: () => kube.getOrUndefined<Lease>(leaseApi, "Lease", namespace, name),
-        create: (spec: LeaseSpec) =>
-          kube.create<Lease>({ apiVersion: leaseApi, kind: "Lease", metadata: { name, namespace }, spec }),
-        update: (lease: Lease) => kube.replace<Lease>({ apiVersion: leaseApi, kind: "Lease", ...lease }),
+    elector = new LeaderElector(leaseStore(kube, namespace, name, LEASE_ATTEMPT_TIMEOUT_MS), {
+      identity,
+      leaseDurationSeconds: 15,
+      renewDeadlineMs: 10_000,
+      retryPeriodMs: 2_000,
+      attemptTimeoutMs: LEASE_ATTEMPT_TIMEOUT_MS,
+      now: clock,
+      onStartedLeading: () => {
+        log.info({ identity }, "became leader");
+        leaderGauge.set(1);
+        launchWorkers();
       },
-      {
-        identity,
-        leaseDurationSeconds: 15,
-        renewDeadlineMs: 10_000,
-        retryPeriodMs: 2_000,
-        now: clock,
-        onStartedLeading: () => {
-          log.info({ identity }, "became leader");
-          leaderGauge.set(1);
-          launchWorkers();
-        },
-        onStoppedLeading: () => {
-          log.error({ identity }, "lost leadership");
-          leaderGauge.set(0);
-          resolveLost();
-        },
-        onError: (e) => log.warn({ err: errorText(e) }, "leader election"),
+      onStoppedLeading: () => {
+        // At the renew deadline: no new reconcile or probe starts from here on, and the
+        // process exits (main.ts) without waiting for the ones under way.
+        log.error({ identity }, "lost leadership");
+        leaderGauge.set(0);
+        queue.shutDown();
+        deps.probes.stop();
+        resolveLost();
       },
-    );
+      onError: (e) => log.warn({ err: errorText(e) }, "leader election"),
+    });
     void elector.run();
   } else {
     leaderGauge.set(1);
@@ -392,3 +388,35 @@ export async function startManager(config: ManagerConfig, log: Logger): Promise<
     },
   };
 }
+
+/** One lease attempt's bound: under the 10-s renew deadline, over a healthy API server's worst answer. */
+const LEASE_ATTEMPT_TIMEOUT_MS = 4_000;
+
+/** The Lease through the API, each request cancelled with its attempt. */
+function leaseStore(kube: KubeClient, namespace: string, name: string, timeoutMs: number): LeaseStore {
+  const path = resourcePath(LEASE_API, "Lease", namespace, name);
+  return {
+    get: async (signal) => {
+      try {
+        return await kube.request<Lease>("GET", path, { signal, timeoutMs });
+      } catch (e) {
+        if (e instanceof KubeError && e.notFound) return undefined;
+        throw e;
+      }
+    },
+    create: (spec: LeaseSpec, signal) =>
+      kube.request<Lease>("POST", resourcePath(LEASE_API, "Lease", namespace), {
+        body: { apiVersion: LEASE_API, kind: "Lease", metadata: { name, namespace }, spec },
+        signal,
+        timeoutMs,
+      }),
+    update: (lease: Lease, signal) =>
+      kube.request<Lease>("PUT", path, {
+        body: { apiVersion: LEASE_API, kind: "Lease", ...lease },
+        signal,
+        timeoutMs,
+      }),
+  };
+}
+
+const LEASE_API = "coordination.k8s.io/v1";

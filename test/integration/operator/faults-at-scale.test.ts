@@ -17,6 +17,7 @@ import {
 } from "../../support/fleet.js";
 import { type IsolatedStack, isolatedStack } from "../../support/isolated-stack.js";
 import { eventually, uniqueSuffix } from "../../support/kube.js";
+import { repoRoot } from "../../support/stack.js";
 import { type TcpProxy, tcpProxy } from "../../support/tcp-proxy.js";
 
 /**
@@ -66,6 +67,8 @@ interface Replica {
   stopping: boolean;
   held?: () => void;
   hold: boolean;
+  /** Its clock's offset from the machine's, from its next start (skewed-clock.mjs). */
+  clockSkewMs?: number;
 }
 const replicas: Replica[] = [];
 
@@ -78,7 +81,8 @@ function supervise(identity: string, healthPort: number, kubeconfig: string): Re
       identity,
       healthPort,
       logFile,
-      env: { LEASE_NAMESPACE: ns, LOG_LEVEL: "info" },
+      env: { LEASE_NAMESPACE: ns, LOG_LEVEL: "info", LP_CLOCK_SKEW_MS: String(r.clockSkewMs ?? 0) },
+      nodeArgs: ["--import", path.join(repoRoot, "test/support/skewed-clock.mjs")],
     });
     r.current.child.once("exit", () => {
       if (r.stopping) return;
@@ -279,4 +283,99 @@ describe(`the operator through faults, ${N} pipelines`, () => {
     // The records saw every pipeline's latest generation: the check above could have failed.
     expect([...seen.values()].filter((g) => g >= 4)).toHaveLength(N);
   }, 240_000);
+
+  it("the API server stops answering (SIGSTOP): the leader stops at its renew deadline, before the lease could pass", async () => {
+    const leaderId = await eventually("a leader", async () => (await holder()) || undefined, 60_000);
+    const leader = replicas.find((r) => r.identity === leaderId);
+    const standby = replicas.find((r) => r.identity !== leaderId);
+    if (!leader || !standby) throw new Error("two replicas expected");
+    await eventually(
+      "the standby ready",
+      async () => ((await standby.current.ready()) ? true : undefined),
+      60_000,
+    );
+    for (const r of replicas) r.hold = true; // no restart while the API server is stopped
+    const exited = new Promise<number>((resolve) =>
+      leader.current.child.once("exit", () => resolve(Date.now())),
+    );
+    const apiServer = iso.pid("kube-apiserver");
+    process.kill(apiServer, "SIGSTOP");
+    const stoppedAt = Date.now();
+    let exitedAt: number;
+    try {
+      // The leader's renewals hang: it must stop at its renew deadline (10 s after its last
+      // successful attempt began), before the 15-s lease another replica could take over at.
+      exitedAt = await Promise.race([
+        exited,
+        new Promise<number>((_, reject) =>
+          setTimeout(
+            () => reject(new Error("the leader still runs 30 s after the API server stopped")),
+            30_000,
+          ),
+        ),
+      ]);
+    } finally {
+      process.kill(apiServer, "SIGCONT");
+    }
+    const stoppedAfterMs = exitedAt - stoppedAt;
+    console.log(
+      `API server stopped (SIGSTOP): the leader ${leaderId} exited after ${(stoppedAfterMs / 1000).toFixed(1)} s (renew deadline 10 s, lease 15 s)`,
+    );
+    expect(stoppedAfterMs).toBeLessThan(15_000);
+    for (const r of replicas) {
+      r.hold = false;
+      const start = r.held;
+      delete r.held;
+      start?.();
+    }
+    // One leader afterwards, and it works.
+    await bumpAll(1);
+    await expectConverged("after the API server stopped answering", 1, BOUND.leader);
+    const leaders = await Promise.all(
+      replicas.map(async (r) =>
+        /^logpipeline_operator_leader 1$/m.test(await r.current.metrics().catch(() => "")),
+      ),
+    );
+    expect(leaders.filter(Boolean)).toHaveLength(1);
+    expect(await childUids()).toEqual(uids);
+    expect(backwards).toEqual([]);
+  }, 240_000);
+
+  it("a standby whose clock runs an hour ahead does not take over a live leader", async () => {
+    const leaderId = await eventually("a leader", async () => (await holder()) || undefined, 60_000);
+    const standby = replicas.find((r) => r.identity !== leaderId);
+    if (!standby) throw new Error("two replicas expected");
+    // Restarted by its supervisor with the skewed clock.
+    standby.clockSkewMs = 3_600_000;
+    const restarted = standby.restarts + 1;
+    await standby.current.stop();
+    await eventually(
+      "the standby restarted, skewed, and ready",
+      async () => (standby.restarts >= restarted && (await standby.current.ready()) ? true : undefined),
+      60_000,
+    );
+    // Barrier: the leader renews 10 more times (20 s, longer than the 15-s lease) while the
+    // skewed standby stands by; an election that judged expiry by the leader's renewTime
+    // against its own clock would have taken the lease at its first attempt.
+    const renewals = new Set<string>();
+    const holders = new Set<string>();
+    await eventually(
+      "10 renewals by the leader",
+      async () => {
+        const l = await admin.getOrUndefined<{ spec: { holderIdentity?: string; renewTime?: string } }>(
+          "coordination.k8s.io/v1",
+          "Lease",
+          ns,
+          "logpipeline-operator",
+        );
+        holders.add(l?.spec.holderIdentity ?? "(none)");
+        if (l?.spec.renewTime) renewals.add(l.spec.renewTime);
+        return renewals.size >= 11 ? true : undefined;
+      },
+      60_000,
+    );
+    expect([...holders]).toEqual([leaderId]);
+    expect(await standby.current.metrics()).toMatch(/^logpipeline_operator_leader 0$/m);
+    standby.clockSkewMs = 0;
+  }, 180_000);
 });

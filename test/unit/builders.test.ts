@@ -249,6 +249,41 @@ describe("builders: security, secrets and names", () => {
     expect(dnsName("a".repeat(70))).not.toBe(dnsName(`${"a".repeat(69)}b`));
   });
 
+  it("derives valid names and labels for every child from a name of any allowed length, StatefulSets and their pods included", () => {
+    const label = /^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/;
+    const labelValue = /^(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])?$/;
+    for (const length of [1, 40, 43, 44, 52, 63, 70, 253]) {
+      const name = "n".repeat(length);
+      const state = desiredState(
+        pipeline({ kafka: { mode: "external", bootstrapServers: "k:9092" } }, name),
+        opts,
+        creds,
+      );
+      for (const o of [...state.apply, ...state.createOnce]) {
+        const where = `${o.kind}/${o.metadata.name} (pipeline name of ${length})`;
+        expect(o.metadata.name.length, where).toBeLessThanOrEqual(o.kind === "KafkaTopic" ? 253 : 63);
+        const labels = [
+          ...Object.values(o.metadata.labels ?? {}),
+          ...Object.values(
+            ((o as { spec?: { template?: { metadata?: { labels?: Record<string, string> } } } }).spec
+              ?.template?.metadata?.labels ?? {}) as Record<string, string>,
+          ),
+        ];
+        for (const v of labels) {
+          expect(v.length, where).toBeLessThanOrEqual(63);
+          expect(v, where).toMatch(labelValue);
+        }
+        if (o.kind === "StatefulSet") {
+          // Its pods carry controller-revision-hash "<name>-<10 characters>", and are named "<name>-<ordinal>".
+          expect(`${o.metadata.name}-0123456789`.length, where).toBeLessThanOrEqual(63);
+          expect(`${o.metadata.name}-0`, where).toMatch(label);
+        }
+        if (["Service", "Deployment", "StatefulSet"].includes(o.kind))
+          expect(o.metadata.name, where).toMatch(label);
+      }
+    }
+  });
+
   it("leaves out monitoring objects whose CRDs are missing, and says so", () => {
     const caps = { ...opts.capabilities, serviceMonitor: false, prometheusRule: false };
     const state = desiredState(p, { ...opts, capabilities: caps }, creds);

@@ -50,6 +50,9 @@ export interface PipelineNames {
   monitoring: string;
 }
 
+/** The longest StatefulSet name whose pods' labels stay valid (see pipelineNames). */
+export const STATEFULSET_NAME_MAX = 52;
+
 export function pipelineNames(p: LogPipeline): PipelineNames {
   const { namespace, name, uid } = p.metadata;
   const base = `${namespace}.${name}`;
@@ -68,7 +71,10 @@ export function pipelineNames(p: LogPipeline): PipelineNames {
     producer: child("producer"),
     consumer: child("consumer"),
     query: child("query"),
-    postgres: child("postgres"),
+    // A StatefulSet's name goes into its pods' controller-revision-hash label with 11
+    // characters more ("-" and a 10-character hash), and a label value is at most 63: so 52.
+    // Only names that never worked change (their pods could not be created).
+    postgres: dnsName(`${name}-postgres`, STATEFULSET_NAME_MAX),
     postgresCredentials: child("postgres-credentials"),
     redis: child("redis"),
     redisCredentials: child("redis-credentials"),

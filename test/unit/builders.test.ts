@@ -240,7 +240,7 @@ describe("builders: security, secrets and names", () => {
   });
 
   it("keeps child names valid DNS labels however long the pipeline's name", () => {
-    const long = "x".repeat(200);
+    const long = "x".repeat(180);
     const names = pipelineNames(pipeline({ kafka: { mode: "external", bootstrapServers: "k" } }, long));
     for (const n of [names.producer, names.consumer, names.postgresCredentials]) {
       expect(n.length).toBeLessThanOrEqual(63);
@@ -249,10 +249,18 @@ describe("builders: security, secrets and names", () => {
     expect(dnsName("a".repeat(70))).not.toBe(dnsName(`${"a".repeat(69)}b`));
   });
 
+  it("refuses a name longer than the topic's derivation allows (as admission does)", () => {
+    const r = parsePipeline({
+      metadata: { name: "n".repeat(181), namespace: "team-a", uid: "u" },
+      spec: { kafka: { mode: "external", bootstrapServers: "k:9092" } },
+    });
+    expect(r).toEqual({ ok: false, message: expect.stringContaining("at most 180 characters") as string });
+  });
+
   it("derives valid names and labels for every child from a name of any allowed length, StatefulSets and their pods included", () => {
     const label = /^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/;
     const labelValue = /^(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])?$/;
-    for (const length of [1, 40, 43, 44, 52, 63, 70, 253]) {
+    for (const length of [1, 40, 43, 44, 52, 63, 70, 180]) {
       const name = "n".repeat(length);
       const state = desiredState(
         pipeline({ kafka: { mode: "external", bootstrapServers: "k:9092" } }, name),

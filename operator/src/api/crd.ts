@@ -1,5 +1,14 @@
 import { z } from "zod";
-import { GROUP, KIND, LogPipelineSpec, LogPipelineStatus, PLURAL, VERSION } from "./logpipeline.js";
+import {
+  GROUP,
+  KIND,
+  LogPipelineSpec,
+  LogPipelineStatus,
+  NAME_MAX,
+  NAME_MAX_MESSAGE,
+  PLURAL,
+  VERSION,
+} from "./logpipeline.js";
 
 type JsonSchema = Record<string, unknown>;
 
@@ -93,6 +102,9 @@ export function buildLogPipelineCrd(): JsonSchema {
               description:
                 "LogPipeline is an exactly-once log pipeline: HTTP ingest → Kafka → PostgreSQL, with a query API.",
               required: ["spec"],
+              "x-kubernetes-validations": [
+                { rule: `self.metadata.name.size() <= ${NAME_MAX}`, message: NAME_MAX_MESSAGE },
+              ],
               properties: {
                 apiVersion: {
                   type: "string",

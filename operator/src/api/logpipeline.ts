@@ -6,6 +6,18 @@ import { z } from "zod";
  * the API server applies and the ones the operator assumes are the same numbers).
  * Every field carries a description so `kubectl explain logpipeline.spec` teaches.
  */
+/**
+ * The longest LogPipeline name: its topic is named `<namespace>.<name>.logs`, which must fit
+ * Kafka's 249 characters with a namespace of up to 63 (every Kubernetes name derived from it
+ * is shortened consistently instead: builders/names.ts).
+ */
+export const NAME_MAX = 180;
+export const NAME_MAX_MESSAGE = `metadata.name must be at most ${NAME_MAX} characters: the topic <namespace>.<name>.logs must fit Kafka's 249`;
+
+/** host[:port] (a DNS name, an IPv4 address or a bracketed IPv6 one), comma-separated. */
+const BROKER = String.raw`(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9]([-A-Za-z0-9.]*[A-Za-z0-9])?)(:[0-9]{1,5})?`;
+const BOOTSTRAP_SERVERS = new RegExp(String.raw`^${BROKER}(\s*,\s*${BROKER})*$`);
+
 export const GROUP = "logpipeline.io";
 export const VERSION = "v1alpha1";
 export const API_VERSION = `${GROUP}/${VERSION}`;
@@ -203,10 +215,18 @@ export const KafkaSpec = z
         description:
           "The Strimzi cluster whose topic operator manages this pipeline's topics (mode strimzi). Brokers are found at `<name>-kafka-bootstrap.<namespace>.svc:<listenerPort>`.",
       }),
-    bootstrapServers: z.string().min(1).max(2048).optional().meta({
-      description:
-        "Comma-separated host:port list of brokers. Required in mode external; overrides Strimzi's bootstrap Service in mode strimzi.",
-    }),
+    bootstrapServers: z
+      .string()
+      .min(1)
+      .max(2048)
+      .regex(BOOTSTRAP_SERVERS, {
+        message: "must be a comma-separated list of host:port (e.g. kafka-0.kafka:9092,kafka-1.kafka:9092)",
+      })
+      .optional()
+      .meta({
+        description:
+          "Comma-separated host:port list of brokers (a host without a port means 9092; IPv6 in brackets). Required in mode external; overrides Strimzi's bootstrap Service in mode strimzi.",
+      }),
     auth: z
       .object({
         securityProtocol: z

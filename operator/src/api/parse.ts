@@ -4,6 +4,8 @@ import {
   type LogPipeline,
   LogPipelineSpec,
   type LogPipelineStatus,
+  NAME_MAX,
+  NAME_MAX_MESSAGE,
   type ObjectMeta,
 } from "./logpipeline.js";
 
@@ -25,6 +27,7 @@ export function parsePipeline(raw: unknown): ParseResult {
   const meta = obj.metadata ?? {};
   if (!meta.name || !meta.namespace || !meta.uid)
     return { ok: false, message: "object lacks metadata.name, metadata.namespace or metadata.uid" };
+  if (meta.name.length > NAME_MAX) return { ok: false, message: NAME_MAX_MESSAGE };
   const spec = LogPipelineSpec.safeParse(obj.spec);
   if (!spec.success)
     return {

@@ -41,17 +41,55 @@ export async function reconcile(key: string, deps: ControllerDeps): Promise<Reco
   if (!parsed.ok) {
     const meta = raw.metadata;
     if (!meta?.name || !meta.namespace || !meta.uid) return undefined;
+    // Deletion never waits on the spec: one stored under an older, looser schema (or edited
+    // past admission) is let go with its data retained.
+    if (meta.deletionTimestamp) return await finalizeUnreadable(raw, parsed.message, deps);
     deps.log.warn({ key, problem: parsed.message }, "invalid LogPipeline");
     return await reportInvalid(raw, parsed.message, deps);
   }
   const p = parsed.pipeline;
   if (p.metadata.deletionTimestamp) return await finalize(p, deps);
-  await ensureFinalizer(p, deps);
-  if (p.spec.suspend) {
-    await writeStatus(p, suspendedStatus(p), deps);
-    return undefined;
+  // A step that fails is in the status (Ready False, ReconcileFailed, naming the step) within
+  // this reconcile, then retried with backoff: never only in the operator's log.
+  let step = "adding the finalizer";
+  try {
+    await ensureFinalizer(p, deps);
+    if (p.spec.suspend) {
+      step = "writing status";
+      await writeStatus(p, suspendedStatus(p), deps);
+      return undefined;
+    }
+    step = "reading or creating Secrets";
+    const desired = await desiredWithCredentials(p, deps);
+    step = "applying children and writing status";
+    return await applyAndReport(key, p, desired, deps);
+  } catch (e) {
+    if (!(e instanceof ReportedError)) await reportReconcileError(p, step, e, deps);
+    throw e;
   }
-  const desired = await desiredWithCredentials(p, deps);
+}
+
+/** An error already in the status (an apply the API server refused for now). */
+class ReportedError extends Error {}
+
+async function reportReconcileError(
+  p: LogPipeline,
+  step: string,
+  e: unknown,
+  deps: ControllerDeps,
+): Promise<void> {
+  const observation = { ...emptyObservation(p, []), reconcileError: { step, message: errorText(e) } };
+  await writeStatus(p, computeStatus(p, observation, deps.now()), deps).catch((w: unknown) =>
+    deps.log.warn({ pipeline: p.metadata.name, err: errorText(w) }, "could not write the error into status"),
+  );
+}
+
+async function applyAndReport(
+  key: string,
+  p: LogPipeline,
+  desired: DesiredState,
+  deps: ControllerDeps,
+): Promise<ReconcileResult> {
   const observation = emptyObservation(p, desired.notes);
   askProbes(key, p, desired, observation, deps);
   const applied = await applyChildren(key, p, desired.apply, observation, deps);
@@ -68,7 +106,7 @@ export async function reconcile(key: string, deps: ControllerDeps): Promise<Reco
   await writeStatus(p, status, deps);
   recordWorkloadMetrics(p, status, deps);
   if (observation.applyErrors.some((e) => !e.terminal))
-    throw new Error(observation.applyErrors[0]?.message ?? "apply failed");
+    throw new ReportedError(observation.applyErrors[0]?.message ?? "apply failed");
   return requeue(p, status, deps);
 }
 
@@ -475,25 +513,61 @@ async function finalize(p: LogPipeline, deps: ControllerDeps): Promise<Reconcile
     );
   }
 
+  await releaseFinalizer(p.metadata, deps);
+  return undefined;
+}
+
+/** Drops the operator's finalizer and what this process kept of the pipeline. */
+async function releaseFinalizer(
+  m: {
+    name: string;
+    namespace: string;
+    resourceVersion?: string | undefined;
+    finalizers?: string[] | undefined;
+  },
+  deps: ControllerDeps,
+): Promise<void> {
+  const key = `${m.namespace}/${m.name}`;
   try {
-    await deps.kube.mergePatch(API_VERSION, KIND, ns, p.metadata.name, {
+    await deps.kube.mergePatch(API_VERSION, KIND, m.namespace, m.name, {
       metadata: {
-        resourceVersion: p.metadata.resourceVersion,
-        finalizers: (p.metadata.finalizers ?? []).filter((f) => f !== FINALIZER),
+        resourceVersion: m.resourceVersion,
+        finalizers: (m.finalizers ?? []).filter((f) => f !== FINALIZER),
       },
     });
   } catch (e) {
     // Gone already: this pass worked from a cache that had not yet seen the last one finish.
     if (!(e instanceof KubeError && e.notFound)) throw e;
   }
-  deps.writtenStatus.delete(`${ns}/${p.metadata.name}`);
-  deps.deliveryReads.delete(`${ns}/${p.metadata.name}`);
-  deps.divergence.delete(`${ns}/${p.metadata.name}`);
-  deps.revertedEdits.delete(`${ns}/${p.metadata.name}`);
-  deps.applied.forget(`${ns}/${p.metadata.name}`);
-  deps.probes.forget(`${ns}/${p.metadata.name}`);
-  deps.secrets.forgetNamespace(ns);
-  deps.log.info({ pipeline: `${ns}/${p.metadata.name}` }, "finalized");
+  deps.writtenStatus.delete(key);
+  deps.deliveryReads.delete(key);
+  deps.divergence.delete(key);
+  deps.revertedEdits.delete(key);
+  deps.applied.forget(key);
+  deps.probes.forget(key);
+  deps.secrets.forgetNamespace(m.namespace);
+  deps.log.info({ pipeline: key }, "finalized");
+}
+
+/**
+ * Deletion of a pipeline whose spec cannot be read: its deletionPolicy is unknown, so the
+ * data is retained (topics, PostgreSQL's volumes, generated Secrets: none of them is owned by
+ * the pipeline), the owned children go with the garbage collector, and a Warning says so.
+ */
+async function finalizeUnreadable(
+  raw: KubeObjectLike,
+  problem: string,
+  deps: ControllerDeps,
+): Promise<ReconcileResult> {
+  const m = raw.metadata ?? {};
+  if (!m.name || !m.namespace || !m.uid || !m.finalizers?.includes(FINALIZER)) return undefined;
+  await deps.recorder.emit(
+    { apiVersion: API_VERSION, kind: KIND, name: m.name, namespace: m.namespace, uid: m.uid },
+    "Warning",
+    "DataRetained",
+    `deleted with a spec that cannot be read (${problem}): its deletionPolicy is unknown, so topics, volumes and generated Secrets were kept`,
+  );
+  await releaseFinalizer({ ...m, name: m.name, namespace: m.namespace }, deps);
   return undefined;
 }
 

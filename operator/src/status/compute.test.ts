@@ -155,4 +155,21 @@ describe("computeStatus", () => {
     expect(condition(transient, "Stalled")?.status).toBe("False");
     expect(condition(transient, "Ready")).toMatchObject({ status: "False", reason: "ApplyFailed" });
   });
+
+  it("a failed reconcile step is Ready False with the step and why, retried (not Stalled)", () => {
+    const failed = computeStatus(
+      pipeline(),
+      observation({
+        reconcileError: { step: "reading or creating Secrets", message: "secrets is forbidden" },
+      }),
+      t0,
+    );
+    expect(condition(failed, "Ready")).toMatchObject({
+      status: "False",
+      reason: "ReconcileFailed",
+      message: "reading or creating Secrets: secrets is forbidden",
+    });
+    expect(condition(failed, "Stalled")?.status).toBe("False");
+    expect(condition(failed, "Reconciling")?.status).toBe("True");
+  });
 });

@@ -41,6 +41,8 @@ export interface Observation {
   invalidSpec?: string;
   /** Child objects the API server refused, with its message. */
   applyErrors: { object: string; message: string; terminal: boolean }[];
+  /** A step of the reconcile that failed (retried with backoff), with why. */
+  reconcileError?: { step: string; message: string };
   topics: TopicObservation[];
   /** Why topics could not be observed at all (Strimzi missing, Kafka unreachable). */
   topicsProblem?: { reason: string; message: string };
@@ -183,25 +185,33 @@ export function computeStatus(p: LogPipeline, o: Observation, now: Date): LogPip
     ? cond("Ready", "False", "Deleting", o.deleting.message, g)
     : stalled.status === "True"
       ? cond("Ready", "False", stalled.reason, stalled.message, g)
-      : transient
-        ? cond("Ready", "False", "ApplyFailed", `${transient.object}: ${transient.message}`, g)
-        : notReady
-          ? cond(
-              "Ready",
-              "False",
-              `${notReady.type}${notReady.status === "Unknown" ? "Unknown" : "False"}`,
-              notReady.message,
-              g,
-            )
-          : cond(
-              "Ready",
-              "True",
-              hib ? "Hibernated" : "PipelineReady",
-              hib
-                ? "hibernating: workloads scaled to 0, data kept"
-                : "the pipeline accepts and delivers events",
-              g,
-            );
+      : o.reconcileError
+        ? cond(
+            "Ready",
+            "False",
+            "ReconcileFailed",
+            `${o.reconcileError.step}: ${o.reconcileError.message}`,
+            g,
+          )
+        : transient
+          ? cond("Ready", "False", "ApplyFailed", `${transient.object}: ${transient.message}`, g)
+          : notReady
+            ? cond(
+                "Ready",
+                "False",
+                `${notReady.type}${notReady.status === "Unknown" ? "Unknown" : "False"}`,
+                notReady.message,
+                g,
+              )
+            : cond(
+                "Ready",
+                "True",
+                hib ? "Hibernated" : "PipelineReady",
+                hib
+                  ? "hibernating: workloads scaled to 0, data kept"
+                  : "the pipeline accepts and delivers events",
+                g,
+              );
 
   const reconciling =
     ready.status === "True" || stalled.status === "True"

@@ -108,6 +108,17 @@ describe("transitionEvents: which status changes announce an Event", () => {
     ]);
   });
 
+  it("warns of a failed reconcile step once, even on the first status, and not again while it repeats", () => {
+    const failed = c("Ready", "False", "ReconcileFailed");
+    expect(transitionEvents([], [failed])).toEqual([
+      { type: "Warning", reason: "ReconcileFailed", message: "Ready ReconcileFailed" },
+    ]);
+    expect(transitionEvents([c("Ready", "False", "ProducerAvailableFalse")], [failed])).toEqual([
+      { type: "Warning", reason: "ReconcileFailed", message: "Ready ReconcileFailed" },
+    ]);
+    expect(transitionEvents([failed], [{ ...failed, message: "another try" }])).toEqual([]);
+  });
+
   it("says nothing when Stalled clears, for other condition types, or when nothing moved", () => {
     expect(
       transitionEvents([c("Stalled", "True", "ApplyRejected")], [c("Stalled", "False", "NotStalled")]),

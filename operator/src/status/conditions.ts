@@ -67,9 +67,12 @@ export function transitionEvents(before: readonly Condition[], after: readonly C
   const out: EventToRecord[] = [];
   for (const t of conditionTransitions(before, after)) {
     if (!["Ready", "TopicsReady", "Stalled", "DataConsistent"].includes(t.type)) continue;
-    if (t.from === undefined && t.to !== "True" && t.type !== "Stalled") continue;
+    // A failed reconcile step is announced even on a pipeline's first status.
+    const failed = t.type === "Ready" && t.reason === "ReconcileFailed";
+    if (t.from === undefined && t.to !== "True" && t.type !== "Stalled" && !failed) continue;
     if (t.type === "Stalled" && t.to !== "True") continue;
     const warning =
+      failed ||
       (t.type === "Ready" && t.to === "False" && t.from === "True") ||
       (t.type !== "Ready" && t.to === "False") ||
       t.type === "Stalled";

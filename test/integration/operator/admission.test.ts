@@ -178,11 +178,39 @@ describe("a corpus of bad input is refused at admission, naming the field", () =
       "spec.deletionPolicy.drainTimeoutSeconds",
     ],
     ["a string where a boolean belongs", { ...base(), suspend: "maybe" }, "spec.suspend"],
+    [
+      "a broker list that is not one",
+      { kafka: { ...kafka, bootstrapServers: "not a host list" } },
+      "spec.kafka.bootstrapServers",
+    ],
+    [
+      "a broker with a path",
+      { kafka: { ...kafka, bootstrapServers: "kafka:9092/x" } },
+      "spec.kafka.bootstrapServers",
+    ],
   ];
   it.each(corpus)("%s", (_what, spec, field) => {
     const r = apply(`bad-${uniqueSuffix()}`, spec);
     expect(r.code).not.toBe(0);
     expect(r.stderr).toContain(field);
+  });
+});
+
+describe("names and broker lists", () => {
+  it("accepts broker lists as librdkafka reads them: host:port, a bare host, IPv4, bracketed IPv6", () => {
+    const r = apply(`brokers-${uniqueSuffix()}`, {
+      kafka: { mode: "external", bootstrapServers: "kafka-0.kafka:9092, kafka-1,10.0.0.7:19092,[::1]:9093" },
+    });
+    expect(r.stderr).toBe("");
+    expect(r.code).toBe(0);
+  });
+
+  it("refuses a name whose topic could not fit Kafka's 249 characters, and takes the longest that fits", () => {
+    const tooLong = apply(`a${"n".repeat(180)}`, base());
+    expect(tooLong.code).not.toBe(0);
+    expect(tooLong.stderr).toContain("metadata.name must be at most 180 characters");
+    const longest = apply(`a${"n".repeat(179)}`, base());
+    expect(longest.stderr).toBe("");
   });
 });
 

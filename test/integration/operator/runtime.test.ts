@@ -8,7 +8,16 @@ import { listWatch } from "../../../operator/src/kube/list-watch.js";
 import { Informer } from "../../../operator/src/runtime/informer.js";
 import { type IsolatedStack, isolatedStack } from "../../support/isolated-stack.js";
 import { eventually, uniqueSuffix } from "../../support/kube.js";
-import { createNamespace } from "../../support/operator.js";
+import {
+  conditionOf,
+  createNamespace,
+  getPipeline,
+  kubectl,
+  LP_API,
+  sampleObject,
+  startTestOperator,
+  waitGone,
+} from "../../support/operator.js";
 import { repoRoot } from "../../support/stack.js";
 
 /** The operator's runtime against real API servers: leader hand-over, a silent watch, an API server restart. */
@@ -195,6 +204,68 @@ describe("informer across an API server restart (its own API server instance)", 
       expect(inf.healthy()).toBe(true);
     } finally {
       await inf.stop();
+    }
+  });
+
+  it("lets go of a pipeline whose stored spec no longer parses, keeping its data (deletion never depends on the spec)", async () => {
+    // This API server's own CRD, loosened for a moment as an older schema would have been, so
+    // a spec today's schema refuses gets stored; the shared stack's CRD is never touched.
+    const crdFile = path.join(repoRoot, "crds/logpipeline.io_logpipelines.yaml");
+    const crdName = "logpipelines.logpipeline.io";
+    expect(kubectl(iso.info, ["apply", "--server-side", "-f", crdFile]).stderr).toBe("");
+    expect(
+      kubectl(iso.info, ["wait", "--for=condition=Established", `crd/${crdName}`, "--timeout=60s"]).code,
+    ).toBe(0);
+    const lpNs = "t-unreadable";
+    await isoKube.create({ apiVersion: "v1", kind: "Namespace", metadata: { name: lpNs } });
+    const op = await startTestOperator(iso.info, [lpNs]);
+    try {
+      await isoKube.create(
+        sampleObject("minimal.yaml", lpNs, "old", () => ({
+          kafka: { mode: "external", bootstrapServers: "127.0.0.1:1" },
+        })),
+      );
+      await eventually("the finalizer", async () =>
+        (await getPipeline(isoKube, lpNs, "old")).metadata?.finalizers?.length ? true : undefined,
+      );
+      // The older schema: no pattern on bootstrapServers.
+      type Schema = { properties: Record<string, Schema>; pattern?: string };
+      const crd = await isoKube.get<
+        KubeObjectLike & { spec: { versions: { schema: { openAPIV3Schema: Schema } }[] } }
+      >("apiextensions.k8s.io/v1", "CustomResourceDefinition", undefined, crdName);
+      for (const v of crd.spec.versions) {
+        const servers =
+          v.schema.openAPIV3Schema.properties.spec?.properties.kafka?.properties.bootstrapServers;
+        expect(servers?.pattern).toBeDefined();
+        delete servers?.pattern;
+      }
+      await isoKube.replace(crd);
+      await eventually("the loose schema to take the bad value", async () => {
+        try {
+          await isoKube.mergePatch(LP_API, "LogPipeline", lpNs, "old", {
+            spec: { kafka: { bootstrapServers: "not a host list" } },
+          });
+          return true;
+        } catch {
+          return undefined;
+        }
+      });
+      expect(kubectl(iso.info, ["apply", "--server-side", "--force-conflicts", "-f", crdFile]).stderr).toBe(
+        "",
+      );
+      await eventually("the operator to call the spec invalid", async () =>
+        conditionOf(await getPipeline(isoKube, lpNs, "old"), "Stalled")?.reason === "InvalidSpec"
+          ? true
+          : undefined,
+      );
+      await isoKube.delete(LP_API, "LogPipeline", lpNs, "old");
+      await waitGone(isoKube, LP_API, "LogPipeline", lpNs, "old", 20_000);
+      const retained = (await isoKube.list("v1", "Event", lpNs)).items.filter(
+        (e) => (e as { reason?: string }).reason === "DataRetained",
+      );
+      expect(retained).toHaveLength(1);
+    } finally {
+      await op.stop();
     }
   });
 });

@@ -1,4 +1,5 @@
 import { ANNOTATION_CHECK_NOW, type LogPipeline, type LogPipelineStatus } from "../api/logpipeline.js";
+import { type ConditionReason, Reason } from "../status/reasons.js";
 import { pipelineNames } from "../builders/names.js";
 import { checkDivergence, summary } from "../divergence/check.js";
 import type { KafkaConnection, TopicAdmin } from "../kafka/topic-admin.js";
@@ -148,12 +149,12 @@ export function divergenceStatus(
  */
 export function dataConsistency(
   s: DivergenceState | undefined,
-): { status: "True" | "False" | "Unknown"; reason: string; message: string } | undefined {
+): { status: "True" | "False" | "Unknown"; reason: ConditionReason; message: string } | undefined {
   if (!s) return undefined;
   if (s.error)
     return {
       status: "Unknown",
-      reason: "CheckFailed",
+      reason: Reason.CheckFailed,
       message: `the divergence check could not run: ${s.error}`,
     };
   if (!s.result) return undefined;

@@ -4,6 +4,7 @@ import type { KubeObjectLike } from "../kube/client.js";
 import type { TopicObservation, WorkloadObservation } from "../status/compute.js";
 import { contentHash, hashOf } from "./applied.js";
 import { OWN_MANAGERS } from "../status/spec-differences.js";
+import { mirrored, Reason } from "../status/reasons.js";
 
 interface WorkloadLike {
   metadata?: { generation?: number };
@@ -43,12 +44,17 @@ export function observeKafkaTopic(o: KubeObjectLike): TopicObservation {
   const name = (o.spec as { topicName?: string } | undefined)?.topicName ?? o.metadata?.name ?? "";
   const ready = status?.conditions?.find((c) => c.type === "Ready");
   if (!ready)
-    return { name, ready: "Unknown", reason: "Pending", message: "waiting for Strimzi's topic operator" };
+    return {
+      name,
+      ready: "Unknown",
+      reason: Reason.Pending,
+      message: "waiting for Strimzi's topic operator",
+    };
   const s = ready.status === "True" ? "True" : ready.status === "False" ? "False" : "Unknown";
   return {
     name,
     ready: s,
-    reason: ready.reason ?? (s === "True" ? "TopicsReady" : "NotReady"),
+    reason: ready.reason ? mirrored(ready.reason) : s === "True" ? Reason.TopicsReady : Reason.NotReady,
     message: ready.message ?? (s === "True" ? "ready" : "not ready"),
   };
 }

@@ -12,6 +12,7 @@ import { readDelivery, secretValue } from "./delivery.js";
 import { hashOf } from "./applied.js";
 import type { ControllerDeps, ProbeRequest, ProbeScheduler } from "./deps.js";
 import { runDivergenceCheck } from "./divergence.js";
+import { Reason } from "../status/reasons.js";
 
 interface TopicsState {
   hash: string;
@@ -32,7 +33,7 @@ interface TopicsState {
  */
 /** Every topic reported as not ready because of Kafka, with why. */
 const topicsFailed = (topics: DesiredTopic[], message: string): TopicResult[] =>
-  topics.map((t) => ({ name: t.name, ready: "False", reason: "KafkaError", message }));
+  topics.map((t) => ({ name: t.name, ready: "False", reason: Reason.KafkaError, message }));
 
 export class Probes implements ProbeScheduler {
   private readonly waiting: string[] = [];

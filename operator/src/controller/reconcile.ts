@@ -1,4 +1,5 @@
 import { randomBytes } from "node:crypto";
+import { Reason } from "../status/reasons.js";
 import {
   ANNOTATION_SKIP_DRAIN,
   API_VERSION,
@@ -151,7 +152,7 @@ function askProbes(
   if (external) observation.topics = deps.probes.topics(key) ?? [];
   else if (!deps.capabilities().strimzi)
     observation.topicsProblem = {
-      reason: "StrimziMissing",
+      reason: Reason.StrimziMissing,
       message: "kafka.mode is strimzi but the KafkaTopic CRD is not installed",
     };
   const read = deps.deliveryReads.get(key);
@@ -327,7 +328,7 @@ function observeChildren(
           : {
               name: d.metadata.name,
               ready: "False" as const,
-              reason: "ApplyFailed",
+              reason: Reason.ApplyFailed,
               message: "the KafkaTopic could not be written",
             };
       });
@@ -439,7 +440,13 @@ async function reportInvalid(
     message: `invalid spec: ${message}`,
     conditions: setCondition(
       (current?.conditions ?? []) as Condition[],
-      { type: "Stalled", status: "True", reason: "InvalidSpec", message, observedGeneration: generation },
+      {
+        type: "Stalled",
+        status: "True",
+        reason: Reason.InvalidSpec,
+        message,
+        observedGeneration: generation,
+      },
       deps.now(),
     ),
   };
@@ -462,7 +469,11 @@ async function finalize(p: LogPipeline, deps: ControllerDeps): Promise<Reconcile
   const deleting = (message: string) =>
     writeStatus(
       p,
-      computeStatus(p, { ...emptyObservation(p, []), deleting: { reason: "Deleting", message } }, deps.now()),
+      computeStatus(
+        p,
+        { ...emptyObservation(p, []), deleting: { reason: Reason.Deleting, message } },
+        deps.now(),
+      ),
       deps,
     );
 

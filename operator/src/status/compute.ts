@@ -1,5 +1,6 @@
 import type { LogPipeline, LogPipelineStatus } from "../api/logpipeline.js";
 import { type Condition, type ConditionInput, type ConditionStatus, setCondition } from "./conditions.js";
+import { type ConditionReason, type PartReason, type PartType, Reason } from "./reasons.js";
 
 /** Condition types of a LogPipeline (the CRD's status.conditions). */
 export const CONDITION_TYPES = [
@@ -31,7 +32,7 @@ export interface TopicObservation {
   name: string;
   /** Strimzi's Ready condition, or the Admin API's answer in external mode. */
   ready: ConditionStatus;
-  reason: string;
+  reason: ConditionReason;
   message: string;
 }
 
@@ -45,13 +46,13 @@ export interface Observation {
   reconcileError?: { step: string; message: string };
   topics: TopicObservation[];
   /** Why topics could not be observed at all (Strimzi missing, Kafka unreachable). */
-  topicsProblem?: { reason: string; message: string };
+  topicsProblem?: { reason: ConditionReason; message: string };
   postgres?: WorkloadObservation | undefined;
   redis?: WorkloadObservation | undefined;
   producer?: WorkloadObservation | undefined;
   consumer?: WorkloadObservation | undefined;
   query?: WorkloadObservation | undefined;
-  notes: { reason: string; message: string }[];
+  notes: { reason: ConditionReason; message: string }[];
   deleting?: { reason: string; message: string };
   names: { topic: string; deadLetterTopic?: string; consumerGroup: string; bootstrapServers: string };
   endpoints: { ingest: string; query: string; ingressHost?: string };
@@ -62,7 +63,8 @@ export interface Observation {
   divergence?: LogPipelineStatus["divergence"] | undefined;
   /** The events table's partitions, as of the last check. */
   storage?: LogPipelineStatus["storage"] | undefined;
-  dataConsistency?: { status: "True" | "False" | "Unknown"; reason: string; message: string } | undefined;
+  dataConsistency?:
+    { status: "True" | "False" | "Unknown"; reason: ConditionReason; message: string } | undefined;
   /** What the operator wants and the cluster has, where they differ (status/spec-differences.ts). */
   specDifferences?: { object: string; field: string; reason: string }[];
 }
@@ -70,10 +72,13 @@ export interface Observation {
 const cond = (
   type: ConditionType,
   status: ConditionStatus,
-  reason: string,
+  reason: ConditionReason,
   message: string,
   generation: number,
-): ConditionInput => ({ type, status, reason, message, observedGeneration: generation });
+): Input => ({ type, status, reason, message, observedGeneration: generation });
+
+/** A condition as this module builds it: its reason one of the typed ones (reasons.ts). */
+type Input = ConditionInput & { type: ConditionType; reason: ConditionReason };
 
 function workloadCondition(
   type: ConditionType,
@@ -81,20 +86,21 @@ function workloadCondition(
   w: WorkloadObservation | undefined,
   hibernating: boolean,
   g: number,
-): ConditionInput {
-  if (!w) return cond(type, "False", "NotFound", `the ${what} does not exist yet`, g);
+): Input {
+  if (!w) return cond(type, "False", Reason.NotFound, `the ${what} does not exist yet`, g);
   if (hibernating && w.desired === 0)
-    return cond(type, "True", "Hibernated", `the ${what} is scaled to 0`, g);
+    return cond(type, "True", Reason.Hibernated, `the ${what} is scaled to 0`, g);
   if (w.available && w.ready > 0)
-    return cond(type, "True", "Available", `${w.ready}/${w.desired} ${what} replicas ready`, g);
-  return cond(type, "False", "Unavailable", `${w.ready}/${w.desired} ${what} replicas ready`, g);
+    return cond(type, "True", Reason.Available, `${w.ready}/${w.desired} ${what} replicas ready`, g);
+  return cond(type, "False", Reason.Unavailable, `${w.ready}/${w.desired} ${what} replicas ready`, g);
 }
 
-function topicsCondition(p: LogPipeline, o: Observation, g: number): ConditionInput {
+function topicsCondition(p: LogPipeline, o: Observation, g: number): Input {
   if (o.topicsProblem)
     return cond("TopicsReady", "False", o.topicsProblem.reason, o.topicsProblem.message, g);
   const bad = o.topics.find((t) => t.ready === "False") ?? o.topics.find((t) => t.ready === "Unknown");
-  if (o.topics.length === 0) return cond("TopicsReady", "Unknown", "Pending", "no topic observed yet", g);
+  if (o.topics.length === 0)
+    return cond("TopicsReady", "Unknown", Reason.Pending, "no topic observed yet", g);
   if (bad)
     return cond(
       "TopicsReady",
@@ -104,7 +110,13 @@ function topicsCondition(p: LogPipeline, o: Observation, g: number): ConditionIn
       g,
     );
   const how = p.spec.kafka.mode === "strimzi" ? "by Strimzi's topic operator" : "through the Kafka Admin API";
-  return cond("TopicsReady", "True", "TopicsReady", `${o.topics.length} topics ready, managed ${how}`, g);
+  return cond(
+    "TopicsReady",
+    "True",
+    Reason.TopicsReady,
+    `${o.topics.length} topics ready, managed ${how}`,
+    g,
+  );
 }
 
 function dataServiceCondition(
@@ -114,32 +126,33 @@ function dataServiceCondition(
   hibernating: boolean,
   g: number,
   postgresError?: string,
-): ConditionInput {
+): Input {
   const what = type === "PostgresReady" ? "PostgreSQL" : "Redis";
-  if (mode === "disabled") return cond(type, "True", "Disabled", `${what} is disabled`, g);
+  if (mode === "disabled") return cond(type, "True", Reason.Disabled, `${what} is disabled`, g);
   if (mode === "external" && type === "PostgresReady" && postgresError)
     return cond(
       type,
       "False",
-      "ConnectionFailed",
+      Reason.ConnectionFailed,
       `the operator cannot read the ledger: ${postgresError}`,
       g,
     );
   if (mode === "external")
     return type === "PostgresReady"
-      ? cond(type, "True", "Reachable", "external PostgreSQL: the operator reads the ledger", g)
+      ? cond(type, "True", Reason.Reachable, "external PostgreSQL: the operator reads the ledger", g)
       : cond(
           type,
           "True",
-          "External",
+          Reason.External,
           `${what} is external: the workloads' readiness reports its reachability`,
           g,
         );
-  if (!w) return cond(type, "False", "NotFound", `the managed ${what} does not exist yet`, g);
-  if (hibernating && w.desired === 0) return cond(type, "True", "Hibernated", `${what} is scaled to 0`, g);
+  if (!w) return cond(type, "False", Reason.NotFound, `the managed ${what} does not exist yet`, g);
+  if (hibernating && w.desired === 0)
+    return cond(type, "True", Reason.Hibernated, `${what} is scaled to 0`, g);
   return w.ready > 0
-    ? cond(type, "True", "Available", `managed ${what} is ready`, g)
-    : cond(type, "False", "Unavailable", `managed ${what} is not ready yet`, g);
+    ? cond(type, "True", Reason.Available, `managed ${what} is ready`, g)
+    : cond(type, "False", Reason.Unavailable, `managed ${what} is not ready yet`, g);
 }
 
 const summary = (w: WorkloadObservation | undefined) =>
@@ -171,42 +184,42 @@ export function computeStatus(p: LogPipeline, o: Observation, now: Date): LogPip
   const parts = [topics, postgres, redis, producer, consumer, query];
 
   const terminal = o.applyErrors.find((e) => e.terminal);
-  const stalled: ConditionInput = o.invalidSpec
-    ? cond("Stalled", "True", "InvalidSpec", o.invalidSpec, g)
+  const stalled: Input = o.invalidSpec
+    ? cond("Stalled", "True", Reason.InvalidSpec, o.invalidSpec, g)
     : terminal
-      ? cond("Stalled", "True", "ApplyRejected", `${terminal.object}: ${terminal.message}`, g)
+      ? cond("Stalled", "True", Reason.ApplyRejected, `${terminal.object}: ${terminal.message}`, g)
       : topics.status === "False" && topics.reason === "NotSupported"
-        ? cond("Stalled", "True", "TopicChangeNotSupported", topics.message, g)
-        : cond("Stalled", "False", "Progressing", "no blocking error", g);
+        ? cond("Stalled", "True", Reason.TopicChangeNotSupported, topics.message, g)
+        : cond("Stalled", "False", Reason.Progressing, "no blocking error", g);
 
   const notReady = parts.find((c) => c.status !== "True");
   const transient = o.applyErrors.find((e) => !e.terminal);
-  const ready: ConditionInput = o.deleting
-    ? cond("Ready", "False", "Deleting", o.deleting.message, g)
+  const ready: Input = o.deleting
+    ? cond("Ready", "False", Reason.Deleting, o.deleting.message, g)
     : stalled.status === "True"
       ? cond("Ready", "False", stalled.reason, stalled.message, g)
       : o.reconcileError
         ? cond(
             "Ready",
             "False",
-            "ReconcileFailed",
+            Reason.ReconcileFailed,
             `${o.reconcileError.step}: ${o.reconcileError.message}`,
             g,
           )
         : transient
-          ? cond("Ready", "False", "ApplyFailed", `${transient.object}: ${transient.message}`, g)
+          ? cond("Ready", "False", Reason.ApplyFailed, `${transient.object}: ${transient.message}`, g)
           : notReady
             ? cond(
                 "Ready",
                 "False",
-                `${notReady.type}${notReady.status === "Unknown" ? "Unknown" : "False"}`,
+                `${notReady.type as PartType}${notReady.status === "Unknown" ? "Unknown" : "False"}` satisfies PartReason,
                 notReady.message,
                 g,
               )
             : cond(
                 "Ready",
                 "True",
-                hib ? "Hibernated" : "PipelineReady",
+                hib ? Reason.Hibernated : Reason.PipelineReady,
                 hib
                   ? "hibernating: workloads scaled to 0, data kept"
                   : "the pipeline accepts and delivers events",
@@ -216,13 +229,13 @@ export function computeStatus(p: LogPipeline, o: Observation, now: Date): LogPip
   const reconciling =
     ready.status === "True" || stalled.status === "True"
       ? cond("Reconciling", "False", ready.status === "True" ? "Reconciled" : "Stalled", ready.message, g)
-      : cond("Reconciling", "True", "Progressing", ready.message, g);
+      : cond("Reconciling", "True", Reason.Progressing, ready.message, g);
 
   // Only the divergence check moves DataConsistent; until it runs, Unknown.
   const data: ConditionInput = o.dataConsistency
     ? cond("DataConsistent", o.dataConsistency.status, o.dataConsistency.reason, o.dataConsistency.message, g)
     : (old.find((c) => c.type === "DataConsistent") ??
-      cond("DataConsistent", "Unknown", "NotChecked", "no divergence check has run yet", g));
+      cond("DataConsistent", "Unknown", Reason.NotChecked, "no divergence check has run yet", g));
 
   const firstNote = o.notes[0];
   const integrations = firstNote
@@ -230,7 +243,7 @@ export function computeStatus(p: LogPipeline, o: Observation, now: Date): LogPip
     : cond(
         "IntegrationsAvailable",
         "True",
-        "AllPresent",
+        Reason.AllPresent,
         "every optional integration the spec asks for is installed",
         g,
       );

@@ -47,7 +47,7 @@ describe("specDifferences", () => {
           reason: "NotSupported",
           message: "Decreasing partitions not supported",
         },
-        { name: "shop.orders.dlq", ready: "True", reason: "Ready", message: "" },
+        { name: "shop.orders.dlq", ready: "True", reason: "TopicsReady", message: "" },
       ],
       autoscaled: [
         {

@@ -5,6 +5,7 @@ import { processRegistry } from "../../../workloads/common/src/metrics.js";
 import { API_VERSION, KIND } from "../api/logpipeline.js";
 import { LABEL_PIPELINE_UID, MANAGED_BY } from "../builders/names.js";
 import { TopicAdmin } from "../kafka/topic-admin.js";
+import { missingPermissions, type Permission } from "../kube/access.js";
 import { FIELD_MANAGER, KubeClient, KubeError, type KubeObjectLike, resourcePath } from "../kube/client.js";
 import { listWatch } from "../kube/list-watch.js";
 import { errorText } from "../../../workloads/common/src/connections.js";
@@ -265,7 +266,7 @@ export async function startManager(config: ManagerConfig, log: Logger): Promise<
     connectTopicAdmin: (c) => TopicAdmin.connect(c),
     divergence: new Map(),
     revertedEdits: new Map(),
-    // Children nobody changed are applied again at the resync period (drift correction).
+    // What was applied to each child: a child nobody changed is left alone (applied.ts).
     applied: new AppliedChildren(),
     secrets: new SecretReads(kube, config.secretRefreshMs, () => clock().getTime()),
     writtenStatus: new Map(),
@@ -279,6 +280,13 @@ export async function startManager(config: ManagerConfig, log: Logger): Promise<
     onDone: (key) => queue.add(key),
   });
 
+  const missing = await missingPermissions(kube, requiredPermissions(config, caps));
+  if (missing.length > 0) {
+    await kube.close();
+    throw new Error(
+      `the operator's RBAC does not cover what it needs: ${missing.join("; ")} (config/rbac; the chart binds it to the watched namespaces)`,
+    );
+  }
   for (const inf of pipelineInformers) inf.start();
   for (const k of childKinds(caps)) startChildInformer(k.apiVersion, k.kind);
   const capsTimer = setInterval(() => {
@@ -420,3 +428,36 @@ function leaseStore(kube: KubeClient, namespace: string, name: string, timeoutMs
 }
 
 const LEASE_API = "coordination.k8s.io/v1";
+
+/**
+ * What the operator calls, per watched namespace (or cluster-wide): checked at start, so an
+ * install whose RBAC does not cover a watched namespace refuses to start with the list of
+ * what is missing instead of running with caches that never sync.
+ */
+function requiredPermissions(config: ManagerConfig, caps: Capabilities): Permission[] {
+  const scopes: (string | undefined)[] =
+    config.watchNamespaces.length > 0 ? config.watchNamespaces : [undefined];
+  const inScopes = (verbs: string[], apiVersion: string, kind: string, subresource?: string): Permission[] =>
+    scopes.flatMap((namespace) =>
+      verbs.map((verb) => ({ verb, apiVersion, kind, namespace, ...(subresource ? { subresource } : {}) })),
+    );
+  return [
+    ...inScopes(["list", "watch", "patch"], API_VERSION, KIND),
+    ...inScopes(["patch"], API_VERSION, KIND, "status"),
+    ...inScopes(["get", "create"], "v1", "Secret"),
+    ...inScopes(["create"], "v1", "Event"),
+    ...childKinds(caps).flatMap((k) => [
+      { verb: "list", apiVersion: k.apiVersion, kind: k.kind },
+      { verb: "watch", apiVersion: k.apiVersion, kind: k.kind },
+      ...(k.kind === "KafkaTopic" ? [] : inScopes(["create", "patch"], k.apiVersion, k.kind)),
+    ]),
+    ...(config.leaderElection.enabled
+      ? (["get", "create", "update"] as const).map((verb) => ({
+          verb,
+          apiVersion: LEASE_API,
+          kind: "Lease",
+          namespace: config.leaderElection.namespace,
+        }))
+      : []),
+  ];
+}

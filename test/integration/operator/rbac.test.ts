@@ -172,6 +172,17 @@ describe("least-privilege RBAC (config/rbac), proven by running as the ServiceAc
     expect(text).not.toMatch(/^logpipeline_operator_apply_total\{result="error"\} [1-9]/m);
   });
 
+  it("refuses to start, naming what is missing, when its RBAC does not cover a watched namespace", async () => {
+    // An account bound to nothing: every permission is missing, and the start says which.
+    await expect(
+      startTestOperator(stack, [ns], { impersonate: `system:serviceaccount:${ns}:unbound` }),
+    ).rejects.toThrow(
+      new RegExp(
+        `the operator's RBAC does not cover what it needs: list logpipelines\\.logpipeline\\.io in namespace ${ns}; .*create secrets in namespace ${ns}`,
+      ),
+    );
+  });
+
   it("uses every rule it is granted (nothing granted for nothing)", () => {
     const calls = [...op.kube.calls.keys()];
     // Server-side apply is a PATCH that the API server also authorises as create for a new object.

@@ -309,11 +309,12 @@ describe("cachedChild: the child cache keeps what the reconcile reads, not the c
 });
 
 describe("deliveryWaitMs: reads that keep failing back off", () => {
-  it("waits the interval after a read that worked, twice as long per failure in a row, up to the resync", () => {
+  it("waits the interval after a read that worked, twice as long per failure in a row, up to 8 intervals or the resync", () => {
     const config = { deliveryIntervalMs: 15_000, resyncMs: 300_000 };
-    expect([0, 1, 2, 3, 4, 5, 50].map((f) => deliveryWaitMs(f, config))).toEqual([
-      15_000, 30_000, 60_000, 120_000, 240_000, 300_000, 300_000,
+    expect([0, 1, 2, 3, 4, 50].map((f) => deliveryWaitMs(f, config))).toEqual([
+      15_000, 30_000, 60_000, 120_000, 120_000, 120_000,
     ]);
+    expect(deliveryWaitMs(3, { deliveryIntervalMs: 15_000, resyncMs: 60_000 })).toBe(60_000);
     // An interval longer than the resync is never shortened.
     expect(deliveryWaitMs(3, { deliveryIntervalMs: 600_000, resyncMs: 300_000 })).toBe(600_000);
   });

@@ -222,9 +222,11 @@ export async function withKafka(
 
 /**
  * The last delivery read is older than deliveryIntervalMs; after reads that failed, older
- * than twice as long for each failure in a row, up to the resync period. A pipeline whose
- * Kafka or PostgreSQL cannot be reached costs a connection attempt (a librdkafka client)
- * every few minutes, not every interval (docs/benchmarks.md, The operator at scale).
+ * than twice as long for each failure in a row, up to 8 intervals (2 minutes by default) or
+ * the resync period when shorter. A pipeline whose Kafka or PostgreSQL cannot be reached
+ * costs a connection attempt (a librdkafka client) every two minutes, not every interval
+ * (docs/benchmarks.md, The operator at scale), and its status.delivery is read again at most
+ * two minutes after they are back.
  */
 export const deliveryDue = (key: string, deps: ControllerDeps): boolean => {
   const last = deps.deliveryReads.get(key);
@@ -239,7 +241,7 @@ export const deliveryWaitMs = (
     ? config.deliveryIntervalMs
     : Math.max(
         config.deliveryIntervalMs,
-        Math.min(config.resyncMs, config.deliveryIntervalMs * 2 ** Math.min(failures, 10)),
+        Math.min(config.resyncMs, config.deliveryIntervalMs * 2 ** Math.min(failures, 3)),
       );
 
 /** Reads Kafka and the ledger again when due; deps.deliveryReads keeps the latest read. */

@@ -65,7 +65,9 @@ export async function reconcile(key: string, deps: ControllerDeps): Promise<Reco
     step = "applying children and writing status";
     return await applyAndReport(key, p, desired, deps);
   } catch (e) {
-    if (!(e instanceof ReportedError)) await reportReconcileError(p, step, e, deps);
+    // A conflict only means this pass read a stale cache: retried at once, nothing to report.
+    const benign = e instanceof ReportedError || (e instanceof KubeError && e.conflict);
+    if (!benign) await reportReconcileError(p, step, e, deps);
     throw e;
   }
 }

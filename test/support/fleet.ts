@@ -118,7 +118,7 @@ export async function waitConverged(
 export async function deleteNamespace(
   kube: KubeClient,
   name: string,
-  opts: { orphaned?: boolean; timeoutMs?: number } = {},
+  opts: { orphaned?: boolean; timeoutMs?: number; wait?: boolean } = {},
 ): Promise<void> {
   const timeoutMs = opts.timeoutMs ?? 900_000;
   if (opts.orphaned && (await kube.getOrUndefined("v1", "Namespace", undefined, name)))
@@ -132,6 +132,7 @@ export async function deleteNamespace(
         },
       );
   await kube.delete("v1", "Namespace", undefined, name).catch(() => undefined);
+  if (opts.wait === false) return;
   const until = Date.now() + timeoutMs;
   while (Date.now() < until) {
     if (!(await kube.getOrUndefined("v1", "Namespace", undefined, name))) return;

@@ -397,9 +397,9 @@ try {
     op = undefined;
     // The last round's 20,000-odd objects go while the figures are recorded: nothing is
     // measured after them (a later run waits for what is left at its start).
-    const last = n === Math.max(...SIZES);
-    log(`N=${n}: deleting${last ? " (in the background)" : ""}`);
-    await deleteNamespace(admin, ns, { orphaned: true, wait: !last });
+    const lastRound = n === Math.max(...SIZES);
+    log(`N=${n}: deleting${lastRound ? " (in the background)" : ""}`);
+    await deleteNamespace(admin, ns, { orphaned: true, wait: !lastRound });
   }
   const small = Math.min(...SIZES);
   const large = Math.max(...SIZES);

@@ -274,7 +274,7 @@ describe("builders: security, secrets and names", () => {
           ...Object.values(o.metadata.labels ?? {}),
           ...Object.values(
             ((o as { spec?: { template?: { metadata?: { labels?: Record<string, string> } } } }).spec
-              ?.template?.metadata?.labels ?? {}) as Record<string, string>,
+              ?.template?.metadata?.labels ?? {}),
           ),
         ];
         for (const v of labels) {

@@ -273,8 +273,8 @@ describe("builders: security, secrets and names", () => {
         const labels = [
           ...Object.values(o.metadata.labels ?? {}),
           ...Object.values(
-            ((o as { spec?: { template?: { metadata?: { labels?: Record<string, string> } } } }).spec
-              ?.template?.metadata?.labels ?? {}),
+            (o as { spec?: { template?: { metadata?: { labels?: Record<string, string> } } } }).spec?.template
+              ?.metadata?.labels ?? {},
           ),
         ];
         for (const v of labels) {

@@ -346,9 +346,13 @@ export async function startManager(config: ManagerConfig, log: Logger): Promise<
   let resolveLost: () => void = () => undefined;
   const lostLeadership = new Promise<void>((r) => (resolveLost = r));
   let elector: LeaderElector | undefined;
-  if (config.leaderElection.enabled) {
+  // Leader election's own connections: a stalled one is dropped without touching the rest.
+  const leaseKube = config.leaderElection.enabled
+    ? await KubeClient.fromEnvironment(config.kubeconfig, { impersonate: config.impersonate })
+    : undefined;
+  if (config.leaderElection.enabled && leaseKube) {
     const { namespace, name } = config.leaderElection;
-    elector = new LeaderElector(leaseStore(kube, namespace, name, LEASE_ATTEMPT_TIMEOUT_MS), {
+    elector = new LeaderElector(leaseStore(leaseKube, namespace, name, LEASE_ATTEMPT_TIMEOUT_MS), {
       identity,
       leaseDurationSeconds: 15,
       renewDeadlineMs: 10_000,
@@ -391,6 +395,7 @@ export async function startManager(config: ManagerConfig, log: Logger): Promise<
       deps.probes.stop();
       await workers;
       await elector?.stop();
+      await leaseKube?.close();
       await Promise.all([...pipelineInformers, ...children.values()].map((i) => i.stop()));
       await kube.close();
     },
@@ -400,30 +405,46 @@ export async function startManager(config: ManagerConfig, log: Logger): Promise<
 /** One lease attempt's bound: under the 10-s renew deadline, over a healthy API server's worst answer. */
 const LEASE_ATTEMPT_TIMEOUT_MS = 4_000;
 
-/** The Lease through the API, each request cancelled with its attempt. */
+/**
+ * The Lease through the API on a client of its own, each request cancelled with its attempt.
+ * A cancelled attempt drops the client's connections: the stream timeouts that would let
+ * undici replace a connection that stalled without closing are longer than an attempt, so
+ * without this every later attempt would go down the same dead connection (a standby would
+ * never take over).
+ */
 function leaseStore(kube: KubeClient, namespace: string, name: string, timeoutMs: number): LeaseStore {
   const path = resourcePath(LEASE_API, "Lease", namespace, name);
+  const send = async <T>(
+    method: "GET" | "POST" | "PUT",
+    to: string,
+    signal: AbortSignal | undefined,
+    body?: unknown,
+  ): Promise<T> => {
+    try {
+      return await kube.request<T>(method, to, { signal, timeoutMs, ...(body ? { body } : {}) });
+    } catch (e) {
+      if (signal?.aborted) kube.resetConnections();
+      throw e;
+    }
+  };
   return {
     get: async (signal) => {
       try {
-        return await kube.request<Lease>("GET", path, { signal, timeoutMs });
+        return await send<Lease>("GET", path, signal);
       } catch (e) {
         if (e instanceof KubeError && e.notFound) return undefined;
         throw e;
       }
     },
     create: (spec: LeaseSpec, signal) =>
-      kube.request<Lease>("POST", resourcePath(LEASE_API, "Lease", namespace), {
-        body: { apiVersion: LEASE_API, kind: "Lease", metadata: { name, namespace }, spec },
-        signal,
-        timeoutMs,
+      send<Lease>("POST", resourcePath(LEASE_API, "Lease", namespace), signal, {
+        apiVersion: LEASE_API,
+        kind: "Lease",
+        metadata: { name, namespace },
+        spec,
       }),
     update: (lease: Lease, signal) =>
-      kube.request<Lease>("PUT", path, {
-        body: { apiVersion: LEASE_API, kind: "Lease", ...lease },
-        signal,
-        timeoutMs,
-      }),
+      send<Lease>("PUT", path, signal, { apiVersion: LEASE_API, kind: "Lease", ...lease }),
   };
 }
 

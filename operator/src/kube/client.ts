@@ -129,7 +129,7 @@ interface RequestOptions {
 }
 
 export class KubeClient {
-  private readonly agent: Agent;
+  private agent: Agent;
   private readonly server: string;
   private readonly timeoutMs: number;
   private readonly userAgent: string;
@@ -141,12 +141,16 @@ export class KubeClient {
     private readonly credentials: Credentials,
     opts: KubeClientOptions,
   ) {
-    const tls = credentials.tls;
     this.server = credentials.server;
     this.timeoutMs = opts.requestTimeoutMs ?? 30_000;
     this.userAgent = opts.userAgent ?? FIELD_MANAGER;
     this.impersonate = opts.impersonate;
-    this.agent = new Agent({
+    this.agent = this.newAgent();
+  }
+
+  private newAgent(): Agent {
+    const tls = this.credentials.tls;
+    return new Agent({
       connect: {
         ...(tls.ca ? { ca: tls.ca } : {}),
         ...(tls.cert ? { cert: tls.cert } : {}),
@@ -168,6 +172,17 @@ export class KubeClient {
       headersTimeout: this.timeoutMs,
       bodyTimeout: WATCH_BODY_TIMEOUT_MS,
     });
+  }
+
+  /**
+   * Drops every connection and starts a new pool: for a caller whose own deadline is shorter
+   * than the stream timeouts above (leader election cancels an attempt after 4 s), so a
+   * connection that stalled without closing is not used again for the next attempt.
+   */
+  resetConnections(): void {
+    const old = this.agent;
+    this.agent = this.newAgent();
+    void old.destroy().catch(() => undefined);
   }
 
   /** From a kubeconfig file (`path`, $KUBECONFIG, ~/.kube/config), else in-cluster. */

@@ -39,6 +39,8 @@ export interface ManagerConfig extends ControllerConfig {
 export interface Manager {
   registry: Registry;
   kube: KubeClient;
+  /** Requests made by verb and resource, leader election's client included (the RBAC test). */
+  calls(): Map<string, number>;
   /** Informers synced and not stale: what /readyz reports. */
   ready(): boolean;
   isLeader(): boolean;
@@ -384,6 +386,11 @@ export async function startManager(config: ManagerConfig, log: Logger): Promise<
   return {
     registry,
     kube,
+    calls: () => {
+      const all = new Map(kube.calls);
+      for (const [k, v] of leaseKube?.calls ?? []) all.set(k, (all.get(k) ?? 0) + v);
+      return all;
+    },
     deps,
     lostLeadership,
     capabilities: () => caps,

@@ -63,6 +63,8 @@ const logFile = path.join(tmpdir(), `lp-faults-${suffix}.log`);
 interface Replica {
   identity: string;
   current: OperatorProcess;
+  /** A process of this replica is running. */
+  running: boolean;
   restarts: number;
   stopping: boolean;
   held?: () => void;
@@ -73,8 +75,12 @@ interface Replica {
 const replicas: Replica[] = [];
 
 function supervise(identity: string, healthPort: number, kubeconfig: string): Replica {
-  const r = { identity, restarts: 0, stopping: false, hold: false } as Replica;
+  const r = { identity, restarts: 0, stopping: false, hold: false, running: false } as Replica;
   const start = () => {
+    // Never a second process for one replica: a stopped replica is not restarted, and a
+    // replica whose process runs is not started again.
+    if (r.stopping || r.running) return;
+    r.running = true;
     r.current = startOperatorProcess({
       kubeconfig,
       namespaces: [ns, kafkaNs],
@@ -85,6 +91,7 @@ function supervise(identity: string, healthPort: number, kubeconfig: string): Re
       nodeArgs: ["--import", path.join(repoRoot, "test/support/skewed-clock.mjs")],
     });
     r.current.child.once("exit", () => {
+      r.running = false;
       if (r.stopping) return;
       r.restarts++;
       if (r.hold) r.held = start;
@@ -94,6 +101,14 @@ function supervise(identity: string, healthPort: number, kubeconfig: string): Re
   start();
   replicas.push(r);
   return r;
+}
+
+/** Lets a held replica restart now (once). */
+function release(r: Replica): void {
+  r.hold = false;
+  const start = r.held;
+  delete r.held;
+  start?.();
 }
 
 /** observedGeneration as every status write showed it, per pipeline; and any step back. */
@@ -276,8 +291,7 @@ describe(`the operator through faults, ${N} pipelines`, () => {
     await bumpAll(2);
     await expectConverged(`leader ${leader} killed`, 2, BOUND.leader);
     expect(await holder()).toBe(standby.identity);
-    killed.hold = false;
-    killed.held?.();
+    release(killed);
     expect(await childUids()).toEqual(uids);
     expect(backwards).toEqual([]);
     // The records saw every pipeline's latest generation: the check above could have failed.
@@ -322,12 +336,7 @@ describe(`the operator through faults, ${N} pipelines`, () => {
       `API server stopped (SIGSTOP): the leader ${leaderId} exited after ${(stoppedAfterMs / 1000).toFixed(1)} s (renew deadline 10 s, lease 15 s)`,
     );
     expect(stoppedAfterMs).toBeLessThan(15_000);
-    for (const r of replicas) {
-      r.hold = false;
-      const start = r.held;
-      delete r.held;
-      start?.();
-    }
+    for (const r of replicas) release(r);
     // One leader afterwards, and it works.
     await bumpAll(1);
     await expectConverged("after the API server stopped answering", 1, BOUND.leader);

@@ -184,7 +184,7 @@ describe("least-privilege RBAC (config/rbac), proven by running as the ServiceAc
   });
 
   it("uses every rule it is granted (nothing granted for nothing)", () => {
-    const calls = [...op.kube.calls.keys()];
+    const calls = [...op.calls().keys()];
     // Server-side apply is a PATCH that the API server also authorises as create for a new object.
     const used = (group: string, resource: string, verb: string) =>
       calls.includes(`${verb} ${group}/${resource}`) ||

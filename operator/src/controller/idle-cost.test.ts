@@ -229,20 +229,21 @@ describe("what the caches keep of managedFields", () => {
 });
 
 describe("cachedChild: the child cache keeps what the reconcile reads, not the children", () => {
+  /** What the cache keeps of the Deployment's metadata. */
+  const kept = {
+    name: "p-consumer",
+    namespace: "ns",
+    uid: "d1",
+    generation: 3,
+    resourceVersion: "9",
+    labels: { a: "b" },
+    annotations: { c: "d" },
+    ownerReferences: [{ uid: "u", kind: "LogPipeline", name: "p", controller: true }],
+  };
   const deployment = {
     apiVersion: "apps/v1",
     kind: "Deployment",
-    metadata: {
-      name: "p-consumer",
-      namespace: "ns",
-      uid: "d1",
-      generation: 3,
-      resourceVersion: "9",
-      labels: { a: "b" },
-      annotations: { c: "d" },
-      ownerReferences: [{ uid: "u", kind: "LogPipeline", name: "p", controller: true }],
-      creationTimestamp: "2026-12-01T00:00:00Z",
-    },
+    metadata: { ...kept, creationTimestamp: "2026-12-01T00:00:00Z" },
     spec: {
       replicas: 2,
       template: {
@@ -286,16 +287,7 @@ describe("cachedChild: the child cache keeps what the reconcile reads, not the c
     expect(observeKafkaTopic(cachedChild(topic))).toEqual(observeKafkaTopic(topic));
     const h = hpa(6, 40);
     expect(contentHash(cachedChild(h))).toBe(contentHash(h));
-    expect(cachedChild(deployment).metadata).toEqual({
-      name: "p-consumer",
-      namespace: "ns",
-      uid: "d1",
-      generation: 3,
-      resourceVersion: "9",
-      labels: { a: "b" },
-      annotations: { c: "d" },
-      ownerReferences: [{ uid: "u", kind: "LogPipeline", name: "p", controller: true }],
-    });
+    expect(cachedChild(deployment).metadata).toEqual(kept);
     expect(JSON.stringify(cachedChild(deployment)).length).toBeLessThan(
       JSON.stringify(deployment).length / 4,
     );

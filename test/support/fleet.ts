@@ -182,6 +182,8 @@ export function startOperatorProcess(opts: {
       ...process.env,
       KUBECONFIG: opts.kubeconfig,
       WATCH_NAMESPACES: opts.namespaces.join(","),
+      // The fleet's Strimzi namespace is one of the watched ones (fleetSpec's kafkaNs).
+      POLICY_STRIMZI_NAMESPACES: opts.namespaces.join(","),
       LEADER_ELECT: "true",
       POD_NAME: opts.identity,
       HEALTH_PORT: String(opts.healthPort),

@@ -6,6 +6,7 @@ import { parse } from "yaml";
 import { startManager, type Manager, type ManagerConfig } from "../../operator/src/controller/manager.js";
 import { afterAll, beforeAll, inject } from "vitest";
 import { KubeClient, type KubeObjectLike } from "../../operator/src/kube/client.js";
+import { DEFAULT_POLICY } from "../../operator/src/controller/policy.js";
 import { type Admin, kafkaClient } from "./kafka.js";
 import { eventually } from "./kube.js";
 import { repoRoot, type StackInfo } from "./stack.js";
@@ -41,6 +42,8 @@ export async function startTestOperator(
       },
       imagePullPolicy: "IfNotPresent",
       leaderElection: { enabled: false, namespace: "default", name: "unused" },
+      // The product's default policy, with the stack's Strimzi namespace allowed.
+      policy: { ...DEFAULT_POLICY, strimziNamespaces: [stack.strimzi.namespace] },
       ...overrides,
     },
     log,
@@ -60,7 +63,7 @@ export function sampleObject(
   return {
     apiVersion: LP_API,
     kind: "LogPipeline",
-    metadata: { name, namespace },
+    metadata: { name, namespace, labels: { "logpipeline.io/pipeline-secret": "true" } },
     spec: spec(structuredClone(raw.spec)),
   };
 }
@@ -242,7 +245,7 @@ export async function createPostgresSecret(
   await kube.create({
     apiVersion: "v1",
     kind: "Secret",
-    metadata: { name, namespace },
+    metadata: { name, namespace, labels: { "logpipeline.io/pipeline-secret": "true" } },
     stringData: {
       username: decodeURIComponent(pgUrl.username),
       password: password ?? decodeURIComponent(pgUrl.password),

@@ -5,17 +5,22 @@ import { pipelineNames } from "../builders/names.js";
 import { committedLag, deliveryStatus, type PostgresConnection, readLedger } from "../divergence/delivery.js";
 import type { KafkaConnection, TopicAdmin } from "../kafka/topic-admin.js";
 import type { SecretReads } from "./secret-reads.js";
+import { secretUsable, unlabelledSecret } from "./policy.js";
 import type { ControllerDeps, DeliveryRead } from "./deps.js";
 
-/** A key of a Secret in the pipeline's namespace, decoded; an error names the Secret and key, never the value. */
+/**
+ * A key of a Secret in the pipeline's namespace, decoded, when the pipeline may use the
+ * Secret (policy.ts); an error names the Secret and key, never the value.
+ */
 export async function secretValue(
   secrets: Pick<SecretReads, "read">,
-  namespace: string,
+  p: LogPipeline,
   name: string,
   key: string,
 ): Promise<string> {
-  const s = await secrets.read(namespace, name);
+  const s = await secrets.read(p.metadata.namespace, name);
   if (!s.exists) throw new Error(`Secret ${name} not found`);
+  if (!secretUsable(s.labels, p)) throw new Error(unlabelledSecret(name));
   const v = s.data[key];
   if (v === undefined) throw new Error(`Secret ${name} has no key ${key}`);
   return Buffer.from(v, "base64").toString("utf8");
@@ -27,15 +32,14 @@ export async function postgresConnectionFor(
   secrets: Pick<SecretReads, "read">,
 ): Promise<PostgresConnection> {
   const w = workloadPostgres(p);
-  const ns = p.metadata.namespace;
   return {
     host: w.host,
     port: w.port,
     database: w.database,
     sslMode: w.sslMode,
-    user: await secretValue(secrets, ns, w.userFromSecret.secretName, w.userFromSecret.key),
-    password: await secretValue(secrets, ns, w.password.secretName, "password"),
-    ...(w.ca ? { caPem: await secretValue(secrets, ns, w.ca.secretName, w.ca.keys[0] ?? "ca.crt") } : {}),
+    user: await secretValue(secrets, p, w.userFromSecret.secretName, w.userFromSecret.key),
+    password: await secretValue(secrets, p, w.password.secretName, "password"),
+    ...(w.ca ? { caPem: await secretValue(secrets, p, w.ca.secretName, w.ca.keys[0] ?? "ca.crt") } : {}),
   };
 }
 

@@ -5,7 +5,7 @@ import type { BuildOptions } from "../builders/index.js";
 import type { KafkaConnection, TopicAdmin } from "../kafka/topic-admin.js";
 import type { KubeClient, KubeObjectLike } from "../kube/client.js";
 import type { EventRecorder } from "../runtime/events.js";
-import type { Informer } from "../runtime/informer.js";
+import type { Cache } from "../runtime/informer.js";
 import type { Capabilities } from "./children.js";
 import type { CheckMemory, DivergenceResult } from "../divergence/check.js";
 import type { DesiredTopic } from "../builders/index.js";
@@ -14,6 +14,7 @@ import type { LogPipeline } from "../api/logpipeline.js";
 import type { RevertedEdit } from "../status/spec-differences.js";
 import type { AppliedChildren } from "./applied.js";
 import type { SecretReads } from "./secret-reads.js";
+import type { PipelinePolicy } from "./policy.js";
 
 export interface ControllerConfig {
   images: BuildOptions["images"];
@@ -30,6 +31,8 @@ export interface ControllerConfig {
   probeTimeoutMs: number;
   /** A Secret a pipeline names is read again after this long (secret-reads.ts). */
   secretRefreshMs: number;
+  /** What a pipeline may ask of the operator (policy.ts). */
+  policy: PipelinePolicy;
 }
 
 /** The last delivery read of a pipeline: reused until deliveryIntervalMs has passed. */
@@ -62,9 +65,9 @@ export interface ControllerMetrics {
 export interface ControllerDeps {
   kube: KubeClient;
   /** The cached LogPipelines, by namespace/name. */
-  pipelines: Pick<Informer<KubeObjectLike>, "get">;
-  /** Child informers by kind (cluster-wide, selected by the managed-by label). */
-  children: Map<string, Informer<KubeObjectLike>>;
+  pipelines: Pick<Cache<KubeObjectLike>, "get">;
+  /** Child caches by kind (selected by the managed-by label; cluster-wide, or one informer per namespace). */
+  children: Map<string, Cache<KubeObjectLike>>;
   capabilities: () => Capabilities;
   config: ControllerConfig;
   recorder: EventRecorder;

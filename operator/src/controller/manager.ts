@@ -13,7 +13,7 @@ import { type Clock, systemClock } from "../time.js";
 import { EventRecorder } from "../runtime/events.js";
 import { AppliedChildren } from "./applied.js";
 import { Probes } from "./probes.js";
-import { Informer, objectKey } from "../runtime/informer.js";
+import { type Cache, Informer, InformerGroup, objectKey } from "../runtime/informer.js";
 import { type Lease, LeaderElector, type LeaseSpec, type LeaseStore } from "../runtime/leader.js";
 import { DEFAULT_RATE_LIMITER, runWorkers, WorkQueue } from "../runtime/workqueue.js";
 import { type Capabilities, childKinds, detectCapabilities } from "./children.js";
@@ -28,6 +28,11 @@ export interface ManagerConfig extends ControllerConfig {
   impersonate?: string | undefined;
   /** Namespaces whose LogPipelines are reconciled; empty means all. */
   watchNamespaces: string[];
+  /**
+   * cluster (default): children watched cluster-wide. namespaced: every child informer is
+   * per watched namespace (and KafkaTopics per allowed Strimzi namespace), as Roles allow.
+   */
+  installMode?: "cluster" | "namespaced";
   concurrency: number;
   leaderElection: { enabled: boolean; namespace: string; name: string; identity?: string | undefined };
   /** How often optional CRDs (Strimzi, KEDA, Prometheus Operator) are looked for again. */
@@ -67,25 +72,22 @@ export async function startManager(config: ManagerConfig, log: Logger): Promise<
     onError: (name: string, e: unknown, retryInMs: number) =>
       log.warn({ informer: name, err: errorText(e), retryInMs }, "watch restarting"),
   };
-  const namespaces = config.watchNamespaces.length > 0 ? config.watchNamespaces : [undefined];
-  const pipelineInformers = namespaces.map(
-    (ns) =>
-      new Informer(
-        `LogPipeline/${ns ?? "*"}`,
-        listWatch(kube, API_VERSION, KIND, ns ? { namespace: ns } : {}),
-        { ...informerOpts, transform: withoutManagedFields },
-      ),
-  );
-  const children = new Map<string, Informer<KubeObjectLike>>();
+  // LogPipelines are watched cluster-wide: a pipeline outside the watched namespaces is
+  // ignored, with one log line, and keeps only its metadata in the cache.
+  const watched = new Set(config.watchNamespaces);
+  const isWatched = (ns: string | undefined) => watched.size === 0 || (ns !== undefined && watched.has(ns));
+  const pipelineInformer = new Informer(`LogPipeline/*`, listWatch(kube, API_VERSION, KIND), {
+    ...informerOpts,
+    transform: (o: KubeObjectLike) =>
+      isWatched(o.metadata?.namespace) ? withoutManagedFields(o) : { metadata: ignoredMetadata(o) },
+  });
+  const children = new Map<string, Cache<KubeObjectLike>>();
   const queue = new WorkQueue<string>(DEFAULT_RATE_LIMITER, () => clock().getTime());
 
   const pipelines = {
     get: (key: string) => {
-      for (const inf of pipelineInformers) {
-        const o = inf.get(key);
-        if (o) return o;
-      }
-      return undefined;
+      const o = pipelineInformer.get(key);
+      return o && isWatched(o.metadata?.namespace) ? o : undefined;
     },
   };
   // Child → pipeline by the pipeline's uid (the children's label), from an index the
@@ -95,29 +97,55 @@ export async function startManager(config: ManagerConfig, log: Logger): Promise<
   // A status-only update (the operator's own status write, seen again) queues nothing:
   // pipelineDigest. Adds, deletes, spec and metadata changes and the resync do.
   const seenPipelines = new Map<string, string>();
-  for (const inf of pipelineInformers)
-    inf.on((key, event, obj) => {
-      const uid = obj?.metadata?.uid;
-      if (uid) {
-        if (event === "delete") keyByUid.delete(uid);
-        else keyByUid.set(uid, key);
+  const ignored = new Set<string>();
+  pipelineInformer.on((key, event, obj) => {
+    if (!isWatched(obj?.metadata?.namespace)) {
+      if (event === "delete") ignored.delete(key);
+      else if (!ignored.has(key)) {
+        ignored.add(key);
+        log.info(
+          { pipeline: key, watchNamespaces: config.watchNamespaces },
+          "LogPipeline ignored: its namespace is not one this operator watches",
+        );
       }
-      if (event === "delete") seenPipelines.delete(key);
-      else if (obj) {
-        const digest = pipelineDigest(obj);
-        if (event === "update" && seenPipelines.get(key) === digest) return;
-        seenPipelines.set(key, digest);
-      }
-      queue.add(key);
-    });
+      return;
+    }
+    const uid = obj?.metadata?.uid;
+    if (uid) {
+      if (event === "delete") keyByUid.delete(uid);
+      else keyByUid.set(uid, key);
+    }
+    if (event === "delete") seenPipelines.delete(key);
+    else if (obj) {
+      const digest = pipelineDigest(obj);
+      if (event === "update" && seenPipelines.get(key) === digest) return;
+      seenPipelines.set(key, digest);
+    }
+    queue.add(key);
+  });
 
+  // Where each kind of child is watched: everywhere, or (namespaced install) namespace by namespace.
+  const childScopes = (kind: string): string[] | undefined =>
+    config.installMode !== "namespaced"
+      ? undefined
+      : kind === "KafkaTopic"
+        ? [...new Set([...config.watchNamespaces, ...config.policy.strimziNamespaces])]
+        : config.watchNamespaces;
   const startChildInformer = (apiVersion: string, kind: string) => {
     if (children.has(kind)) return;
-    const inf = new Informer(
-      kind,
-      listWatch(kube, apiVersion, kind, { labelSelector: `app.kubernetes.io/managed-by=${MANAGED_BY}` }),
-      { ...informerOpts, transform: cachedChild },
-    );
+    const informerIn = (namespace?: string) =>
+      new Informer(
+        namespace ? `${kind}/${namespace}` : kind,
+        listWatch(kube, apiVersion, kind, {
+          labelSelector: `app.kubernetes.io/managed-by=${MANAGED_BY}`,
+          ...(namespace ? { namespace } : {}),
+        }),
+        { ...informerOpts, transform: cachedChild },
+      );
+    const scopes = childScopes(kind);
+    const inf: Cache<KubeObjectLike> = scopes
+      ? new InformerGroup(kind, new Map(scopes.map((ns) => [ns, informerIn(ns)])))
+      : informerIn();
     // A child changed (or vanished): reconcile its pipeline, which puts it back as wanted.
     // An update that changed nothing the reconcile reads (childDigest) is not a change.
     const seen = new Map<string, string>();
@@ -135,6 +163,8 @@ export async function startManager(config: ManagerConfig, log: Logger): Promise<
     children.set(kind, inf);
     inf.start();
   };
+
+  const allInformers = () => [pipelineInformer, ...[...children.values()].flatMap((c) => c.members)];
 
   const metrics = {
     reconciles: new Counter({
@@ -228,8 +258,7 @@ export async function startManager(config: ManagerConfig, log: Logger): Promise<
     labelNames: ["informer"] as const,
     registers: [registry],
     collect() {
-      for (const inf of [...pipelineInformers, ...children.values()])
-        this.set({ informer: inf.name }, inf.relists);
+      for (const inf of allInformers()) this.set({ informer: inf.name }, inf.relists);
     },
   });
   new Gauge({
@@ -238,8 +267,7 @@ export async function startManager(config: ManagerConfig, log: Logger): Promise<
     labelNames: ["informer"] as const,
     registers: [registry],
     collect() {
-      for (const inf of [...pipelineInformers, ...children.values()])
-        this.set({ informer: inf.name }, inf.restarts);
+      for (const inf of allInformers()) this.set({ informer: inf.name }, inf.restarts);
     },
   });
   const leaderGauge = new Gauge({
@@ -289,7 +317,9 @@ export async function startManager(config: ManagerConfig, log: Logger): Promise<
       `the operator's RBAC does not cover what it needs: ${missing.join("; ")} (config/rbac; the chart binds it to the watched namespaces)`,
     );
   }
-  for (const inf of pipelineInformers) inf.start();
+  if (watched.size > 0)
+    log.info({ watchNamespaces: config.watchNamespaces }, "watching LogPipelines only in these namespaces");
+  pipelineInformer.start();
   for (const k of childKinds(caps)) startChildInformer(k.apiVersion, k.kind);
   const capsTimer = setInterval(() => {
     detectCapabilities(kube)
@@ -298,7 +328,8 @@ export async function startManager(config: ManagerConfig, log: Logger): Promise<
         log.info({ capabilities: next }, "optional integrations changed");
         caps = next;
         for (const k of childKinds(caps)) startChildInformer(k.apiVersion, k.kind);
-        for (const inf of pipelineInformers) for (const o of inf.list()) queue.add(objectKey(o));
+        for (const o of pipelineInformer.list())
+          if (isWatched(o.metadata?.namespace)) queue.add(objectKey(o));
       })
       .catch((e: unknown) => log.warn({ err: errorText(e) }, "capability detection failed"));
   }, config.capabilityRefreshMs);
@@ -306,7 +337,7 @@ export async function startManager(config: ManagerConfig, log: Logger): Promise<
 
   let workers: Promise<void> | undefined;
   const startWorkers = async () => {
-    await Promise.all([...pipelineInformers, ...children.values()].map((i) => i.waitForSync(60_000)));
+    await Promise.all([pipelineInformer, ...children.values()].map((i) => i.waitForSync(60_000)));
     workers = runWorkers(
       queue,
       config.concurrency,
@@ -395,7 +426,7 @@ export async function startManager(config: ManagerConfig, log: Logger): Promise<
     lostLeadership,
     capabilities: () => caps,
     isLeader: () => elector?.isLeader ?? true,
-    ready: () => [...pipelineInformers, ...children.values()].every((i) => i.healthy()),
+    ready: () => [pipelineInformer, ...children.values()].every((i) => i.healthy()),
     async stop() {
       clearInterval(capsTimer);
       queue.shutDown();
@@ -403,7 +434,7 @@ export async function startManager(config: ManagerConfig, log: Logger): Promise<
       await workers;
       await elector?.stop();
       await leaseKube?.close();
-      await Promise.all([...pipelineInformers, ...children.values()].map((i) => i.stop()));
+      await Promise.all([pipelineInformer, ...children.values()].map((i) => i.stop()));
       await kube.close();
     },
   };
@@ -465,20 +496,43 @@ const LEASE_API = "coordination.k8s.io/v1";
 function requiredPermissions(config: ManagerConfig, caps: Capabilities): Permission[] {
   const scopes: (string | undefined)[] =
     config.watchNamespaces.length > 0 ? config.watchNamespaces : [undefined];
-  const inScopes = (verbs: string[], apiVersion: string, kind: string, subresource?: string): Permission[] =>
-    scopes.flatMap((namespace) =>
+  const namespaced = config.installMode === "namespaced";
+  const inScopes = (
+    verbs: string[],
+    apiVersion: string,
+    kind: string,
+    subresource?: string,
+    where: (string | undefined)[] = scopes,
+  ): Permission[] =>
+    where.flatMap((namespace) =>
       verbs.map((verb) => ({ verb, apiVersion, kind, namespace, ...(subresource ? { subresource } : {}) })),
     );
+  const topicScopes = namespaced
+    ? [...new Set([...config.watchNamespaces, ...config.policy.strimziNamespaces])]
+    : [undefined];
   return [
-    ...inScopes(["list", "watch", "patch"], API_VERSION, KIND),
+    // Cluster-wide: a pipeline outside the watched namespaces is seen, to be logged as ignored.
+    { verb: "list", apiVersion: API_VERSION, kind: KIND },
+    { verb: "watch", apiVersion: API_VERSION, kind: KIND },
+    ...inScopes(["patch"], API_VERSION, KIND),
     ...inScopes(["patch"], API_VERSION, KIND, "status"),
     ...inScopes(["get", "create"], "v1", "Secret"),
     ...inScopes(["create"], "v1", "Event"),
-    ...childKinds(caps).flatMap((k) => [
-      { verb: "list", apiVersion: k.apiVersion, kind: k.kind },
-      { verb: "watch", apiVersion: k.apiVersion, kind: k.kind },
-      ...(k.kind === "KafkaTopic" ? [] : inScopes(["create", "patch"], k.apiVersion, k.kind)),
-    ]),
+    // Whether a pipeline's namespace is terminating (deletion): each namespace its own.
+    ...scopes.map((namespace) => ({
+      verb: "get",
+      apiVersion: "v1",
+      kind: "Namespace",
+      namespace,
+      name: namespace,
+    })),
+    ...childKinds(caps).flatMap((k) => {
+      const where = k.kind === "KafkaTopic" ? topicScopes : namespaced ? scopes : [undefined];
+      return [
+        ...inScopes(["list", "watch"], k.apiVersion, k.kind, undefined, where),
+        ...(k.kind === "KafkaTopic" ? [] : inScopes(["create", "patch"], k.apiVersion, k.kind)),
+      ];
+    }),
     ...(config.leaderElection.enabled
       ? (["get", "create", "update"] as const).map((verb) => ({
           verb,
@@ -489,3 +543,14 @@ function requiredPermissions(config: ManagerConfig, caps: Capabilities): Permiss
       : []),
   ];
 }
+
+/** What is kept of a LogPipeline in a namespace this operator does not watch. */
+const ignoredMetadata = (o: KubeObjectLike): NonNullable<KubeObjectLike["metadata"]> => {
+  const { name, namespace, uid, resourceVersion } = o.metadata ?? {};
+  return {
+    ...(name ? { name } : {}),
+    ...(namespace ? { namespace } : {}),
+    ...(uid ? { uid } : {}),
+    ...(resourceVersion ? { resourceVersion } : {}),
+  };
+};

@@ -166,8 +166,7 @@ export class Probes implements ProbeScheduler {
 
 export async function kafkaConnection(p: LogPipeline, deps: ControllerDeps): Promise<KafkaConnection> {
   const { auth } = p.spec.kafka;
-  const ns = p.metadata.namespace;
-  const readKey = (name: string, key: string) => secretValue(deps.secrets, ns, name, key);
+  const readKey = (name: string, key: string) => secretValue(deps.secrets, p, name, key);
   // Only the Secrets the protocol uses are read.
   const security: KafkaSecurity = { protocol: auth.securityProtocol };
   if (auth.sasl && usesSasl(auth.securityProtocol))

@@ -24,6 +24,8 @@ import type { ControllerDeps } from "./deps.js";
 import { dataConsistency, divergenceDue, divergenceStatus } from "./divergence.js";
 import { foreignEdits, newSpecDifferences, specDifferences } from "../status/spec-differences.js";
 import { observeKafkaTopic, observeWorkload, referencedSecrets } from "./observe.js";
+import { policyViolations, secretUsable, unlabelledSecret } from "./policy.js";
+import { objectKey } from "../runtime/informer.js";
 import { rfc3339Seconds } from "../time.js";
 import { deliveryDue, kafkaConnection, refreshDelivery, withKafka } from "./probes.js";
 
@@ -46,10 +48,19 @@ export async function reconcile(key: string, deps: ControllerDeps): Promise<Reco
     // past admission) is let go with its data retained.
     if (meta.deletionTimestamp) return await finalizeUnreadable(raw, parsed.message, deps);
     deps.log.warn({ key, problem: parsed.message }, "invalid LogPipeline");
-    return await reportInvalid(raw, parsed.message, deps);
+    return await reportStalled(
+      raw,
+      Reason.InvalidSpec,
+      `invalid spec: ${parsed.message}`,
+      parsed.message,
+      deps,
+    );
   }
   const p = parsed.pipeline;
   if (p.metadata.deletionTimestamp) return await finalize(p, deps);
+  // Outside the operator's policy: nothing is applied (what an earlier spec made stays as it was).
+  const refused = policyViolations(p, deps.config.policy);
+  if (refused.length > 0) return await reportPolicyViolation(raw, refused, deps);
   // A step that fails is in the status (Ready False, ReconcileFailed, naming the step) within
   // this reconcile, then retried with backoff: never only in the operator's log.
   let step = "adding the finalizer";
@@ -62,6 +73,8 @@ export async function reconcile(key: string, deps: ControllerDeps): Promise<Reco
     }
     step = "reading or creating Secrets";
     const desired = await desiredWithCredentials(p, deps);
+    if (desired.unusableSecrets.length > 0)
+      return await reportPolicyViolation(raw, desired.unusableSecrets.map(unlabelledSecret), deps);
     step = "applying children and writing status";
     return await applyAndReport(key, p, desired, deps);
   } catch (e) {
@@ -123,15 +136,31 @@ async function ensureFinalizer(p: LogPipeline, deps: ControllerDeps): Promise<vo
  * hashes of every Secret the pods reference (a changed Secret rolls its pods). Two passes:
  * the first finds the Secrets the pods reference, the second hashes their content in.
  */
-async function desiredWithCredentials(p: LogPipeline, deps: ControllerDeps): Promise<DesiredState> {
+async function desiredWithCredentials(
+  p: LogPipeline,
+  deps: ControllerDeps,
+): Promise<DesiredState & { unusableSecrets: string[] }> {
   const baseOptions = { ...deps.config, capabilities: deps.capabilities(), secretHashes: {} };
   const creds = { postgresPassword: secret(), redisPassword: secret(), apiKey: secret() };
   const first = desiredState(p, baseOptions, creds);
   await createOnce(first.createOnce, p.status?.observedGeneration === undefined, deps);
   const secretHashes: Record<string, string> = {};
-  for (const name of referencedSecrets(first.apply))
-    secretHashes[name] = (await deps.secrets.read(p.metadata.namespace, name)).hash;
-  return desiredState(p, { ...baseOptions, secretHashes }, creds);
+  // A Secret the pods would mount that the pipeline may not use (policy.ts): nothing is applied.
+  const unusableSecrets: string[] = [];
+  for (const name of referencedSecrets(first.apply)) {
+    const read = await deps.secrets.read(p.metadata.namespace, name);
+    if (read.exists && !secretUsable(read.labels, p)) unusableSecrets.push(name);
+    secretHashes[name] = read.hash;
+  }
+  // The Ingress's certificate and key, served by the ingress controller.
+  const tls = p.spec.ingress.enabled ? p.spec.ingress.tlsSecret : undefined;
+  if (tls) {
+    const read = await deps.secrets.read(p.metadata.namespace, tls);
+    if (read.exists && !secretUsable(read.labels, p)) unusableSecrets.push(tls);
+  }
+  // Read afresh next pass: its team is probably labelling it now.
+  for (const name of unusableSecrets) deps.secrets.invalidate(p.metadata.namespace, name);
+  return { ...desiredState(p, { ...baseOptions, secretHashes }, creds), unusableSecrets };
 }
 
 /**
@@ -427,8 +456,28 @@ async function writeStatus(p: LogPipeline, status: LogPipelineStatus, deps: Cont
     await deps.recorder.emit(ref(p), "Warning", "SpecDifference", `${d.object} ${d.field}: ${d.reason}`);
 }
 
-async function reportInvalid(
+/** A spec outside the operator's policy: Stalled, every violation named, nothing applied. */
+async function reportPolicyViolation(
   raw: KubeObjectLike,
+  violations: string[],
+  deps: ControllerDeps,
+): Promise<ReconcileResult> {
+  const message = violations.join("; ");
+  deps.log.warn({ pipeline: objectKey(raw), problem: message }, "LogPipeline outside the operator's policy");
+  return await reportStalled(
+    raw,
+    Reason.PolicyViolation,
+    `outside the operator's policy: ${message}`,
+    message,
+    deps,
+  );
+}
+
+/** Stalled True with a reason; the rest of the status as it was (what was made before stays). */
+async function reportStalled(
+  raw: KubeObjectLike,
+  reason: typeof Reason.InvalidSpec | typeof Reason.PolicyViolation,
+  summary: string,
   message: string,
   deps: ControllerDeps,
 ): Promise<ReconcileResult> {
@@ -439,13 +488,13 @@ async function reportInvalid(
     ...(current ?? {}),
     observedGeneration: generation,
     phase: "Failed",
-    message: `invalid spec: ${message}`,
+    message: summary,
     conditions: setCondition(
       (current?.conditions ?? []) as Condition[],
       {
         type: "Stalled",
         status: "True",
-        reason: Reason.InvalidSpec,
+        reason,
         message,
         observedGeneration: generation,
       },

@@ -8,6 +8,8 @@ export interface SecretRead {
   hash: string;
   /** Base64 values by key, as the API returns them; empty for a missing Secret. */
   data: Readonly<Record<string, string>>;
+  /** Its labels: whether a pipeline may use it (policy.ts, secretUsable). */
+  labels: Readonly<Record<string, string>>;
 }
 
 /**
@@ -37,16 +39,15 @@ export class SecretReads {
     const t = this.now();
     const cached = this.reads.get(key);
     if (cached && t - cached.at < this.ttlMs) return cached;
-    const secret = await this.kube.getOrUndefined<{ data?: Record<string, string> }>(
-      "v1",
-      "Secret",
-      namespace,
-      name,
-    );
+    const secret = await this.kube.getOrUndefined<{
+      data?: Record<string, string>;
+      metadata?: { labels?: Record<string, string> };
+    }>("v1", "Secret", namespace, name);
     const read = {
       exists: secret !== undefined,
       hash: secretContentHash(secret),
       data: secret?.data ?? {},
+      labels: secret?.metadata?.labels ?? {},
       at: t,
     };
     // A missing Secret is looked for again on the next pass: the user may be creating it now.
@@ -56,16 +57,21 @@ export class SecretReads {
   }
 
   /** A Secret this process has just created, as the API server answered: no read needed. */
-  remember(namespace: string, name: string, secret: { data?: Record<string, string> }): void {
+  remember(
+    namespace: string,
+    name: string,
+    secret: { data?: Record<string, string>; metadata?: { labels?: Record<string, string> } },
+  ): void {
     this.reads.set(`${namespace}/${name}`, {
       exists: true,
       hash: secretContentHash(secret),
       data: secret.data ?? {},
+      labels: secret.metadata?.labels ?? {},
       at: this.now(),
     });
   }
 
-  /** A Secret this process has just created or changed: read it afresh next time. */
+  /** A Secret to read afresh next time (one a pipeline may not use yet: its label may come). */
   invalidate(namespace: string, name: string): void {
     this.reads.delete(`${namespace}/${name}`);
   }

@@ -8,6 +8,7 @@ export interface Permission {
   /** Undefined: cluster-wide (every namespace). */
   namespace?: string | undefined;
   subresource?: string;
+  name?: string | undefined;
 }
 
 const describe = (p: Permission) =>
@@ -36,6 +37,7 @@ export async function missingPermissions(kube: KubeClient, wanted: Permission[])
             resource: pluralOf(p.kind),
             ...(p.subresource ? { subresource: p.subresource } : {}),
             ...(p.namespace ? { namespace: p.namespace } : {}),
+            ...(p.name ? { name: p.name } : {}),
           },
         },
       });

@@ -329,12 +329,13 @@ export class KubeClient {
     });
   }
 
-  create<T = KubeObjectLike>(obj: KubeObjectLike): Promise<T> {
+  /** POST; `dryRun` runs authorisation and admission without storing anything. */
+  create<T = KubeObjectLike>(obj: KubeObjectLike, opts: { dryRun?: boolean } = {}): Promise<T> {
     const { apiVersion, kind, metadata } = obj;
     if (!apiVersion || !kind) throw new Error("create needs apiVersion and kind");
     return this.request<T>("POST", resourcePath(apiVersion, kind, metadata?.namespace), {
       body: obj,
-      query: { fieldManager: FIELD_MANAGER },
+      query: { fieldManager: FIELD_MANAGER, ...(opts.dryRun ? { dryRun: "All" } : {}) },
     });
   }
 

@@ -1,5 +1,11 @@
 import { describe, expect, it } from "vitest";
-import { Informer, type InformerEvent, type ListWatch, type WatchEventLike } from "./informer.js";
+import {
+  Informer,
+  type InformerEvent,
+  InformerGroup,
+  type ListWatch,
+  type WatchEventLike,
+} from "./informer.js";
 
 interface Obj {
   metadata: { name: string; namespace: string; resourceVersion: string };
@@ -164,5 +170,43 @@ describe("Informer", () => {
     expect(inf.healthy()).toBe(true);
     expect(inf.healthy(Date.now() + 2000)).toBe(false);
     await inf.stop();
+  });
+});
+
+describe("InformerGroup", () => {
+  const inNs = (namespace: string, name: string): Obj => ({
+    metadata: { name, namespace, resourceVersion: "1" },
+  });
+  it("reads one kind namespace by namespace as one cache, each key from its own namespace's informer", async () => {
+    const a = new Informer("K/a", new FakeListWatch([[inNs("a", "x")]], []), { resyncMs: 60_000 });
+    const b = new Informer("K/b", new FakeListWatch([[inNs("b", "x"), inNs("b", "y")]], []), {
+      resyncMs: 60_000,
+    });
+    const group = new InformerGroup(
+      "K",
+      new Map([
+        ["a", a],
+        ["b", b],
+      ]),
+    );
+    const seen: string[] = [];
+    group.on((key) => seen.push(key));
+    expect(group.healthy()).toBe(false);
+    group.start();
+    await group.waitForSync(2000);
+    expect(group.healthy()).toBe(true);
+    expect(group.get("a/x")?.metadata.namespace).toBe("a");
+    expect(group.get("b/y")?.metadata.name).toBe("y");
+    expect(group.get("a/y")).toBeUndefined();
+    expect(group.get("c/x")).toBeUndefined();
+    expect(
+      group
+        .list()
+        .map((o) => `${o.metadata.namespace}/${o.metadata.name}`)
+        .sort(),
+    ).toEqual(["a/x", "b/x", "b/y"]);
+    expect(seen.sort()).toEqual(["a/x", "b/x", "b/y"]);
+    expect(group.members.map((m) => m.name)).toEqual(["K/a", "K/b"]);
+    await group.stop();
   });
 });

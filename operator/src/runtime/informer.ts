@@ -70,7 +70,7 @@ class GoneError extends Error {}
 
 const isAborted = (signal: AbortSignal): boolean => signal.aborted;
 
-export class Informer<T extends InformerObject> {
+export class Informer<T extends InformerObject> implements Cache<T> {
   private readonly cache = new Map<string, T>();
   private readonly handlers: InformerHandler<T>[] = [];
   private abort = new AbortController();
@@ -92,6 +92,11 @@ export class Informer<T extends InformerObject> {
 
   private ms(): number {
     return (this.opts.now ?? systemClock)().getTime();
+  }
+
+  /** An informer is a cache of its own. */
+  get members(): readonly Informer<T>[] {
+    return [this];
   }
 
   on(handler: InformerHandler<T>): void {
@@ -251,5 +256,67 @@ export class Informer<T extends InformerObject> {
         });
       }
     }
+  }
+}
+
+/** What the controller reads of a cache: one informer, or one per namespace (InformerGroup). */
+export interface Cache<T extends InformerObject> {
+  readonly name: string;
+  on(handler: InformerHandler<T>): void;
+  get(key: string): T | undefined;
+  list(): T[];
+  healthy(): boolean;
+  start(): void;
+  stop(): Promise<void>;
+  waitForSync(timeoutMs: number): Promise<void>;
+  /** The informers behind it (their relists and restarts are metrics). */
+  readonly members: readonly Informer<T>[];
+}
+
+/**
+ * One kind watched namespace by namespace (the namespaced install mode, whose Roles grant
+ * nothing cluster-wide), read as one cache: a key goes to its namespace's informer.
+ */
+export class InformerGroup<T extends InformerObject> implements Cache<T> {
+  private readonly byNamespace: Map<string, Informer<T>>;
+
+  constructor(
+    readonly name: string,
+    informers: Map<string, Informer<T>>,
+  ) {
+    this.byNamespace = informers;
+  }
+
+  get members(): Informer<T>[] {
+    return [...this.byNamespace.values()];
+  }
+
+  on(handler: InformerHandler<T>): void {
+    for (const inf of this.members) inf.on(handler);
+  }
+
+  get(key: string): T | undefined {
+    const slash = key.indexOf("/");
+    return slash < 0 ? undefined : this.byNamespace.get(key.slice(0, slash))?.get(key);
+  }
+
+  list(): T[] {
+    return this.members.flatMap((i) => i.list());
+  }
+
+  healthy(): boolean {
+    return this.members.every((i) => i.healthy());
+  }
+
+  start(): void {
+    for (const i of this.members) i.start();
+  }
+
+  async stop(): Promise<void> {
+    await Promise.all(this.members.map((i) => i.stop()));
+  }
+
+  async waitForSync(timeoutMs: number): Promise<void> {
+    await Promise.all(this.members.map((i) => i.waitForSync(timeoutMs)));
   }
 }

@@ -17,6 +17,7 @@ export const Reason = {
   Stalled: "Stalled",
   // Stalled
   InvalidSpec: "InvalidSpec",
+  PolicyViolation: "PolicyViolation",
   ApplyRejected: "ApplyRejected",
   TopicChangeNotSupported: "TopicChangeNotSupported",
   // Workloads and data services

@@ -42,7 +42,11 @@ describe("deletion with deletionPolicy Delete", () => {
     await bed.kube.create({
       apiVersion: "v1",
       kind: "Secret",
-      metadata: { name: "kafka-credentials", namespace: doomed },
+      metadata: {
+        name: "kafka-credentials",
+        namespace: doomed,
+        labels: { "logpipeline.io/pipeline-secret": "true" },
+      },
       stringData: { password: readFileSync(stack.kafkaSasl.passwordFile, "utf8").trim() },
     });
     const lp = pipeline(doomed, name);

@@ -3,7 +3,7 @@ import path from "node:path";
 import { afterAll, beforeAll, describe, expect, inject, it } from "vitest";
 import { parseAllDocuments } from "yaml";
 import type { Manager } from "../../../operator/src/controller/manager.js";
-import { KubeClient } from "../../../operator/src/kube/client.js";
+import { KubeClient, KubeError, type KubeObjectLike } from "../../../operator/src/kube/client.js";
 import { eventually, uniqueSuffix } from "../../support/kube.js";
 import {
   kubectl,
@@ -27,6 +27,8 @@ const stack = inject("stack");
 const SA = "system:serviceaccount:logpipeline-system:logpipeline-operator";
 let admin: KubeClient;
 let op: Manager;
+let asOperator: KubeClient;
+const FENCE = path.join(repoRoot, "config/admission/operator-fence.yaml");
 const ns = `t-op-rbac-${uniqueSuffix()}`;
 
 interface Rule {
@@ -67,11 +69,18 @@ beforeAll(async () => {
     path.join(repoRoot, "config/rbac"),
   ]);
   expect(applied.stderr).toBe("");
+  // The cluster mode's fence on the operator's writes: the pipelines below live under it.
+  expect(kubectl(stack, ["apply", "--server-side", "--force-conflicts", "-f", FENCE]).stderr).toBe("");
+  asOperator = await KubeClient.fromEnvironment(stack.kubeconfig, { impersonate: SA });
   await createNamespace(admin, ns);
   await admin.create({
     apiVersion: "v1",
     kind: "Secret",
-    metadata: { name: "kafka-credentials", namespace: ns },
+    metadata: {
+      name: "kafka-credentials",
+      namespace: ns,
+      labels: { "logpipeline.io/pipeline-secret": "true" },
+    },
     stringData: { password: readFileSync(stack.kafkaSasl.passwordFile, "utf8").trim() },
   });
   op = await startTestOperator(stack, [ns], {
@@ -90,6 +99,8 @@ afterAll(async () => {
   // What config/rbac made goes too: a later `helm install` into logpipeline-system must not
   // find objects it does not own.
   kubectl(stack, ["delete", "-k", path.join(repoRoot, "config/rbac"), "--ignore-not-found", "--wait=false"]);
+  kubectl(stack, ["delete", "-f", FENCE, "--ignore-not-found", "--wait=false"]);
+  await asOperator.close();
   await admin.close();
 }, 120_000);
 
@@ -104,7 +115,7 @@ describe("least-privilege RBAC (config/rbac), proven by running as the ServiceAc
       },
       producer: { replicas: { min: 1, max: 2 } },
       consumer: { replicas: { min: 1, max: 2 } },
-      ingress: { enabled: true, host: "logs.example.test" },
+      ingress: { enabled: true, host: "logs.example.test", tlsSecret: "logs-tls" },
       monitoring: { dashboards: { enabled: true } },
       deletionPolicy: { topics: "Delete", postgres: "Delete" },
     }));
@@ -178,7 +189,7 @@ describe("least-privilege RBAC (config/rbac), proven by running as the ServiceAc
       startTestOperator(stack, [ns], { impersonate: `system:serviceaccount:${ns}:unbound` }),
     ).rejects.toThrow(
       new RegExp(
-        `the operator's RBAC does not cover what it needs: list logpipelines\\.logpipeline\\.io in namespace ${ns}; .*create secrets in namespace ${ns}`,
+        `the operator's RBAC does not cover what it needs: list logpipelines\\.logpipeline\\.io cluster-wide; .*create secrets in namespace ${ns}`,
       ),
     );
   });
@@ -205,5 +216,135 @@ describe("least-privilege RBAC (config/rbac), proven by running as the ServiceAc
             if (!used(g, r, v) && !notExercisedHere.has(`${v} ${g}/${r}`)) unused.push(`${v} ${g}/${r}`);
     console.log(`calls made as ${SA}:\n  ${calls.sort().join("\n  ")}`);
     expect(unused).toEqual([]);
+  });
+
+  describe("the fence on the operator's writes (config/admission, cluster mode)", () => {
+    // A Deployment within everything the fence allows; each case below breaks one thing.
+    const deployment = (
+      name: string,
+      pod: Record<string, unknown> = {},
+      container: Record<string, unknown> = {},
+    ) => ({
+      apiVersion: "apps/v1",
+      kind: "Deployment",
+      metadata: { name, namespace: ns, labels: { "app.kubernetes.io/managed-by": "logpipeline-operator" } },
+      spec: {
+        selector: { matchLabels: { app: name } },
+        template: {
+          metadata: { labels: { app: name } },
+          spec: {
+            automountServiceAccountToken: false,
+            securityContext: { runAsNonRoot: true, seccompProfile: { type: "RuntimeDefault" } },
+            containers: [
+              {
+                name: "c",
+                image: "registry.invalid/c:1",
+                securityContext: { allowPrivilegeEscalation: false, capabilities: { drop: ["ALL"] } },
+                ...container,
+              },
+            ],
+            ...pod,
+          },
+        },
+      },
+    });
+    const secret = (name: string, type: string, labels: Record<string, string>, annotations = {}) => ({
+      apiVersion: "v1",
+      kind: "Secret",
+      metadata: { name, namespace: ns, labels, annotations },
+      type,
+    });
+    const own = {
+      "app.kubernetes.io/managed-by": "logpipeline-operator",
+      "logpipeline.io/pipeline-uid": "u",
+    };
+    const refusals: [string, KubeObjectLike, RegExp][] = [
+      [
+        "a token Secret for a privileged account",
+        secret("steal", "kubernetes.io/service-account-token", own, {
+          "kubernetes.io/service-account.name": "logpipeline-operator",
+        }),
+        /writes only Opaque Secrets, not kubernetes.io\/service-account-token/,
+      ],
+      ["a Secret not labelled as its own", secret("plain", "Opaque", {}), /only Secrets labelled as its own/],
+      [
+        "a Deployment that runs as a named account",
+        deployment("named", { serviceAccountName: "logpipeline-operator" }),
+        /only as the namespace's default ServiceAccount/,
+      ],
+      [
+        "a Deployment that mounts its account's token",
+        deployment("automount", { automountServiceAccountToken: true }),
+        /automountServiceAccountToken: false/,
+      ],
+      [
+        "a Deployment with a projected token volume",
+        deployment("projected", {
+          volumes: [{ name: "t", projected: { sources: [{ serviceAccountToken: { path: "token" } }] } }],
+        }),
+        /without a projected service-account token/,
+      ],
+      [
+        // (privileged: true itself is refused by this API server's --allow-privileged=false.)
+        "a container that may gain privileges",
+        deployment(
+          "escalating",
+          {},
+          {
+            securityContext: {
+              allowPrivilegeEscalation: true,
+              capabilities: { drop: ["ALL"], add: ["SYS_ADMIN"] },
+            },
+          },
+        ),
+        /allowPrivilegeEscalation: false/,
+      ],
+      ["a pod on the host network", deployment("hostnet", { hostNetwork: true }), /without host namespaces/],
+      [
+        "a hostPath volume",
+        deployment("hostpath", { volumes: [{ name: "root", hostPath: { path: "/" } }] }),
+        /no hostPath/,
+      ],
+      [
+        "a container running as root",
+        deployment("root", { securityContext: { runAsUser: 0, seccompProfile: { type: "RuntimeDefault" } } }),
+        /as non-root/,
+      ],
+    ];
+
+    it.each(refusals)("refuses %s, and only for the operator", async (_, obj, reason) => {
+      const refused = await asOperator.create(obj, { dryRun: true }).then(
+        () => undefined,
+        (e: unknown) => e,
+      );
+      expect(refused).toBeInstanceOf(KubeError);
+      expect((refused as KubeError).status).toBe(403);
+      expect((refused as KubeError).message).toMatch(reason);
+      // The control: the same object from another user is admitted, so the refusal above is
+      // the fence on the operator's account, not a schema error or a missing permission.
+      await expect(admin.create(obj, { dryRun: true })).resolves.toBeTruthy();
+    });
+
+    it("admits what the operator itself writes", async () => {
+      await expect(asOperator.create(deployment("fine"), { dryRun: true })).resolves.toBeTruthy();
+      await expect(asOperator.create(secret("fine", "Opaque", own), { dryRun: true })).resolves.toBeTruthy();
+    });
+
+    it("refuses to delete what is not labelled as its own", async () => {
+      const name = `theirs-${uniqueSuffix()}`;
+      await admin.create({
+        apiVersion: "v1",
+        kind: "ConfigMap",
+        metadata: { name, namespace: ns },
+        data: { a: "b" },
+      });
+      const refused = await asOperator.delete("v1", "ConfigMap", ns, name).then(
+        () => undefined,
+        (e: unknown) => e,
+      );
+      expect((refused as KubeError).status).toBe(403);
+      expect((refused as KubeError).message).toMatch(/deletes only objects labelled as its own/);
+      expect(await admin.getOrUndefined("v1", "ConfigMap", ns, name)).toBeDefined();
+    });
   });
 });

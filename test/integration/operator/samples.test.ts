@@ -67,7 +67,12 @@ beforeAll(async () => {
   kube = await KubeClient.fromEnvironment(stack.kubeconfig);
   await createNamespace(kube, ns);
   const secret = (name: string, data: Record<string, string>) =>
-    kube.create({ apiVersion: "v1", kind: "Secret", metadata: { name, namespace: ns }, stringData: data });
+    kube.create({
+      apiVersion: "v1",
+      kind: "Secret",
+      metadata: { name, namespace: ns, labels: { "logpipeline.io/pipeline-secret": "true" } },
+      stringData: data,
+    });
   await secret("kafka-credentials", { password: readFileSync(stack.kafkaSasl.passwordFile, "utf8").trim() });
   await createPostgresSecret(kube, stack, ns, "pg-credentials");
   op = await startTestOperator(stack, [ns]);

@@ -1,7 +1,7 @@
 import { spawnSync } from "node:child_process";
 import { readFileSync } from "node:fs";
 import path from "node:path";
-import { pino } from "pino";
+import { type Logger, pino } from "pino";
 import { parse } from "yaml";
 import { startManager, type Manager, type ManagerConfig } from "../../operator/src/controller/manager.js";
 import { afterAll, beforeAll, inject } from "vitest";
@@ -18,8 +18,8 @@ export async function startTestOperator(
   stack: StackInfo,
   namespaces: string[],
   overrides: Partial<ManagerConfig> = {},
+  log: Logger = pino({ level: process.env.LP_OPERATOR_LOG ?? "silent" }),
 ): Promise<Manager> {
-  const log = pino({ level: process.env.LP_OPERATOR_LOG ?? "silent" });
   return startManager(
     {
       kubeconfig: stack.kubeconfig,

@@ -124,6 +124,10 @@ export const KafkaTopicSpec = z
           "Topic name. Unset derives `<namespace>.<name>.logs`, so pipelines sharing one Kafka never collide. Immutable.",
         "x-kubernetes-validations": immutable("kafka.topic.name"),
       }),
+    adopt: z.boolean().default(false).meta({
+      description:
+        "Use the main and dead-letter topics when they already exist and the operator did not create them (mode external). They are then also deleted with the pipeline under deletionPolicy topics: Delete. Without it such a topic is reported (TopicsReady False, reason NotOwned) and never written to or deleted.",
+    }),
     partitions: z
       .number()
       .int()
@@ -776,6 +780,10 @@ export const LogPipelineStatus = z
         deadLetter: z.string().optional().meta({ description: "Dead-letter topic name." }),
         consumerGroup: z.string().meta({ description: "Consumer group id." }),
         bootstrapServers: z.string().meta({ description: "Brokers the workloads connect to." }),
+        created: z.array(z.string()).optional().meta({
+          description:
+            "Topics the operator created for this pipeline (mode external), recorded before each creation: the only ones it deletes under deletionPolicy topics: Delete, unless kafka.topic.adopt is set.",
+        }),
       })
       .optional()
       .meta({ description: "The Kafka names this pipeline uses." }),

@@ -90,3 +90,31 @@ export function bootstrapServers(p: LogPipeline): string {
   // CEL refuses this at admission; a stale object without either still gets a clear value.
   return "";
 }
+
+/** The Kafka names a pipeline's status reports (status.topics, without the record of creations). */
+export function statusTopicNames(p: LogPipeline): {
+  main: string;
+  deadLetter?: string;
+  consumerGroup: string;
+  bootstrapServers: string;
+} {
+  const names = pipelineNames(p);
+  return {
+    main: names.topic,
+    ...(p.spec.kafka.deadLetter.enabled ? { deadLetter: names.deadLetterTopic } : {}),
+    consumerGroup: names.consumerGroup,
+    bootstrapServers: bootstrapServers(p),
+  };
+}
+
+/**
+ * The topics the operator recorded as created for a pipeline (status.topics.created). A
+ * status written before the record existed has topics but no `created`: those topics were
+ * made by the operator then (it adopted nothing knowingly), so they count as created.
+ */
+export function recordedTopics(p: LogPipeline): string[] {
+  const t = p.status?.topics;
+  if (!t) return [];
+  if (t.created) return t.created;
+  return [t.main, ...(t.deadLetter ? [t.deadLetter] : [])];
+}

@@ -120,6 +120,8 @@ export interface ProbeScheduler {
   request(key: string, p: LogPipeline, want: ProbeRequest): void;
   topics(key: string): TopicResult[] | undefined;
   topicsDue(key: string, topics: DesiredTopic[]): boolean;
+  /** Topics the operator created for the pipeline (mode external): recorded, and this process's. */
+  created(key: string, p: LogPipeline): string[];
   forget(key: string): void;
   stop(): void;
 }

@@ -514,7 +514,8 @@ function requiredPermissions(config: ManagerConfig, caps: Capabilities): Permiss
     // Cluster-wide: a pipeline outside the watched namespaces is seen, to be logged as ignored.
     { verb: "list", apiVersion: API_VERSION, kind: KIND },
     { verb: "watch", apiVersion: API_VERSION, kind: KIND },
-    ...inScopes(["patch"], API_VERSION, KIND),
+    // Namespaced: cluster-wide too, for a finalizer whose namespace's Role is gone (finalize).
+    ...inScopes(["patch"], API_VERSION, KIND, undefined, namespaced ? [undefined] : scopes),
     ...inScopes(["patch"], API_VERSION, KIND, "status"),
     ...inScopes(["get", "create"], "v1", "Secret"),
     ...inScopes(["create"], "v1", "Event"),

@@ -4,10 +4,10 @@ import {
   usesSasl,
   usesTls,
 } from "../../../workloads/common/src/connections.js";
-import type { LogPipeline } from "../api/logpipeline.js";
+import { API_VERSION, KIND, type LogPipeline } from "../api/logpipeline.js";
 import type { DesiredTopic } from "../builders/index.js";
-import { bootstrapServers } from "../builders/kafka-topics.js";
-import type { KafkaConnection, TopicAdmin, TopicResult } from "../kafka/topic-admin.js";
+import { bootstrapServers, recordedTopics, statusTopicNames } from "../builders/kafka-topics.js";
+import type { KafkaConnection, TopicAdmin, TopicOwnership, TopicResult } from "../kafka/topic-admin.js";
 import { readDelivery, secretValue } from "./delivery.js";
 import { hashOf } from "./applied.js";
 import type { ControllerDeps, ProbeRequest, ProbeScheduler } from "./deps.js";
@@ -42,6 +42,8 @@ export class Probes implements ProbeScheduler {
   private readonly alive = new Set<string>();
   private active = 0;
   private readonly topicStates = new Map<string, TopicsState>();
+  /** Topics this process recorded as created, per pipeline (the status has them too, once written). */
+  private readonly createdTopics = new Map<string, Set<string>>();
   private stopped = false;
 
   constructor(
@@ -88,6 +90,44 @@ export class Probes implements ProbeScheduler {
   forget(key: string): void {
     this.topicStates.delete(key);
     this.requests.delete(key);
+    this.createdTopics.delete(key);
+  }
+
+  /** The topics the operator created for a pipeline: its status's record and this process's. */
+  created(key: string, p: LogPipeline): string[] {
+    return [...new Set([...recordedTopics(p), ...(this.createdTopics.get(key) ?? [])])].sort();
+  }
+
+  /**
+   * What ensure() may use: the recorded topics, or any with adopt. A creation is written into
+   * the status (status.topics.created) before the topic is made.
+   */
+  private ownership(key: string, p: LogPipeline): TopicOwnership {
+    const mine = this.createdTopics.get(key) ?? new Set<string>();
+    this.createdTopics.set(key, mine);
+    const write = () =>
+      this.deps.kube.mergePatch(
+        API_VERSION,
+        KIND,
+        p.metadata.namespace,
+        p.metadata.name,
+        {
+          status: { topics: { ...statusTopicNames(p), created: this.created(key, p) } },
+        },
+        "status",
+      );
+    return {
+      created: new Set(this.created(key, p)),
+      adopt: p.spec.kafka.topic.adopt,
+      recordCreation: async (name) => {
+        mine.add(name);
+        await write();
+      },
+      withdrawCreation: async (name) => {
+        mine.delete(name);
+        await write();
+      },
+    };
   }
 
   stop(): void {
@@ -153,7 +193,9 @@ export class Probes implements ProbeScheduler {
         const topics = want.topics;
         // A broker that cannot be reached (or reached, and then fails) is the topics' status.
         const results = kafka.admin
-          ? await kafka.admin.ensure(topics).catch((e: unknown) => topicsFailed(topics, errorText(e)))
+          ? await kafka.admin
+              .ensure(topics, this.ownership(key, p))
+              .catch((e: unknown) => topicsFailed(topics, errorText(e)))
           : topicsFailed(topics, kafka.error ?? "");
         if (!late())
           this.topicStates.set(key, { hash: hashOf(want.topics), at: this.deps.now().getTime(), results });

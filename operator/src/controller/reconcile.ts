@@ -107,6 +107,7 @@ async function applyAndReport(
   deps: ControllerDeps,
 ): Promise<ReconcileResult> {
   const observation = emptyObservation(p, desired.notes);
+  if (p.spec.kafka.mode === "external") observation.names.createdTopics = deps.probes.created(key, p);
   askProbes(key, p, desired, observation, deps);
   const applied = await applyChildren(key, p, desired.apply, observation, deps);
   await prune(p, desired.apply, deps);
@@ -528,12 +529,24 @@ async function finalize(p: LogPipeline, deps: ControllerDeps): Promise<Reconcile
       deps,
     );
 
-  const namespace = await deps.kube.getOrUndefined<{ status?: { phase?: string } }>(
-    "v1",
-    "Namespace",
-    undefined,
-    ns,
-  );
+  const namespace = await deps.kube
+    .getOrUndefined<{ status?: { phase?: string } }>("v1", "Namespace", undefined, ns)
+    .catch((e: unknown) => {
+      if (e instanceof KubeError && e.status === 403) return "forbidden" as const;
+      throw e;
+    });
+  if (namespace === "forbidden") {
+    // Namespaced install: the namespace controller removes this operator's Role with the rest
+    // of a namespace being deleted, so nothing in it can be read or removed any more. The
+    // pipeline is let go (a cluster-wide patch on LogPipelines is kept for this alone) and
+    // its data retained: delete pipelines before their namespace to have deletionPolicy done.
+    deps.log.warn(
+      { pipeline: `${ns}/${p.metadata.name}` },
+      "namespace being deleted and this operator's access to it gone: deletionPolicy not carried out, topics and volumes retained",
+    );
+    await releaseFinalizer(p.metadata, deps);
+    return undefined;
+  }
   const terminating = namespace?.status?.phase === "Terminating";
   const since = Date.parse(p.metadata.deletionTimestamp ?? "") || deps.now().getTime();
   const waited = deps.now().getTime() - since;
@@ -658,9 +671,16 @@ async function deleteData(p: LogPipeline, deps: ControllerDeps): Promise<void> {
       await deps.kube.delete("kafka.strimzi.io/v1", "KafkaTopic", tns, tname);
     }
   } else if (p.spec.kafka.mode === "external" && policy.topics === "Delete") {
+    // Only the topics the operator created for this pipeline, or adopted on request: never
+    // one that someone else made and the spec merely names.
+    const key = `${ns}/${p.metadata.name}`;
+    const owned = new Set([
+      ...deps.probes.created(key, p),
+      ...(p.spec.kafka.topic.adopt ? [names.topic, names.deadLetterTopic] : []),
+    ]);
     const admin = await deps.connectTopicAdmin(await kafkaConnection(p, deps));
     try {
-      await admin.delete([names.topic, names.deadLetterTopic]);
+      if (owned.size > 0) await admin.delete([...owned]);
     } finally {
       await admin.close().catch(() => undefined);
     }

@@ -17,9 +17,25 @@ export interface KafkaConnection {
 export interface TopicResult {
   name: string;
   ready: "True" | "False";
-  reason: "TopicsReady" | "Created" | "PartitionsIncreased" | "NotSupported" | "KafkaError";
+  reason: "TopicsReady" | "Created" | "PartitionsIncreased" | "NotSupported" | "NotOwned" | "KafkaError";
   message: string;
 }
+
+/**
+ * Which existing topics a pipeline may use: those the operator created for it, or any with
+ * `kafka.topic.adopt`. A creation is recorded before it is made, so a topic the operator
+ * made is never left unrecorded (and so never refused or left behind) by a crash between the two.
+ */
+export interface TopicOwnership {
+  created: ReadonlySet<string>;
+  adopt: boolean;
+  recordCreation(name: string): Promise<void>;
+  /** The topic appeared meanwhile (someone else made it): the record is withdrawn. */
+  withdrawCreation(name: string): Promise<void>;
+}
+
+export const notOwnedMessage =
+  "exists and was not created by the operator for this pipeline: set kafka.topic.adopt: true to use it (it is then deleted with the pipeline under deletionPolicy topics: Delete)";
 
 /** librdkafka settings for a connection's security (TLS material as PEM strings, never files). */
 export const librdkafkaSecurity = (c: KafkaConnection): Record<string, string> =>
@@ -68,14 +84,24 @@ export class TopicAdmin {
     });
   }
 
-  /** Brings each topic to the desired state where Kafka allows it; one result per topic. */
-  async ensure(topics: DesiredTopic[]): Promise<TopicResult[]> {
+  /**
+   * Brings each topic to the desired state where Kafka allows it, one result per topic; a
+   * topic someone else made is left alone unless the pipeline owns or adopts it.
+   */
+  async ensure(topics: DesiredTopic[], ownership: TopicOwnership): Promise<TopicResult[]> {
     const existing = new Set(await this.admin.listTopics());
     const results: TopicResult[] = [];
+    const notOwned = (name: string): TopicResult => ({
+      name,
+      ready: "False",
+      reason: "NotOwned",
+      message: notOwnedMessage,
+    });
     for (const t of topics) {
       try {
         if (!existing.has(t.name)) {
-          await this.admin.createTopics({
+          await ownership.recordCreation(t.name);
+          const created = await this.admin.createTopics({
             topics: [
               {
                 topic: t.name,
@@ -85,12 +111,21 @@ export class TopicAdmin {
               },
             ],
           });
+          if (!created && !ownership.adopt) {
+            await ownership.withdrawCreation(t.name);
+            results.push(notOwned(t.name));
+            continue;
+          }
           results.push({
             name: t.name,
             ready: "True",
             reason: "Created",
             message: `created with ${t.partitions} partitions`,
           });
+          continue;
+        }
+        if (!ownership.created.has(t.name) && !ownership.adopt) {
+          results.push(notOwned(t.name));
           continue;
         }
         const [meta] = await this.admin.fetchTopicMetadata({ topics: [t.name] });

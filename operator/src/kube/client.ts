@@ -346,8 +346,10 @@ export class KubeClient {
     namespace: string | undefined,
     name: string,
     patch: unknown,
+    subresource?: "status",
   ): Promise<T> {
-    return this.request<T>("PATCH", resourcePath(apiVersion, kind, namespace, name), {
+    const path = resourcePath(apiVersion, kind, namespace, name) + (subresource ? `/${subresource}` : "");
+    return this.request<T>("PATCH", path, {
       body: patch,
       contentType: "application/merge-patch+json",
       query: { fieldManager: FIELD_MANAGER },

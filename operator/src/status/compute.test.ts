@@ -102,6 +102,46 @@ describe("computeStatus", () => {
     expect(s.phase).toBe("Failed");
   });
 
+  it("stalls on a topic someone else made (NotOwned) until the spec adopts it", () => {
+    const s = computeStatus(
+      pipeline(),
+      observation({
+        topics: [
+          { name: "ns.p.logs", ready: "False", reason: "NotOwned", message: "exists and was not created" },
+        ],
+      }),
+      t0,
+    );
+    expect(condition(s, "TopicsReady")).toMatchObject({ status: "False", reason: "NotOwned" });
+    expect(condition(s, "Stalled")).toMatchObject({ status: "True", reason: "TopicNotOwned" });
+  });
+
+  it("keeps the record of created topics: stored ones and this pass's, never dropping one", () => {
+    const first = computeStatus(
+      pipeline(),
+      observation({
+        names: {
+          topic: "ns.p.logs",
+          consumerGroup: "g",
+          bootstrapServers: "k",
+          createdTopics: ["ns.p.logs"],
+        },
+      }),
+      t0,
+    );
+    expect(first.topics?.created).toEqual(["ns.p.logs"]);
+    const next = computeStatus(
+      pipeline({}, first),
+      observation({
+        names: { topic: "ns.p.logs", consumerGroup: "g", bootstrapServers: "k", createdTopics: ["ns.p.dlq"] },
+      }),
+      t1,
+    );
+    expect(next.topics?.created).toEqual(["ns.p.dlq", "ns.p.logs"]);
+    // None created: still written (empty), so a status without it means one from before the record.
+    expect(computeStatus(pipeline(), observation(), t0).topics?.created).toEqual([]);
+  });
+
   it("DataConsistent=False sets phase Degraded and leaves Ready to the children", () => {
     const prior = computeStatus(pipeline(), observation(), t0);
     const withData = {

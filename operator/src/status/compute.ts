@@ -1,3 +1,4 @@
+import { recordedTopics } from "../builders/kafka-topics.js";
 import type { LogPipeline, LogPipelineStatus } from "../api/logpipeline.js";
 import { type Condition, type ConditionInput, type ConditionStatus, setCondition } from "./conditions.js";
 import { type ConditionReason, type PartReason, type PartType, Reason } from "./reasons.js";
@@ -54,7 +55,14 @@ export interface Observation {
   query?: WorkloadObservation | undefined;
   notes: { reason: ConditionReason; message: string }[];
   deleting?: { reason: string; message: string };
-  names: { topic: string; deadLetterTopic?: string; consumerGroup: string; bootstrapServers: string };
+  names: {
+    topic: string;
+    deadLetterTopic?: string;
+    consumerGroup: string;
+    bootstrapServers: string;
+    /** Topics recorded as created this pass (mode external; unioned with the stored record). */
+    createdTopics?: string[];
+  };
   endpoints: { ingest: string; query: string; ingressHost?: string };
   delivery?: LogPipelineStatus["delivery"];
   /** Why the operator could not read the ledger (reported for an external PostgreSQL). */
@@ -190,7 +198,9 @@ export function computeStatus(p: LogPipeline, o: Observation, now: Date): LogPip
       ? cond("Stalled", "True", Reason.ApplyRejected, `${terminal.object}: ${terminal.message}`, g)
       : topics.status === "False" && topics.reason === "NotSupported"
         ? cond("Stalled", "True", Reason.TopicChangeNotSupported, topics.message, g)
-        : cond("Stalled", "False", Reason.Progressing, "no blocking error", g);
+        : topics.status === "False" && topics.reason === "NotOwned"
+          ? cond("Stalled", "True", Reason.TopicNotOwned, topics.message, g)
+          : cond("Stalled", "False", Reason.Progressing, "no blocking error", g);
 
   const notReady = parts.find((c) => c.status !== "True");
   const transient = o.applyErrors.find((e) => !e.terminal);
@@ -301,6 +311,11 @@ export function computeStatus(p: LogPipeline, o: Observation, now: Date): LogPip
       ...(o.names.deadLetterTopic ? { deadLetter: o.names.deadLetterTopic } : {}),
       consumerGroup: o.names.consumerGroup,
       bootstrapServers: o.names.bootstrapServers,
+      // Always written in mode external, empty included: a status without it is one written
+      // before the record existed (recordedTopics).
+      ...(p.spec.kafka.mode === "external"
+        ? { created: [...new Set([...recordedTopics(p), ...(o.names.createdTopics ?? [])])].sort() }
+        : {}),
     },
     endpoints: o.endpoints,
     // An empty object would reach server-side apply as null, which the schema refuses.

@@ -20,6 +20,7 @@ export const Reason = {
   PolicyViolation: "PolicyViolation",
   ApplyRejected: "ApplyRejected",
   TopicChangeNotSupported: "TopicChangeNotSupported",
+  TopicNotOwned: "TopicNotOwned",
   // Workloads and data services
   NotFound: "NotFound",
   Available: "Available",
@@ -35,6 +36,7 @@ export const Reason = {
   Created: "Created",
   PartitionsIncreased: "PartitionsIncreased",
   NotSupported: "NotSupported",
+  NotOwned: "NotOwned",
   KafkaError: "KafkaError",
   StrimziMissing: "StrimziMissing",
   // DataConsistent (divergence/check.ts's DivergenceReason names the same five findings)

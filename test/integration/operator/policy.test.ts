@@ -3,9 +3,12 @@ import { eventually, uniqueSuffix } from "../../support/kube.js";
 import {
   conditionOf,
   getPipeline,
+  LP_API,
   operatorTestBed,
   sampleObject,
+  startTestOperator,
   waitForCondition,
+  waitGone,
 } from "../../support/operator.js";
 
 /**
@@ -21,7 +24,16 @@ const ns = `t-op-pol-${uniqueSuffix()}`;
 const bed = operatorTestBed({
   namespaces: [ns],
   clientId: "t-op-pol",
-  topics: () => [`${ns}.keys.logs`, `${ns}.keys.dlq`],
+  topics: () => [
+    `${ns}.keys.logs`,
+    `${ns}.keys.dlq`,
+    `${ns}.theirs.logs`,
+    `${ns}.theirs.dlq`,
+    `${ns}.adopts.logs`,
+    `${ns}.adopts.dlq`,
+    `${ns}.mine.logs`,
+    `${ns}.mine.dlq`,
+  ],
 });
 
 const external = { mode: "external", bootstrapServers: stack.kafkaBootstrap };
@@ -121,5 +133,75 @@ describe("a pipeline outside the operator's policy", () => {
       labelSelector: `logpipeline.io/pipeline-uid=${lp.metadata?.uid ?? ""}`,
     });
     expect(deployments.items.length).toBeGreaterThan(0);
+  });
+});
+
+describe("topics the operator did not create", () => {
+  const make = async (topic: string) => {
+    await bed.admin.createTopics({ topics: [{ topic, numPartitions: 6, replicationFactor: 1 }] });
+  };
+  const topicsNow = async () => new Set(await bed.admin.listTopics());
+  const deleting = { topics: "Delete", postgres: "Delete" };
+
+  it("are never used, nor deleted with the pipeline, without adopt", async () => {
+    await make(`${ns}.theirs.logs`);
+    await bed.kube.create(
+      sampleObject("minimal.yaml", ns, "theirs", () => ({ kafka: external, deletionPolicy: deleting })),
+    );
+    const lp = await waitForCondition(bed.kube, ns, "theirs", "Stalled", "True", "TopicNotOwned", 60_000);
+    expect(conditionOf(lp, "TopicsReady")).toMatchObject({ status: "False", reason: "NotOwned" });
+    expect(conditionOf(lp, "TopicsReady")?.message).toMatch(
+      new RegExp(
+        `^topic ${ns}\\.theirs\\.logs: exists and was not created by the operator for this pipeline: set kafka.topic.adopt: true`,
+      ),
+    );
+    // The dead-letter topic did not exist: the operator made it, and recorded it first.
+    expect((lp.status as { topics?: { created?: string[] } }).topics?.created).toEqual([`${ns}.theirs.dlq`]);
+    await bed.kube.delete(LP_API, "LogPipeline", ns, "theirs");
+    await waitGone(bed.kube, LP_API, "LogPipeline", ns, "theirs");
+    const left = await topicsNow();
+    expect(left.has(`${ns}.theirs.logs`)).toBe(true); // someone else's: kept
+    expect(left.has(`${ns}.theirs.dlq`)).toBe(false); // the operator's: deleted, as deletionPolicy says
+  });
+
+  it("are used with adopt, and then deleted with the pipeline under deletionPolicy Delete", async () => {
+    await make(`${ns}.adopts.logs`);
+    await bed.kube.create(
+      sampleObject("minimal.yaml", ns, "adopts", () => ({
+        kafka: { ...external, topic: { adopt: true } },
+        deletionPolicy: deleting,
+      })),
+    );
+    await waitForCondition(bed.kube, ns, "adopts", "TopicsReady", "True", undefined, 60_000);
+    await bed.kube.delete(LP_API, "LogPipeline", ns, "adopts");
+    await waitGone(bed.kube, LP_API, "LogPipeline", ns, "adopts");
+    expect((await topicsNow()).has(`${ns}.adopts.logs`)).toBe(false);
+  });
+
+  it("records the topics it creates, and a restarted operator still owns them", async () => {
+    await bed.kube.create(sampleObject("minimal.yaml", ns, "mine", () => ({ kafka: external })));
+    const lp = await waitForCondition(bed.kube, ns, "mine", "TopicsReady", "True", undefined, 60_000);
+    expect((lp.status as { topics?: { created?: string[] } }).topics?.created).toEqual([
+      `${ns}.mine.dlq`,
+      `${ns}.mine.logs`,
+    ]);
+    // A new operator process knows only the status: the topics are still its own.
+    await bed.op.stop();
+    bed.op = await startTestOperator(stack, [ns]);
+    await bed.kube.mergePatch(LP_API, "LogPipeline", ns, "mine", {
+      spec: { kafka: { topic: { partitions: 8 } } },
+    });
+    const grown = await eventually(
+      "the partitions grown by the new process",
+      async () => {
+        const now = await getPipeline(bed.kube, ns, "mine");
+        return now.status?.observedGeneration === now.metadata?.generation &&
+          conditionOf(now, "TopicsReady")?.status === "True"
+          ? now
+          : undefined;
+      },
+      60_000,
+    );
+    expect(conditionOf(grown, "Stalled")?.status).toBe("False");
   });
 });

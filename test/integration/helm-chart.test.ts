@@ -88,11 +88,66 @@ describe("helm chart logpipeline-operator", () => {
     expect(render("metrics.serviceMonitor.enabled=true").some((o) => o.kind === "ServiceMonitor")).toBe(true);
   });
 
+  it("fences the operator's writes in cluster mode with the tested policies, for this release's account", () => {
+    const objects = render();
+    const policies = objects.filter((o) => o.kind === "ValidatingAdmissionPolicy");
+    const source = parseAllDocuments(
+      readFileSync(path.join(repoRoot, "config/admission/operator-fence.yaml"), "utf8"),
+    )
+      .map((d) => d.toJS() as Rendered)
+      .filter((d) => d.kind === "ValidatingAdmissionPolicy");
+    expect(policies.map((p) => p.metadata.name)).toEqual(source.map((p) => `t-${p.metadata.name}`));
+    for (const [i, p] of policies.entries()) {
+      const want = JSON.stringify(source[i]?.spec).replaceAll(
+        "system:serviceaccount:logpipeline-system:logpipeline-operator",
+        "system:serviceaccount:lp-system:t-logpipeline-operator",
+      );
+      expect(JSON.stringify(p.spec)).toBe(want);
+    }
+    const bindings = objects.filter((o) => o.kind === "ValidatingAdmissionPolicyBinding");
+    expect(bindings.map((b) => (b.spec as { policyName: string }).policyName)).toEqual(
+      policies.map((p) => p.metadata.name),
+    );
+    expect(render("admissionFence.enabled=false").some((o) => o.kind === "ValidatingAdmissionPolicy")).toBe(
+      false,
+    );
+  });
+
+  it("in namespaced mode binds Roles in the watched and Strimzi namespaces only, and passes the policy on", () => {
+    const objects = render(
+      "installMode=namespaced",
+      "watchNamespaces[0]=team-a",
+      "policy.strimziNamespaces[0]=kafka",
+      "policy.topicPrefix=tenants.{namespace}.",
+    ) as (Rendered & { metadata: { namespace?: string } })[];
+    expect(
+      objects
+        .filter((o) => o.kind === "RoleBinding")
+        .map((o) => o.metadata.namespace)
+        .sort(),
+    ).toEqual(["kafka", "lp-system", "team-a"]);
+    expect(objects.filter((o) => o.kind === "ClusterRoleBinding")).toHaveLength(1);
+    expect(objects.some((o) => o.kind === "ValidatingAdmissionPolicy")).toBe(false);
+    const env = (
+      objects.find((o) => o.kind === "Deployment") as unknown as {
+        spec: { template: { spec: { containers: { env: { name: string; value?: string }[] }[] } } };
+      }
+    ).spec.template.spec.containers[0]?.env;
+    const value = (n: string) => env?.find((e) => e.name === n)?.value;
+    expect(value("INSTALL_MODE")).toBe("namespaced");
+    expect(value("WATCH_NAMESPACES")).toBe("team-a");
+    expect(value("POLICY_STRIMZI_NAMESPACES")).toBe("kafka");
+    expect(value("POLICY_TOPIC_PREFIX")).toBe("tenants.{namespace}.");
+    expect(value("POLICY_ALLOW_INGRESS_WITHOUT_TLS")).toBe("false");
+  });
+
   it.each([
     ["an unknown value (a typo)", "replica=3", "additional properties 'replica' not allowed"],
     ["a negative replica count", "replicas=-1", "replicas"],
     ["an unknown pull policy", "image.pullPolicy=Sometimes", "pullPolicy"],
     ["a bad namespace name", "watchNamespaces[0]=Not_A_Namespace", "watchNamespaces"],
+    ["the namespaced mode without namespaces", "installMode=namespaced", "watchNamespaces"],
+    ["an unknown install mode", "installMode=everywhere", "installMode"],
   ])("refuses %s at install time (values.schema.json)", (_what, set, message) => {
     const r = helm("template", "t", chart, "--set", set);
     expect(r.code).not.toBe(0);

@@ -92,14 +92,25 @@ describe("secretUsable", () => {
       ),
     ).toBe(true);
   });
+  it("uses what the operator generated for the pipeline of the same name before (kept by deletionPolicy Retain)", () => {
+    const before = {
+      "app.kubernetes.io/managed-by": "logpipeline-operator",
+      "logpipeline.io/pipeline": "p",
+      "logpipeline.io/pipeline-uid": "uid-of-the-one-before",
+    };
+    expect(secretUsable(before, p)).toBe(true);
+  });
   it("refuses any other Secret, another pipeline's generated one included", () => {
     expect(secretUsable(undefined, p)).toBe(false);
     expect(secretUsable({ "logpipeline.io/pipeline-secret": "yes" }, p)).toBe(false);
-    expect(
-      secretUsable(
-        { "app.kubernetes.io/managed-by": "logpipeline-operator", "logpipeline.io/pipeline-uid": "uid-b" },
-        p,
-      ),
-    ).toBe(false);
+    const anothers = {
+      "app.kubernetes.io/managed-by": "logpipeline-operator",
+      "logpipeline.io/pipeline": "q",
+      "logpipeline.io/pipeline-uid": "uid-b",
+    };
+    expect(secretUsable(anothers, p)).toBe(false);
+    expect(secretUsable({ "logpipeline.io/pipeline": "p", "logpipeline.io/pipeline-uid": "uid-a" }, p)).toBe(
+      false,
+    );
   });
 });

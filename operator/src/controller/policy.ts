@@ -1,5 +1,5 @@
 import type { LogPipeline } from "../api/logpipeline.js";
-import { LABEL_PIPELINE_UID, MANAGED_BY, pipelineNames } from "../builders/names.js";
+import { dnsName, LABEL_PIPELINE, LABEL_PIPELINE_UID, MANAGED_BY, pipelineNames } from "../builders/names.js";
 
 /**
  * What a pipeline may ask of the operator on its team's behalf (the chart's `policy` values;
@@ -74,13 +74,17 @@ export function policyViolations(p: LogPipeline, policy: PipelinePolicy): string
 
 /**
  * Whether a pipeline may use a Secret: one its team labelled for pipelines, or one the
- * operator generated for this very pipeline. Anyone who may create a LogPipeline could
- * otherwise have any Secret of the namespace mounted into pods, or sent to brokers they chose.
+ * operator generated for a pipeline of this name (this one, or the one before it whose data
+ * deletionPolicy Retain kept: a pipeline applied again finds its database with its
+ * credentials). Anyone who may create a LogPipeline could otherwise have any Secret of the
+ * namespace mounted into pods, or sent to brokers they chose. Either way the labels were set
+ * by the operator or by someone allowed to write that Secret.
  */
 export function secretUsable(labels: Readonly<Record<string, string>> | undefined, p: LogPipeline): boolean {
   if (labels?.[LABEL_PIPELINE_SECRET] === "true") return true;
   return (
-    labels?.["app.kubernetes.io/managed-by"] === MANAGED_BY && labels[LABEL_PIPELINE_UID] === p.metadata.uid
+    labels?.["app.kubernetes.io/managed-by"] === MANAGED_BY &&
+    (labels[LABEL_PIPELINE_UID] === p.metadata.uid || labels[LABEL_PIPELINE] === dnsName(p.metadata.name))
   );
 }
 

@@ -19,6 +19,7 @@ import { appliedEvents } from "../support/pipeline-db.js";
 import { ensureStack, repoRoot } from "../support/stack.js";
 import { pinnedVersions } from "../support/versions.js";
 import { pgEnv, startWorkload, type WorkloadProcess } from "../support/workload-process.js";
+import { pipelineEnv } from "../support/kube.js";
 
 const LOAD_SECONDS = Number(process.env.BENCH_LOAD_SECONDS ?? 20);
 const EVENTS_PER_REQUEST = 100;
@@ -90,7 +91,7 @@ async function main() {
     const gateway = startWorkload(
       "producer",
       {
-        PIPELINE_NAME: `bench-${id}`,
+        ...pipelineEnv(`bench-${id}`),
         KAFKA_BOOTSTRAP_SERVERS: info.kafkaBootstrap,
         KAFKA_TOPIC: topic,
         TRANSACTIONAL_ID: `bench-${id}`,

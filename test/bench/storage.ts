@@ -49,6 +49,7 @@ import { kafkaClient, transactionalWriter } from "../support/kafka.js";
 import { appliedEvents } from "../support/pipeline-db.js";
 import { ensureStack, repoRoot } from "../support/stack.js";
 import { pgEnv, startWorkload } from "../support/workload-process.js";
+import { pipelineEnv } from "../support/kube.js";
 
 const ROWS = Number(process.env.BENCH_STORAGE_ROWS ?? 10_000_000);
 const BACKLOG = Number(process.env.BENCH_STORAGE_BACKLOG ?? 300_000);
@@ -474,7 +475,7 @@ async function main() {
 
     // 3. Search, counts, drop, disk
     const env = parseEnv(QueryEnv, {
-      PIPELINE_NAME: "bench",
+      ...pipelineEnv("bench"),
       PG_HOST: "x",
       PG_USER: "x",
       AUTH_DISABLED: "true",

@@ -59,3 +59,9 @@ export async function eventually<T>(
     `timed out after ${timeoutMs} ms waiting for ${what}${lastError instanceof Error ? `: ${lastError.message}` : ""}`,
   );
 }
+
+/** A workload's pipeline name and its own Redis key prefix, so tests sharing the stack's Redis never share keys. */
+export const pipelineEnv = (name: string): { PIPELINE_NAME: string; REDIS_KEY_PREFIX: string } => ({
+  PIPELINE_NAME: name,
+  REDIS_KEY_PREFIX: `lp:${name}:`,
+});

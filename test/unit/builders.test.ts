@@ -51,6 +51,7 @@ const find = (objs: KubeObject[], kind: string, nameSuffix: string) =>
 interface Container {
   env: { name: string; value?: string; valueFrom?: unknown }[];
   securityContext: Record<string, unknown>;
+  args?: string[];
 }
 interface PodTemplate {
   metadata: { annotations: Record<string, string> };
@@ -237,6 +238,70 @@ describe("builders: security, secrets and names", () => {
       "topicResource",
     ] as const)
       expect(a[key], key).not.toBe(b[key]);
+  });
+
+  it("keeps same-named pipelines of two namespaces apart in a shared Redis (key prefix by namespace and uid)", () => {
+    const redisOf = (ns: string, uid: string) => {
+      const spec = {
+        kafka: { mode: "external", bootstrapServers: "k:9092" },
+        redis: { mode: "external", external: { url: "redis://shared:6379" } },
+      };
+      const { apply } = desiredState(pipeline(spec, "logs", ns, uid), opts, creds);
+      return ["producer", "query"].map((c) => {
+        const container = template(find(apply, "Deployment", `-${c}`)).spec.containers[0];
+        return container ? resolvedEnv(container).REDIS_KEY_PREFIX : undefined;
+      });
+    };
+    expect(redisOf("team-a", "aaaaaaaa-1")).toEqual(["lp:team-a:aaaaaaaa-1:", "lp:team-a:aaaaaaaa-1:"]);
+    // The consumer never uses Redis: it gets neither its address nor its password.
+    const { apply } = desiredState(
+      pipeline({
+        kafka: { mode: "external", bootstrapServers: "k:9092" },
+        redis: {
+          mode: "external",
+          external: { url: "redis://shared:6379", passwordSecretRef: { name: "r" } },
+        },
+      }),
+      opts,
+      creds,
+    );
+    const consumer = template(find(apply, "Deployment", "-consumer")).spec.containers[0];
+    expect(Object.keys(consumer ? resolvedEnv(consumer) : {}).filter((k) => k.startsWith("REDIS"))).toEqual(
+      [],
+    );
+    expect(redisOf("team-b", "bbbbbbbb-1")).toEqual(["lp:team-b:bbbbbbbb-1:", "lp:team-b:bbbbbbbb-1:"]);
+  });
+
+  it("verifies a rediss:// server against the CA the spec names, mounted from its Secret", () => {
+    const spec = {
+      kafka: { mode: "external", bootstrapServers: "k:9092" },
+      redis: { mode: "external", external: { url: "rediss://r:6380", caSecretRef: { name: "redis-ca" } } },
+    };
+    const { apply } = desiredState(pipeline(spec), opts, creds);
+    const producer = template(find(apply, "Deployment", "-producer")) as PodTemplate & {
+      spec: { volumes: { name: string; secret?: { secretName: string } }[] };
+    };
+    const env = producer.spec.containers[0] ? resolvedEnv(producer.spec.containers[0]) : {};
+    expect(env.REDIS_TLS_CA_FILE).toMatch(/redis-ca\/ca\.crt$/);
+    expect(producer.spec.volumes.find((v) => v.name === "redis-ca")?.secret?.secretName).toBe("redis-ca");
+  });
+
+  it("bounds managed Redis below its memory limit, evicting the keys nearest expiry first", () => {
+    const args = (resources?: object) => {
+      const spec = {
+        kafka: { mode: "external", bootstrapServers: "k:9092" },
+        redis: { mode: "managed", ...(resources ? { managed: { resources } } : {}) },
+      };
+      const redis = template(find(desiredState(pipeline(spec), opts, creds).apply, "Deployment", "-redis"));
+      return redis.spec.containers[0]?.args ?? [];
+    };
+    const after = (a: string[], flag: string) => a[a.indexOf(flag) + 1];
+    expect(after(args(), "--maxmemory")).toBe(String(Math.floor(512 * 2 ** 20 * 0.75)));
+    expect(after(args(), "--maxmemory-policy")).toBe("volatile-ttl");
+    expect(after(args({ limits: { memory: "1Gi" } }), "--maxmemory")).toBe(
+      String(Math.floor(2 ** 30 * 0.75)),
+    );
+    expect(after(args({ limits: { memory: "200M" } }), "--maxmemory")).toBe(String(150_000_000));
   });
 
   it("keeps child names valid DNS labels however long the pipeline's name", () => {

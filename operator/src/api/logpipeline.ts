@@ -427,9 +427,21 @@ export const RedisSpec = z
           "Secret key holding the Redis password (AUTH).",
           "password",
         ).optional(),
+        caSecretRef: SecretKeyRef(
+          "Secret key with the CA bundle (PEM) a rediss:// server is verified with; unset uses the system's CAs.",
+          "ca.crt",
+        ).optional(),
       })
       .optional()
-      .meta({ description: "Connection to an existing Redis (mode external)." }),
+      .meta({
+        description: "Connection to an existing Redis (mode external).",
+        "x-kubernetes-validations": [
+          celRule(
+            "!has(self.caSecretRef) || self.url.startsWith('rediss://')",
+            "redis.external.caSecretRef needs a rediss:// url",
+          ),
+        ],
+      }),
   })
   .meta({
     description: "Redis: idempotency keys, rate limits and the query cache.",

@@ -71,6 +71,8 @@ export function postgresConnection(p: LogPipeline): PostgresConnection {
 export interface RedisConnection {
   url: string;
   password?: SecretMount;
+  /** The CA a rediss:// server is verified with (always verified: system CAs otherwise). */
+  ca?: SecretMount;
 }
 
 export function redisConnection(p: LogPipeline): RedisConnection | undefined {
@@ -85,6 +87,7 @@ export function redisConnection(p: LogPipeline): RedisConnection | undefined {
             password: keyMount("redis", external.passwordSecretRef),
           }
         : {}),
+      ...(external.caSecretRef ? { ca: keyMount("redis-ca", external.caSecretRef) } : {}),
     };
   return {
     url: `redis://${names.redis}.${p.metadata.namespace}.svc:${REDIS_PORT}`,
@@ -223,6 +226,11 @@ export function redisDeployment(p: LogPipeline, opts: BuildOptions): V1Deploymen
   const secrets = secretVolumes([auth]);
   const labels = pipelineLabels(p, "redis");
   const probe = { tcpSocket: { port: "redis" } };
+  const redisResources = resources(p.spec.redis.managed.resources, {
+    cpu: "100m",
+    memory: "128Mi",
+    memoryLimit: REDIS_MEMORY_LIMIT,
+  });
   return {
     apiVersion: "apps/v1",
     kind: "Deployment",
@@ -242,16 +250,26 @@ export function redisDeployment(p: LogPipeline, opts: BuildOptions): V1Deploymen
               name: "redis",
               image: p.spec.redis.managed.image ?? opts.images.redis,
               imagePullPolicy: opts.imagePullPolicy,
-              // Idempotency keys and rate limits are a cache over PostgreSQL's guarantee: no persistence.
-              args: ["redis-server", secretFile(auth, "auth.conf"), "--save", "", "--appendonly", "no"],
+              // Idempotency keys and rate limits are a cache over PostgreSQL's guarantee: no
+              // persistence. Bounded below the container's limit; when full, the keys nearest
+              // their expiry go first (volatile-ttl): the freshest idempotency answers, the ones
+              // a retry asks for, stay longest (docs/security.md).
+              args: [
+                "redis-server",
+                secretFile(auth, "auth.conf"),
+                "--save",
+                "",
+                "--appendonly",
+                "no",
+                "--maxmemory",
+                String(redisMaxMemory(redisResources.limits?.memory ?? REDIS_MEMORY_LIMIT)),
+                "--maxmemory-policy",
+                "volatile-ttl",
+              ],
               ports: [{ name: "redis", containerPort: REDIS_PORT }],
               readinessProbe: { ...probe, periodSeconds: 5 },
               livenessProbe: { ...probe, periodSeconds: 15, failureThreshold: 4 },
-              resources: resources(p.spec.redis.managed.resources, {
-                cpu: "100m",
-                memory: "128Mi",
-                memoryLimit: "512Mi",
-              }),
+              resources: redisResources,
               securityContext: containerSecurity(),
               volumeMounts: [{ name: "data", mountPath: "/data" }, TMP_MOUNT, ...secrets.volumeMounts],
             },
@@ -278,3 +296,32 @@ export function redisService(p: LogPipeline): V1Service | undefined {
 }
 
 export const asKubeObject = (o: object | undefined): KubeObject[] => (o ? [o as KubeObject] : []);
+
+const REDIS_MEMORY_LIMIT = "512Mi";
+
+const QUANTITY_UNITS: Record<string, number> = {
+  "": 1,
+  k: 1e3,
+  M: 1e6,
+  G: 1e9,
+  T: 1e12,
+  P: 1e15,
+  E: 1e18,
+  Ki: 2 ** 10,
+  Mi: 2 ** 20,
+  Gi: 2 ** 30,
+  Ti: 2 ** 40,
+  Pi: 2 ** 50,
+  Ei: 2 ** 60,
+};
+
+/** Bytes of a memory quantity as the CRD admits them (digits and a unit; `m` is a thousandth). */
+export function quantityBytes(q: string): number {
+  const m = /^([0-9.]+)(m|k|M|G|T|P|E|Ki|Mi|Gi|Ti|Pi|Ei)?$/.exec(q);
+  if (!m) throw new Error(`not a quantity: ${q}`);
+  const unit = m[2] ?? "";
+  return Math.floor(Number(m[1]) * (unit === "m" ? 1e-3 : (QUANTITY_UNITS[unit] ?? 1)));
+}
+
+/** Redis's maxmemory: three quarters of the container's limit (the rest is Redis's own overhead). */
+export const redisMaxMemory = (limit: string): number => Math.floor(quantityBytes(limit) * 0.75);

@@ -66,7 +66,7 @@ export function networkPolicies(p: LogPipeline, opts: BuildOptions): KubeObject[
   if (p.spec.postgres.mode === "managed")
     out.push(dataServicePolicy(p, opts, "postgres", POSTGRES_PORT, ["consumer", "query"]));
   if (p.spec.redis.mode === "managed")
-    out.push(dataServicePolicy(p, opts, "redis", REDIS_PORT, ["producer", "consumer", "query"]));
+    out.push(dataServicePolicy(p, opts, "redis", REDIS_PORT, ["producer", "query"]));
   return out;
 }
 

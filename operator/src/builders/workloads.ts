@@ -76,16 +76,18 @@ function kafkaSettings(p: LogPipeline): KafkaSettings {
 }
 
 interface StoreSettings {
-  env: EnvOf<typeof ConsumerEnv>;
+  /** The query API's env has both stores' variables. */
+  env: EnvOf<typeof QueryEnv>;
   secretEnv: V1EnvVar[];
   mounts: SecretMount[];
 }
 
-function storeSettings(p: LogPipeline, withPostgres: boolean): StoreSettings {
+/** The stores a workload reaches: PostgreSQL (consumer, query) and Redis (producer, query: the consumer never uses it). */
+function storeSettings(p: LogPipeline, uses: { postgres: boolean; redis: boolean }): StoreSettings {
   const mounts: SecretMount[] = [];
-  const env: EnvOf<typeof ConsumerEnv> = {};
+  const env: EnvOf<typeof QueryEnv> = {};
   const secretEnv: V1EnvVar[] = [];
-  if (withPostgres) {
+  if (uses.postgres) {
     const pg = postgresConnection(p);
     mounts.push(pg.password);
     Object.assign(env, {
@@ -106,12 +108,17 @@ function storeSettings(p: LogPipeline, withPostgres: boolean): StoreSettings {
       valueFrom: { secretKeyRef: { name: pg.userFromSecret.secretName, key: pg.userFromSecret.key } },
     });
   }
-  const redis = redisConnection(p);
+  const redis = uses.redis ? redisConnection(p) : undefined;
   if (redis) {
     env.REDIS_URL = redis.url;
+    env.REDIS_KEY_PREFIX = redisKeyPrefix(p);
     if (redis.password) {
       mounts.push(redis.password);
       env.REDIS_PASSWORD_FILE = keyFile(redis.password);
+    }
+    if (redis.ca) {
+      mounts.push(redis.ca);
+      env.REDIS_TLS_CA_FILE = keyFile(redis.ca);
     }
   }
   return { env, secretEnv, mounts };
@@ -186,7 +193,7 @@ export function producerDeployment(p: LogPipeline, opts: BuildOptions): V1Deploy
   const names = pipelineNames(p);
   const { producer, kafka, redis } = p.spec;
   const k = kafkaSettings(p);
-  const store = storeSettings(p, false);
+  const store = storeSettings(p, { postgres: false, redis: true });
   const keys = apiKeysMount(p, producer.auth.disabled);
   const env: EnvOf<typeof ProducerEnv> = {
     ...k.env,
@@ -227,7 +234,7 @@ export function consumerDeployment(p: LogPipeline, opts: BuildOptions): V1Deploy
   const names = pipelineNames(p);
   const { consumer, kafka } = p.spec;
   const k = kafkaSettings(p);
-  const store = storeSettings(p, true);
+  const store = storeSettings(p, { postgres: true, redis: false });
   const env: EnvOf<typeof ConsumerEnv> = {
     ...k.env,
     ...store.env,
@@ -258,7 +265,7 @@ export function consumerDeployment(p: LogPipeline, opts: BuildOptions): V1Deploy
 
 export function queryDeployment(p: LogPipeline, opts: BuildOptions): V1Deployment {
   const { query } = p.spec;
-  const store = storeSettings(p, true);
+  const store = storeSettings(p, { postgres: true, redis: true });
   const keys = apiKeysMount(p, query.authDisabled);
   const env: EnvOf<typeof QueryEnv> = {
     ...store.env,
@@ -297,3 +304,6 @@ export function workloadService(p: LogPipeline, component: "producer" | "consume
     spec: { selector: selectorLabels(p, component), ports: [port] },
   };
 }
+
+/** Where a pipeline's keys live in Redis: its namespace and uid, never its name alone. */
+export const redisKeyPrefix = (p: LogPipeline): string => `lp:${p.metadata.namespace}:${p.metadata.uid}:`;

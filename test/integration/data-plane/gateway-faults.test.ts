@@ -5,7 +5,7 @@ import path from "node:path";
 import { afterAll, beforeAll, describe, expect, inject, it } from "vitest";
 import { Sink } from "../../../workloads/consumer/src/consumer.js";
 import { type Admin, kafkaClient, workloadKafkaClient } from "../../support/kafka.js";
-import { eventually, uniqueSuffix } from "../../support/kube.js";
+import { eventually, uniqueSuffix, pipelineEnv } from "../../support/kube.js";
 import { testLedger } from "../../support/pipeline-db.js";
 import { startSink } from "../../support/sink.js";
 import { startWorkload } from "../../support/workload-process.js";
@@ -22,7 +22,7 @@ let db: Awaited<ReturnType<typeof testLedger>>;
 let sink: Sink;
 
 const gatewayEnv = (extra: Record<string, string> = {}) => ({
-  PIPELINE_NAME: `gwf-${id}`,
+  ...pipelineEnv(`gwf-${id}`),
   KAFKA_BOOTSTRAP_SERVERS: stack.kafkaBootstrap,
   KAFKA_TOPIC: topic,
   TRANSACTIONAL_ID: `gwf-${id}`,

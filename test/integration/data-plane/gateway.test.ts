@@ -9,7 +9,7 @@ import { Sink } from "../../../workloads/consumer/src/consumer.js";
 import { buildGateway } from "../../../workloads/producer/src/app.js";
 import { ApiKeys } from "../../../workloads/common/src/auth.js";
 import { type Admin, kafkaClient, workloadKafkaClient } from "../../support/kafka.js";
-import { eventually, uniqueSuffix } from "../../support/kube.js";
+import { eventually, uniqueSuffix, pipelineEnv } from "../../support/kube.js";
 import { exactlyOnceAudit, ledgerCounts, testLedger } from "../../support/pipeline-db.js";
 import { startSink } from "../../support/sink.js";
 import { promtoolCheckMetrics } from "../../support/promtool.js";
@@ -27,7 +27,7 @@ let redis: Redis;
 
 const env = (over: Record<string, string> = {}) =>
   parseEnv(ProducerEnv, {
-    PIPELINE_NAME: `t-${id}`,
+    ...pipelineEnv(`t-${id}`),
     KAFKA_BOOTSTRAP_SERVERS: stack.kafkaBootstrap,
     KAFKA_TOPIC: topic,
     TRANSACTIONAL_ID: `gw-${id}`,
@@ -251,7 +251,7 @@ describe("rate limiting", () => {
         TRANSACTIONAL_ID: `gw-rl-${id}`,
         RATE_LIMIT_PER_SECOND: "2",
         RATE_LIMIT_BURST: "2",
-        PIPELINE_NAME: `rl-${id}`,
+        ...pipelineEnv(`rl-${id}`),
       }),
       kafka: workloadKafkaClient(stack.kafkaBootstrap, topic, "rl"),
       redis,
@@ -284,7 +284,7 @@ describe("rate limiting", () => {
 describe("gateway settings", () => {
   const build = async (over: Record<string, string>, redisClient?: Redis) =>
     buildGateway({
-      env: env({ PIPELINE_NAME: `s-${uniqueSuffix()}`, ...over }),
+      env: env({ ...pipelineEnv(`s-${uniqueSuffix()}`), ...over }),
       kafka: workloadKafkaClient(stack.kafkaBootstrap, topic, "settings"),
       redis: redisClient,
       apiKeys: new ApiKeys(`tests:${KEY}`),

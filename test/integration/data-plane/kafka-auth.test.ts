@@ -11,7 +11,7 @@ import { createRegistry } from "../../../workloads/common/src/metrics.js";
 import { Sink } from "../../../workloads/consumer/src/consumer.js";
 import { buildGateway } from "../../../workloads/producer/src/app.js";
 import { type Admin, kafkaClient } from "../../support/kafka.js";
-import { eventually, uniqueSuffix } from "../../support/kube.js";
+import { eventually, uniqueSuffix, pipelineEnv } from "../../support/kube.js";
 import { exactlyOnceAudit, testLedger } from "../../support/pipeline-db.js";
 import { pgEnv } from "../../support/workload-process.js";
 
@@ -49,7 +49,7 @@ describe("Kafka SASL/SCRAM", () => {
       ...sasl,
       TRANSACTIONAL_ID: `sasl-${id}`,
       AUTH_DISABLED: "true",
-      PIPELINE_NAME: `sasl-${id}`,
+      ...pipelineEnv(`sasl-${id}`),
     });
     const cenv = parseEnv(ConsumerEnv, {
       ...sasl,

@@ -11,7 +11,7 @@ import { buildGateway } from "../../../workloads/producer/src/app.js";
 import { makeEvent } from "../../support/events.js";
 import { isolatedStack, type IsolatedStack } from "../../support/isolated-stack.js";
 import { kafkaClient, workloadKafkaClient, transactionalWriter } from "../../support/kafka.js";
-import { eventually, uniqueSuffix } from "../../support/kube.js";
+import { eventually, uniqueSuffix, pipelineEnv } from "../../support/kube.js";
 import { exactlyOnceAudit, ledgerCounts, testLedger } from "../../support/pipeline-db.js";
 
 /**
@@ -73,7 +73,7 @@ async function pipeline(opts: {
   const registry = createRegistry("producer", "t");
   const gateway = await buildGateway({
     env: parseEnv(ProducerEnv, {
-      PIPELINE_NAME: `o-${uniqueSuffix()}`,
+      ...pipelineEnv(`o-${uniqueSuffix()}`),
       KAFKA_BOOTSTRAP_SERVERS: opts.kafka,
       KAFKA_TOPIC: opts.topic,
       TRANSACTIONAL_ID: `o-${opts.topic}`,

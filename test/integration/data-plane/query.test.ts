@@ -9,7 +9,7 @@ import { createRegistry } from "../../../workloads/common/src/metrics.js";
 import { applyBatch } from "../../../workloads/consumer/src/sink.js";
 import { buildQueryApp } from "../../../workloads/query/src/app.js";
 import { makeEvent } from "../../support/events.js";
-import { eventually, uniqueSuffix } from "../../support/kube.js";
+import { eventually, uniqueSuffix, pipelineEnv } from "../../support/kube.js";
 import { listPartitions } from "../../../workloads/common/src/storage.js";
 import { testBatchOptions, testLedger, testPartitions } from "../../support/pipeline-db.js";
 import { promtoolCheckMetrics } from "../../support/promtool.js";
@@ -37,7 +37,7 @@ const get = (url: string) => app.inject({ method: "GET", url, headers: { "x-api-
 const queryApp = async (extra: Record<string, string> = {}) =>
   buildQueryApp({
     env: parseEnv(QueryEnv, {
-      PIPELINE_NAME: `q-${uniqueSuffix()}`,
+      ...pipelineEnv(`q-${uniqueSuffix()}`),
       PG_HOST: "unused",
       PG_USER: "unused",
       API_KEYS_FILE: "/dev/null",

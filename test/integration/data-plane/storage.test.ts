@@ -31,7 +31,7 @@ import {
   transactionalWriter,
   workloadKafkaClient,
 } from "../../support/kafka.js";
-import { eventually, uniqueSuffix } from "../../support/kube.js";
+import { eventually, uniqueSuffix, pipelineEnv } from "../../support/kube.js";
 import { legacyEventsDdl } from "../../support/legacy-ledger.js";
 import {
   countMismatches,
@@ -183,7 +183,7 @@ describe("deduplication with Redis down", () => {
     redis.on("error", () => undefined);
     const gateway = await buildGateway({
       env: parseEnv(ProducerEnv, {
-        PIPELINE_NAME: `d-${uniqueSuffix()}`,
+        ...pipelineEnv(`d-${uniqueSuffix()}`),
         KAFKA_BOOTSTRAP_SERVERS: stack.kafkaBootstrap,
         KAFKA_TOPIC: topic,
         TRANSACTIONAL_ID: `d-${topic}`,
@@ -259,7 +259,7 @@ describe("live tail", () => {
     const db = await testLedger(stack.postgresUrl, "t_storage_tail");
     const app = await buildQueryApp({
       env: parseEnv(QueryEnv, {
-        PIPELINE_NAME: `tail-${uniqueSuffix()}`,
+        ...pipelineEnv(`tail-${uniqueSuffix()}`),
         PG_HOST: "unused",
         PG_USER: "unused",
         API_KEYS_FILE: "/dev/null",

@@ -128,6 +128,14 @@ describe("CEL rules refuse invalid objects", () => {
     ],
     ["a host for an enabled Ingress", { ...base(), ingress: { enabled: true } }, "ingress.host is required"],
     [
+      "a rediss:// url for a Redis CA",
+      {
+        ...base(),
+        redis: { mode: "external", external: { url: "redis://r:6379", caSecretRef: { name: "redis-ca" } } },
+      },
+      "redis.external.caSecretRef needs a rediss:// url",
+    ],
+    [
       "priority partitions leave room for the rest",
       {
         kafka: { ...(base().kafka as object), topic: { partitions: 2 }, priority: { partitions: 2 } },

@@ -91,8 +91,13 @@ export function pgPool(
 export function redisClient(env: z.infer<typeof RedisEnv>): Redis | undefined {
   if (!env.REDIS_URL) return undefined;
   const password = secretFrom(env.REDIS_PASSWORD, env.REDIS_PASSWORD_FILE);
+  // rediss://: verified against the given CA, else the system's (never unverified).
+  const tls = env.REDIS_URL.startsWith("rediss://")
+    ? { tls: { ...(env.REDIS_TLS_CA_FILE ? { ca: readFileSync(env.REDIS_TLS_CA_FILE, "utf8") } : {}) } }
+    : {};
   return new Redis(env.REDIS_URL, {
     ...(password !== undefined && { password }),
+    ...tls,
     lazyConnect: false,
     enableOfflineQueue: false,
     maxRetriesPerRequest: 1,

@@ -66,6 +66,19 @@ export const RedisEnv = z.object({
   REDIS_URL: z.url().optional(),
   REDIS_PASSWORD: z.string().optional(),
   REDIS_PASSWORD_FILE: z.string().optional(),
+  /** PEM CA bundle a rediss:// server is verified with (the server is always verified). */
+  REDIS_TLS_CA_FILE: z.string().optional(),
+  /**
+   * Every key this workload writes starts with it: the operator sets `lp:<namespace>:<uid>:`,
+   * so pipelines sharing one Redis (same-named ones in two namespaces included) never share an
+   * idempotency answer, a rate bucket or a cached count.
+   */
+  REDIS_KEY_PREFIX: z
+    .string()
+    .min(1)
+    .max(200)
+    .regex(/:$/, { message: "must end with ':'" })
+    .default("lp:logpipeline:"),
 });
 
 export const ProducerEnv = CommonEnv.extend({
@@ -120,7 +133,6 @@ export type ProducerEnv = z.infer<typeof ProducerEnv>;
 export const ConsumerEnv = CommonEnv.extend({
   ...KafkaEnv.shape,
   ...PostgresEnv.shape,
-  ...RedisEnv.shape,
   KAFKA_GROUP_ID: z.string().min(1),
   KAFKA_DLQ_TOPIC: z.string().min(1).max(249).optional(),
   DLQ_TRANSACTIONAL_ID: z.string().min(1).optional(),

@@ -52,8 +52,8 @@ export interface GuardsPluginOptions {
  */
 export const guardsPlugin = fp<GuardsPluginOptions>(
   (app, { env, redis, apiKeys, metrics: m }, done) => {
-    const idem = new IdempotencyKeys(redis, `lp:${env.PIPELINE_NAME}:idem:`, env.IDEMPOTENCY_TTL_SECONDS);
-    const limiter = new RateLimiter(redis, `lp:${env.PIPELINE_NAME}:rl:`);
+    const idem = new IdempotencyKeys(redis, `${env.REDIS_KEY_PREFIX}idem:`, env.IDEMPOTENCY_TTL_SECONDS);
+    const limiter = new RateLimiter(redis, `${env.REDIS_KEY_PREFIX}rl:`);
     const failClosed = env.REDIS_FAILURE_MODE === "closed";
 
     const redisState = () => {

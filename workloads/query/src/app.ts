@@ -136,7 +136,7 @@ export async function buildQueryApp(deps: QueryDeps) {
     metricsPrefix: "log_query_http",
   });
   const authenticate = authenticator(deps.apiKeys, env.AUTH_DISABLED);
-  const limiter = new RateLimiter(redis, `lp:${env.PIPELINE_NAME}:qrl:`);
+  const limiter = new RateLimiter(redis, `${env.REDIS_KEY_PREFIX}qrl:`);
   const catalog = new Catalog(pool, names);
   const tails = new TailHub<DbRow & { kafka_partition: number }>(pool, names, env.MAX_TAILS, log);
   let inFlight = 0;
@@ -388,7 +388,7 @@ export async function buildQueryApp(deps: QueryDeps) {
       const { hours } = req.query;
       const r = minuteRange(rangeOf(req.query, hours));
       // Cached per range (whole minutes): a new minute is a new key.
-      const key = `lp:${env.PIPELINE_NAME}:stats:${String(r.from)}:${String(r.to)}`;
+      const key = `${env.REDIS_KEY_PREFIX}stats:${String(r.from)}:${String(r.to)}`;
       if (redis?.status === "ready" && env.CACHE_TTL_SECONDS > 0) {
         const hit = await redis.get(key).catch(() => null);
         if (hit) {

@@ -36,7 +36,6 @@ const env = (over: Record<string, string> = {}) =>
     REDIS_URL: stack.redisUrl,
     RATE_LIMIT_PER_SECOND: "1000",
     RATE_LIMIT_BURST: "1000",
-    RATE_LIMIT_BATCH_PER_SECOND: "1000",
     ...over,
   });
 
@@ -275,6 +274,52 @@ describe("rate limiting", () => {
       expect(codes.slice(0, 2)).toEqual([202, 202]);
       expect(codes).toContain(429);
       expect(Number(retryAfter)).toBeGreaterThanOrEqual(1);
+    } finally {
+      await limited.close();
+    }
+  });
+
+  it("charges a batch per event, from the same bucket as single events: the batch route is no way around the limit", async () => {
+    const limited = await buildGateway({
+      env: env({
+        TRANSACTIONAL_ID: `gw-rlb-${id}`,
+        RATE_LIMIT_PER_SECOND: "1",
+        RATE_LIMIT_BURST: "3",
+        ...pipelineEnv(`rlb-${id}`),
+      }),
+      kafka: workloadKafkaClient(stack.kafkaBootstrap, topic, "rlb"),
+      redis,
+      apiKeys: new ApiKeys(`tests:${KEY}`),
+      log: createLogger("gateway-test", "warn"),
+      registry: createRegistry("producer", "rlb"),
+    });
+    try {
+      const single = await limited.app.inject({
+        method: "POST",
+        url: "/api/logs",
+        headers,
+        payload: JSON.stringify(event(60)),
+      });
+      expect(single.statusCode).toBe(202);
+      // Two tokens left of three: a batch of three events is refused, as three singles would be.
+      const batch = await limited.app.inject({
+        method: "POST",
+        url: "/api/logs/batch",
+        headers,
+        payload: JSON.stringify([event(61), event(62), event(63)]),
+      });
+      expect(batch.statusCode).toBe(429);
+      expect(batch.json<{ reasons?: string[] }>().reasons?.[0]).toMatch(
+        /limit 1 events\/s for key:tests; this request has 3/,
+      );
+      // A batch within what is left passes.
+      const small = await limited.app.inject({
+        method: "POST",
+        url: "/api/logs/batch",
+        headers,
+        payload: JSON.stringify([event(64), event(65)]),
+      });
+      expect(small.statusCode, small.body).toBe(202);
     } finally {
       await limited.close();
     }

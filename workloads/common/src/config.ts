@@ -112,7 +112,6 @@ export const ProducerEnv = CommonEnv.extend({
   IDEMPOTENCY_TTL_SECONDS: int(1, 30 * 86_400, 86_400),
   RATE_LIMIT_PER_SECOND: int(0, 10_000_000, 0),
   RATE_LIMIT_BURST: int(0, 10_000_000, 0),
-  RATE_LIMIT_BATCH_PER_SECOND: int(0, 10_000_000, 0),
   REDIS_FAILURE_MODE: z.enum(["open", "closed"]).default("open"),
   CIRCUIT_ERROR_PERCENT: int(1, 100, 50),
   CIRCUIT_WINDOW_MS: int(1000, 600_000, 10_000),

@@ -13,7 +13,7 @@ import { IdempotencyKeys } from "./redis-guards.js";
 export interface Guards {
   /** The client's name (its API key's), or a 401. */
   authenticate(req: FastifyRequest): string;
-  /** Takes from the client's bucket for the route, or a 429 (503 when Redis is down and fail-closed). */
+  /** Takes `cost` events from the client's one bucket (both routes), or a 429 (503 when Redis is down and fail-closed). */
   rateLimit(client: string, route: "single" | "batch", cost: number): Promise<void>;
   /**
    * Reserves idempotency keys for the events a client named (its eventId or an
@@ -62,22 +62,18 @@ export const guardsPlugin = fp<GuardsPluginOptions>(
       return redis ? (up ? "up" : "down") : "disabled";
     };
 
+    // One bucket per client for both routes, charged per event: a batch of n events costs n,
+    // so /api/logs/batch is no way around the client's rate.
     const rateLimit = async (client: string, route: "single" | "batch", cost: number) => {
-      const perSecond = route === "single" ? env.RATE_LIMIT_PER_SECOND : env.RATE_LIMIT_BATCH_PER_SECOND;
+      const perSecond = env.RATE_LIMIT_PER_SECOND;
       try {
-        const r = await limiter.take(
-          client,
-          route,
-          perSecond,
-          env.RATE_LIMIT_BURST,
-          route === "single" ? 1 : cost > 0 ? 1 : 0,
-        );
+        const r = await limiter.take(client, "events", perSecond, env.RATE_LIMIT_BURST, cost);
         if (!r.allowed) {
           m.rateLimited.inc({ route });
           throw new HttpError(
             429,
             "rate limit exceeded",
-            [`limit ${perSecond}/s for ${client}`],
+            [`limit ${perSecond} events/s for ${client}; this request has ${cost}`],
             Math.max(1, Math.ceil(r.retryAfterMs / 1000)),
           );
         }

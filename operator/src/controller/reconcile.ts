@@ -490,16 +490,22 @@ async function reportStalled(
     observedGeneration: generation,
     phase: "Failed",
     message: summary,
-    conditions: setCondition(
+    // Ready too: what an earlier spec made may still run, but this spec is not acted on, so
+    // `kubectl get lp` must not say Ready.
+    conditions: (["Stalled", "Ready"] as const).reduce(
+      (conditions, type) =>
+        setCondition(
+          conditions,
+          {
+            type,
+            status: type === "Stalled" ? "True" : "False",
+            reason,
+            message,
+            observedGeneration: generation,
+          },
+          deps.now(),
+        ),
       (current?.conditions ?? []) as Condition[],
-      {
-        type: "Stalled",
-        status: "True",
-        reason,
-        message,
-        observedGeneration: generation,
-      },
-      deps.now(),
     ),
   };
   const pipeline = {

@@ -82,6 +82,7 @@ describe("a pipeline outside the operator's policy", () => {
       const created = await bed.kube.create(sampleObject("minimal.yaml", ns, name, () => spec));
       const lp = await waitForCondition(bed.kube, ns, name, "Stalled", "True", "PolicyViolation");
       expect(conditionOf(lp, "Stalled")?.message).toMatch(why);
+      expect(conditionOf(lp, "Ready")).toMatchObject({ status: "False", reason: "PolicyViolation" });
       expect(lp.status?.phase).toBe("Failed");
       expect((lp.status as { message?: string }).message).toMatch(/^outside the operator's policy: /);
       // The Stalled status is written by the reconcile that found the violation, before

@@ -124,13 +124,6 @@ export async function startManager(config: ManagerConfig, log: Logger): Promise<
     queue.add(key);
   });
 
-  // Where each kind of child is watched: everywhere, or (namespaced install) namespace by namespace.
-  const childScopes = (kind: string): string[] | undefined =>
-    config.installMode !== "namespaced"
-      ? undefined
-      : kind === "KafkaTopic"
-        ? [...new Set([...config.watchNamespaces, ...config.policy.strimziNamespaces])]
-        : config.watchNamespaces;
   const startChildInformer = (apiVersion: string, kind: string) => {
     if (children.has(kind)) return;
     const informerIn = (namespace?: string) =>
@@ -142,7 +135,7 @@ export async function startManager(config: ManagerConfig, log: Logger): Promise<
         }),
         { ...informerOpts, transform: cachedChild },
       );
-    const scopes = childScopes(kind);
+    const scopes = childScopes(config, kind);
     const inf: Cache<KubeObjectLike> = scopes
       ? new InformerGroup(kind, new Map(scopes.map((ns) => [ns, informerIn(ns)])))
       : informerIn();
@@ -507,9 +500,6 @@ function requiredPermissions(config: ManagerConfig, caps: Capabilities): Permiss
     where.flatMap((namespace) =>
       verbs.map((verb) => ({ verb, apiVersion, kind, namespace, ...(subresource ? { subresource } : {}) })),
     );
-  const topicScopes = namespaced
-    ? [...new Set([...config.watchNamespaces, ...config.policy.strimziNamespaces])]
-    : [undefined];
   return [
     // Cluster-wide: a pipeline outside the watched namespaces is seen, to be logged as ignored.
     { verb: "list", apiVersion: API_VERSION, kind: KIND },
@@ -528,7 +518,7 @@ function requiredPermissions(config: ManagerConfig, caps: Capabilities): Permiss
       name: namespace,
     })),
     ...childKinds(caps).flatMap((k) => {
-      const where = k.kind === "KafkaTopic" ? topicScopes : namespaced ? scopes : [undefined];
+      const where: (string | undefined)[] = childScopes(config, k.kind) ?? [undefined];
       return [
         ...inScopes(["list", "watch"], k.apiVersion, k.kind, undefined, where),
         ...(k.kind === "KafkaTopic" ? [] : inScopes(["create", "patch"], k.apiVersion, k.kind)),
@@ -543,6 +533,17 @@ function requiredPermissions(config: ManagerConfig, caps: Capabilities): Permiss
         }))
       : []),
   ];
+}
+
+/**
+ * Where a kind of child is watched (and must be allowed): everywhere (undefined), or in the
+ * namespaced install namespace by namespace, KafkaTopics also in the allowed Strimzi ones.
+ */
+function childScopes(config: ManagerConfig, kind: string): string[] | undefined {
+  if (config.installMode !== "namespaced") return undefined;
+  return kind === "KafkaTopic"
+    ? [...new Set([...config.watchNamespaces, ...config.policy.strimziNamespaces])]
+    : config.watchNamespaces;
 }
 
 /** What is kept of a LogPipeline in a namespace this operator does not watch. */

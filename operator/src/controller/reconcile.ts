@@ -146,18 +146,15 @@ async function desiredWithCredentials(
   const first = desiredState(p, baseOptions, creds);
   await createOnce(first.createOnce, p.status?.observedGeneration === undefined, deps);
   const secretHashes: Record<string, string> = {};
-  // A Secret the pods would mount that the pipeline may not use (policy.ts): nothing is applied.
+  // A Secret the pods would mount, or the Ingress's certificate the ingress controller would
+  // serve, that the pipeline may not use (policy.ts): nothing is applied.
   const unusableSecrets: string[] = [];
-  for (const name of referencedSecrets(first.apply)) {
+  const tls = p.spec.ingress.enabled ? p.spec.ingress.tlsSecret : undefined;
+  const mounted = referencedSecrets(first.apply);
+  for (const name of new Set([...mounted, ...(tls ? [tls] : [])])) {
     const read = await deps.secrets.read(p.metadata.namespace, name);
     if (read.exists && !secretUsable(read.labels, p)) unusableSecrets.push(name);
-    secretHashes[name] = read.hash;
-  }
-  // The Ingress's certificate and key, served by the ingress controller.
-  const tls = p.spec.ingress.enabled ? p.spec.ingress.tlsSecret : undefined;
-  if (tls) {
-    const read = await deps.secrets.read(p.metadata.namespace, tls);
-    if (read.exists && !secretUsable(read.labels, p)) unusableSecrets.push(tls);
+    if (mounted.includes(name)) secretHashes[name] = read.hash;
   }
   // Read afresh next pass: its team is probably labelling it now.
   for (const name of unusableSecrets) deps.secrets.invalidate(p.metadata.namespace, name);

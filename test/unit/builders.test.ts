@@ -130,6 +130,20 @@ describe("builders: the environment contract with the workloads", () => {
     expect(consumerEnv({ retentionDays: 30 }).RETENTION_DAYS).toBe(30);
     expect(consumerEnv({}).RETENTION_DAYS).toBe(0);
   });
+
+  it("keeps the gateway's largest event below a topic's lower max.message.bytes", () => {
+    const producerEnv = (config: Record<string, string>) => {
+      const p = pipeline({ kafka: { mode: "external", bootstrapServers: "k:9092", topic: { config } } });
+      const c = template(find(desiredState(p, opts, creds).apply, "Deployment", "-producer")).spec
+        .containers[0] as Container;
+      return ProducerEnv.parse(resolvedEnv(c));
+    };
+    expect(producerEnv({})).toMatchObject({ KAFKA_MESSAGE_MAX_BYTES: 1_000_000, EVENT_MAX_BYTES: 262_144 });
+    expect(producerEnv({ "max.message.bytes": "65536" })).toMatchObject({
+      KAFKA_MESSAGE_MAX_BYTES: 65_536,
+      EVENT_MAX_BYTES: 65_536 - 4096,
+    });
+  });
 });
 
 describe("builders: autoscaling and replicas", () => {

@@ -1,6 +1,11 @@
 import type { V1Deployment, V1EnvVar, V1ResourceRequirements, V1Service } from "@kubernetes/client-node";
 import type { z } from "zod";
-import type { ConsumerEnv, ProducerEnv, QueryEnv } from "../../../workloads/common/src/config.js";
+import {
+  type ConsumerEnv,
+  KAFKA_RECORD_OVERHEAD,
+  type ProducerEnv,
+  type QueryEnv,
+} from "../../../workloads/common/src/config.js";
 import { usesSasl, usesTls } from "../../../workloads/common/src/connections.js";
 import type { LogPipeline } from "../api/logpipeline.js";
 import { postgresConnection, redisConnection } from "./data-services.js";
@@ -189,6 +194,21 @@ function deployment(p: LogPipeline, opts: BuildOptions, w: WorkloadInput): V1Dep
   };
 }
 
+/**
+ * The largest record the gateway may send, and so the largest event it accepts, when the
+ * topic's own max.message.bytes is below librdkafka's default (1,000,000): an accepted event
+ * is then never one Kafka refuses. Unset otherwise (the gateway's defaults hold).
+ */
+function recordLimits(p: LogPipeline): { KAFKA_MESSAGE_MAX_BYTES?: number; EVENT_MAX_BYTES?: number } {
+  const topicMax = Number(p.spec.kafka.topic.config?.["max.message.bytes"]);
+  if (!Number.isFinite(topicMax) || topicMax >= 1_000_000) return {};
+  const kafkaMax = Math.max(8192, Math.trunc(topicMax));
+  return {
+    KAFKA_MESSAGE_MAX_BYTES: kafkaMax,
+    EVENT_MAX_BYTES: Math.min(256 * 1024, kafkaMax - KAFKA_RECORD_OVERHEAD),
+  };
+}
+
 export function producerDeployment(p: LogPipeline, opts: BuildOptions): V1Deployment {
   const names = pipelineNames(p);
   const { producer, kafka, redis } = p.spec;
@@ -207,6 +227,7 @@ export function producerDeployment(p: LogPipeline, opts: BuildOptions): V1Deploy
     KAFKA_COMPRESSION: kafka.topic.compression,
     REQUEST_MAX_EVENTS: producer.maxBatchEvents,
     REQUEST_MAX_BYTES: producer.maxBatchBytes,
+    ...recordLimits(p),
     PRIORITY_LEVELS: kafka.priority.levels.join(","),
     PRIORITY_PARTITIONS: kafka.priority.partitions,
     IDEMPOTENCY_TTL_SECONDS: redis.idempotencyTtlSeconds,

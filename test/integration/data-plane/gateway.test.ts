@@ -7,6 +7,9 @@ import { createRegistry } from "../../../workloads/common/src/metrics.js";
 import { setFailpoints } from "../../../workloads/common/src/failpoints.js";
 import { Sink } from "../../../workloads/consumer/src/consumer.js";
 import { buildGateway } from "../../../workloads/producer/src/app.js";
+import { Batcher } from "../../../workloads/producer/src/batcher.js";
+import { NativeProducer, RecordRefused } from "../../../workloads/common/src/kafka-producer.js";
+import { normalizeEvent } from "../../../workloads/common/src/event.js";
 import { ApiKeys } from "../../../workloads/common/src/auth.js";
 import { type Admin, kafkaClient, workloadKafkaClient } from "../../support/kafka.js";
 import { eventually, uniqueSuffix, pipelineEnv } from "../../support/kube.js";
@@ -240,6 +243,68 @@ describe("ingest gateway → Kafka → consumer → PostgreSQL", () => {
     ])
       expect(metrics).toContain(name);
     expect(promtoolCheckMetrics(metrics)).toEqual({ status: 0, findings: "" });
+  });
+});
+
+describe("a record Kafka refuses inside a shared transaction", () => {
+  it("fails only the request it came from: the others in the same transaction commit, once", async () => {
+    const logger = createLogger("batcher-test", "error");
+    const batches: number[] = [];
+    let aborts = 0;
+    const batcher = new Batcher(
+      (txid) =>
+        new NativeProducer({
+          // librdkafka refuses, as it is handed over, any record above 10,000 bytes.
+          config: { "bootstrap.servers": stack.kafkaBootstrap, "message.max.bytes": 10_000 },
+          transactionalId: txid,
+          timeoutMs: 10_000,
+        }),
+      {
+        topic,
+        delivery: "exactlyOnce",
+        transactionalId: `iso-${id}`,
+        lanes: 1,
+        maxBatchEvents: 100,
+        lingerMs: 200, // the three requests below share one transaction
+        bufferMaxEvents: 1000,
+        deliveryTimeoutMs: 10_000,
+      },
+      { guard: (fn) => fn(), onBatch: (n) => batches.push(n), onAbort: () => aborts++ },
+      logger,
+    );
+    await batcher.connect();
+    const now = new Date();
+    const msg = (message: string) => {
+      const e = normalizeEvent({ level: "INFO", source: "iso", message }, { now });
+      return { id: e.eventId, m: { key: e.source, value: Buffer.from(JSON.stringify(e)), partition: 0 } };
+    };
+    const a = msg("first");
+    const big = [msg("ok part of the refused request"), msg("x".repeat(20_000))];
+    const c = [msg("third 1"), msg("third 2")];
+    const results = await Promise.allSettled([
+      batcher.submit([a.m]),
+      batcher.submit(big.map((x) => x.m)),
+      batcher.submit(c.map((x) => x.m)),
+    ]);
+    await batcher.close();
+    expect(results.map((r) => r.status)).toEqual(["fulfilled", "rejected", "fulfilled"]);
+    const refused = (results[1] as PromiseRejectedResult).reason as RecordRefused;
+    expect(refused).toBeInstanceOf(RecordRefused);
+    expect(refused.cause.message).toMatch(/too large|size/i);
+    // One abort, then one commit of the three events of the other two requests.
+    expect(aborts).toBe(1);
+    expect(batches).toEqual([3]);
+    const wanted = [a.id, ...c.map((x) => x.id)];
+    const audit = await eventually("the other requests' rows", async () => {
+      const r = await exactlyOnceAudit(db.pool, db.names, wanted);
+      return r.lost === 0 ? r : undefined;
+    });
+    expect(audit.duplicated).toBe(0);
+    // Nothing of the refused request is stored, not even its small event (same request, same fate).
+    const q = await db.pool.query(`SELECT 1 FROM ${db.names.events} WHERE event_id = ANY($1::uuid[])`, [
+      big.map((x) => x.id),
+    ]);
+    expect(q.rowCount).toBe(0);
   });
 });
 

@@ -26,7 +26,12 @@ export const CommonEnv = z.object({
 export const HttpEnv = z.object({
   HOST: z.string().default("0.0.0.0"),
   PORT: int(1, 65535, 8080),
+  /** Open connections at most; more are closed as they arrive (0: no cap). */
+  HTTP_MAX_CONNECTIONS: int(0, 1_000_000, 1024),
 });
+
+/** Bytes a Kafka record may need beside its value (key, headers, record and batch framing). */
+export const KAFKA_RECORD_OVERHEAD = 4096;
 
 export const KafkaEnv = z.object({
   KAFKA_BOOTSTRAP_SERVERS: z.string().min(1),
@@ -105,7 +110,22 @@ export const ProducerEnv = CommonEnv.extend({
   KAFKA_DELIVERY_TIMEOUT_MS: int(1000, 300_000, 10_000),
   BATCH_LINGER_MS: int(0, 10_000, 5),
   REQUEST_MAX_EVENTS: int(1, 100_000, 1000),
+  /** Body size at most, after decompression (gzip and deflate are accepted). */
   REQUEST_MAX_BYTES: int(1024, 64 * 1024 * 1024, 1024 * 1024),
+  /**
+   * librdkafka's message.max.bytes: the largest record the producer sends. The operator sets
+   * it from the topic's max.message.bytes when the spec sets that lower.
+   */
+  KAFKA_MESSAGE_MAX_BYTES: int(8192, 100_000_000, 1_000_000),
+  /**
+   * One event, serialized, at most (413 above it, or a failed item in a batch). Below
+   * KAFKA_MESSAGE_MAX_BYTES, so Kafka never refuses an accepted event and no event can fail
+   * the transaction it shares with other clients' events.
+   */
+  EVENT_MAX_BYTES: int(1024, 100_000_000, 256 * 1024),
+  /** Ingest requests in progress at once in this replica, and per client; more get 429. */
+  INGEST_MAX_IN_FLIGHT: int(1, 1_000_000, 2048),
+  INGEST_MAX_IN_FLIGHT_PER_CLIENT: int(1, 1_000_000, 256),
   BUFFER_MAX_EVENTS: int(1, 10_000_000, 100_000),
   PRIORITY_LEVELS: csv.default(["ERROR", "FATAL"]),
   PRIORITY_PARTITIONS: int(0, 1000, 1),
@@ -120,6 +140,12 @@ export const ProducerEnv = CommonEnv.extend({
 }).superRefine((env, ctx) => {
   if (!env.AUTH_DISABLED && !env.API_KEYS_FILE)
     ctx.addIssue({ code: "custom", path: ["API_KEYS_FILE"], message: "required unless AUTH_DISABLED=true" });
+  if (env.EVENT_MAX_BYTES + KAFKA_RECORD_OVERHEAD > env.KAFKA_MESSAGE_MAX_BYTES)
+    ctx.addIssue({
+      code: "custom",
+      path: ["EVENT_MAX_BYTES"],
+      message: `must be at most KAFKA_MESSAGE_MAX_BYTES - ${KAFKA_RECORD_OVERHEAD} (${env.KAFKA_MESSAGE_MAX_BYTES - KAFKA_RECORD_OVERHEAD})`,
+    });
   if (env.DELIVERY === "exactlyOnce" && !env.TRANSACTIONAL_ID)
     ctx.addIssue({
       code: "custom",

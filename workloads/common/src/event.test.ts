@@ -1,5 +1,12 @@
 import { describe, expect, it } from "vitest";
-import { eventIdFromIdempotencyKey, LogEventInput, normalizeEvent, reasons } from "./event.js";
+import {
+  eventIdFromIdempotencyKey,
+  LogEventInput,
+  MAX_METADATA_DEPTH,
+  normalizeEvent,
+  reasons,
+  unstorable,
+} from "./event.js";
 
 describe("LogEventInput", () => {
   it("accepts a minimal event and refuses unknown fields, levels and wrong types with reasons", () => {
@@ -63,5 +70,36 @@ describe("eventIdFromIdempotencyKey", () => {
     expect(eventIdFromIdempotencyKey("key:alice", "order-1")).toBe(a);
     expect(eventIdFromIdempotencyKey("key:bob", "order-1")).not.toBe(a);
     expect(a).toMatch(/^[0-9a-f]{8}-[0-9a-f]{4}-8[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$/);
+  });
+});
+
+describe("unstorable values", () => {
+  const base = { level: "INFO", source: "s", message: "m" };
+  const refused = (e: unknown) => {
+    const r = LogEventInput.safeParse(e);
+    return r.success ? undefined : reasons(r.error).join("; ");
+  };
+
+  it("refuses NUL and lone surrogates in any string or key, naming where", () => {
+    expect(refused({ ...base, message: "a\u0000b" })).toMatch(/message: must not contain NUL/);
+    expect(refused({ ...base, metadata: { a: { b: ["ok", "x\ud800"] } } })).toMatch(
+      /metadata\.a\.b\[1\]: must not contain a lone UTF-16 surrogate/,
+    );
+    expect(refused({ ...base, metadata: { "k\udc00": 1 } })).toMatch(/\(a key\): must not contain a lone/);
+    // A surrogate pair is a well-formed character and is stored.
+    expect(refused({ ...base, message: "emoji \ud83d\ude00" })).toBeUndefined();
+  });
+
+  it("bounds nesting without recursion, so a hostile depth cannot overflow the stack", () => {
+    const nest = (n: number) => {
+      let v: unknown = 1;
+      for (let i = 0; i < n; i++) v = { a: v };
+      return v as Record<string, unknown>;
+    };
+    expect(refused({ ...base, metadata: nest(MAX_METADATA_DEPTH) })).toBeUndefined();
+    expect(refused({ ...base, metadata: nest(MAX_METADATA_DEPTH + 1) })).toMatch(
+      /nested deeper than 16 levels/,
+    );
+    expect(unstorable(nest(200_000))).toMatch(/nested deeper/);
   });
 });

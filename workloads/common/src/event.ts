@@ -11,20 +11,64 @@ export const CURRENT_SCHEMA_VERSION = 1;
 
 const MAX_MESSAGE = 32 * 1024;
 const MAX_STACK = 64 * 1024;
+/**
+ * How deep objects and arrays may nest inside an event (`metadata` is at 1). PostgreSQL's jsonb
+ * parser recurses, and so does JSON.stringify.
+ */
+export const MAX_METADATA_DEPTH = 16;
+
+/**
+ * Why a value could not be stored as text or jsonb by PostgreSQL, or undefined. PostgreSQL
+ * refuses NUL in text and jsonb, and a lone UTF-16 surrogate in jsonb ("Unicode low
+ * surrogate must follow a high surrogate"); deep nesting costs its recursive parser stack.
+ * Found here, such a value is a 400 for the request that sent it, not a poison record the
+ * consumer must isolate later. Iterative: a hostile depth cannot overflow this stack either.
+ */
+export function unstorable(value: unknown, maxDepth = MAX_METADATA_DEPTH): string | undefined {
+  const stack: { v: unknown; path: string; depth: number }[] = [{ v: value, path: "", depth: 0 }];
+  const badString = (s: string) =>
+    s.includes("\0")
+      ? "must not contain NUL (\\u0000)"
+      : s.isWellFormed()
+        ? undefined
+        : "must not contain a lone UTF-16 surrogate";
+  for (let item = stack.pop(); item; item = stack.pop()) {
+    const { v, path, depth } = item;
+    if (typeof v === "string") {
+      const why = badString(v);
+      if (why) return `${path || "value"}: ${why}`;
+    } else if (typeof v === "object" && v !== null) {
+      if (depth > maxDepth) return `${path}: nested deeper than ${maxDepth} levels`;
+      for (const [k, child] of Object.entries(v)) {
+        const at = Array.isArray(v) ? `${path}[${k}]` : path ? `${path}.${k}` : k;
+        const why = Array.isArray(v) ? undefined : badString(k);
+        if (why) return `${at} (a key): ${why}`;
+        stack.push({ v: child, path: at, depth: depth + 1 });
+      }
+    }
+  }
+  return undefined;
+}
 
 /** One log event as a client sends it. Unknown fields are refused, so typos surface as 400s. */
-export const LogEventInput = z.strictObject({
-  eventId: z.uuid().optional(),
-  timestamp: z.iso.datetime({ offset: true }).optional(),
-  level: z.enum(LEVELS, { error: `level must be one of ${LEVELS.join(", ")}` }),
-  source: z.string().min(1).max(256),
-  message: z.string().min(1).max(MAX_MESSAGE),
-  metadata: z.record(z.string(), z.unknown()).optional(),
-  stackTrace: z.string().max(MAX_STACK).optional(),
-  userId: z.string().max(256).optional(),
-  traceId: z.string().max(128).optional(),
-  schemaVersion: z.number().int().min(1).max(CURRENT_SCHEMA_VERSION).optional(),
-});
+export const LogEventInput = z
+  .strictObject({
+    eventId: z.uuid().optional(),
+    timestamp: z.iso.datetime({ offset: true }).optional(),
+    level: z.enum(LEVELS, { error: `level must be one of ${LEVELS.join(", ")}` }),
+    source: z.string().min(1).max(256),
+    message: z.string().min(1).max(MAX_MESSAGE),
+    metadata: z.record(z.string(), z.unknown()).optional(),
+    stackTrace: z.string().max(MAX_STACK).optional(),
+    userId: z.string().max(256).optional(),
+    traceId: z.string().max(128).optional(),
+    schemaVersion: z.number().int().min(1).max(CURRENT_SCHEMA_VERSION).optional(),
+  })
+  .check((ctx) => {
+    // Only strings and metadata: the other fields are short strings checked the same way.
+    const why = unstorable(ctx.value);
+    if (why) ctx.issues.push({ code: "custom", message: why, input: ctx.value, continue: false });
+  });
 export type LogEventInput = z.infer<typeof LogEventInput>;
 
 /** The event as it travels through Kafka into PostgreSQL: every field the sink needs is set. */

@@ -1,3 +1,4 @@
+import { createGunzip, createInflate } from "node:zlib";
 import swagger from "@fastify/swagger";
 import Fastify, { type FastifyRequest } from "fastify";
 import {
@@ -14,17 +15,42 @@ import type { Logger } from "./logger.js";
 import { LATENCY_BUCKETS } from "./metrics.js";
 import { errorText } from "./connections.js";
 
-/** An HTTP error with reasons the client can act on (4xx), or a 5xx without internals. */
+/**
+ * An HTTP error with reasons the client can act on (4xx), or a 5xx without internals. `code`
+ * is the refusal's stable name in the refused-requests metric (by status when unset).
+ */
 export class HttpError extends Error {
   constructor(
     readonly status: number,
     message: string,
     readonly reasons?: string[],
     readonly retryAfterSeconds?: number,
+    readonly code?: string,
   ) {
     super(message);
   }
 }
+
+const CODE_BY_STATUS: Record<number, string> = {
+  400: "invalid",
+  401: "unauthenticated",
+  403: "forbidden",
+  404: "not_found",
+  409: "conflict",
+  413: "too_large",
+  415: "unsupported_media_type",
+  429: "too_many_requests",
+};
+const FASTIFY_CODES: Record<string, string> = {
+  FST_ERR_CTP_BODY_TOO_LARGE: "body_too_large",
+  FST_ERR_CTP_INVALID_MEDIA_TYPE: "unsupported_media_type",
+  FST_ERR_CTP_INVALID_JSON_BODY: "invalid_json",
+  FST_ERR_CTP_EMPTY_JSON_BODY: "invalid_json",
+  FST_ERR_CTP_INVALID_CONTENT_LENGTH: "invalid_content_length",
+};
+
+/** The stable name a refusal is counted under. */
+const refusalCode = (status: number, code?: string) => code ?? CODE_BY_STATUS[status] ?? `http_${status}`;
 
 export const ErrorBody = z.object({ error: z.string(), reasons: z.array(z.string()).optional() });
 
@@ -34,22 +60,67 @@ export interface HttpAppOptions {
   bodyLimit: number;
   registry: Registry;
   log: Logger;
-  /** Prefix of the request metrics (`<prefix>_requests_total`, `<prefix>_request_duration_seconds`). */
+  /**
+   * Prefix of the request metrics (`<prefix>_requests_total`, `<prefix>_request_duration_seconds`,
+   * `<prefix>_refused_total`).
+   */
   metricsPrefix: string;
+  /** Open connections at most; more are closed as they arrive (0: no cap). */
+  maxConnections?: number;
 }
 
 /**
  * The fastify app shared by the HTTP workloads: zod validation with 400s that name each bad
- * field, OpenAPI at /docs/json, /healthz, /metrics, request metrics, 5xx without internals.
- * Each workload adds its routes and its own /readyz.
+ * field, OpenAPI at /docs/json, /healthz, /metrics, request metrics, 5xx without internals,
+ * gzip and deflate bodies (the body limit holds for the decompressed size), a cap on open
+ * connections, and every refusal counted by reason. Each workload adds its routes and its own
+ * /readyz.
  */
 export async function createHttpApp(o: HttpAppOptions) {
   const app = Fastify({
     logger: false,
     bodyLimit: o.bodyLimit,
     requestTimeout: 30_000,
+    // Slow senders: the headers within 10 s, an idle keep-alive connection closed after 5 s.
+    http: { headersTimeout: 10_000, keepAliveTimeout: 5_000 },
     return503OnClosing: true,
   }).withTypeProvider<ZodTypeProvider>();
+  const refused = new Counter({
+    name: `${o.metricsPrefix}_refused_total`,
+    help: "Requests refused with a 4xx, by route and reason (connections: closed at the connection cap)",
+    labelNames: ["route", "reason"],
+    registers: [o.registry],
+  });
+  if (o.maxConnections) {
+    app.server.maxConnections = o.maxConnections;
+    app.server.on("drop", () => refused.inc({ route: "connection", reason: "connections" }));
+  }
+  app.addHook("preParsing", (req, _reply, payload, done) => {
+    const encoding = (req.headers["content-encoding"] ?? "identity").toLowerCase().trim();
+    if (encoding === "identity") {
+      done(null, payload);
+      return;
+    }
+    if (encoding !== "gzip" && encoding !== "deflate") {
+      done(
+        new HttpError(415, `unsupported content-encoding ${encoding}`, ["send gzip, deflate or identity"]),
+        undefined,
+      );
+      return;
+    }
+    // fastify bounds both what arrives (receivedEncodedLength) and what it decompresses to.
+    const inflated = Object.assign(encoding === "gzip" ? createGunzip() : createInflate(), {
+      receivedEncodedLength: 0,
+    });
+    payload.on("data", (c: Buffer) => (inflated.receivedEncodedLength += c.length));
+    payload.on("error", (e) => inflated.destroy(e));
+    inflated.on("error", (e: Error & { statusCode?: number }) => {
+      e.statusCode ??= 400;
+      e.message = `body is not valid ${encoding}: ${e.message}`;
+    });
+    payload.pipe(inflated);
+    done(null, inflated);
+  });
   app.setValidatorCompiler(validatorCompiler);
   app.setSerializerCompiler(serializerCompiler);
   await app.register(swagger, {
@@ -61,8 +132,12 @@ export async function createHttpApp(o: HttpAppOptions) {
     transform: jsonSchemaTransform,
   });
 
-  app.setErrorHandler((err: unknown, _req, reply) => {
+  app.setErrorHandler((err: unknown, req, reply) => {
+    const route = req.routeOptions.url ?? "unmatched";
+    // Refused before its body was read (a 401 from onRequest): close rather than read it.
+    if (!req.raw.complete) void reply.header("connection", "close");
     if (err instanceof HttpError) {
+      if (err.status < 500) refused.inc({ route, reason: refusalCode(err.status, err.code) });
       if (err.retryAfterSeconds !== undefined)
         void reply.header("retry-after", String(err.retryAfterSeconds));
       return reply
@@ -70,6 +145,7 @@ export async function createHttpApp(o: HttpAppOptions) {
         .send({ error: err.message, ...(err.reasons && { reasons: err.reasons }) });
     }
     if (hasZodFastifySchemaValidationErrors(err)) {
+      refused.inc({ route, reason: "invalid" });
       return reply.status(400).send({
         error: "invalid request",
         reasons: err.validation.map(
@@ -80,6 +156,12 @@ export async function createHttpApp(o: HttpAppOptions) {
     }
     const fe = err as { statusCode?: number; message?: string; code?: string };
     if (fe.statusCode && fe.statusCode >= 400 && fe.statusCode < 500) {
+      refused.inc({ route, reason: refusalCode(fe.statusCode, fe.code && FASTIFY_CODES[fe.code]) });
+      if (fe.code === "FST_ERR_CTP_BODY_TOO_LARGE")
+        return reply.status(413).send({
+          error: "request body too large",
+          reasons: [`at most ${o.bodyLimit} bytes, after decompression`],
+        });
       return reply
         .status(fe.statusCode)
         .send({ error: fe.message ?? "bad request", reasons: [fe.code ?? "invalid request"] });
@@ -116,7 +198,11 @@ export async function createHttpApp(o: HttpAppOptions) {
   return app;
 }
 
-/** Authenticates a request by API key; returns the client's identity (for limits and idempotency). */
+/**
+ * Authenticates a request by API key; returns the client's identity (for limits and
+ * idempotency). Used from an onRequest hook, it runs before the body is read: a request
+ * without a valid key costs no parsing, and its connection is closed with the 401.
+ */
 export function authenticator(apiKeys: ApiKeys | undefined, disabled: boolean) {
   return (req: FastifyRequest): string => {
     if (disabled) return `ip:${req.ip}`;

@@ -33,6 +33,21 @@ const call = (fn: (cb: (err: unknown) => void) => void) =>
     fn((err) => (err ? reject(toError(err)) : resolve()));
   });
 
+/**
+ * librdkafka refused one message as it was handed over (too large for message.max.bytes, an
+ * unknown partition …): nothing of the transaction is committed yet, and the transaction can
+ * be aborted and sent again without the message. `index` is the message's place in the send.
+ */
+export class RecordRefused extends Error {
+  constructor(
+    readonly index: number,
+    override readonly cause: Error,
+  ) {
+    super(`Kafka refused record ${index}: ${cause.message}`);
+    this.name = "RecordRefused";
+  }
+}
+
 export class NativeProducer {
   private readonly producer: confluent.Producer;
   private deliveryErrors: Error[] = [];
@@ -73,9 +88,19 @@ export class NativeProducer {
   /** One transaction holding every message; resolves once committed. */
   async sendTransaction(topic: string, messages: ProducedMessage[]): Promise<void> {
     await call((cb) => this.producer.beginTransaction(cb));
-    for (const m of messages) this.producer.produce(topic, m.partition, m.value, m.key);
+    this.produceAll(topic, messages);
     failpoint("before-kafka-commit");
     await call((cb) => this.producer.commitTransaction(this.s.timeoutMs, cb));
+  }
+
+  private produceAll(topic: string, messages: ProducedMessage[]): void {
+    messages.forEach((m, i) => {
+      try {
+        this.producer.produce(topic, m.partition, m.value, m.key);
+      } catch (e) {
+        throw new RecordRefused(i, toError(e));
+      }
+    });
   }
 
   async abort(): Promise<void> {
@@ -85,7 +110,7 @@ export class NativeProducer {
   /** Without transactions: resolves once every message is acknowledged (acks=all). */
   async send(topic: string, messages: ProducedMessage[]): Promise<void> {
     this.deliveryErrors = [];
-    for (const m of messages) this.producer.produce(topic, m.partition, m.value, m.key);
+    this.produceAll(topic, messages);
     await call((cb) => this.producer.flush(this.s.timeoutMs, cb));
     const failed = this.deliveryErrors;
     if (failed.length > 0)

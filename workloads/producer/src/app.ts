@@ -38,6 +38,7 @@ export async function buildGateway(
     registry: deps.registry,
     log,
     metricsPrefix: "log_producer_http",
+    maxConnections: env.HTTP_MAX_CONNECTIONS,
   });
   try {
     await app.register(kafkaPlugin, { env, kafka: deps.kafka, log, metrics });

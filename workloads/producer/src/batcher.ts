@@ -1,4 +1,4 @@
-import type { NativeProducer } from "../../common/src/kafka-producer.js";
+import { type NativeProducer, RecordRefused } from "../../common/src/kafka-producer.js";
 import type { Logger } from "../../common/src/logger.js";
 import { errorText } from "../../common/src/connections.js";
 
@@ -21,6 +21,16 @@ function withTimeout<T>(p: Promise<T>, ms: number, what: string): Promise<T> {
     timer = setTimeout(() => reject(new Error(`${what}: no answer from Kafka within ${ms} ms`)), ms);
   });
   return Promise.race([p, timeout]).finally(() => clearTimeout(timer));
+}
+
+/** The group holding the index-th message of the groups' messages laid end to end. */
+function groupOf(groups: Group[], index: number): Group | undefined {
+  let at = index;
+  for (const g of groups) {
+    if (at < g.messages.length) return g;
+    at -= g.messages.length;
+  }
+  return undefined;
 }
 
 export class BufferFullError extends Error {
@@ -175,15 +185,30 @@ export class Batcher {
     return groups;
   }
 
+  /**
+   * Sends the groups as one transaction. A record Kafka refuses as it is handed over fails only
+   * the request it came from: the transaction is aborted (nothing of it was visible) and sent
+   * again without that request, at most once per request in the batch.
+   */
   private async runBatch(lane: Lane, groups: Group[]): Promise<void> {
-    const messages = groups.flatMap((g) => g.messages);
+    let pending = groups;
     const started = process.hrtime.bigint();
-    try {
-      await this.hooks.guard(() => this.sendWithin(lane, messages));
-      this.hooks.onBatch(messages.length, Number(process.hrtime.bigint() - started) / 1e9);
-      for (const g of groups) g.resolve();
-    } catch (e) {
-      for (const g of groups) g.reject(e instanceof Error ? e : new Error(String(e)));
+    while (pending.length > 0) {
+      const messages = pending.flatMap((g) => g.messages);
+      try {
+        await this.hooks.guard(() => this.sendWithin(lane, messages));
+        this.hooks.onBatch(messages.length, Number(process.hrtime.bigint() - started) / 1e9);
+        for (const g of pending) g.resolve();
+        return;
+      } catch (e) {
+        const culprit = e instanceof RecordRefused ? groupOf(pending, e.index) : undefined;
+        if (!culprit) {
+          for (const g of pending) g.reject(e instanceof Error ? e : new Error(String(e)));
+          return;
+        }
+        culprit.reject(e as RecordRefused);
+        pending = pending.filter((g) => g !== culprit);
+      }
     }
   }
 
@@ -217,6 +242,15 @@ export class Batcher {
       await producer.sendTransaction(this.opts.topic, messages);
     } catch (e) {
       this.hooks.onAbort();
+      if (e instanceof RecordRefused) {
+        // Refused before the commit: the transaction holds nothing committed and the producer
+        // stays good. (If the abort fails, the next send finds the producer unusable and the
+        // lane starts a new one then.)
+        await producer.abort().catch(() => {
+          if (lane.producer === producer) lane.producer = undefined;
+        });
+        throw e;
+      }
       // After a failed commit the outcome is unknown (it may have committed): never retry
       // blindly. Abort if possible, and start a new producer, which fences the old one.
       await producer.abort().catch(() => undefined);

@@ -1,4 +1,4 @@
-import type { FastifyRequest } from "fastify";
+import type { FastifyReply, FastifyRequest } from "fastify";
 import fp from "fastify-plugin";
 import type { Redis } from "ioredis";
 import type { ApiKeys } from "../../common/src/auth.js";
@@ -11,8 +11,12 @@ import { IdempotencyKeys } from "./redis-guards.js";
 
 /** What a request passes before its events are produced, and the keys it holds meanwhile. */
 export interface Guards {
-  /** The client's name (its API key's), or a 401. */
-  authenticate(req: FastifyRequest): string;
+  /**
+   * The ingest routes' onRequest hook, before the body is read: authenticates (401), then
+   * holds a place under the replica's and the client's in-flight caps (429) until the
+   * response is sent or the connection closes. Sets `req.client`.
+   */
+  admit: (req: FastifyRequest, reply: FastifyReply) => Promise<void>;
   /** Takes `cost` events from the client's one bucket (both routes), or a 429 (503 when Redis is down and fail-closed). */
   rateLimit(client: string, route: "single" | "batch", cost: number): Promise<void>;
   /**
@@ -35,6 +39,10 @@ export interface Guards {
 declare module "fastify" {
   interface FastifyInstance {
     guards: Guards;
+  }
+  interface FastifyRequest {
+    /** The authenticated client ("key:<name>", or "ip:<address>" with authentication off). */
+    client: string;
   }
 }
 
@@ -75,6 +83,7 @@ export const guardsPlugin = fp<GuardsPluginOptions>(
             "rate limit exceeded",
             [`limit ${perSecond} events/s for ${client}; this request has ${cost}`],
             Math.max(1, Math.ceil(r.retryAfterMs / 1000)),
+            "rate_limited",
           );
         }
       } catch (e) {
@@ -112,8 +121,47 @@ export const guardsPlugin = fp<GuardsPluginOptions>(
       }
     };
 
+    const authenticate = authenticator(apiKeys, env.AUTH_DISABLED);
+    let inFlight = 0;
+    const perClient = new Map<string, number>();
+    // async: a throw becomes the hook's rejection, which fastify answers with the error.
+    const admit: Guards["admit"] = async (req, reply) => {
+      const client = authenticate(req);
+      const mine = perClient.get(client) ?? 0;
+      if (inFlight >= env.INGEST_MAX_IN_FLIGHT)
+        throw new HttpError(
+          429,
+          "too many requests in progress",
+          [`this replica takes ${env.INGEST_MAX_IN_FLIGHT} at once`],
+          1,
+          "in_flight",
+        );
+      if (mine >= env.INGEST_MAX_IN_FLIGHT_PER_CLIENT)
+        throw new HttpError(
+          429,
+          "too many requests in progress for this client",
+          [`at most ${env.INGEST_MAX_IN_FLIGHT_PER_CLIENT} at once per client; wait for answers`],
+          1,
+          "client_in_flight",
+        );
+      req.client = client;
+      inFlight++;
+      perClient.set(client, mine + 1);
+      let held = true;
+      // "close" comes once the response is sent or the connection is gone, whichever first.
+      reply.raw.once("close", () => {
+        if (!held) return;
+        held = false;
+        inFlight--;
+        const n = (perClient.get(client) ?? 1) - 1;
+        if (n === 0) perClient.delete(client);
+        else perClient.set(client, n);
+      });
+    };
+
+    app.decorateRequest("client", "");
     app.decorate("guards", {
-      authenticate: authenticator(apiKeys, env.AUTH_DISABLED),
+      admit,
       rateLimit,
       reserve,
       confirm: (reserved) => idem.confirm(reserved),

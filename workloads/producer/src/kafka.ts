@@ -5,7 +5,7 @@ import type { ProducerEnv } from "../../common/src/config.js";
 import { errorText } from "../../common/src/connections.js";
 import type { LogEvent } from "../../common/src/event.js";
 import { HttpError } from "../../common/src/http.js";
-import { NativeProducer } from "../../common/src/kafka-producer.js";
+import { NativeProducer, RecordRefused } from "../../common/src/kafka-producer.js";
 import type { Logger } from "../../common/src/logger.js";
 import { Batcher, BufferFullError, type OutMessage } from "./batcher.js";
 import type { GatewayMetrics } from "./metrics.js";
@@ -56,6 +56,8 @@ export const kafkaPlugin = fp<KafkaPluginOptions>(
       rollingCountTimeout: env.CIRCUIT_WINDOW_MS,
       resetTimeout: env.CIRCUIT_RESET_MS,
       volumeThreshold: 3,
+      // A record Kafka refuses is the request's fault, not Kafka's: it never opens the circuit.
+      errorFilter: (e: unknown) => e instanceof RecordRefused,
     });
     breaker.on("open", () => m.circuit.set(2));
     breaker.on("halfOpen", () => m.circuit.set(1));
@@ -68,6 +70,7 @@ export const kafkaPlugin = fp<KafkaPluginOptions>(
       "client.id": env.KAFKA_CLIENT_ID ?? "logpipeline-producer",
       "linger.ms": 1,
       "compression.codec": env.KAFKA_COMPRESSION,
+      "message.max.bytes": env.KAFKA_MESSAGE_MAX_BYTES,
     };
     const batcher = new Batcher(
       (transactionalId) =>
@@ -156,7 +159,17 @@ export const kafkaPlugin = fp<KafkaPluginOptions>(
         m.sent.inc(events.length);
       } catch (e) {
         if (e instanceof BufferFullError)
-          throw new HttpError(429, "ingest buffer is full", ["retry later"], 1);
+          throw new HttpError(429, "ingest buffer is full", ["retry later"], 1, "buffer_full");
+        if (e instanceof RecordRefused) {
+          m.recordsRefused.inc();
+          throw new HttpError(
+            413,
+            "Kafka refused an event of this request",
+            [e.cause.message],
+            undefined,
+            "record_refused",
+          );
+        }
         m.failed.inc(events.length);
         if ((e as { code?: string }).code === "EOPENBREAKER")
           throw new HttpError(503, "Kafka is unavailable (circuit open)", undefined, 1);

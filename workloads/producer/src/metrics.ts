@@ -27,6 +27,17 @@ export function gatewayMetrics(registry: Registry) {
       help: "Requests answered as duplicates from the idempotency cache",
       registers: r,
     }),
+    itemsRefused: new Counter({
+      name: "log_producer_batch_items_refused_total",
+      help: "Events of a batch reported as failed (the rest of the batch accepted), by reason",
+      labelNames: ["reason"],
+      registers: r,
+    }),
+    recordsRefused: new Counter({
+      name: "log_producer_records_refused_total",
+      help: "Requests failed because Kafka refused one of their records (the rest of their transaction was sent again without them)",
+      registers: r,
+    }),
     rateLimited: new Counter({
       name: "log_producer_rate_limited_total",
       help: "Requests refused by the rate limiter",

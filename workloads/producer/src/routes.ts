@@ -20,10 +20,16 @@ const Accepted = z.object({
 });
 const BatchQuery = z.object({ atomic: z.stringbool().default(false) });
 
-/** The event serialized for Kafka, or undefined when a string in it holds NUL (PostgreSQL refuses those). */
-function prepare(event: LogEvent): Prepared | undefined {
+/**
+ * The event serialized for Kafka, or why it is refused: larger than EVENT_MAX_BYTES, which is
+ * below what Kafka takes, so an accepted event can never fail the transaction it shares with
+ * other clients' events. (Strings PostgreSQL would refuse were refused by LogEventInput.)
+ */
+function prepare(event: LogEvent, maxBytes: number): Prepared | string {
   const json = JSON.stringify(event);
-  return json.includes("\\u0000") ? undefined : { event, json };
+  // UTF-8 takes at most 3 bytes per UTF-16 unit: most events skip the count.
+  const bytes = json.length * 3 <= maxBytes ? json.length : Buffer.byteLength(json);
+  return bytes > maxBytes ? `the event is ${bytes} bytes serialized; at most ${maxBytes}` : { event, json };
 }
 
 /**
@@ -65,6 +71,7 @@ export const ingestRoutes: FastifyPluginCallbackZod<{ env: ProducerEnv; metrics:
   app.post(
     "/api/logs",
     {
+      onRequest: app.guards.admit,
       schema: {
         summary: "Ingest one log event",
         body: LogEventInput,
@@ -74,13 +81,15 @@ export const ingestRoutes: FastifyPluginCallbackZod<{ env: ProducerEnv; metrics:
           400: ErrorBody,
           401: ErrorBody,
           409: ErrorBody,
+          413: ErrorBody,
+          415: ErrorBody,
           429: ErrorBody,
           503: ErrorBody,
         },
       },
     },
     async (req, reply) => {
-      const client = app.guards.authenticate(req);
+      const client = req.client;
       app.ingest.refuseWhileOpen();
       await app.guards.rateLimit(client, "single", 1);
       const key = idempotencyKey(req);
@@ -88,9 +97,9 @@ export const ingestRoutes: FastifyPluginCallbackZod<{ env: ProducerEnv; metrics:
         now: new Date(),
         idempotencyEventId: key && eventIdFromIdempotencyKey(client, key),
       });
-      const prepared = prepare(event);
-      if (!prepared)
-        throw new HttpError(400, "invalid event", ["strings must not contain NUL (\\u0000) characters"]);
+      const prepared = prepare(event, env.EVENT_MAX_BYTES);
+      if (typeof prepared === "string")
+        throw new HttpError(413, "event too large", [prepared], undefined, "event_too_large");
       const { toProduce, duplicates, reserved } = await app.guards.reserve(
         [prepared],
         new Set(req.body.eventId !== undefined || key ? [event.eventId] : []),
@@ -107,6 +116,7 @@ export const ingestRoutes: FastifyPluginCallbackZod<{ env: ProducerEnv; metrics:
   app.post(
     "/api/logs/batch",
     {
+      onRequest: app.guards.admit,
       schema: {
         summary:
           "Ingest an array of log events; invalid items are reported, valid ones accepted (unless ?atomic=true)",
@@ -120,11 +130,16 @@ export const ingestRoutes: FastifyPluginCallbackZod<{ env: ProducerEnv; metrics:
             eventIds: z.array(z.string().nullable()),
           }),
           400: ErrorBody,
+          401: ErrorBody,
+          413: ErrorBody,
+          415: ErrorBody,
+          429: ErrorBody,
+          503: ErrorBody,
         },
       },
     },
     async (req, reply) => {
-      const client = app.guards.authenticate(req);
+      const client = req.client;
       app.ingest.refuseWhileOpen();
       await app.guards.rateLimit(client, "batch", req.body.length);
       const now = new Date();
@@ -136,14 +151,16 @@ export const ingestRoutes: FastifyPluginCallbackZod<{ env: ProducerEnv; metrics:
       req.body.forEach((item, index) => {
         const parsed = LogEventInput.safeParse(item);
         if (!parsed.success) {
+          m.itemsRefused.inc({ reason: "invalid" });
           failed.push({ index, reasons: reasons(parsed.error) });
           eventIds.push(null);
           return;
         }
         const event = normalizeEvent(parsed.data, { now, receivedAt });
-        const prepared = prepare(event);
-        if (!prepared) {
-          failed.push({ index, reasons: ["strings must not contain NUL (\\u0000) characters"] });
+        const prepared = prepare(event, env.EVENT_MAX_BYTES);
+        if (typeof prepared === "string") {
+          m.itemsRefused.inc({ reason: "event_too_large" });
+          failed.push({ index, reasons: [prepared] });
           eventIds.push(null);
           return;
         }

@@ -134,6 +134,7 @@ export async function buildQueryApp(deps: QueryDeps) {
     registry: deps.registry,
     log,
     metricsPrefix: "log_query_http",
+    maxConnections: env.HTTP_MAX_CONNECTIONS,
   });
   const authenticate = authenticator(deps.apiKeys, env.AUTH_DISABLED);
   const limiter = new RateLimiter(redis, `${env.REDIS_KEY_PREFIX}qrl:`);

@@ -97,7 +97,12 @@ function ownedObjects(name: string, namespace: string): KubeObject[] {
       capabilities: { strimzi: true, keda: false, serviceMonitor: false, prometheusRule: false },
       secretHashes: {},
     },
-    { postgresPassword: "x".repeat(32), redisPassword: "y".repeat(32), apiKey: "z".repeat(32) },
+    {
+      postgresPassword: "x".repeat(32),
+      redisPassword: "y".repeat(32),
+      apiKey: "z".repeat(32),
+      queryKey: "q".repeat(32),
+    },
   );
   return [...state.createOnce, ...state.apply];
 }

@@ -26,7 +26,12 @@ const opts: BuildOptions = {
   secretHashes: {},
   operatorNamespace: "logpipeline-system",
 };
-const creds = { postgresPassword: "pg-Secret-1", redisPassword: "redis-Secret-2", apiKey: "key-Secret-3" };
+const creds = {
+  postgresPassword: "pg-Secret-1",
+  redisPassword: "redis-Secret-2",
+  apiKey: "key-Secret-3",
+  queryKey: "query-Secret-4",
+};
 
 function pipeline(
   spec: unknown,

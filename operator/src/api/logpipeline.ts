@@ -576,6 +576,9 @@ export const QuerySpec = z
       .boolean()
       .default(false)
       .meta({ description: "Turn API-key authentication of the query API off." }),
+    apiKeysSecret: objectName(
+      "Secret whose key `api-keys` holds the query keys, one `name:key` per line; `name[ingest-a,ingest-b]:key` reads only the events those ingest keys wrote. Ingest keys cannot read. Unset generates one named `<pipeline>-query-keys`.",
+    ).optional(),
   })
   .meta({ description: "The read API over PostgreSQL." });
 

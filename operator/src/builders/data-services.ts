@@ -29,6 +29,7 @@ export interface GeneratedCredentials {
   postgresPassword: string;
   redisPassword: string;
   apiKey: string;
+  queryKey: string;
 }
 
 /** How the workloads reach PostgreSQL, whichever mode. */
@@ -100,7 +101,7 @@ export function generatedSecrets(p: LogPipeline, creds: GeneratedCredentials): V
   const names = pipelineNames(p);
   const secret = (
     name: string,
-    component: "postgres" | "redis" | "producer",
+    component: "postgres" | "redis" | "producer" | "query",
     data: Record<string, string>,
   ) => ({
     apiVersion: "v1",
@@ -128,6 +129,8 @@ export function generatedSecrets(p: LogPipeline, creds: GeneratedCredentials): V
     );
   if (!p.spec.producer.auth.disabled && !p.spec.producer.auth.apiKeysSecret)
     out.push(secret(names.apiKeys, "producer", { "api-keys": `default:${creds.apiKey}\n` }));
+  if (!p.spec.query.authDisabled && !p.spec.query.apiKeysSecret)
+    out.push(secret(names.queryKeys, "query", { "api-keys": `default:${creds.queryKey}\n` }));
   return out;
 }
 

@@ -47,6 +47,7 @@ export interface PipelineNames {
   redis: string;
   redisCredentials: string;
   apiKeys: string;
+  queryKeys: string;
   monitoring: string;
 }
 
@@ -79,6 +80,7 @@ export function pipelineNames(p: LogPipeline): PipelineNames {
     redis: child("redis"),
     redisCredentials: child("redis-credentials"),
     apiKeys: p.spec.producer.auth.apiKeysSecret ?? child("api-keys"),
+    queryKeys: p.spec.query.apiKeysSecret ?? child("query-keys"),
     monitoring: child("monitoring"),
   };
 }

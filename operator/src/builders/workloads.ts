@@ -129,10 +129,16 @@ function storeSettings(p: LogPipeline, uses: { postgres: boolean; redis: boolean
   return { env, secretEnv, mounts };
 }
 
-function apiKeysMount(p: LogPipeline, disabled: boolean): SecretMount | undefined {
-  return disabled
-    ? undefined
-    : { volume: "api-keys", secretName: pipelineNames(p).apiKeys, keys: ["api-keys"] };
+/** The ingest keys (producer) or the query keys (query): separate Secrets, so an ingest key cannot read. */
+function apiKeysMount(p: LogPipeline, component: "producer" | "query"): SecretMount | undefined {
+  const names = pipelineNames(p);
+  return component === "producer"
+    ? p.spec.producer.auth.disabled
+      ? undefined
+      : { volume: "api-keys", secretName: names.apiKeys, keys: ["api-keys"] }
+    : p.spec.query.authDisabled
+      ? undefined
+      : { volume: "query-keys", secretName: names.queryKeys, keys: ["api-keys"] };
 }
 
 /** Replicas in our intent: absent when an autoscaler owns the count (never fight the HPA). */
@@ -214,7 +220,7 @@ export function producerDeployment(p: LogPipeline, opts: BuildOptions): V1Deploy
   const { producer, kafka, redis } = p.spec;
   const k = kafkaSettings(p);
   const store = storeSettings(p, { postgres: false, redis: true });
-  const keys = apiKeysMount(p, producer.auth.disabled);
+  const keys = apiKeysMount(p, "producer");
   const env: EnvOf<typeof ProducerEnv> = {
     ...k.env,
     ...store.env,
@@ -287,7 +293,7 @@ export function consumerDeployment(p: LogPipeline, opts: BuildOptions): V1Deploy
 export function queryDeployment(p: LogPipeline, opts: BuildOptions): V1Deployment {
   const { query } = p.spec;
   const store = storeSettings(p, { postgres: true, redis: true });
-  const keys = apiKeysMount(p, query.authDisabled);
+  const keys = apiKeysMount(p, "query");
   const env: EnvOf<typeof QueryEnv> = {
     ...store.env,
     PIPELINE_NAME: p.metadata.name,

@@ -142,7 +142,12 @@ async function desiredWithCredentials(
   deps: ControllerDeps,
 ): Promise<DesiredState & { unusableSecrets: string[] }> {
   const baseOptions = { ...deps.config, capabilities: deps.capabilities(), secretHashes: {} };
-  const creds = { postgresPassword: secret(), redisPassword: secret(), apiKey: secret() };
+  const creds = {
+    postgresPassword: secret(),
+    redisPassword: secret(),
+    apiKey: secret(),
+    queryKey: secret(),
+  };
   const first = desiredState(p, baseOptions, creds);
   await createOnce(first.createOnce, p.status?.observedGeneration === undefined, deps);
   const secretHashes: Record<string, string> = {};
@@ -699,4 +704,5 @@ async function deleteData(p: LogPipeline, deps: ControllerDeps): Promise<void> {
   // Generated Secrets of the cache and the ingest keys belong to this pipeline alone.
   await deps.kube.delete("v1", "Secret", ns, names.redisCredentials);
   if (!p.spec.producer.auth.apiKeysSecret) await deps.kube.delete("v1", "Secret", ns, names.apiKeys);
+  if (!p.spec.query.apiKeysSecret) await deps.kube.delete("v1", "Secret", ns, names.queryKeys);
 }

@@ -11,6 +11,15 @@ describe("ApiKeys", () => {
     expect(keys.verify(undefined)).toBeUndefined();
   });
 
+  it("reads a query key's scope: the ingest keys whose events it may read", () => {
+    const q = new ApiKeys("reader:r1\nweb-only[web, mobile]:r2\nnothing[]:r3\n");
+    expect(q.identify("r1")).toEqual({ name: "reader" });
+    expect(q.identify("r2")).toEqual({ name: "web-only", writers: ["web", "mobile"] });
+    // An empty scope reads nothing, never everything.
+    expect(q.identify("r3")).toEqual({ name: "nothing", writers: [] });
+    expect(() => new ApiKeys("bad[x:r4\n")).toThrow(/line 1/);
+  });
+
   it("refuses a file with no key", () => {
     expect(() => new ApiKeys("# nothing\n")).toThrow(/no key/);
   });

@@ -1,12 +1,24 @@
 import { createHash, timingSafeEqual } from "node:crypto";
 import { readFileSync } from "node:fs";
 
+/** Who a key belongs to, and for a query key scoped to some ingest keys, which ones. */
+export interface KeyIdentity {
+  name: string;
+  /** Only the events these ingest keys wrote (a query key's scope); absent: all events. */
+  writers?: string[];
+}
+
+/** `name` or `name[writer,writer]` before the first colon. */
+const NAME = /^([^[\]:\s]{1,128})(?:\[([^\]]*)\])?$/;
+
 /**
  * API keys from a mounted Secret file: one per line, `name:key` (or a bare key, named by its
- * position). Keys are held only as SHA-256 digests and compared in constant time.
+ * position). A query key may be scoped to the events some ingest keys wrote:
+ * `name[ingest-a,ingest-b]:key`. Keys are held only as SHA-256 digests and compared in
+ * constant time.
  */
 export class ApiKeys {
-  private readonly digests: { name: string; digest: Buffer }[];
+  private readonly digests: (KeyIdentity & { digest: Buffer })[];
 
   constructor(text: string) {
     this.digests = text
@@ -15,8 +27,17 @@ export class ApiKeys {
       .filter((l) => l && !l.startsWith("#"))
       .map((l, i) => {
         const at = l.indexOf(":");
-        const [name, key] = at > 0 ? [l.slice(0, at), l.slice(at + 1)] : [`key-${i + 1}`, l];
-        return { name, digest: sha256(key) };
+        if (at <= 0) return { name: `key-${i + 1}`, digest: sha256(l) };
+        const m = NAME.exec(l.slice(0, at));
+        if (!m?.[1])
+          throw new Error(
+            `API keys file, line ${i + 1}: the name before ':' is not name or name[writer,…] (a name is 1-128 characters)`,
+          );
+        const writers = m[2]
+          ?.split(",")
+          .map((w) => w.trim())
+          .filter(Boolean);
+        return { name: m[1], ...(writers && { writers }), digest: sha256(l.slice(at + 1)) };
       });
     if (this.digests.length === 0) throw new Error("the API keys file holds no key");
   }
@@ -27,10 +48,17 @@ export class ApiKeys {
 
   /** The key's name, or undefined when it is not a valid key. */
   verify(presented: string | undefined): string | undefined {
+    return this.identify(presented)?.name;
+  }
+
+  /** The key's name and scope, or undefined when it is not a valid key. */
+  identify(presented: string | undefined): KeyIdentity | undefined {
     if (!presented) return undefined;
     const d = sha256(presented);
-    let found: string | undefined;
-    for (const k of this.digests) if (timingSafeEqual(k.digest, d)) found = k.name;
+    let found: KeyIdentity | undefined;
+    // Every digest is compared: the time taken says nothing about which key matched.
+    for (const k of this.digests)
+      if (timingSafeEqual(k.digest, d)) found = { name: k.name, ...(k.writers && { writers: k.writers }) };
     return found;
   }
 }

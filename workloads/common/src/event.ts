@@ -91,6 +91,8 @@ export const LogEvent = z.object({
    * deduplicated by id (docs/storage.md).
    */
   idOrigin: z.literal("gateway").optional(),
+  /** The name of the API key that wrote the event (never the key); absent without authentication. */
+  writer: z.string().min(1).max(128).optional(),
 });
 export type LogEvent = z.infer<typeof LogEvent>;
 
@@ -124,7 +126,13 @@ function random16(): Uint8Array {
 /** Completes a validated input into the event that is produced. */
 export function normalizeEvent(
   input: LogEventInput,
-  ctx: { now: Date; idempotencyEventId?: string | undefined; receivedAt?: string },
+  ctx: {
+    now: Date;
+    idempotencyEventId?: string | undefined;
+    receivedAt?: string;
+    /** The writing API key's name. */
+    writer?: string | undefined;
+  },
 ): LogEvent {
   // A batch passes `receivedAt` (now as ISO 8601) made once for all its events.
   const receivedAt = ctx.receivedAt ?? ctx.now.toISOString();
@@ -142,6 +150,7 @@ export function normalizeEvent(
     schemaVersion: input.schemaVersion ?? CURRENT_SCHEMA_VERSION,
     receivedAt,
     ...(named === undefined && { idOrigin: "gateway" as const }),
+    ...(ctx.writer !== undefined && { writer: ctx.writer }),
   };
 }
 

@@ -126,7 +126,7 @@ export function isDataError(e: unknown): boolean {
 }
 
 const COLUMNS =
-  "event_id, ts, level, source, message, metadata, stack_trace, user_id, trace_id, schema_version, received_at, kafka_partition, kafka_offset, ts_original";
+  "event_id, ts, level, source, message, metadata, stack_trace, user_id, trace_id, schema_version, received_at, kafka_partition, kafka_offset, ts_original, writer";
 
 /**
  * Applies one batch of one partition in ONE PostgreSQL transaction: the rows, their counts,
@@ -443,6 +443,7 @@ async function copyRows(client: pg.PoolClient, table: string, partition: number,
         String(partition),
         offset,
         original ?? "\\N",
+        copyText(e.writer),
       ].join("\t"),
     )
     .join("\n");

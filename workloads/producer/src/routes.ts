@@ -32,6 +32,9 @@ function prepare(event: LogEvent, maxBytes: number): Prepared | string {
   return bytes > maxBytes ? `the event is ${bytes} bytes serialized; at most ${maxBytes}` : { event, json };
 }
 
+/** The API key's name an event records as its writer (none when authentication is off). */
+const writerOf = (client: string) => (client.startsWith("key:") ? client.slice(4) : undefined);
+
 /**
  * The ingest routes: POST /api/logs and /api/logs/batch (202 only after the events' Kafka
  * transaction committed) and /readyz. They use the guards and Kafka plugins, registered
@@ -96,6 +99,7 @@ export const ingestRoutes: FastifyPluginCallbackZod<{ env: ProducerEnv; metrics:
       const event = normalizeEvent(req.body, {
         now: new Date(),
         idempotencyEventId: key && eventIdFromIdempotencyKey(client, key),
+        writer: writerOf(client),
       });
       const prepared = prepare(event, env.EVENT_MAX_BYTES);
       if (typeof prepared === "string")
@@ -148,6 +152,7 @@ export const ingestRoutes: FastifyPluginCallbackZod<{ env: ProducerEnv; metrics:
       const eventIds: (string | null)[] = [];
       const events: Prepared[] = [];
       const clientNamed = new Set<string>();
+      const writer = writerOf(client);
       req.body.forEach((item, index) => {
         const parsed = LogEventInput.safeParse(item);
         if (!parsed.success) {
@@ -156,7 +161,7 @@ export const ingestRoutes: FastifyPluginCallbackZod<{ env: ProducerEnv; metrics:
           eventIds.push(null);
           return;
         }
-        const event = normalizeEvent(parsed.data, { now, receivedAt });
+        const event = normalizeEvent(parsed.data, { now, receivedAt, writer });
         const prepared = prepare(event, env.EVENT_MAX_BYTES);
         if (typeof prepared === "string") {
           m.itemsRefused.inc({ reason: "event_too_large" });

@@ -6,7 +6,8 @@ import { z } from "zod";
 import type { ApiKeys } from "../../common/src/auth.js";
 import type { QueryEnv } from "../../common/src/config.js";
 import { LEVELS } from "../../common/src/event.js";
-import { authenticator, createHttpApp, ErrorBody, HttpError } from "../../common/src/http.js";
+import { presentedKey } from "../../common/src/auth.js";
+import { createHttpApp, ErrorBody, HttpError } from "../../common/src/http.js";
 import type { LedgerNames } from "../../common/src/ledger.js";
 import type { Logger } from "../../common/src/logger.js";
 import { RateLimiter, RedisUnavailable } from "../../common/src/rate-limit.js";
@@ -38,7 +39,19 @@ const LogRow = z.object({
   stackTrace: z.string().nullable(),
   userId: z.string().nullable(),
   traceId: z.string().nullable(),
+  /** The name of the ingest key that wrote the event (null: written without authentication). */
+  writer: z.string().nullable(),
 });
+
+declare module "fastify" {
+  interface FastifyRequest {
+    /** The reader: its client id, and for a scoped key the ingest keys whose events it may read. */
+    reader: { client: string; writers?: string[] | undefined };
+  }
+}
+
+/** The writer filter of a reader: undefined reads every event. */
+const scopeOf = (req: FastifyRequest) => req.reader.writers;
 
 /** An opaque cursor: the (timestamp, event id) the next page starts below, newest first. */
 const encodeCursor = (c: Cursor) => Buffer.from(JSON.stringify([c.ts, c.id])).toString("base64url");
@@ -73,6 +86,7 @@ interface DbRow {
   stack_trace: string | null;
   user_id: string | null;
   trace_id: string | null;
+  writer: string | null;
 }
 
 const toItem = (r: DbRow) => ({
@@ -86,6 +100,7 @@ const toItem = (r: DbRow) => ({
   stackTrace: r.stack_trace,
   userId: r.user_id,
   traceId: r.trace_id,
+  writer: r.writer,
 });
 
 const Partial = z
@@ -136,7 +151,33 @@ export async function buildQueryApp(deps: QueryDeps) {
     metricsPrefix: "log_query_http",
     maxConnections: env.HTTP_MAX_CONNECTIONS,
   });
-  const authenticate = authenticator(deps.apiKeys, env.AUTH_DISABLED);
+  // Every /api route authenticates before its request is read further. Query keys come from
+  // their own Secret: an ingest key (embedded in apps and agents) reads nothing.
+  app.decorateRequest("reader", undefined as unknown as FastifyRequest["reader"]);
+  app.addHook("onRequest", async (req) => {
+    if (!req.url.startsWith("/api/")) return;
+    if (env.AUTH_DISABLED) {
+      req.reader = { client: `ip:${req.ip}` };
+      return;
+    }
+    const id = deps.apiKeys?.identify(presentedKey(req.headers));
+    if (!id)
+      throw new HttpError(401, "missing or invalid API key", [
+        "send a query key as X-API-Key: <key> or Authorization: Bearer <key> (ingest keys cannot read)",
+      ]);
+    req.reader = { client: `key:${id.name}`, writers: id.writers };
+  });
+  /** Counts are kept for all writers together: a key scoped to some writers cannot read them. */
+  const refuseScoped = (req: FastifyRequest) => {
+    if (scopeOf(req))
+      throw new HttpError(
+        403,
+        "this key may read only some writers' events; counts cover every writer",
+        ["use /api/logs (filtered to your writers), or a query key without a scope"],
+        undefined,
+        "scoped_key",
+      );
+  };
   const limiter = new RateLimiter(redis, `${env.REDIS_KEY_PREFIX}qrl:`);
   const catalog = new Catalog(pool, names);
   const tails = new TailHub<DbRow & { kafka_partition: number }>(pool, names, env.MAX_TAILS, log);
@@ -144,7 +185,7 @@ export async function buildQueryApp(deps: QueryDeps) {
 
   /** Authentication, then the key's token bucket (Redis down: fails open; the concurrency bound still holds). */
   const admit = async (req: FastifyRequest): Promise<string> => {
-    const client = authenticate(req);
+    const client = req.reader.client;
     try {
       const r = await limiter.take(client, "read", env.QUERY_RATE_PER_SECOND, env.QUERY_RATE_BURST);
       if (!r.allowed) {
@@ -283,7 +324,14 @@ export async function buildQueryApp(deps: QueryDeps) {
           names,
           catalog,
           range,
-          { levels: q.level, source: q.source, q: q.q, traceId: q.traceId, userId: q.userId },
+          {
+            levels: q.level,
+            source: q.source,
+            q: q.q,
+            traceId: q.traceId,
+            userId: q.userId,
+            writers: scopeOf(req),
+          },
           q.limit,
           cursor,
         ),
@@ -298,11 +346,13 @@ export async function buildQueryApp(deps: QueryDeps) {
   );
 
   /** One event by id: the id index of every partition (one probe each), and an old table while an upgrade moves it. */
-  const byId = async (s: QuerySession, id: string): Promise<DbRow> => {
+  const byId = async (s: QuerySession, id: string, writers: string[] | undefined): Promise<DbRow> => {
     const { legacy } = await catalog.get();
+    // Outside a reader's scope an event does not exist for it (404, as for an unknown id).
     const rows = await s.query<DbRow>(
-      `SELECT ${EVENT_READ_COLUMNS} FROM ${eventsRelation(names, legacy)} WHERE event_id = $1 ORDER BY ts LIMIT 1`,
-      [id],
+      `SELECT ${EVENT_READ_COLUMNS} FROM ${eventsRelation(names, legacy)}
+        WHERE event_id = $1 AND ($2::text[] IS NULL OR writer = ANY($2::text[])) ORDER BY ts LIMIT 1`,
+      [id, writers ?? null],
     );
     const row = rows[0];
     if (!row) throw new HttpError(404, "no such event", [id]);
@@ -319,7 +369,7 @@ export async function buildQueryApp(deps: QueryDeps) {
       },
     },
     async (req, reply) =>
-      toItem(await read(req, reply, env.QUERY_BUDGET_MS, (s) => byId(s, req.params.eventId))),
+      toItem(await read(req, reply, env.QUERY_BUDGET_MS, (s) => byId(s, req.params.eventId, scopeOf(req)))),
   );
 
   app.get(
@@ -345,7 +395,8 @@ export async function buildQueryApp(deps: QueryDeps) {
     },
     async (req, reply) =>
       read(req, reply, env.QUERY_BUDGET_MS, async (s) => {
-        const e = await byId(s, req.params.eventId);
+        const writers = scopeOf(req);
+        const e = await byId(s, req.params.eventId, writers);
         const { legacy } = await catalog.get();
         const rel = eventsRelation(names, legacy);
         // Within a day either side: the partitions outside are pruned, the (source, ts) index serves the rest.
@@ -356,8 +407,16 @@ export async function buildQueryApp(deps: QueryDeps) {
             : s.query<DbRow>(
                 `SELECT ${EVENT_READ_COLUMNS} FROM ${rel}
                   WHERE source = $1 AND (ts, event_id) ${dir} ($2, $3::uuid) AND ts ${dir === "<" ? ">=" : "<="} $4
+                    AND ($6::text[] IS NULL OR writer = ANY($6::text[]))
                   ORDER BY ts ${dir === "<" ? "DESC" : "ASC"}, event_id ${dir === "<" ? "DESC" : "ASC"} LIMIT $5`,
-                [e.source, e.ts, e.event_id, new Date(e.ts.getTime() + (dir === "<" ? -window : window)), n],
+                [
+                  e.source,
+                  e.ts,
+                  e.event_id,
+                  new Date(e.ts.getTime() + (dir === "<" ? -window : window)),
+                  n,
+                  writers ?? null,
+                ],
               );
         const before = await around("<", req.query.before);
         const after = await around(">", req.query.after);
@@ -386,6 +445,7 @@ export async function buildQueryApp(deps: QueryDeps) {
       },
     },
     async (req, reply) => {
+      refuseScoped(req);
       const { hours } = req.query;
       const r = minuteRange(rangeOf(req.query, hours));
       // Cached per range (whole minutes): a new minute is a new key.
@@ -445,6 +505,7 @@ export async function buildQueryApp(deps: QueryDeps) {
       },
     },
     async (req, reply) => {
+      refuseScoped(req);
       const q = req.query;
       const r = minuteRange(rangeOf(q, 24));
       const width = histogramWidthMs(r, q.buckets);
@@ -481,6 +542,7 @@ export async function buildQueryApp(deps: QueryDeps) {
       },
     },
     async (req, reply) => {
+      refuseScoped(req);
       const r = minuteRange(rangeOf(req.query, 24));
       return {
         values: await read(req, reply, env.QUERY_BUDGET_MS, (s) =>
@@ -516,7 +578,7 @@ export async function buildQueryApp(deps: QueryDeps) {
       await admit(req);
       const q = req.query;
       const tail = {
-        filter: { levels: q.level, source: q.source, q: q.q },
+        filter: { levels: q.level, source: q.source, q: q.q, writers: scopeOf(req) },
         send: (row: DbRow) => reply.raw.write(`event: log\ndata: ${JSON.stringify(toItem(row))}\n\n`),
       };
       if (!(await tails.add(tail))) {

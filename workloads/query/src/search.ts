@@ -22,6 +22,8 @@ export interface SearchFilters {
   q?: string | undefined;
   traceId?: string | undefined;
   userId?: string | undefined;
+  /** A scoped reader's writers: only their events. */
+  writers?: string[] | undefined;
 }
 
 export interface SearchResult<R> {
@@ -104,6 +106,7 @@ export async function search<R extends pg.QueryResultRow>(
     if (filters.source) where.push(`source = ${arg(filters.source)}`);
     if (filters.traceId) where.push(`trace_id = ${arg(filters.traceId)}`);
     if (filters.userId) where.push(`user_id = ${arg(filters.userId)}`);
+    if (filters.writers) where.push(`writer = ANY(${arg(filters.writers)}::text[])`);
     if (filters.q) where.push(`${FTS_EXPR} @@ websearch_to_tsquery('simple', ${arg(filters.q)})`);
     if (cursor) where.push(`(ts, event_id) < (${arg(cursor.ts)}::timestamptz, ${arg(cursor.id)}::uuid)`);
     try {
@@ -151,7 +154,7 @@ function slicesOf(
   filters: SearchFilters,
 ): Slice[] {
   const filtered = Boolean(
-    filters.levels ?? filters.source ?? filters.q ?? filters.traceId ?? filters.userId,
+    filters.levels ?? filters.source ?? filters.q ?? filters.traceId ?? filters.userId ?? filters.writers,
   );
   const out: Slice[] = [];
   for (const p of [...partitions].sort((a, b) => b.from - a.from)) {

@@ -8,6 +8,8 @@ export interface TailFilter {
   levels?: string[] | undefined;
   source?: string | undefined;
   q?: string | undefined;
+  /** A scoped reader's writers: only their events. */
+  writers?: string[] | undefined;
 }
 
 export interface Tail<R> {
@@ -29,7 +31,7 @@ type Positions = Map<number, bigint>;
  * the rows its filter matches, in offset order per partition. Nothing is asked of the
  * consumer (a NOTIFY per batch would serialize its commits). At most `max` tails per process.
  */
-export class TailHub<R extends { level: string; source: string; event_id: string }> {
+export class TailHub<R extends { level: string; source: string; event_id: string; writer: string | null }> {
   private readonly tails = new Set<Tail<R>>();
   private positions: Positions | undefined;
   private timer: NodeJS.Timeout | undefined;
@@ -117,6 +119,7 @@ export class TailHub<R extends { level: string; source: string; event_id: string
           if (f.levels && !f.levels.includes(row.level)) continue;
           if (f.source !== undefined && row.source !== f.source) continue;
           if (f.q !== undefined && !text?.has(row.event_id)) continue;
+          if (f.writers && (row.writer === null || !f.writers.includes(row.writer))) continue;
           tail.send(row);
         }
       }

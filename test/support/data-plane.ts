@@ -5,7 +5,6 @@ import { ApiKeys } from "../../workloads/common/src/auth.js";
 import { parseEnv, ProducerEnv, QueryEnv } from "../../workloads/common/src/config.js";
 import { createLogger } from "../../workloads/common/src/logger.js";
 import { createRegistry } from "../../workloads/common/src/metrics.js";
-import type { Sink } from "../../workloads/consumer/src/consumer.js";
 import { buildGateway } from "../../workloads/producer/src/app.js";
 import { buildQueryApp } from "../../workloads/query/src/app.js";
 import { type Admin, kafkaClient, workloadKafkaClient } from "./kafka.js";
@@ -94,7 +93,7 @@ export async function startDataPlane(
     stop: async () => {
       await gateway.close();
       await query.close();
-      await (sink as Sink).stop();
+      await sink.stop();
       redis.disconnect();
       await admin.deleteTopics({ topics: [topic] }).catch(() => undefined);
       await admin.disconnect();

@@ -117,7 +117,7 @@ describe("keys for writing and for reading", () => {
       while (!pred()) {
         const chunk = await tail?.read();
         if (!chunk || chunk.done) break;
-        text += decoder.decode(chunk.value);
+        text += decoder.decode(chunk.value as Uint8Array);
       }
     };
     await until(() => text.includes(": listening"));

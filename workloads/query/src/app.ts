@@ -154,18 +154,26 @@ export async function buildQueryApp(deps: QueryDeps) {
   // Every /api route authenticates before its request is read further. Query keys come from
   // their own Secret: an ingest key (embedded in apps and agents) reads nothing.
   app.decorateRequest("reader", undefined as unknown as FastifyRequest["reader"]);
-  app.addHook("onRequest", async (req) => {
-    if (!req.url.startsWith("/api/")) return;
-    if (env.AUTH_DISABLED) {
-      req.reader = { client: `ip:${req.ip}` };
-      return;
-    }
+  const identify = (req: FastifyRequest): FastifyRequest["reader"] => {
+    if (env.AUTH_DISABLED) return { client: `ip:${req.ip}` };
     const id = deps.apiKeys?.identify(presentedKey(req.headers));
     if (!id)
       throw new HttpError(401, "missing or invalid API key", [
         "send a query key as X-API-Key: <key> or Authorization: Bearer <key> (ingest keys cannot read)",
       ]);
-    req.reader = { client: `key:${id.name}`, writers: id.writers };
+    return { client: `key:${id.name}`, writers: id.writers };
+  };
+  app.addHook("onRequest", (req, _reply, done) => {
+    if (!req.url.startsWith("/api/")) {
+      done();
+      return;
+    }
+    try {
+      req.reader = identify(req);
+      done();
+    } catch (e) {
+      done(e as HttpError);
+    }
   });
   /** Counts are kept for all writers together: a key scoped to some writers cannot read them. */
   const refuseScoped = (req: FastifyRequest) => {

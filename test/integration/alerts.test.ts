@@ -98,6 +98,12 @@ const cases: Case[] = [
     silentAt: "8m",
   },
   {
+    alert: "LogPipelineConsumerStalled",
+    series: [{ series: `log_consumer_partition_stalled{${wl},pod="a",partition="1"}`, values: "0 0 1x10" }],
+    firesAt: "6m",
+    silentAt: "3m",
+  },
+  {
     alert: "LogPipelineDeadLettersGrowing",
     series: [{ series: `log_consumer_dead_letters_total{${wl},pod="a"}`, values: "0 0 0 0+5x30" }],
     firesAt: "15m",

@@ -765,6 +765,17 @@ const PartitionDelivery = z
       description:
         "Committed records not yet stored: counted exactly when the gap is at most 10000 offsets, else the offset gap (an upper bound: it includes transaction markers).",
     }),
+    stalled: z
+      .object({
+        sqlstate: z.string().meta({ description: "PostgreSQL's SQLSTATE (e.g. 42501, permission denied)." }),
+        reason: z.string().meta({ description: "PostgreSQL's message." }),
+        since: z.string().meta({ description: "When the partition stalled (RFC 3339)." }),
+      })
+      .optional()
+      .meta({
+        description:
+          "Set while PostgreSQL refuses this partition's batches for a reason that is not the data's (a permission, the table): the consumer waits and retries, nothing is dead-lettered.",
+      }),
   })
   .meta({ description: "Where Kafka and PostgreSQL stand on one partition." });
 

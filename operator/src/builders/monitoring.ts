@@ -110,6 +110,17 @@ export function prometheusRule(p: LogPipeline, opts: BuildOptions): KubeObject |
               },
             },
             {
+              alert: "LogPipelineConsumerStalled",
+              expr: `max(log_consumer_partition_stalled{${sel}}) > 0`,
+              for: "2m",
+              labels: { ...labels, severity: "critical" },
+              annotations: {
+                summary:
+                  "PostgreSQL refuses the consumer's batches for a reason that is not the data's (a permission, the table): a partition is stalled.",
+                runbook_url: runbook("logpipelineconsumerstalled"),
+              },
+            },
+            {
               alert: "LogPipelineConsumerLagHigh",
               expr: `sum(log_consumer_lag{${sel}}) > ${p.spec.consumer.lagTarget * Math.max(1, p.spec.consumer.replicas.max)}`,
               for: after,

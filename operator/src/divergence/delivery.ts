@@ -30,6 +30,8 @@ export interface LedgerRow {
   applied: number;
   duplicatesSkipped: number;
   deadLettered: number;
+  /** The consumer recorded this partition as stalled (workloads/consumer/src/sink.ts, recordStall). */
+  stalled?: { sqlstate: string; reason: string; since: string } | undefined;
 }
 
 /**
@@ -52,8 +54,15 @@ export async function readLedger(
       applied: string;
       duplicates_skipped: string;
       dead_lettered: string;
+      stalled_code: string | null;
+      stalled_reason: string | null;
+      stalled_since: Date | null;
     }>(
-      `SELECT partition, next_offset, applied, duplicates_skipped, dead_lettered FROM ${names.offsets} WHERE topic = $1 ORDER BY partition`,
+      // The stall columns through to_jsonb: a ledger made by an older consumer has none.
+      `SELECT partition, next_offset, applied, duplicates_skipped, dead_lettered,
+              to_jsonb(o) ->> 'stalled_code' AS stalled_code, to_jsonb(o) ->> 'stalled_reason' AS stalled_reason,
+              (to_jsonb(o) ->> 'stalled_since')::timestamptz AS stalled_since
+         FROM ${names.offsets} o WHERE topic = $1 ORDER BY partition`,
       [topic],
     );
     return r.rows.map((row) => ({
@@ -62,6 +71,14 @@ export async function readLedger(
       applied: Number(row.applied),
       duplicatesSkipped: Number(row.duplicates_skipped),
       deadLettered: Number(row.dead_lettered),
+      ...(row.stalled_code &&
+        row.stalled_since && {
+          stalled: {
+            sqlstate: row.stalled_code,
+            reason: row.stalled_reason ?? "",
+            since: rfc3339Seconds(row.stalled_since),
+          },
+        }),
     }));
   });
 }
@@ -173,9 +190,16 @@ export function deliveryStatus(
   const partitions = [...lastStable.entries()]
     .sort(([a], [b]) => a - b)
     .map(([partition, lso]) => {
-      const next = byPartition.get(partition)?.nextOffset ?? 0;
+      const row = byPartition.get(partition);
+      const next = row?.nextOffset ?? 0;
       const gap = Math.max(0, lso - next);
-      return { partition, lastStableOffset: lso, dbNextOffset: next, lag: committed.get(partition) ?? gap };
+      return {
+        partition,
+        lastStableOffset: lso,
+        dbNextOffset: next,
+        lag: committed.get(partition) ?? gap,
+        ...(row?.stalled && { stalled: row.stalled }),
+      };
     });
   return {
     asOf: rfc3339Seconds(asOf),

@@ -61,6 +61,39 @@ describe("computeStatus", () => {
     expect(condition(s, "Reconciling")?.status).toBe("True");
   });
 
+  it("says a stalled partition in ConsumerAvailable (and so Ready), and clears it when the ledger does", () => {
+    const delivery = (stalled: boolean) => ({
+      asOf: "2026-01-01T00:00:00Z",
+      lag: 5,
+      dlq: 0,
+      duplicatesSkipped: 0,
+      partitions: [
+        { partition: 0, lastStableOffset: 10, dbNextOffset: 10, lag: 0 },
+        {
+          partition: 1,
+          lastStableOffset: 10,
+          dbNextOffset: 5,
+          lag: 5,
+          ...(stalled && {
+            stalled: {
+              sqlstate: "42501",
+              reason: "permission denied for table logs",
+              since: "2026-01-01T00:00:00Z",
+            },
+          }),
+        },
+      ],
+    });
+    const s = computeStatus(pipeline(), observation({ delivery: delivery(true) }), t0);
+    expect(condition(s, "ConsumerAvailable")).toMatchObject({ status: "False", reason: "ConsumerStalled" });
+    expect(condition(s, "ConsumerAvailable")?.message).toMatch(
+      /partition 1 .*SQLSTATE 42501: permission denied/,
+    );
+    expect(condition(s, "Ready")).toMatchObject({ status: "False", reason: "ConsumerAvailableFalse" });
+    const after = computeStatus(pipeline(), observation({ delivery: delivery(false) }), t1);
+    expect(condition(after, "ConsumerAvailable")).toMatchObject({ status: "True" });
+  });
+
   it("is Ready when every child is, and says so in the message and the replica summaries", () => {
     const s = computeStatus(pipeline(), observation({ consumer: { ...up, desired: 3, ready: 2 } }), t0);
     expect(condition(s, "Ready")).toMatchObject({ status: "True", reason: "PipelineReady" });

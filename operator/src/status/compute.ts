@@ -187,7 +187,18 @@ export function computeStatus(p: LogPipeline, o: Observation, now: Date): LogPip
   );
   const redis = dataServiceCondition("RedisReady", p.spec.redis.mode, o.redis, hib, g);
   const producer = workloadCondition("ProducerAvailable", "producer", o.producer, hib, g);
-  const consumer = workloadCondition("ConsumerAvailable", "consumer", o.consumer, hib, g);
+  const stalledParts = (o.delivery ?? p.status?.delivery)?.partitions?.filter((x) => x.stalled) ?? [];
+  const firstStall = stalledParts[0]?.stalled;
+  const consumer =
+    firstStall && !hib
+      ? cond(
+          "ConsumerAvailable",
+          "False",
+          Reason.ConsumerStalled,
+          `PostgreSQL refuses the batches of partition${stalledParts.length > 1 ? "s" : ""} ${stalledParts.map((x) => x.partition).join(", ")} since ${firstStall.since} (SQLSTATE ${firstStall.sqlstate}: ${firstStall.reason}); nothing is dead-lettered, the consumer retries`,
+          g,
+        )
+      : workloadCondition("ConsumerAvailable", "consumer", o.consumer, hib, g);
   const query = workloadCondition("QueryAvailable", "query API", o.query, hib, g);
   const parts = [topics, postgres, redis, producer, consumer, query];
 

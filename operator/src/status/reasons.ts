@@ -27,6 +27,7 @@ export const Reason = {
   Unavailable: "Unavailable",
   Disabled: "Disabled",
   ConnectionFailed: "ConnectionFailed",
+  ConsumerStalled: "ConsumerStalled",
   Reachable: "Reachable",
   External: "External",
   // Topics

@@ -124,5 +124,11 @@ ALTER TABLE ${n.deadLetters} ADD COLUMN IF NOT EXISTS publish_attempted_at times
 ALTER TABLE ${n.deadLetters} ADD COLUMN IF NOT EXISTS error_class text NOT NULL DEFAULT 'unknown';
 ALTER TABLE ${n.deadLetters} ADD COLUMN IF NOT EXISTS error_code text;
 ALTER TABLE ${n.deadLetters} ADD COLUMN IF NOT EXISTS attempts int NOT NULL DEFAULT 1;
+-- A partition the consumer cannot write for a reason that is neither the data's nor a
+-- passing outage (a permission taken away, a table altered): recorded best effort, cleared by
+-- the next stored batch. The operator reports it (ConsumerAvailable False, ConsumerStalled).
+ALTER TABLE ${n.offsets} ADD COLUMN IF NOT EXISTS stalled_code text;
+ALTER TABLE ${n.offsets} ADD COLUMN IF NOT EXISTS stalled_reason text;
+ALTER TABLE ${n.offsets} ADD COLUMN IF NOT EXISTS stalled_since timestamptz;
 `;
 }

@@ -7,7 +7,7 @@ import type { Logger } from "../../common/src/logger.js";
 import { LATENCY_BUCKETS } from "../../common/src/metrics.js";
 import { DeadLetterPublisher } from "./dlq.js";
 import { PARTITION_DEFAULTS, Partitions } from "./partitions.js";
-import { applyBatch, type BatchOutcome, storedPositions } from "./sink.js";
+import { applyBatch, type BatchOutcome, errorHandling, recordStall, storedPositions } from "./sink.js";
 import { errorText } from "../../common/src/connections.js";
 
 export interface SinkOptions {
@@ -106,6 +106,12 @@ function metrics(registry: Registry) {
     paused: new Gauge({
       name: "log_consumer_backing_off",
       help: "1 while a partition backs off after transient errors",
+      labelNames: ["partition"],
+      registers: [registry],
+    }),
+    stalled: new Gauge({
+      name: "log_consumer_partition_stalled",
+      help: "1 while a partition is stalled: PostgreSQL refuses its batches for a reason that is not the data's (a permission, the table)",
       labelNames: ["partition"],
       registers: [registry],
     }),
@@ -257,21 +263,45 @@ export class Sink {
       });
       this.failures.delete(partition);
       this.m.paused.set({ partition: String(partition) }, 0);
+      this.m.stalled.set({ partition: String(partition) }, 0);
       this.m.latency.observe(Number(process.hrtime.bigint() - started) / 1e9);
       return outcome;
     } catch (e) {
-      // Transient (PostgreSQL down, connection lost, serialization): back off with jitter,
-      // then throw so the client seeks back to the first record of this batch.
+      // Retry (PostgreSQL down, connection lost, serialization): back off with jitter, then
+      // throw so the client seeks back to the first record of this batch. Stall (a permission
+      // taken away, a table altered: waiting will not fix it, a person will): the same, at the
+      // longest backoff, said loudly (metric, error log, the ledger for the operator's
+      // status), and nothing is ever dead-lettered for it.
+      const handling = errorHandling(e);
       const n = (this.failures.get(partition) ?? 0) + 1;
       this.failures.set(partition, n);
-      const delay = Math.min(this.opts.backoffMaxMs, this.opts.backoffMs * 2 ** Math.min(n - 1, 16));
+      const delay =
+        handling === "stall"
+          ? this.opts.backoffMaxMs
+          : Math.min(this.opts.backoffMaxMs, this.opts.backoffMs * 2 ** Math.min(n - 1, 16));
       const jittered = Math.round(delay / 2 + Math.random() * (delay / 2));
-      this.m.retries.inc({ reason: (e as { code?: string }).code ?? "error" });
+      const code = (e as { code?: string }).code ?? "error";
+      this.m.retries.inc({ reason: code });
       this.m.paused.set({ partition: String(partition) }, 1);
-      this.deps.log.warn(
-        { partition, attempt: n, retryInMs: jittered, err: errorText(e) },
-        "batch failed; will retry",
-      );
+      if (handling === "stall") {
+        this.m.stalled.set({ partition: String(partition) }, 1);
+        this.deps.log.error(
+          { partition, attempt: n, sqlstate: code, retryInMs: jittered, err: errorText(e) },
+          "partition stalled: PostgreSQL refuses the batch for a reason that is not the data's; fix the cause (a GRANT, the table), it resumes by itself",
+        );
+        await recordStall(
+          this.deps.pool,
+          this.deps.names,
+          this.opts.topic,
+          partition,
+          code,
+          errorText(e),
+        ).catch((e2: unknown) => this.deps.log.debug({ err: errorText(e2) }, "could not record the stall"));
+      } else
+        this.deps.log.warn(
+          { partition, attempt: n, retryInMs: jittered, err: errorText(e) },
+          "batch failed; will retry",
+        );
       await new Promise((r) => setTimeout(r, jittered));
       throw e;
     } finally {

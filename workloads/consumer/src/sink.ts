@@ -1,8 +1,8 @@
 import { Readable } from "node:stream";
 import { pipeline } from "node:stream/promises";
-import type pg from "pg";
+import pg from "pg";
 import { from as copyFrom } from "pg-copy-streams";
-import { LogEvent } from "../../common/src/event.js";
+import { LogEvent, unstorable } from "../../common/src/event.js";
 import { failpoint } from "../../common/src/failpoints.js";
 import type { LedgerNames } from "../../common/src/ledger.js";
 import { bucketOf, DAY_MS, KEY_OVERLAP_MS, KEY_SPAN_MS, storedTime } from "../../common/src/storage.js";
@@ -17,7 +17,7 @@ export interface SinkRecord {
  * Why a record cannot be stored: its value, its JSON, the event schema, PostgreSQL refusing
  * it, or its stored time older than the retention (its partition is gone).
  */
-export type ErrorClass = "empty" | "json" | "schema" | "postgres" | "expired";
+export type ErrorClass = "empty" | "json" | "schema" | "unstorable" | "postgres" | "expired";
 
 export interface DeadLetter {
   offset: string;
@@ -101,6 +101,11 @@ function decode(r: SinkRecord): Decoded {
     );
   }
   const event = parsed.data;
+  // What the gateway refuses (a writer that does not check, an older gateway): NUL and lone
+  // surrogates PostgreSQL refuses anyway, and a nesting deep enough to overflow a stack here
+  // (JSON.stringify) or in PostgreSQL's jsonb parser. Found without a round trip.
+  const why = unstorable(event);
+  if (why) return dead("unstorable", `unstorable: ${why}`, null, event.eventId);
   const t = storedTime(Date.parse(event.timestamp), Date.parse(event.receivedAt));
   return {
     kind: "event",
@@ -116,13 +121,37 @@ const UNIQUE_VIOLATION = "23505";
  */
 const NO_PARTITION = "23514";
 
+/** What the consumer does about an error, by its SQLSTATE class. */
+export type ErrorHandling =
+  /** The data can never be stored (22 data exception, 23 integrity, 54 limit exceeded): isolate the record, dead-letter it. */
+  | "isolate"
+  /** A passing condition (08 connection, 40 rollback, 53 resources, 57 operator intervention, 58 system; no SQLSTATE: the network): retry with backoff. */
+  | "retry"
+  /** Anything else (a permission taken away, a table altered): stall the partition, say so, retry slowly; never dead-letter. */
+  | "stall";
+
+const RETRY_CLASSES = new Set(["08", "40", "53", "57", "58"]);
+const ISOLATE_CLASSES = new Set(["22", "23", "54"]);
+
+/** The handling of an error from a batch's transaction. */
+export function errorHandling(e: unknown): ErrorHandling {
+  // Not an error PostgreSQL answered: the connection or the network (ECONNRESET, a timeout,
+  // the pool), a failpoint, or the batch this code rolls back itself (LP001, KEY_OVERLAP_MS).
+  if (!(e instanceof pg.DatabaseError)) return "retry";
+  const code = e.code;
+  if (typeof code !== "string" || code.length !== 5) return "retry";
+  if (code === UNIQUE_VIOLATION || code === NO_PARTITION) return "retry";
+  // lock_not_available (a lock_timeout): another session holds the lock for now.
+  if (code === "55P03") return "retry";
+  const cls = code.slice(0, 2);
+  if (ISOLATE_CLASSES.has(cls)) return "isolate";
+  if (RETRY_CLASSES.has(cls)) return "retry";
+  return "stall";
+}
+
 /** SQLSTATE classes that mean "this data can never be stored": isolate the record, do not retry. */
 export function isDataError(e: unknown): boolean {
-  const code = (e as { code?: unknown }).code;
-  return (
-    typeof code === "string" &&
-    (code.startsWith("22") || (code.startsWith("23") && code !== UNIQUE_VIOLATION && code !== NO_PARTITION))
-  );
+  return errorHandling(e) === "isolate";
 }
 
 const COLUMNS =
@@ -206,30 +235,45 @@ export async function applyBatch(
       ));
     } catch (e) {
       if (!isDataError(e)) throw e;
-      // One record cannot be stored: insert one by one, dead-lettering those that fail.
+      // A record cannot be stored: find it by halves, each half under its own savepoint, so
+      // one bad value costs about 2·log2(batch) inserts, not one per row.
       await client.query("ROLLBACK TO SAVEPOINT rows");
       storedRows = [];
       duplicates = [];
-      for (const row of rows) {
-        await client.query("SAVEPOINT one");
-        try {
-          const one = await insertDeduplicated(client, n, partition, [row], keyed, options.legacy);
-          storedRows.push(...one.stored);
-          duplicates.push(...one.duplicates);
-          await client.query("RELEASE SAVEPOINT one");
-        } catch (e1) {
-          if (!isDataError(e1)) throw e1;
-          await client.query("ROLLBACK TO SAVEPOINT one");
+      const isolate = async (part: Row[], known?: unknown): Promise<void> => {
+        if (part.length === 0) return;
+        let failure = known;
+        if (failure === undefined) {
+          await client.query("SAVEPOINT part");
+          try {
+            const done = await insertDeduplicated(client, n, partition, part, keyed, options.legacy);
+            storedRows.push(...done.stored);
+            duplicates.push(...done.duplicates);
+            await client.query("RELEASE SAVEPOINT part");
+            return;
+          } catch (e1) {
+            if (!isDataError(e1)) throw e1;
+            await client.query("ROLLBACK TO SAVEPOINT part");
+            failure = e1;
+          }
+        }
+        const [row] = part;
+        if (part.length === 1 && row) {
           outcome.deadLettered.push({
             offset: row.offset,
             eventId: row.event.eventId,
-            reason: `postgres: ${(e1 as Error).message}`,
+            reason: `postgres: ${(failure as Error).message}`,
             errorClass: "postgres",
-            errorCode: (e1 as { code?: string }).code ?? null,
+            errorCode: (failure as { code?: string }).code ?? null,
             payload: fresh.find((r) => r.offset === row.offset)?.value ?? null,
           });
+          return;
         }
-      }
+        const half = Math.ceil(part.length / 2);
+        await isolate(part.slice(0, half));
+        await isolate(part.slice(half));
+      };
+      await isolate(rows, e);
     }
     await writeCounts(client, n, partition, storedRows);
     outcome.applied = storedRows.length;
@@ -278,7 +322,8 @@ export async function applyBatch(
     await client.query(
       `UPDATE ${n.offsets} SET next_offset = ${outcome.nextOffset.toString()}, applied = applied + ${String(outcome.applied)},
          duplicates_skipped = duplicates_skipped + ${String(outcome.duplicates)},
-         dead_lettered = dead_lettered + ${String(outcome.deadLettered.length)}, updated_at = now() WHERE ${where};
+         dead_lettered = dead_lettered + ${String(outcome.deadLettered.length)}, updated_at = now(),
+         stalled_code = NULL, stalled_reason = NULL, stalled_since = NULL WHERE ${where};
        COMMIT;`,
     );
     return outcome;
@@ -450,6 +495,28 @@ async function copyRows(client: pg.PoolClient, table: string, partition: number,
   await pipeline(
     Readable.from([`${text}\n`]),
     client.query(copyFrom(`COPY ${table} (${COLUMNS}) FROM STDIN`)),
+  );
+}
+
+/**
+ * Records that a partition is stalled (best effort, outside any batch: the error that stalled
+ * it may deny this too, and the metric and the log still say so). The reason is PostgreSQL's
+ * message, which names objects, never data or credentials.
+ */
+export async function recordStall(
+  pool: pg.Pool,
+  n: LedgerNames,
+  topic: string,
+  partition: number,
+  code: string,
+  reason: string,
+): Promise<void> {
+  await pool.query(
+    `INSERT INTO ${n.offsets} (topic, partition, next_offset, stalled_code, stalled_reason, stalled_since)
+     VALUES ($1, $2, 0, $3, $4, now())
+     ON CONFLICT (topic, partition) DO UPDATE SET stalled_code = $3, stalled_reason = $4,
+       stalled_since = coalesce(${n.offsets}.stalled_since, now())`,
+    [topic, partition, code, reason.slice(0, 500)],
   );
 }
 

@@ -146,6 +146,7 @@ export const guardsPlugin = fp<GuardsPluginOptions>(
         );
       req.client = client;
       inFlight++;
+      m.inFlight.set(inFlight);
       perClient.set(client, mine + 1);
       let held = true;
       // "close" comes once the response is sent or the connection is gone, whichever first.
@@ -153,6 +154,7 @@ export const guardsPlugin = fp<GuardsPluginOptions>(
         if (!held) return;
         held = false;
         inFlight--;
+        m.inFlight.set(inFlight);
         const n = (perClient.get(client) ?? 1) - 1;
         if (n === 0) perClient.delete(client);
         else perClient.set(client, n);

@@ -38,6 +38,11 @@ export function gatewayMetrics(registry: Registry) {
       help: "Requests failed because Kafka refused one of their records (the rest of their transaction was sent again without them)",
       registers: r,
     }),
+    inFlight: new Gauge({
+      name: "log_producer_ingest_in_flight",
+      help: "Ingest requests authenticated and not yet answered (INGEST_MAX_IN_FLIGHT caps it)",
+      registers: r,
+    }),
     rateLimited: new Counter({
       name: "log_producer_rate_limited_total",
       help: "Requests refused by the rate limiter",

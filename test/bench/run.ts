@@ -9,10 +9,11 @@ import { mkdtempSync, readFileSync, writeFileSync } from "node:fs";
 import os, { tmpdir } from "node:os";
 import path from "node:path";
 import { Consumer as PlatformaticConsumer, Producer as PlatformaticProducer } from "@platformatic/kafka";
-import autocannon from "autocannon";
 import { Kafka as KafkaJs, logLevel as kafkaJsLogLevel } from "kafkajs";
 import pg from "pg";
 import { NativeProducer } from "../../workloads/common/src/kafka-producer.js";
+import { FLOOD, floodPhase, poisonPhase } from "./hostile.js";
+import { count202, load } from "./load.js";
 import { ledgerDdl, ledgerNames } from "../../workloads/common/src/ledger.js";
 import { kafkaClient } from "../support/kafka.js";
 import { appliedEvents } from "../support/pipeline-db.js";
@@ -55,17 +56,6 @@ function rssMiB(pid: number | undefined): number {
   const m = /VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, "utf8"));
   return m?.[1] ? Number(m[1]) / 1024 : 0;
 }
-
-async function load(opts: autocannon.Options) {
-  return new Promise<autocannon.Result>((resolve, reject) => {
-    autocannon(opts, (err, res) =>
-      err ? reject(err instanceof Error ? err : new Error(String(err))) : resolve(res),
-    );
-  });
-}
-const count202 = (r: autocannon.Result) =>
-  (r as unknown as { statusCodeStats?: Record<string, { count: number }> }).statusCodeStats?.["202"]?.count ??
-  0;
 
 async function main() {
   const { info, release } = ensureStack();
@@ -176,6 +166,20 @@ async function main() {
       [halfStart],
     );
     results.p99_ack_to_row_ms_half_load = Math.round(ackToRow.rows[0]?.p99 ?? -1);
+    Object.assign(
+      results,
+      await floodPhase({
+        port,
+        headers,
+        batch,
+        eventsPerRequest: EVENTS_PER_REQUEST,
+        connections: CONNECTIONS,
+        rate: halfRate,
+        seconds: 15,
+        step,
+      }),
+    );
+    Object.assign(results, await poisonPhase({ postgresUrl: info.postgresUrl, schema, step }));
     await consumer.stop();
     const backlog = await rows();
 
@@ -551,6 +555,26 @@ function report(figures: Record<string, number>, measuredAt: string) {
     ["p99 ack → row at half load, ms", String(r.p99_ack_to_row_ms_half_load), "< 250"],
     ["p99 ack at full load, ms", String(r.full_load_p99_ack_ms), ""],
     ["single-event requests, req/s", String(r.single_event_req_per_s), "≥ 20,000"],
+    [
+      `half load beside an unauthenticated flood (${String(FLOOD.rate)} req/s, ${String(FLOOD.connections)} connections, ${String(FLOOD.bodyBytes / 1024)} KiB bodies, its own process): accepted events/s, flood ÷ alone`,
+      `${String(r.flood_events_per_s)} ÷ ${String(r.flood_baseline_events_per_s)} = ${String(r.flood_events_ratio)}`,
+      "≥ 0.8",
+    ],
+    [
+      "the same: p99 ack ms, flood ÷ alone",
+      `${String(r.flood_p99_ack_ms)} ÷ ${String(r.flood_baseline_p99_ack_ms)} = ${String(r.flood_p99_ratio)}`,
+      "≤ 1.5",
+    ],
+    [
+      "the flood: 401s per second (answers other than 401)",
+      `${String(r.flood_unauthenticated_per_s)} (${String(r.flood_unauthenticated_other_answers)})`,
+      "",
+    ],
+    [
+      "consumer transaction, batches of 2,000: one refused value per batch ÷ clean, events/s",
+      `${String(r.poison_one_per_batch_events_per_s)} ÷ ${String(r.poison_clean_events_per_s)} = ${String(r.poison_ratio)}`,
+      "",
+    ],
     ["gateway RSS at full load, MiB", String(r.gateway_rss_mib), "< 300"],
     [
       "Kafka client: @confluentinc/kafka-javascript, transactional produce msg/s",
@@ -585,7 +609,10 @@ function report(figures: Record<string, number>, measuredAt: string) {
     ...rows.map(([a, b, c]) => `| ${a} | ${b} | ${c} |`),
   ].join("\n");
   console.log(`\n${table}\n`);
-  writeFileSync(path.join(repoRoot, "docs/benchmarks.json"), `${JSON.stringify(r, null, 2)}\n`);
+  // Merged: the other benchmarks' figures (make bench-storage …) stay under their keys.
+  const jsonPath = path.join(repoRoot, "docs/benchmarks.json");
+  const previous = JSON.parse(readFileSync(jsonPath, "utf8")) as Record<string, unknown>;
+  writeFileSync(jsonPath, `${JSON.stringify({ ...previous, ...r }, null, 2)}\n`);
   const md = path.join(repoRoot, "docs/benchmarks.md");
   const text = readFileSync(md, "utf8");
   const section = `<!-- bench:start -->\nLast run: ${String(r.measured_at)} on ${machine}, everything co-located (stack, gateway, consumer, load generator).\nCommand: \`make bench\` (\`BENCH_LOAD_SECONDS=${LOAD_SECONDS}\`).\n\n${table}\n<!-- bench:end -->`;

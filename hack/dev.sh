@@ -144,6 +144,7 @@ port_forward query "$QUERY_PORT" 80
 done_step
 
 key_cmd="kubectl get secret -n $NS $NAME-api-keys -o jsonpath='{.data.api-keys}' | base64 -d | cut -d: -f2"
+read_key_cmd="kubectl get secret -n $NS $NAME-query-keys -o jsonpath='{.data.api-keys}' | base64 -d | cut -d: -f2"
 cat <<EOF
 
 The whole system runs on the local node (kubelet, containerd, CoreDNS, kube-proxy, metrics-server).
@@ -156,10 +157,11 @@ The project's kubectl, helm and Node 24 are in its tool cache, not on PATH; this
 In the cluster: ingest $INGEST_URL   query $QUERY_URL
 Port-forwarded:  ingest http://127.0.0.1:$INGEST_PORT   query http://127.0.0.1:$QUERY_PORT   (OpenAPI: /docs/json)
 
-  KEY=\$($key_cmd)
+  KEY=\$($key_cmd)              # an ingest key: writes only
+  READ_KEY=\$($read_key_cmd)    # a query key: reads only
   curl -X POST http://127.0.0.1:$INGEST_PORT/api/logs -H "x-api-key: \$KEY" -H 'content-type: application/json' \\
        -d '{"level":"ERROR","source":"checkout","message":"payment declined"}'
-  curl "http://127.0.0.1:$QUERY_PORT/api/logs?q=payment" -H "x-api-key: \$KEY"
+  curl "http://127.0.0.1:$QUERY_PORT/api/logs?q=payment" -H "x-api-key: \$READ_KEY"
   kubectl exec -n $NS $NAME-postgres-0 -- psql -h /var/run/postgresql -U logpipeline -d logpipeline \\
        -c 'select level, source, message from public.logs order by ts desc limit 5'
 

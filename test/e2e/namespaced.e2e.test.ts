@@ -161,7 +161,7 @@ describe("e2e: the namespaced install (installMode=namespaced)", () => {
           watched,
           `stats-${Date.now() % 100000}`,
           { MODE: "stats", QUERY_URL: (lp.status as { endpoints: { query: string } }).endpoints.query },
-          `${name}-api-keys`,
+          `${name}-query-keys`, // the query API takes query keys only
         );
         const total = (out.find((l) => l.stats)?.stats?.bySource ?? [])
           .filter((b) => b.source.startsWith(`${run}-`))

@@ -179,7 +179,7 @@ async function statsTotal(lp: LogPipelineObject, run: string): Promise<number> {
     ns,
     `stats-${Date.now() % 100000}`,
     { MODE: "stats", QUERY_URL: queryUrl(lp) },
-    `${name}-api-keys`,
+    `${name}-query-keys`, // the query API takes query keys only
   );
   const s = lines.find((l) => l.stats);
   expect(s?.status).toBe(200);

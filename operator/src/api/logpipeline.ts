@@ -374,8 +374,11 @@ export const PostgresSpec = z
         credentialsSecret: objectName("Secret with keys `username` and `password`."),
         sslMode: z
           .enum(["disable", "prefer", "require", "verify-ca", "verify-full"])
-          .default("prefer")
-          .meta({ description: "libpq sslmode." }),
+          .default("verify-full")
+          .meta({
+            description:
+              "libpq sslmode. verify-full by default (TLS, the certificate and the host name verified, against caSecretRef or the system's CAs); a weaker mode is an explicit choice, shown by the TransportVerified condition.",
+          }),
         caSecretRef: SecretKeyRef(
           "Secret key with the CA bundle for verify-ca/verify-full.",
           "ca.crt",

@@ -51,6 +51,7 @@ describe("computeStatus", () => {
       "QueryAvailable",
       "DataConsistent",
       "IntegrationsAvailable",
+      "TransportVerified",
       "Reconciling",
       "Stalled",
     ]);
@@ -59,6 +60,44 @@ describe("computeStatus", () => {
     expect(condition(s, "Ready")).toMatchObject({ status: "False", reason: "ProducerAvailableFalse" });
     expect(s).toMatchObject({ observedGeneration: 3, phase: "Provisioning" });
     expect(condition(s, "Reconciling")?.status).toBe("True");
+  });
+
+  it("says which connections the spec chose weaker than verified TLS, without touching Ready", () => {
+    const pgExternal = (sslMode?: string) => ({
+      mode: "external",
+      external: { host: "db", credentialsSecret: "c", ...(sslMode && { sslMode }) },
+    });
+    const verified = computeStatus(
+      pipeline({
+        kafka: { mode: "external", bootstrapServers: "k:9093", auth: { securityProtocol: "SSL" } },
+        postgres: pgExternal(),
+      }),
+      observation(),
+      t0,
+    );
+    expect(condition(verified, "TransportVerified")).toMatchObject({ status: "True", reason: "Verified" });
+    const weaker = computeStatus(
+      pipeline({
+        postgres: pgExternal("require"),
+        redis: { mode: "external", external: { url: "redis://cache:6379" } },
+        ingress: { enabled: true, host: "logs.example.com" },
+      }),
+      observation(),
+      t0,
+    );
+    expect(condition(weaker, "TransportVerified")).toMatchObject({
+      status: "False",
+      reason: "WeakerByChoice",
+    });
+    const message = condition(weaker, "TransportVerified")?.message ?? "";
+    for (const part of [
+      /PostgreSQL sslMode require/,
+      /Kafka PLAINTEXT/,
+      /Redis redis:\/\//,
+      /Ingress without TLS/,
+    ])
+      expect(message).toMatch(part);
+    expect(condition(weaker, "Ready")?.status).toBe("True");
   });
 
   it("says a stalled partition in ConsumerAvailable (and so Ready), and clears it when the ledger does", () => {

@@ -3,6 +3,31 @@ import type { LogPipeline, LogPipelineStatus } from "../api/logpipeline.js";
 import { type Condition, type ConditionInput, type ConditionStatus, setCondition } from "./conditions.js";
 import { type ConditionReason, type PartReason, type PartType, Reason } from "./reasons.js";
 
+/**
+ * The connections the spec chose weaker than TLS with the server verified, each said in a
+ * few words (empty: none). Managed PostgreSQL and Redis are not among them: they run in the
+ * pipeline's namespace behind its NetworkPolicies. Informational: Ready does not depend on it.
+ */
+export function weakerTransport(p: LogPipeline): string[] {
+  const out: string[] = [];
+  const pg = p.spec.postgres.external;
+  if (p.spec.postgres.mode === "external" && pg && pg.sslMode !== "verify-full")
+    out.push(
+      pg.sslMode === "verify-ca"
+        ? "PostgreSQL sslMode verify-ca (the certificate is checked, not the host name)"
+        : `PostgreSQL sslMode ${pg.sslMode} (the server is not verified${pg.sslMode === "require" ? "" : "; traffic may be plaintext"})`,
+    );
+  const kafkaProtocol = p.spec.kafka.auth.securityProtocol;
+  if (kafkaProtocol === "PLAINTEXT" || kafkaProtocol === "SASL_PLAINTEXT")
+    out.push(`Kafka ${kafkaProtocol} (plaintext)`);
+  const redis = p.spec.redis.external;
+  if (p.spec.redis.mode === "external" && redis && !redis.url.startsWith("rediss://"))
+    out.push("Redis redis:// (plaintext)");
+  if (p.spec.ingress.enabled && !p.spec.ingress.tlsSecret)
+    out.push("Ingress without TLS (keys sent in clear)");
+  return out;
+}
+
 /** Condition types of a LogPipeline (the CRD's status.conditions). */
 export const CONDITION_TYPES = [
   "Ready",
@@ -14,6 +39,7 @@ export const CONDITION_TYPES = [
   "QueryAvailable",
   "DataConsistent",
   "IntegrationsAvailable",
+  "TransportVerified",
   "Reconciling",
   "Stalled",
 ] as const;
@@ -269,6 +295,17 @@ export function computeStatus(p: LogPipeline, o: Observation, now: Date): LogPip
         g,
       );
 
+  const weaker = weakerTransport(p);
+  const transport = weaker.length
+    ? cond("TransportVerified", "False", Reason.WeakerByChoice, `chosen in the spec: ${weaker.join("; ")}`, g)
+    : cond(
+        "TransportVerified",
+        "True",
+        Reason.Verified,
+        "every connection to a service outside the pipeline's namespace is TLS with the server verified",
+        g,
+      );
+
   inputs.push(
     ready,
     topics,
@@ -279,6 +316,7 @@ export function computeStatus(p: LogPipeline, o: Observation, now: Date): LogPip
     query,
     data,
     integrations,
+    transport,
     reconciling,
     stalled,
   );

@@ -48,6 +48,9 @@ export const Reason = {
   ConsumerStuck: "ConsumerStuck",
   NotChecked: "NotChecked",
   CheckFailed: "CheckFailed",
+  // TransportVerified
+  Verified: "Verified",
+  WeakerByChoice: "WeakerByChoice",
   // IntegrationsAvailable
   AllPresent: "AllPresent",
   KedaMissing: "KedaMissing",

@@ -53,7 +53,7 @@ export const PostgresEnv = z.object({
   PG_USER: z.string().min(1),
   PG_PASSWORD: z.string().optional(),
   PG_PASSWORD_FILE: z.string().optional(),
-  PG_SSLMODE: z.enum(["disable", "prefer", "require", "verify-ca", "verify-full"]).default("prefer"),
+  PG_SSLMODE: z.enum(["disable", "prefer", "require", "verify-ca", "verify-full"]).default("verify-full"),
   PG_SSL_CA_FILE: z.string().optional(),
   PG_SCHEMA: z
     .string()

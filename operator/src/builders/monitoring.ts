@@ -19,7 +19,7 @@ export function serviceMonitor(p: LogPipeline, opts: BuildOptions): KubeObject |
         matchLabels: { "app.kubernetes.io/name": "logpipeline", "app.kubernetes.io/instance": instance },
         matchExpressions: [{ key: LABEL_METRICS, operator: "Exists" }],
       },
-      endpoints: ["http", "metrics"].map((port) => ({ port, path: "/metrics", interval: sm.interval })),
+      endpoints: [{ port: "metrics", path: "/metrics", interval: sm.interval }],
     },
   };
 }

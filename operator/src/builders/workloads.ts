@@ -186,7 +186,12 @@ function deployment(p: LogPipeline, opts: BuildOptions, w: WorkloadInput): V1Dep
               imagePullPolicy: opts.imagePullPolicy,
               // POD_NAME first: later values refer to it as $(POD_NAME).
               env: [POD_NAME_ENV, ...w.secretEnv, ...envVars(w.env)],
-              ports: [{ name: w.port.name, containerPort: w.port.number }],
+              // The API's port (producer, query) and the metrics port (every workload; the
+              // consumer's only one): /metrics is never on an API's public port.
+              ports: [
+                ...(w.port.name === "metrics" ? [] : [{ name: w.port.name, containerPort: w.port.number }]),
+                { name: "metrics", containerPort: METRICS_PORT },
+              ],
               ...httpProbes(w.port.name),
               resources: w.resources,
               securityContext: containerSecurity(),
@@ -226,6 +231,7 @@ export function producerDeployment(p: LogPipeline, opts: BuildOptions): V1Deploy
     ...store.env,
     PIPELINE_NAME: p.metadata.name,
     PORT: HTTP_PORT,
+    METRICS_PORT,
     KAFKA_CLIENT_ID: "$(POD_NAME)",
     DELIVERY: producer.delivery,
     TRANSACTIONAL_ID:
@@ -298,6 +304,7 @@ export function queryDeployment(p: LogPipeline, opts: BuildOptions): V1Deploymen
     ...store.env,
     PIPELINE_NAME: p.metadata.name,
     PORT: HTTP_PORT,
+    METRICS_PORT,
     CACHE_TTL_SECONDS: query.cacheTtlSeconds,
     AUTH_DISABLED: query.authDisabled,
     API_KEYS_FILE: keys ? secretFile(keys, "api-keys") : undefined,
@@ -315,20 +322,24 @@ export function queryDeployment(p: LogPipeline, opts: BuildOptions): V1Deploymen
   });
 }
 
-/** A ClusterIP Service per workload; all carry the metrics label the ServiceMonitor selects. */
+/**
+ * A ClusterIP Service per workload: the API's port (producer, query; what the Ingress routes
+ * to) and the metrics port the ServiceMonitor scrapes (all three carry its label).
+ */
 export function workloadService(p: LogPipeline, component: "producer" | "consumer" | "query"): V1Service {
-  const port =
+  const metrics = { name: "metrics", port: METRICS_PORT, targetPort: "metrics" };
+  const ports =
     component === "consumer"
-      ? { name: "metrics", port: METRICS_PORT, targetPort: "metrics" }
-      : { name: "http", port: SERVICE_PORT, targetPort: "http" };
+      ? [metrics]
+      : [{ name: "http", port: SERVICE_PORT, targetPort: "http" }, metrics];
   return {
     apiVersion: "v1",
     kind: "Service",
     metadata: childMeta(p, pipelineNames(p)[component], {
       ...pipelineLabels(p, component),
-      [LABEL_METRICS]: port.name,
+      [LABEL_METRICS]: "metrics",
     }),
-    spec: { selector: selectorLabels(p, component), ports: [port] },
+    spec: { selector: selectorLabels(p, component), ports },
   };
 }
 

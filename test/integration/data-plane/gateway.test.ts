@@ -27,6 +27,7 @@ let sink: Sink;
 let gateway: Awaited<ReturnType<typeof buildGateway>>;
 let app: FastifyInstance;
 let redis: Redis;
+const registry = createRegistry("producer", "t");
 
 const env = (over: Record<string, string> = {}) =>
   parseEnv(ProducerEnv, {
@@ -65,7 +66,7 @@ beforeAll(async () => {
     redis,
     apiKeys: new ApiKeys(`tests:${KEY}`),
     log: createLogger("gateway-test", "warn"),
-    registry: createRegistry("producer", "t"),
+    registry,
   });
   app = gateway.app;
   sink = await startSink({ kafka: wk, db, topic, groupId: `g-${id}` });
@@ -151,7 +152,7 @@ describe("ingest gateway → Kafka → consumer → PostgreSQL", () => {
     await eventually("the retried event's row", async () =>
       (await exactlyOnceAudit(db.pool, db.names, [eventId])).lost === 0 ? true : undefined,
     );
-    const metrics = (await app.inject("/metrics")).body;
+    const metrics = await registry.metrics();
     expect(metrics).toMatch(/log_producer_transaction_abort_total\{[^}]*\} [1-9]/);
   });
 
@@ -235,7 +236,7 @@ describe("ingest gateway → Kafka → consumer → PostgreSQL", () => {
     expect(Object.keys(docs.json<{ paths: object }>().paths)).toEqual(
       expect.arrayContaining(["/api/logs", "/api/logs/batch"]),
     );
-    const metrics = (await app.inject("/metrics")).body;
+    const metrics = await registry.metrics();
     for (const name of [
       "log_producer_send_success_total",
       "log_producer_transaction_abort_total",

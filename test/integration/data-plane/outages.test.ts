@@ -108,6 +108,7 @@ async function pipeline(opts: {
   await sink.start();
   return {
     app: gateway.app,
+    registry,
     db,
     sink,
     sinkRegistry,
@@ -300,7 +301,7 @@ describe("outages", () => {
       // A client retry of events already stored: no Redis to answer it, PostgreSQL's key does.
       const retried = await postBatch(p.app, first.slice(0, 50));
       expect(retried.statusCode).toBe(202);
-      expect((await p.app.inject("/metrics")).body).toMatch(/log_producer_redis_available\{[^}]*\} 0/);
+      expect(await p.registry.metrics()).toMatch(/log_producer_redis_available\{[^}]*\} 0/);
       iso.start("redis");
       const third = batch(100, "after");
       expect((await postBatch(p.app, third)).statusCode).toBe(202);

@@ -33,8 +33,10 @@ const events = Array.from({ length: 250 }, (_, i) =>
   }),
 );
 
+/** The main app's registry (each app registers its metrics in its own). */
+const queryRegistry = createRegistry("query", "t");
 const get = (url: string) => app.inject({ method: "GET", url, headers: { "x-api-key": KEY } });
-const queryApp = async (extra: Record<string, string> = {}) =>
+const queryApp = async (extra: Record<string, string> = {}, registry = createRegistry("query", "t")) =>
   buildQueryApp({
     env: parseEnv(QueryEnv, {
       ...pipelineEnv(`q-${uniqueSuffix()}`),
@@ -51,7 +53,7 @@ const queryApp = async (extra: Record<string, string> = {}) =>
     names: db.names,
     apiKeys: new ApiKeys(`reader:${KEY}`),
     log: createLogger("query-test", "warn"),
-    registry: createRegistry("query", "t"),
+    registry,
   });
 
 beforeAll(async () => {
@@ -72,7 +74,7 @@ beforeAll(async () => {
   // The maintainer's pass: every closed partition gets its full-text index.
   await testPartitions(db).runOnce();
   redis = new Redis(stack.redisUrl);
-  app = await queryApp();
+  app = await queryApp({}, queryRegistry);
 });
 
 afterAll(async () => {
@@ -231,7 +233,7 @@ describe("query API", () => {
     expect(s1).toMatchObject({ total: 250, byLevel: { ERROR: 25, INFO: 225 } });
     const s2 = (await get("/api/stats?hours=48")).json<{ total: number }>();
     expect(s2).toEqual(s1);
-    const metrics = (await app.inject("/metrics")).body;
+    const metrics = await queryRegistry.metrics();
     expect(metrics).toMatch(/log_query_cache_hit_total\{[^}]*\} 1/);
     expect(promtoolCheckMetrics(metrics)).toEqual({ status: 0, findings: "" });
     // A range that starts and ends inside hours: whole hours from the hourly counts, the edges per minute.

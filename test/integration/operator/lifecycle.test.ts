@@ -91,7 +91,7 @@ describe("operator: a pipeline's life (minimal sample, external Kafka through th
       `${name}-producer`,
     ]);
     expect(await names("Secret", "v1")).toEqual(
-      ["api-keys", "postgres-credentials", "redis-credentials"].map((c) => `${name}-${c}`),
+      ["api-keys", "postgres-credentials", "query-keys", "redis-credentials"].map((c) => `${name}-${c}`),
     );
     await eventually("topics in Kafka", async () => {
       const topics = await bed.admin.listTopics();
@@ -362,5 +362,8 @@ describe("operator: a pipeline's life (minimal sample, external Kafka through th
     ).toBeDefined();
     expect(await bed.kube.getOrUndefined("v1", "Secret", ns, `${name}-postgres-credentials`)).toBeDefined();
     expect(await bed.kube.getOrUndefined("v1", "Secret", ns, `${name}-redis-credentials`)).toBeUndefined();
+    // The generated keys, ingest and query, belong to the pipeline alone.
+    expect(await bed.kube.getOrUndefined("v1", "Secret", ns, `${name}-api-keys`)).toBeUndefined();
+    expect(await bed.kube.getOrUndefined("v1", "Secret", ns, `${name}-query-keys`)).toBeUndefined();
   });
 });

@@ -28,6 +28,8 @@ export const HttpEnv = z.object({
   PORT: int(1, 65535, 8080),
   /** Open connections at most; more are closed as they arrive (0: no cap). */
   HTTP_MAX_CONNECTIONS: int(0, 1_000_000, 1024),
+  /** /metrics (and /healthz, /readyz) on a port of their own, never the API's public port. */
+  METRICS_PORT: int(1, 65535, 9090),
 });
 
 /** Bytes a Kafka record may need beside its value (key, headers, record and batch framing). */

@@ -25,13 +25,45 @@ export const MAX_METADATA_DEPTH = 16;
  * consumer must isolate later. Iterative: a hostile depth cannot overflow this stack either.
  */
 export function unstorable(value: unknown, maxDepth = MAX_METADATA_DEPTH): string | undefined {
+  // The common case, every value fine, without building a path: two parallel stacks.
+  const values: unknown[] = [value];
+  const depths: number[] = [0];
+  let bad = false;
+  while (values.length > 0 && !bad) {
+    const v = values.pop();
+    const depth = depths.pop() ?? 0;
+    if (typeof v === "string") bad = badString(v) !== undefined;
+    else if (typeof v === "object" && v !== null) {
+      if (depth > maxDepth) bad = true;
+      else if (Array.isArray(v))
+        for (const child of v) {
+          values.push(child);
+          depths.push(depth + 1);
+        }
+      else
+        for (const k in v) {
+          if (badString(k)) {
+            bad = true;
+            break;
+          }
+          values.push((v as Record<string, unknown>)[k]);
+          depths.push(depth + 1);
+        }
+    }
+  }
+  return bad ? whereUnstorable(value, maxDepth) : undefined;
+}
+
+const badString = (s: string) =>
+  s.includes("\0")
+    ? "must not contain NUL (\\u0000)"
+    : s.isWellFormed()
+      ? undefined
+      : "must not contain a lone UTF-16 surrogate";
+
+/** The same walk, naming where the first refused value is (run only when there is one). */
+function whereUnstorable(value: unknown, maxDepth: number): string | undefined {
   const stack: { v: unknown; path: string; depth: number }[] = [{ v: value, path: "", depth: 0 }];
-  const badString = (s: string) =>
-    s.includes("\0")
-      ? "must not contain NUL (\\u0000)"
-      : s.isWellFormed()
-        ? undefined
-        : "must not contain a lone UTF-16 surrogate";
   for (let item = stack.pop(); item; item = stack.pop()) {
     const { v, path, depth } = item;
     if (typeof v === "string") {

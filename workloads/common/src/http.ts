@@ -71,7 +71,8 @@ export interface HttpAppOptions {
 
 /**
  * The fastify app shared by the HTTP workloads: zod validation with 400s that name each bad
- * field, OpenAPI at /docs/json, /healthz, /metrics, request metrics, 5xx without internals,
+ * field, OpenAPI at /docs/json, /healthz, request metrics (served on the metrics port by
+ * serveOps, never here), 5xx without internals,
  * gzip and deflate bodies (the body limit holds for the decompressed size), a cap on open
  * connections, and every refusal counted by reason. Each workload adds its routes and its own
  * /readyz.
@@ -191,9 +192,6 @@ export async function createHttpApp(o: HttpAppOptions) {
   });
 
   app.get("/healthz", { schema: { hide: true } }, () => ({ status: "ok" }));
-  app.get("/metrics", { schema: { hide: true } }, async (_req, reply) =>
-    reply.header("content-type", o.registry.contentType).send(await o.registry.metrics()),
-  );
   app.get("/docs/json", { schema: { hide: true } }, () => app.swagger());
   return app;
 }

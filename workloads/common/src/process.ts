@@ -35,12 +35,16 @@ export function runMain(name: string, main: () => Promise<{ stop: () => Promise<
   );
 }
 
-/** /metrics, /healthz and /readyz on a port of their own (for workloads without an HTTP API). */
+/**
+ * /metrics, /healthz and /readyz on a port of their own: every workload's, so metrics are
+ * never on an API's public port (the Service and NetworkPolicy keep this port in-cluster).
+ */
 export function serveOps(
   port: number,
   host: string,
   registry: Registry,
-  ready: () => boolean,
+  /** Absent: /readyz is the API's own (on its public port). */
+  ready?: () => boolean,
 ): Promise<http.Server> {
   const server = http.createServer((req, res) => {
     if (req.url === "/metrics") {
@@ -49,7 +53,8 @@ export function serveOps(
         () => res.writeHead(500).end(),
       );
     } else if (req.url === "/healthz") res.writeHead(200).end("ok");
-    else if (req.url === "/readyz") res.writeHead(ready() ? 200 : 503).end(ready() ? "ready" : "not ready");
+    else if (req.url === "/readyz" && ready)
+      res.writeHead(ready() ? 200 : 503).end(ready() ? "ready" : "not ready");
     else res.writeHead(404).end();
   });
   return new Promise((resolve) => server.listen(port, host, () => resolve(server)));

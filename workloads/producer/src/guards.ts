@@ -170,10 +170,7 @@ export const guardsPlugin = fp<GuardsPluginOptions>(
       release: (reserved) => idem.release(reserved),
       redisState,
     } satisfies Guards);
-    app.addHook("onRequest", (req, _reply, next) => {
-      if (req.url === "/metrics") redisState();
-      next();
-    });
+    m.probes.redisUp = () => (redisState() === "up" ? 1 : 0);
     done();
   },
   { name: "logpipeline-guards" },

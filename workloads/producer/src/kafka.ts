@@ -136,10 +136,7 @@ export const kafkaPlugin = fp<KafkaPluginOptions>(
       breaker.shutdown();
       await admin.disconnect().catch(() => undefined);
     });
-    app.addHook("onRequest", (req, _reply, done) => {
-      if (req.url === "/metrics") m.buffered.set(batcher.bufferedEvents);
-      done();
-    });
+    m.probes.buffered = () => batcher.bufferedEvents;
 
     const produce = async (events: Prepared[]) => {
       if (plan.partitions === 0)

@@ -2,7 +2,7 @@ import { kafkaClient, redisClient } from "../../common/src/clients.js";
 import { parseEnv, ProducerEnv } from "../../common/src/config.js";
 import { createLogger } from "../../common/src/logger.js";
 import { createRegistry } from "../../common/src/metrics.js";
-import { runMain } from "../../common/src/process.js";
+import { runMain, serveOps } from "../../common/src/process.js";
 import { buildGateway } from "./app.js";
 import { ApiKeys } from "../../common/src/auth.js";
 import { errorText } from "../../common/src/connections.js";
@@ -24,7 +24,11 @@ runMain("producer", async () => {
     registry,
   });
   await gateway.app.listen({ host: env.HOST, port: env.PORT });
-  log.info({ port: env.PORT, topic: env.KAFKA_TOPIC, delivery: env.DELIVERY }, "ingest gateway listening");
+  const ops = await serveOps(env.METRICS_PORT, env.HOST, registry, gateway.ready);
+  log.info(
+    { port: env.PORT, metricsPort: env.METRICS_PORT, topic: env.KAFKA_TOPIC, delivery: env.DELIVERY },
+    "ingest gateway listening",
+  );
   return {
     log,
     // Graceful: stop accepting, finish in-flight requests, flush and commit, then exit.
@@ -34,6 +38,7 @@ runMain("producer", async () => {
         process.exit(1);
       }, env.SHUTDOWN_GRACE_MS);
       await gateway.close();
+      ops.close();
       redis?.disconnect();
       clearTimeout(timer);
     },

@@ -6,7 +6,10 @@ export type GatewayMetrics = ReturnType<typeof gatewayMetrics>;
 
 export function gatewayMetrics(registry: Registry) {
   const r = [registry];
+  /** Read at each scrape; the plugins that know the figures set them. */
+  const probes = { buffered: () => 0, redisUp: () => 0 };
   return {
+    probes,
     sent: new Counter({
       name: "log_producer_send_success_total",
       help: "Events durably written to Kafka (committed)",
@@ -74,11 +77,17 @@ export function gatewayMetrics(registry: Registry) {
       registers: r,
     }),
     buffered: new Gauge({
+      collect() {
+        this.set(probes.buffered());
+      },
       name: "log_producer_buffered_events",
       help: "Events waiting for their batch",
       registers: r,
     }),
     redisUp: new Gauge({
+      collect() {
+        this.set(probes.redisUp());
+      },
       name: "log_producer_redis_available",
       help: "1 when Redis answers; 0 means idempotency and rate limits run degraded",
       registers: r,

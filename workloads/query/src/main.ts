@@ -4,7 +4,7 @@ import { parseEnv, QueryEnv } from "../../common/src/config.js";
 import { ledgerNames } from "../../common/src/ledger.js";
 import { createLogger } from "../../common/src/logger.js";
 import { createRegistry } from "../../common/src/metrics.js";
-import { runMain } from "../../common/src/process.js";
+import { runMain, serveOps } from "../../common/src/process.js";
 import { buildQueryApp } from "./app.js";
 import { errorText } from "../../common/src/connections.js";
 
@@ -30,10 +30,13 @@ runMain("query", async () => {
     registry,
   });
   await app.listen({ host: env.HOST, port: env.PORT });
-  log.info({ port: env.PORT }, "query API listening");
+  // Readiness stays on the public port's /readyz (PostgreSQL answered), where the probes look.
+  const ops = await serveOps(env.METRICS_PORT, env.HOST, registry);
+  log.info({ port: env.PORT, metricsPort: env.METRICS_PORT }, "query API listening");
   return {
     log,
     stop: async () => {
+      ops.close();
       await app.close();
       redis?.disconnect();
       await pool.end();

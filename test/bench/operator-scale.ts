@@ -102,6 +102,7 @@ function ownedObjects(name: string, namespace: string): KubeObject[] {
       redisPassword: "y".repeat(32),
       apiKey: "z".repeat(32),
       queryKey: "q".repeat(32),
+      postgresRolePasswords: { owner: "o".repeat(32), writer: "w".repeat(32), reader: "r".repeat(32) },
     },
   );
   return [...state.createOnce, ...state.apply];

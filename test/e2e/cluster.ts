@@ -66,6 +66,7 @@ export type ClientLine = {
   stats?: { total: number; bySource: { source: string; count: number }[] };
   status?: number;
   topics?: string[];
+  polled?: { ok: number; failed: Record<string, number> };
   error?: string;
 };
 

@@ -4,6 +4,8 @@
 //             that is not fully accepted (same ids: the pipeline must deduplicate), and
 //             prints progress lines and one result line with the sorted ids' md5.
 // MODE=stats  prints the query API's per-source counts.
+// MODE=poll   asks the query API for its stats every 250 ms for SECONDS, and prints how many
+//             answers were not 200 (an outage seen).
 // MODE=topics prints the Kafka topics (group-less Admin client).
 // Each output line is one JSON object; the suite reads them with `kubectl logs`.
 import { createHash, randomUUID } from "node:crypto";
@@ -102,6 +104,29 @@ async function stats() {
   out({ status: res.status, stats: await res.json() });
 }
 
+async function poll() {
+  const until = Date.now() + Number(env.SECONDS ?? 300) * 1000;
+  let ok = 0;
+  const failed = {};
+  while (Date.now() < until) {
+    try {
+      const res = await fetch(`${base(env.QUERY_URL)}/api/stats?hours=1`, {
+        headers,
+        signal: AbortSignal.timeout(5000),
+      });
+      await res.arrayBuffer();
+      if (res.status === 200) ok++;
+      else failed[res.status] = (failed[res.status] ?? 0) + 1;
+    } catch (e) {
+      const k = String(e?.cause?.code ?? e?.name ?? "error");
+      failed[k] = (failed[k] ?? 0) + 1;
+    }
+    if ((ok + Object.values(failed).reduce((a, b) => a + b, 0)) % 20 === 0) out({ progress: ok });
+    await sleep(250);
+  }
+  out({ polled: { ok, failed } });
+}
+
 async function topics() {
   const require = createRequire("/app/");
   const { KafkaJS } = require("@confluentinc/kafka-javascript");
@@ -113,7 +138,7 @@ async function topics() {
   await admin.disconnect();
 }
 
-const modes = { load, stats, topics };
+const modes = { load, stats, poll, topics };
 try {
   await modes[env.MODE]();
 } catch (e) {

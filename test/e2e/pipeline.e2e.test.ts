@@ -343,6 +343,100 @@ describe("e2e: helm install → LogPipeline → events through the cluster", () 
     );
   });
 
+  it("rotates the managed PostgreSQL passwords under load: the query API answers throughout, every event is stored once", async () => {
+    const lp = await getPipeline(k, ns, name);
+    const run = `rot${suite}`;
+    const roles = ["owner", "writer", "reader"].map((r) => `${name}-postgres-${r}`);
+    const secretOf = (n: string) =>
+      k.get<{ data: Record<string, string>; metadata: { annotations?: Record<string, string> } }>(
+        "v1",
+        "Secret",
+        ns,
+        n,
+      );
+    const user = async (n: string) =>
+      Buffer.from((await secretOf(n)).data.username ?? "", "base64").toString();
+    const before = await Promise.all(roles.map(user));
+    // The workloads log in as their own roles, never as the server's superuser.
+    expect(before).toEqual(["lp_owner_a", "lp_writer_a", "lp_reader_a"]);
+    const POLL_SECONDS = 240;
+    await startClient(
+      k,
+      ns,
+      "poll-rot",
+      { MODE: "poll", QUERY_URL: queryUrl(lp), SECONDS: String(POLL_SECONDS) },
+      `${name}-query-keys`,
+    );
+    await eventually(
+      "the poller answered",
+      () => (clientLines(ns, "poll-rot").some((l) => (l.progress ?? 0) > 0) ? true : undefined),
+      120_000,
+    );
+    const pollStarted = Date.now();
+    const count = Math.min(e2e.events, 20_000);
+    await startClient(k, ns, "load-rot", loadEnv(lp, run, count), `${name}-api-keys`);
+    await k.mergePatch(LP_API, "LogPipeline", ns, name, {
+      metadata: { annotations: { "logpipeline.io/rotate-postgres-credentials": run } },
+    });
+    await eventually(
+      "each role Secret to name its other login",
+      async () => {
+        const s = await Promise.all(roles.map(secretOf));
+        return s.every((x) => x.metadata.annotations?.["logpipeline.io/rotated-for"] === run)
+          ? true
+          : undefined;
+      },
+      120_000,
+    );
+    expect(await Promise.all(roles.map(user))).toEqual(["lp_owner_b", "lp_writer_b", "lp_reader_b"]);
+    type Deploy = {
+      metadata: { generation: number };
+      spec: { replicas?: number };
+      status?: {
+        observedGeneration?: number;
+        updatedReplicas?: number;
+        availableReplicas?: number;
+        replicas?: number;
+      };
+    };
+    await eventually(
+      "the consumer and the query API rolled onto the new logins",
+      async () => {
+        for (const c of ["consumer", "query"]) {
+          const d = await k.get<Deploy>("apps/v1", "Deployment", ns, `${name}-${c}`);
+          const st = d.status ?? {};
+          const want = d.spec.replicas ?? 1;
+          if ((st.observedGeneration ?? 0) < d.metadata.generation) return undefined;
+          if (st.updatedReplicas !== want || st.availableReplicas !== want || st.replicas !== want)
+            return undefined;
+        }
+        return true;
+      },
+      180_000,
+    );
+    // The poll window covered the rotation and the rollout.
+    expect(Date.now() - pollStarted).toBeLessThan(POLL_SECONDS * 1000);
+    const result = resultOf(await clientResult(k, ns, "load-rot", 600_000));
+    expect(result.sent).toBe(count);
+    await expectExactlyOnce(run, result);
+    const polled = (await clientResult(k, ns, "poll-rot", (POLL_SECONDS + 60) * 1000)).find(
+      (l) => l.polled,
+    )?.polled;
+    expect(polled?.ok).toBeGreaterThan(100);
+    expect(polled?.failed).toEqual({});
+    // Every session from a pod is one of the pipeline's logins: the superuser is the operator's alone.
+    const users = psql(
+      ns,
+      pgPod,
+      "SELECT DISTINCT usename FROM pg_stat_activity WHERE backend_type = 'client backend' AND client_addr IS NOT NULL AND application_name <> 'logpipeline-operator' ORDER BY 1",
+    )
+      .split("\n")
+      .map((u) => u.trim())
+      .filter(Boolean);
+    expect(users.length).toBeGreaterThan(0);
+    for (const u of users) expect(u).toMatch(/^lp_(owner|writer|reader)_[ab]$/);
+  });
+
   it("the divergence check: consistent after the run; rows deleted in PostgreSQL turn DataConsistent False (EventsMissing), restored they turn it True", async () => {
     let trigger = 0;
     // As a user would (docs/divergence.md): set the annotation, wait with kubectl for the

@@ -31,6 +31,7 @@ const creds = {
   redisPassword: "redis-Secret-2",
   apiKey: "key-Secret-3",
   queryKey: "query-Secret-4",
+  postgresRolePasswords: { owner: "owner-Secret-5", writer: "writer-Secret-6", reader: "reader-Secret-7" },
 };
 
 function pipeline(
@@ -237,9 +238,35 @@ describe("builders: security, secrets and names", () => {
         find(desiredState(p, { ...opts, secretHashes: hashes }, creds).apply, "Deployment", "-consumer"),
       ).metadata.annotations["logpipeline.io/secret-hash"];
     const names = pipelineNames(p);
-    const a = hash({ [names.postgresCredentials]: "1" });
-    expect(hash({ [names.postgresCredentials]: "1", unrelated: "x" })).toBe(a);
-    expect(hash({ [names.postgresCredentials]: "2" })).not.toBe(a);
+    // The consumer logs in as the writer (rows) and the owner (DDL), never as the superuser.
+    const a = hash({ [names.postgresRoles.writer]: "1", [names.postgresRoles.owner]: "1" });
+    expect(
+      hash({
+        [names.postgresRoles.writer]: "1",
+        [names.postgresRoles.owner]: "1",
+        [names.postgresCredentials]: "x",
+      }),
+    ).toBe(a);
+    expect(hash({ [names.postgresRoles.writer]: "2", [names.postgresRoles.owner]: "1" })).not.toBe(a);
+    expect(hash({ [names.postgresRoles.writer]: "1", [names.postgresRoles.owner]: "2" })).not.toBe(a);
+  });
+
+  it("gives each workload its own PostgreSQL role on a managed server: writer and owner to the consumer, reader to the query API", () => {
+    const managed = pipeline({ kafka: { mode: "external", bootstrapServers: "k:9092" } });
+    const names = pipelineNames(managed);
+    const state = desiredState(managed, opts, creds).apply;
+    const consumer = template(find(state, "Deployment", "-consumer")).spec.containers[0] as Container;
+    const query = template(find(state, "Deployment", "-query")).spec.containers[0] as Container;
+    const userSecret = (c: Container, name: string) =>
+      (c.env.find((e) => e.name === name)?.valueFrom as { secretKeyRef: { name: string } } | undefined)
+        ?.secretKeyRef.name;
+    expect(userSecret(consumer, "PG_USER")).toBe(names.postgresRoles.writer);
+    expect(userSecret(consumer, "PG_OWNER_USER")).toBe(names.postgresRoles.owner);
+    expect(resolvedEnv(consumer).PG_OWNER_ROLE).toBe("lp_owner");
+    expect(userSecret(query, "PG_USER")).toBe(names.postgresRoles.reader);
+    expect(userSecret(query, "PG_OWNER_USER")).toBeUndefined();
+    // The superuser's Secret is mounted by the server alone.
+    for (const c of [consumer, query]) expect(JSON.stringify(c)).not.toContain(names.postgresCredentials);
   });
 
   it("derives names so pipelines sharing one Kafka never collide", () => {

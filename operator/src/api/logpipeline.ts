@@ -371,7 +371,15 @@ export const PostgresSpec = z
         host: z.string().min(1).max(253).meta({ description: "Host name or address of the server." }),
         port: z.number().int().min(1).max(65535).default(5432).meta({ description: "Port of the server." }),
         database: z.string().min(1).max(63).default("logpipeline").meta({ description: "Database name." }),
-        credentialsSecret: objectName("Secret with keys `username` and `password`."),
+        credentialsSecret: objectName(
+          "Secret with keys `username` and `password`: the role that writes rows (the consumer), and every role below that is not set.",
+        ),
+        ownerCredentialsSecret: objectName(
+          "Secret (`username`, `password`) of the schema's owner: the consumer's DDL, partition maintenance and retention. Unset: credentialsSecret. docs/security.md lists the GRANTs.",
+        ).optional(),
+        readerCredentialsSecret: objectName(
+          "Secret (`username`, `password`) of a read-only role: the query API and the operator's checks. Unset: credentialsSecret.",
+        ).optional(),
         sslMode: z
           .enum(["disable", "prefer", "require", "verify-ca", "verify-full"])
           .default("verify-full")

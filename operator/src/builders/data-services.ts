@@ -23,48 +23,72 @@ export const POSTGRES_PORT = 5432;
 export const REDIS_PORT = 6379;
 export const POSTGRES_DATABASE = "logpipeline";
 export const POSTGRES_USER = "logpipeline";
+/** The managed server's role names start with it (postgres/roles.ts): lp_owner, lp_writer_a … */
+export const MANAGED_ROLE_PREFIX = "lp";
+export type PostgresRole = "owner" | "writer" | "reader";
 
 /** Values generated once by the controller (random) and never rewritten; builders only shape them. */
 export interface GeneratedCredentials {
   postgresPassword: string;
+  /** The first passwords of the managed server's logins (the `_a` ones). */
+  postgresRolePasswords: Record<PostgresRole, string>;
   redisPassword: string;
   apiKey: string;
   queryKey: string;
 }
 
-/** How the workloads reach PostgreSQL, whichever mode. */
+/** How a workload (or the operator) reaches PostgreSQL as one role, whichever mode. */
 export interface PostgresConnection {
   host: string;
   port: number;
   database: string;
   sslMode: SslMode;
-  /** PG_USER: a literal (managed) or a key of the credentials Secret (external). */
+  /** PG_USER: a key of the role's credentials Secret. */
   userFromSecret: { secretName: string; key: string };
   password: SecretMount;
   ca?: SecretMount;
+  /** The group role the login acts as (SET ROLE), for the owner of a managed server. */
+  actAs?: string;
 }
 
-export function postgresConnection(p: LogPipeline): PostgresConnection {
+/**
+ * The connection for one role. Managed: the role's own login Secret (the superuser's is only
+ * the operator's, to make the roles). External: the spec's Secret for the role, or
+ * `credentialsSecret` for every role it does not name.
+ */
+export function postgresConnection(
+  p: LogPipeline,
+  role: PostgresRole | "superuser" = "writer",
+): PostgresConnection {
   const names = pipelineNames(p);
   const ext = p.spec.postgres.mode === "external" ? p.spec.postgres.external : undefined;
-  if (ext)
+  if (ext) {
+    const secretName =
+      (role === "owner"
+        ? ext.ownerCredentialsSecret
+        : role === "reader"
+          ? ext.readerCredentialsSecret
+          : undefined) ?? ext.credentialsSecret;
     return {
       host: ext.host,
       port: ext.port,
       database: ext.database,
       sslMode: ext.sslMode,
-      userFromSecret: { secretName: ext.credentialsSecret, key: "username" },
-      password: { volume: "postgres", secretName: ext.credentialsSecret, keys: ["password"] },
+      userFromSecret: { secretName, key: "username" },
+      password: { volume: `postgres-${role}`, secretName, keys: ["password"] },
       ...(ext.caSecretRef ? { ca: keyMount("postgres-ca", ext.caSecretRef) } : {}),
     };
+  }
+  const secretName = role === "superuser" ? names.postgresCredentials : names.postgresRoles[role];
   return {
     host: `${names.postgres}.${p.metadata.namespace}.svc`,
     port: POSTGRES_PORT,
     database: POSTGRES_DATABASE,
     // The managed server is reached inside the namespace only (NetworkPolicy); no TLS by default.
     sslMode: "disable",
-    userFromSecret: { secretName: names.postgresCredentials, key: "username" },
-    password: { volume: "postgres", secretName: names.postgresCredentials, keys: ["password"] },
+    userFromSecret: { secretName, key: "username" },
+    password: { volume: `postgres-${role}`, secretName, keys: ["password"] },
+    ...(role === "owner" && { actAs: `${MANAGED_ROLE_PREFIX}_owner` }),
   };
 }
 
@@ -118,6 +142,13 @@ export function generatedSecrets(p: LogPipeline, creds: GeneratedCredentials): V
         password: creds.postgresPassword,
         database: POSTGRES_DATABASE,
       }),
+      // Each role's first login; the operator makes the roles and rotates these (postgres/roles.ts).
+      ...(["owner", "writer", "reader"] as const).map((role) =>
+        secret(names.postgresRoles[role], "postgres", {
+          username: `${MANAGED_ROLE_PREFIX}_${role}_a`,
+          password: creds.postgresRolePasswords[role],
+        }),
+      ),
     );
   if (p.spec.redis.mode === "managed")
     out.push(

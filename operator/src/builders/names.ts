@@ -44,6 +44,8 @@ export interface PipelineNames {
   query: string;
   postgres: string;
   postgresCredentials: string;
+  /** The managed server's login Secrets, one per role (postgres/roles.ts). */
+  postgresRoles: Record<"owner" | "writer" | "reader", string>;
   redis: string;
   redisCredentials: string;
   apiKeys: string;
@@ -77,6 +79,11 @@ export function pipelineNames(p: LogPipeline): PipelineNames {
     // Only names that never worked change (their pods could not be created).
     postgres: dnsName(`${name}-postgres`, STATEFULSET_NAME_MAX),
     postgresCredentials: child("postgres-credentials"),
+    postgresRoles: {
+      owner: child("postgres-owner"),
+      writer: child("postgres-writer"),
+      reader: child("postgres-reader"),
+    },
     redis: child("redis"),
     redisCredentials: child("redis-credentials"),
     apiKeys: p.spec.producer.auth.apiKeysSecret ?? child("api-keys"),

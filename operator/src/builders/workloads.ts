@@ -87,13 +87,19 @@ interface StoreSettings {
   mounts: SecretMount[];
 }
 
-/** The stores a workload reaches: PostgreSQL (consumer, query) and Redis (producer, query: the consumer never uses it). */
-function storeSettings(p: LogPipeline, uses: { postgres: boolean; redis: boolean }): StoreSettings {
+/**
+ * The stores a workload reaches: PostgreSQL as one role (the consumer writes, the query API
+ * reads) and Redis (producer, query: the consumer never uses it).
+ */
+function storeSettings(
+  p: LogPipeline,
+  uses: { postgres: false | "writer" | "reader"; redis: boolean },
+): StoreSettings {
   const mounts: SecretMount[] = [];
   const env: EnvOf<typeof QueryEnv> = {};
   const secretEnv: V1EnvVar[] = [];
   if (uses.postgres) {
-    const pg = postgresConnection(p);
+    const pg = postgresConnection(p, uses.postgres);
     mounts.push(pg.password);
     Object.assign(env, {
       PG_HOST: pg.host,
@@ -139,6 +145,30 @@ function apiKeysMount(p: LogPipeline, component: "producer" | "query"): SecretMo
     : p.spec.query.authDisabled
       ? undefined
       : { volume: "query-keys", secretName: names.queryKeys, keys: ["api-keys"] };
+}
+
+/**
+ * The consumer's schema-owner login (DDL, partitions, retention), when it is not the writer's:
+ * always on a managed server, on an external one when the spec names an owner Secret.
+ */
+function ownerSettings(p: LogPipeline): {
+  env: EnvOf<typeof ConsumerEnv>;
+  secretEnv: V1EnvVar[];
+  mounts: SecretMount[];
+} {
+  const owner = postgresConnection(p, "owner");
+  if (owner.userFromSecret.secretName === postgresConnection(p, "writer").userFromSecret.secretName)
+    return { env: {}, secretEnv: [], mounts: [] };
+  return {
+    env: { PG_OWNER_PASSWORD_FILE: secretFile(owner.password, "password"), PG_OWNER_ROLE: owner.actAs },
+    secretEnv: [
+      {
+        name: "PG_OWNER_USER",
+        valueFrom: { secretKeyRef: { name: owner.userFromSecret.secretName, key: owner.userFromSecret.key } },
+      },
+    ],
+    mounts: [owner.password],
+  };
 }
 
 /** Replicas in our intent: absent when an autoscaler owns the count (never fight the HPA). */
@@ -193,6 +223,9 @@ function deployment(p: LogPipeline, opts: BuildOptions, w: WorkloadInput): V1Dep
                 { name: "metrics", containerPort: METRICS_PORT },
               ],
               ...httpProbes(w.port.name),
+              // An API pod told to stop keeps serving while the Service's endpoints forget it
+              // (kube-proxy is not told at once): a rollout drops no request.
+              ...(w.port.name === "http" && { lifecycle: { preStop: { sleep: { seconds: 5 } } } }),
               resources: w.resources,
               securityContext: containerSecurity(),
               volumeMounts: [TMP_MOUNT, ...secrets.volumeMounts],
@@ -267,7 +300,8 @@ export function consumerDeployment(p: LogPipeline, opts: BuildOptions): V1Deploy
   const names = pipelineNames(p);
   const { consumer, kafka } = p.spec;
   const k = kafkaSettings(p);
-  const store = storeSettings(p, { postgres: true, redis: false });
+  const store = storeSettings(p, { postgres: "writer", redis: false });
+  const owner = ownerSettings(p);
   const env: EnvOf<typeof ConsumerEnv> = {
     ...k.env,
     ...store.env,
@@ -282,14 +316,15 @@ export function consumerDeployment(p: LogPipeline, opts: BuildOptions): V1Deploy
     // Unset when 0 (keep for ever), so pipelines without retention keep their pod template.
     RETENTION_DAYS: p.spec.postgres.retentionDays || undefined,
     METRICS_PORT,
+    ...owner.env,
   };
   return deployment(p, opts, {
     component: "consumer",
     image: p.spec.images.consumer ?? opts.images.consumer,
     port: { name: "metrics", number: METRICS_PORT },
     env,
-    secretEnv: store.secretEnv,
-    mounts: [...k.mounts, ...store.mounts],
+    secretEnv: [...store.secretEnv, ...owner.secretEnv],
+    mounts: [...k.mounts, ...store.mounts, ...owner.mounts],
     replicas: intendedReplicas(p, "consumer"),
     resources: resources(consumer.resources, { cpu: "250m", memory: "256Mi", memoryLimit: "512Mi" }),
     terminationGracePeriodSeconds: 60,
@@ -298,7 +333,7 @@ export function consumerDeployment(p: LogPipeline, opts: BuildOptions): V1Deploy
 
 export function queryDeployment(p: LogPipeline, opts: BuildOptions): V1Deployment {
   const { query } = p.spec;
-  const store = storeSettings(p, { postgres: true, redis: true });
+  const store = storeSettings(p, { postgres: "reader", redis: true });
   const keys = apiKeysMount(p, "query");
   const env: EnvOf<typeof QueryEnv> = {
     ...store.env,

@@ -1,12 +1,12 @@
 import { errorText } from "../../../workloads/common/src/connections.js";
 import type { LogPipeline } from "../api/logpipeline.js";
-import { postgresConnection as workloadPostgres } from "../builders/data-services.js";
 import { pipelineNames } from "../builders/names.js";
-import { committedLag, deliveryStatus, type PostgresConnection, readLedger } from "../divergence/delivery.js";
+import { committedLag, deliveryStatus, readLedger } from "../divergence/delivery.js";
 import type { KafkaConnection, TopicAdmin } from "../kafka/topic-admin.js";
 import type { SecretReads } from "./secret-reads.js";
 import { secretUsable, unlabelledSecret } from "./policy.js";
 import type { ControllerDeps, DeliveryRead } from "./deps.js";
+import { postgresConnectionAs } from "./postgres-roles.js";
 
 /**
  * A key of a Secret in the pipeline's namespace, decoded, when the pipeline may use the
@@ -24,23 +24,6 @@ export async function secretValue(
   const v = s.data[key];
   if (v === undefined) throw new Error(`Secret ${name} has no key ${key}`);
   return Buffer.from(v, "base64").toString("utf8");
-}
-
-/** The operator's own connection to the pipeline's PostgreSQL: the workloads' settings, credentials read from the Secret. */
-export async function postgresConnectionFor(
-  p: LogPipeline,
-  secrets: Pick<SecretReads, "read">,
-): Promise<PostgresConnection> {
-  const w = workloadPostgres(p);
-  return {
-    host: w.host,
-    port: w.port,
-    database: w.database,
-    sslMode: w.sslMode,
-    user: await secretValue(secrets, p, w.userFromSecret.secretName, w.userFromSecret.key),
-    password: await secretValue(secrets, p, w.password.secretName, "password"),
-    ...(w.ca ? { caPem: await secretValue(secrets, p, w.ca.secretName, w.ca.keys[0] ?? "ca.crt") } : {}),
-  };
 }
 
 /**
@@ -64,7 +47,7 @@ export async function readDelivery(
   let ledger;
   try {
     ledger = await readLedger(
-      await postgresConnectionFor(p, deps.secrets),
+      await postgresConnectionAs(p, deps, "reader"),
       p.spec.postgres.schema,
       p.spec.postgres.table,
       topic,

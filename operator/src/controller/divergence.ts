@@ -5,7 +5,7 @@ import { checkDivergence, summary } from "../divergence/check.js";
 import type { KafkaConnection, TopicAdmin } from "../kafka/topic-admin.js";
 import { readStorage } from "../divergence/delivery.js";
 import { errorText } from "../../../workloads/common/src/connections.js";
-import { postgresConnectionFor } from "./delivery.js";
+import { postgresConnectionAs } from "./postgres-roles.js";
 import type { ControllerDeps, DivergenceState } from "./deps.js";
 
 /** Offsets per partition each check compares: bounded reads of Kafka and PostgreSQL. */
@@ -55,7 +55,7 @@ export async function runDivergenceCheck(
   try {
     if (!kafka.admin || !kafka.connection)
       throw new Error(`Kafka is not reachable: ${kafka.error ?? "no connection"}`);
-    const pg = await postgresConnectionFor(p, deps.secrets);
+    const pg = await postgresConnectionAs(p, deps, "reader");
     const result = await checkDivergence(
       {
         topic: names.topic,

@@ -12,6 +12,7 @@ import { readDelivery, secretValue } from "./delivery.js";
 import { hashOf } from "./applied.js";
 import type { ControllerDeps, ProbeRequest, ProbeScheduler } from "./deps.js";
 import { runDivergenceCheck } from "./divergence.js";
+import { ensureManagedRoles } from "./postgres-roles.js";
 import { Reason } from "../status/reasons.js";
 
 interface TopicsState {
@@ -44,6 +45,8 @@ export class Probes implements ProbeScheduler {
   private readonly topicStates = new Map<string, TopicsState>();
   /** Topics this process recorded as created, per pipeline (the status has them too, once written). */
   private readonly createdTopics = new Map<string, Set<string>>();
+  /** What each managed server's roles were last made from (controller/postgres-roles.ts). */
+  private readonly rolesMade = new Map<string, string>();
   private stopped = false;
 
   constructor(
@@ -91,6 +94,7 @@ export class Probes implements ProbeScheduler {
     this.topicStates.delete(key);
     this.requests.delete(key);
     this.createdTopics.delete(key);
+    this.rolesMade.delete(key);
   }
 
   /** The topics the operator created for a pipeline: its status's record and this process's. */
@@ -188,6 +192,13 @@ export class Probes implements ProbeScheduler {
   }
 
   private async pass(key: string, p: LogPipeline, want: ProbeRequest, late: () => boolean): Promise<void> {
+    // A managed server's roles first: the workloads log in as them, the reads below too.
+    await ensureManagedRoles(key, p, this.deps, this.rolesMade).catch((e: unknown) =>
+      this.deps.log.warn(
+        { pipeline: key, err: errorText(e) },
+        "PostgreSQL roles not made yet; retried next pass",
+      ),
+    );
     await withKafka(p, this.deps, true, async (kafka) => {
       if (want.topics) {
         const topics = want.topics;

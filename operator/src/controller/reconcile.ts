@@ -144,6 +144,7 @@ async function desiredWithCredentials(
   const baseOptions = { ...deps.config, capabilities: deps.capabilities(), secretHashes: {} };
   const creds = {
     postgresPassword: secret(),
+    postgresRolePasswords: { owner: secret(), writer: secret(), reader: secret() },
     redisPassword: secret(),
     apiKey: secret(),
     queryKey: secret(),
@@ -700,6 +701,7 @@ async function deleteData(p: LogPipeline, deps: ControllerDeps): Promise<void> {
     for (const pvc of pvcs.items)
       await deps.kube.delete("v1", "PersistentVolumeClaim", ns, pvc.metadata?.name ?? "");
     await deps.kube.delete("v1", "Secret", ns, names.postgresCredentials);
+    for (const role of Object.values(names.postgresRoles)) await deps.kube.delete("v1", "Secret", ns, role);
   }
   // Generated Secrets of the cache and the ingest keys belong to this pipeline alone.
   await deps.kube.delete("v1", "Secret", ns, names.redisCredentials);

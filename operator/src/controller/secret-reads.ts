@@ -10,6 +10,8 @@ export interface SecretRead {
   data: Readonly<Record<string, string>>;
   /** Its labels: whether a pipeline may use it (policy.ts, secretUsable). */
   labels: Readonly<Record<string, string>>;
+  /** Its annotations (a role Secret's rotation mark: controller/postgres-roles.ts). */
+  annotations?: Readonly<Record<string, string>>;
 }
 
 /**
@@ -41,13 +43,14 @@ export class SecretReads {
     if (cached && t - cached.at < this.ttlMs) return cached;
     const secret = await this.kube.getOrUndefined<{
       data?: Record<string, string>;
-      metadata?: { labels?: Record<string, string> };
+      metadata?: { labels?: Record<string, string>; annotations?: Record<string, string> };
     }>("v1", "Secret", namespace, name);
     const read = {
       exists: secret !== undefined,
       hash: secretContentHash(secret),
       data: secret?.data ?? {},
       labels: secret?.metadata?.labels ?? {},
+      annotations: secret?.metadata?.annotations ?? {},
       at: t,
     };
     // A missing Secret is looked for again on the next pass: the user may be creating it now.

@@ -154,7 +154,10 @@ async function ledgerExists(client: pg.Client, offsets: string): Promise<boolean
 }
 
 /** A short-lived connection: a connect timeout and a statement timeout bound every read. */
-async function withClient<T>(c: PostgresConnection, fn: (client: pg.Client) => Promise<T>): Promise<T> {
+export async function withClient<T>(
+  c: PostgresConnection,
+  fn: (client: pg.Client) => Promise<T>,
+): Promise<T> {
   const client = new pg.Client({
     host: c.host,
     port: c.port,

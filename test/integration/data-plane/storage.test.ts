@@ -203,6 +203,10 @@ describe("deduplication with Redis down", () => {
       groupId: `g-${topic}`,
     });
     try {
+      // Barrier: the gateway has seen the topic (metadata can lag its creation by a moment).
+      await eventually("the gateway ready", async () =>
+        (await gateway.app.inject("/readyz")).statusCode === 200 ? true : undefined,
+      );
       const post = async (body: object, headers: Record<string, string> = {}) => {
         const r = await gateway.app.inject({
           method: "POST",

@@ -69,22 +69,31 @@ export function kafkaClient(env: z.infer<typeof KafkaEnv>, clientId: string, log
 export function pgPool(
   env: z.infer<typeof PostgresEnv>,
   applicationName: string,
-  opts: { statementTimeoutMs?: number } = {},
+  opts: {
+    statementTimeoutMs?: number;
+    /** Another login than PG_USER (the consumer's schema owner), and the role it acts as. */
+    login?: { user: string; password: string | undefined; role?: string | undefined; max: number };
+  } = {},
 ): pg.Pool {
   const ssl = postgresSsl(env.PG_SSLMODE, env.PG_SSL_CA_FILE && readFileSync(env.PG_SSL_CA_FILE, "utf8"));
-  const password = secretFrom(env.PG_PASSWORD, env.PG_PASSWORD_FILE);
-  return new pg.Pool({
+  const password = opts.login ? opts.login.password : secretFrom(env.PG_PASSWORD, env.PG_PASSWORD_FILE);
+  const pool = new pg.Pool({
     host: env.PG_HOST,
     port: env.PG_PORT,
     database: env.PG_DATABASE,
-    user: env.PG_USER,
+    user: opts.login?.user ?? env.PG_USER,
     ...(password !== undefined && { password }),
     ssl,
-    max: env.PG_POOL_MAX,
+    max: opts.login?.max ?? env.PG_POOL_MAX,
     application_name: applicationName,
     connectionTimeoutMillis: 5000,
     ...(opts.statementTimeoutMs !== undefined && { statement_timeout: opts.statementTimeoutMs }),
   });
+  const role = opts.login?.role;
+  // Objects it creates belong to the group role, whichever of its logins made them.
+  if (role)
+    pool.on("connect", (c) => void c.query(`SET ROLE ${pg.escapeIdentifier(role)}`).catch(() => undefined));
+  return pool;
 }
 
 /** A Redis client, or undefined when Redis is not configured. Never blocks start-up. */

@@ -160,6 +160,14 @@ export type ProducerEnv = z.infer<typeof ProducerEnv>;
 export const ConsumerEnv = CommonEnv.extend({
   ...KafkaEnv.shape,
   ...PostgresEnv.shape,
+  /**
+   * The schema owner's login, for DDL, partition maintenance and retention (the rows go in as
+   * PG_USER). Unset: PG_USER does both (an external server with one role). PG_OWNER_ROLE is
+   * the role it acts as (SET ROLE), so what it creates belongs to the role, not the login.
+   */
+  PG_OWNER_USER: z.string().min(1).optional(),
+  PG_OWNER_PASSWORD_FILE: z.string().optional(),
+  PG_OWNER_ROLE: z.string().min(1).max(63).optional(),
   KAFKA_GROUP_ID: z.string().min(1),
   KAFKA_DLQ_TOPIC: z.string().min(1).max(249).optional(),
   DLQ_TRANSACTIONAL_ID: z.string().min(1).optional(),

@@ -1,10 +1,11 @@
 import { kafkaClient, pgPool } from "../../common/src/clients.js";
-import { ConsumerEnv, parseEnv } from "../../common/src/config.js";
+import { ConsumerEnv, parseEnv, secretFrom } from "../../common/src/config.js";
 import { ledgerDdl, ledgerNames } from "../../common/src/ledger.js";
 import { createLogger } from "../../common/src/logger.js";
 import { createRegistry } from "../../common/src/metrics.js";
 import { runMain, serveOps } from "../../common/src/process.js";
 import { Sink } from "./consumer.js";
+import { errorHandling } from "./sink.js";
 import { Partitions } from "./partitions.js";
 import { errorText } from "../../common/src/connections.js";
 
@@ -15,9 +16,40 @@ runMain("consumer", async () => {
   const names = ledgerNames(env.PG_SCHEMA, env.PG_TABLE);
   const pool = pgPool(env, `logpipeline-consumer-${env.PIPELINE_NAME}`);
   pool.on("error", (e) => log.warn({ err: errorText(e) }, "idle PostgreSQL connection failed"));
-  await pool.query(ledgerDdl(names));
+  // DDL, partitions and retention as the schema owner; rows as PG_USER (the writer).
+  const ownerPool = env.PG_OWNER_USER
+    ? pgPool(env, `logpipeline-consumer-owner-${env.PIPELINE_NAME}`, {
+        login: {
+          user: env.PG_OWNER_USER,
+          password: secretFrom(undefined, env.PG_OWNER_PASSWORD_FILE),
+          role: env.PG_OWNER_ROLE,
+          max: 2,
+        },
+      })
+    : pool;
+  if (ownerPool !== pool)
+    ownerPool.on("error", (e) => log.warn({ err: errorText(e) }, "idle PostgreSQL connection failed"));
+  // Health at once; ready once the sink runs. The server may still be starting, or its roles
+  // still being made by the operator: the DDL is retried until it goes through.
+  const started: { sink?: Sink } = {};
+  const ops = await serveOps(env.METRICS_PORT, "0.0.0.0", registry, () => started.sink?.ready ?? false);
+  for (let attempt = 1; ; attempt++) {
+    try {
+      await ownerPool.query(ledgerDdl(names));
+      break;
+    } catch (e) {
+      const code = (e as { code?: string }).code ?? "";
+      if (errorHandling(e) !== "retry" && !code.startsWith("28") && code !== "3D000") throw e;
+      const wait = Math.min(env.RETRY_BACKOFF_MAX_MS, env.RETRY_BACKOFF_MS * 2 ** Math.min(attempt - 1, 10));
+      log.warn(
+        { attempt, retryInMs: wait, err: errorText(e) },
+        "PostgreSQL not usable yet; retrying the migration",
+      );
+      await new Promise((r) => setTimeout(r, wait));
+    }
+  }
   const partitions = new Partitions(
-    pool,
+    ownerPool,
     names,
     {
       retentionDays: env.RETENTION_DAYS,
@@ -44,8 +76,8 @@ runMain("consumer", async () => {
     },
     { kafka: kafkaClient(env, "logpipeline-consumer", log), pool, names, partitions, log, registry },
   );
-  const ops = await serveOps(env.METRICS_PORT, "0.0.0.0", registry, () => sink.ready);
   partitions.start();
+  started.sink = sink;
   await sink.start();
   return {
     log,
@@ -54,6 +86,7 @@ runMain("consumer", async () => {
       await sink.stop();
       ops.close();
       await pool.end();
+      if (ownerPool !== pool) await ownerPool.end();
     },
   };
 });

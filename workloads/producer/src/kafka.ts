@@ -138,7 +138,18 @@ export const kafkaPlugin = fp<KafkaPluginOptions>(
     });
     m.probes.buffered = () => batcher.bufferedEvents;
 
+    // A topic not seen yet (made just after this gateway started, or metadata not yet
+    // propagated) is looked for again at once, at most once a second, not only every 30 s.
+    let lastLook = 0;
+    let looking: Promise<void> | undefined;
+    const lookAgain = async () => {
+      if (performance.now() - lastLook < 1000) return looking;
+      lastLook = performance.now();
+      looking = refreshPartitions();
+      return looking;
+    };
     const produce = async (events: Prepared[]) => {
+      if (plan.partitions === 0) await lookAgain();
       if (plan.partitions === 0)
         throw new HttpError(
           503,
@@ -191,7 +202,10 @@ export const kafkaPlugin = fp<KafkaPluginOptions>(
             Math.ceil(env.CIRCUIT_RESET_MS / 1000),
           );
       },
-      ready: () => reachable && !breaker.opened,
+      ready: () => {
+        if (!reachable) void lookAgain(); // answered by the next readiness probe
+        return reachable && !breaker.opened;
+      },
       state: () => ({
         kafka: reachable ? "reachable" : "unreachable",
         circuit: breaker.opened ? "open" : breaker.halfOpen ? "half-open" : "closed",

@@ -130,20 +130,38 @@ export function clientLines(ns: string, name: string): ClientLine[] {
     .map((l) => JSON.parse(l) as ClientLine);
 }
 
-type PodPhase = { status?: { phase?: string } };
+type PodPhase = {
+  status?: {
+    phase?: string;
+    containerStatuses?: {
+      state?: { terminated?: { reason?: string; exitCode?: number; message?: string } };
+    }[];
+  };
+};
 
 /** Waits for the client pod to finish; returns its lines (throws on failure, with them). */
 export async function clientResult(k: KubeClient, ns: string, name: string, timeoutMs: number) {
-  const phase = await eventually(
+  const pod = await eventually(
     `client pod ${name} to finish`,
     async () => {
       const p = await k.get<PodPhase>("v1", "Pod", ns, name);
-      return p.status?.phase === "Succeeded" || p.status?.phase === "Failed" ? p.status.phase : undefined;
+      return p.status?.phase === "Succeeded" || p.status?.phase === "Failed" ? p : undefined;
     },
     timeoutMs,
   );
   const lines = clientLines(ns, name);
-  if (phase !== "Succeeded") throw new Error(`client pod ${name} failed: ${JSON.stringify(lines.slice(-3))}`);
+  if (pod.status?.phase !== "Succeeded") {
+    // Why it ended (OOMKilled, an exit code) and what it wrote that was not a JSON line (a crash).
+    const ended = pod.status?.containerStatuses?.[0]?.state?.terminated;
+    const log = kubectl(["logs", "-n", ns, name]);
+    const other = log.stdout
+      .split("\n")
+      .filter((l) => l.trim() && !l.startsWith("{"))
+      .slice(-8);
+    throw new Error(
+      `client pod ${name} failed (${JSON.stringify(ended)}): ${lines.find((l) => l.error)?.error ?? "no error line"}; last lines ${JSON.stringify(lines.slice(-3))} ${other.join(" | ")}`,
+    );
+  }
   await k.delete("v1", "Pod", ns, name);
   return lines;
 }

@@ -507,7 +507,7 @@ function requiredPermissions(config: ManagerConfig, caps: Capabilities): Permiss
     // Namespaced: cluster-wide too, for a finalizer whose namespace's Role is gone (finalize).
     ...inScopes(["patch"], API_VERSION, KIND, undefined, namespaced ? [undefined] : scopes),
     ...inScopes(["patch"], API_VERSION, KIND, "status"),
-    ...inScopes(["get", "create"], "v1", "Secret"),
+    ...inScopes(["get", "create", "patch"], "v1", "Secret"),
     ...inScopes(["create"], "v1", "Event"),
     // Whether a pipeline's namespace is terminating (deletion): each namespace its own.
     ...scopes.map((namespace) => ({

@@ -203,6 +203,9 @@ describe("least-privilege RBAC (config/rbac), proven by running as the ServiceAc
     // Granted but not reachable in this test, each for a stated reason.
     const notExercisedHere = new Set([
       "update logpipeline.io/logpipelines/finalizers", // checked by OwnerReferencesPermissionEnforcement, not called
+      // Rotating a managed server's role passwords needs that server (a pod): the e2e on the
+      // node runs it as this account (pipeline.e2e.test.ts, "rotates the managed PostgreSQL passwords").
+      "patch /secrets",
       ...["list", "watch", "create", "patch", "delete"].map((v) => `${v} keda.sh/scaledobjects`), // KEDA is not installed here
       ...(stack.strimzi.enabled
         ? []
@@ -328,6 +331,30 @@ describe("least-privilege RBAC (config/rbac), proven by running as the ServiceAc
     it("admits what the operator itself writes", async () => {
       await expect(asOperator.create(deployment("fine"), { dryRun: true })).resolves.toBeTruthy();
       await expect(asOperator.create(secret("fine", "Opaque", own), { dryRun: true })).resolves.toBeTruthy();
+    });
+
+    it("updates only Secrets that were already its own: labels added to someone else's are refused", async () => {
+      const theirs = `theirs-secret-${uniqueSuffix()}`;
+      const mine = `mine-secret-${uniqueSuffix()}`;
+      await admin.create({ ...secret(theirs, "Opaque", {}), stringData: { password: "theirs" } });
+      await admin.create({ ...secret(mine, "Opaque", own), stringData: { password: "old" } });
+      const takeover = await asOperator
+        .mergePatch("v1", "Secret", ns, theirs, {
+          metadata: { labels: own },
+          stringData: { password: "stolen" },
+        })
+        .then(
+          () => undefined,
+          (e: unknown) => e,
+        );
+      expect((takeover as KubeError).status).toBe(403);
+      expect((takeover as KubeError).message).toMatch(/updates only Secrets that were already its own/);
+      const after = await admin.get<{ data: Record<string, string> }>("v1", "Secret", ns, theirs);
+      expect(Buffer.from(after.data.password ?? "", "base64").toString()).toBe("theirs");
+      // Its own is patched (a rotation).
+      await asOperator.mergePatch("v1", "Secret", ns, mine, { stringData: { password: "new" } });
+      const rotated = await admin.get<{ data: Record<string, string> }>("v1", "Secret", ns, mine);
+      expect(Buffer.from(rotated.data.password ?? "", "base64").toString()).toBe("new");
     });
 
     it("refuses to delete what is not labelled as its own", async () => {

@@ -34,9 +34,11 @@ const call = (fn: (cb: (err: unknown) => void) => void) =>
   });
 
 /**
- * librdkafka refused one message as it was handed over (too large for message.max.bytes, an
- * unknown partition …): nothing of the transaction is committed yet, and the transaction can
- * be aborted and sent again without the message. `index` is the message's place in the send.
+ * librdkafka refused one message as it was handed over for what the message is (larger than
+ * message.max.bytes): nothing of the transaction is committed yet, and the transaction can be
+ * aborted and sent again without the message. `index` is the message's place in the send.
+ * Other refusals at hand-over (an unknown partition while librdkafka's metadata lags a grown
+ * topic) are not the message's fault and fail the send as before: retried.
  */
 export class RecordRefused extends Error {
   constructor(
@@ -98,7 +100,9 @@ export class NativeProducer {
       try {
         this.producer.produce(topic, m.partition, m.value, m.key);
       } catch (e) {
-        throw new RecordRefused(i, toError(e));
+        if ((e as { code?: unknown }).code === confluent.CODES.ERRORS.ERR_MSG_SIZE_TOO_LARGE)
+          throw new RecordRefused(i, toError(e));
+        throw e;
       }
     });
   }

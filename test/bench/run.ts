@@ -89,6 +89,7 @@ async function main() {
         REDIS_URL: info.redisUrl,
         HOST: "127.0.0.1",
         PORT: String(port),
+        METRICS_PORT: String(port + 2),
         LOG_LEVEL: "warn",
       },
       path.join(dir, "gateway.log"),

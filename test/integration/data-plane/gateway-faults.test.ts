@@ -30,6 +30,7 @@ const gatewayEnv = (extra: Record<string, string> = {}) => ({
   REDIS_URL: stack.redisUrl,
   HOST: "127.0.0.1",
   PORT: String(port),
+  METRICS_PORT: String(port + 1),
   BATCH_MAX_EVENTS: "500",
   LOG_LEVEL: "warn",
   ...extra,

@@ -91,7 +91,15 @@ describe("operator: a pipeline's life (minimal sample, external Kafka through th
       `${name}-producer`,
     ]);
     expect(await names("Secret", "v1")).toEqual(
-      ["api-keys", "postgres-credentials", "query-keys", "redis-credentials"].map((c) => `${name}-${c}`),
+      [
+        "api-keys",
+        "postgres-credentials",
+        "postgres-owner",
+        "postgres-reader",
+        "postgres-writer",
+        "query-keys",
+        "redis-credentials",
+      ].map((c) => `${name}-${c}`),
     );
     await eventually("topics in Kafka", async () => {
       const topics = await bed.admin.listTopics();

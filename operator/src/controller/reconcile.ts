@@ -610,8 +610,9 @@ async function releaseFinalizer(
     finalizers?: string[] | undefined;
   },
   deps: ControllerDeps,
-): Promise<void> {
+): Promise<boolean> {
   const key = `${m.namespace}/${m.name}`;
+  let released = true;
   try {
     await deps.kube.mergePatch(API_VERSION, KIND, m.namespace, m.name, {
       metadata: {
@@ -622,6 +623,7 @@ async function releaseFinalizer(
   } catch (e) {
     // Gone already: this pass worked from a cache that had not yet seen the last one finish.
     if (!(e instanceof KubeError && e.notFound)) throw e;
+    released = false;
   }
   deps.writtenStatus.delete(key);
   deps.deliveryReads.delete(key);
@@ -631,6 +633,7 @@ async function releaseFinalizer(
   deps.probes.forget(key);
   deps.secrets.forgetNamespace(m.namespace);
   deps.log.info({ pipeline: key }, "finalized");
+  return released;
 }
 
 /**
@@ -645,13 +648,15 @@ async function finalizeUnreadable(
 ): Promise<ReconcileResult> {
   const m = raw.metadata ?? {};
   if (!m.name || !m.namespace || !m.uid || !m.finalizers?.includes(FINALIZER)) return undefined;
-  await deps.recorder.emit(
-    { apiVersion: API_VERSION, kind: KIND, name: m.name, namespace: m.namespace, uid: m.uid },
-    "Warning",
-    "DataRetained",
-    `deleted with a spec that cannot be read (${problem}): its deletionPolicy is unknown, so topics, volumes and generated Secrets were kept`,
-  );
-  await releaseFinalizer({ ...m, name: m.name, namespace: m.namespace }, deps);
+  // Said once, by the pass that let it go: a second pass from a cache that had not yet seen
+  // the first finish finds it gone and says nothing.
+  if (await releaseFinalizer({ ...m, name: m.name, namespace: m.namespace }, deps))
+    await deps.recorder.emit(
+      { apiVersion: API_VERSION, kind: KIND, name: m.name, namespace: m.namespace, uid: m.uid },
+      "Warning",
+      "DataRetained",
+      `deleted with a spec that cannot be read (${problem}): its deletionPolicy is unknown, so topics, volumes and generated Secrets were kept`,
+    );
   return undefined;
 }
 

@@ -67,11 +67,12 @@ export async function ensureRoles(
     statements.push(`ALTER ROLE ${id(active.username)} PASSWORD ${lit(active.password)}`);
   }
   const schema = id(o.schema);
+  const database = id(await currentDatabase(client));
   statements.push(
-    `GRANT CONNECT ON DATABASE ${id(await currentDatabase(client))} TO ${id(owner)}, ${id(writer)}, ${id(reader)}`,
+    `GRANT CONNECT ON DATABASE ${database} TO ${id(owner)}, ${id(writer)}, ${id(reader)}`,
     // The owner makes the schema if it is missing (the consumer's DDL says IF NOT EXISTS, which
     // PostgreSQL checks against CREATE on the database first).
-    `GRANT CREATE ON DATABASE ${id(await currentDatabase(client))} TO ${id(owner)}`,
+    `GRANT CREATE ON DATABASE ${database} TO ${id(owner)}`,
     `CREATE SCHEMA IF NOT EXISTS ${schema} AUTHORIZATION ${id(owner)}`,
     `ALTER SCHEMA ${schema} OWNER TO ${id(owner)}`,
     // Tables made before the roles (by the superuser) become the owner's; partitions included.

@@ -3,7 +3,8 @@
 #   etcd → kube-apiserver → kube-controller-manager (then the CRDs) → Kafka (KRaft)
 #   → Strimzi topic operator → PostgreSQL → Redis.
 #   With LP_NODE=1 (make stack-up NODE=1), the node too: kube-scheduler, containerd, kubelet,
-#   kube-proxy (then the add-ons), so pods run for real.
+#   kube-proxy (then the add-ons) and kube-router's NetworkPolicy enforcer, so pods run for
+#   real and their NetworkPolicies hold.
 # Usage: stack.sh up | down | status [--quiet] | env | json | stop NAME | start NAME
 #   LP_COMPONENTS="kafka postgres redis" brings up only those (a data-services-only instance).
 # Each component is one file in components/ (up, wait, down, status, version, address);
@@ -18,7 +19,7 @@ source "$HACK_DIR/stack/addons.sh"
 LP_RETRY_HINT="make stack-down && make stack-up (logs: $LP_RUN_DIR/logs)"
 TO_HOME="$LP_CACHE/strimzi-topic-operator-$STRIMZI_API_VERSION"
 BASE_COMPONENTS=(etcd kube-apiserver kube-controller-manager kafka strimzi-topic-operator postgres redis)
-NODE_COMPONENTS=(kube-scheduler containerd kubelet kube-proxy)
+NODE_COMPONENTS=(kube-scheduler containerd kubelet kube-proxy kube-router)
 for c in "${BASE_COMPONENTS[@]}" "${NODE_COMPONENTS[@]}"; do
   # shellcheck source=/dev/null
   source "$HACK_DIR/stack/components/$c.sh"

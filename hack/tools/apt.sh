@@ -9,7 +9,8 @@ PKGS=(
 )
 # The node (a real kubelet; its test runs in make test): container runtime, CNI plugins,
 # packet filter, image builds, base images.
-PKGS+=(containerd runc containernetworking-plugins docker.io debootstrap busybox-static iptables nftables conntrack)
+PKGS+=(containerd runc containernetworking-plugins docker.io debootstrap busybox-static iptables nftables conntrack
+  ipset)   # kube-router's policy controller (the node's NetworkPolicy enforcer) drives ipsets
 [ -n "${LP_APT_EXTRA:-}" ] && read -r -a extra <<<"$LP_APT_EXTRA" && PKGS+=("${extra[@]}")
 
 step "Debian packages (${#PKGS[@]})"

@@ -2,7 +2,8 @@
 # Builds the Go-based tools from the Go module proxy into the cache, each keyed by version:
 #   kube-apiserver, kube-controller-manager, kube-scheduler, kubelet, kube-proxy, kubectl
 #   (one pinned k8s.io/kubernetes through a wrapper module), etcd, helm, controller-gen;
-#   for the node: coredns, metrics-server, local-path-provisioner.
+#   for the node: coredns, metrics-server, local-path-provisioner, and kube-router (its
+#   NetworkPolicy controller only: the local node's enforcer, see docs/security.md).
 # Usage: go-tools.sh [kube|etcd|helm|controller-gen|node ...]   (default: all but node)
 source "$(dirname "${BASH_SOURCE[0]}")/../lib.sh"
 
@@ -128,6 +129,7 @@ build_node_tools() {
   go_install coredns "$COREDNS_VERSION" github.com/coredns/coredns
   go_install metrics-server "$METRICS_SERVER_VERSION" sigs.k8s.io/metrics-server/cmd/metrics-server
   go_install local-path-provisioner "$LOCAL_PATH_PROVISIONER_VERSION" github.com/rancher/local-path-provisioner
+  go_install kube-router "$KUBE_ROUTER_VERSION" github.com/cloudnativelabs/kube-router/v2/cmd/kube-router
 }
 
 # link_bins DIR NAME...: the cache's bin/ holds links to the versioned binaries.

@@ -16,6 +16,11 @@ export const e2e = {
   values: process.env.LP_E2E_VALUES ?? "",
   kafkaCluster: process.env.LP_E2E_KAFKA_CLUSTER ?? "local",
   kafkaNamespace: process.env.LP_E2E_KAFKA_NAMESPACE ?? "kafka",
+  /**
+   * `spec.network.egress` of the suite's pipelines: where the brokers are when they are not
+   * the Strimzi cluster's pods (the local stack's Kafka is a host process on its bridge).
+   */
+  networkEgress: JSON.parse(process.env.LP_E2E_NETWORK_EGRESS || "[]") as object[],
   events: Number(process.env.LP_E2E_EVENTS ?? 10_000),
   clientImage: process.env.LP_E2E_CLIENT_IMAGE ?? "logpipeline/producer:0.1.0",
   chart: path.join(repoRoot, "charts/logpipeline-operator"),
@@ -67,6 +72,8 @@ export type ClientLine = {
   status?: number;
   topics?: string[];
   polled?: { ok: number; failed: Record<string, number> };
+  /** MODE=connect: per host:port, "open" or why not ("timeout", "ECONNREFUSED"). */
+  connect?: Record<string, string>;
   error?: string;
 };
 

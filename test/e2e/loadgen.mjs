@@ -7,9 +7,12 @@
 // MODE=poll   asks the query API for its stats every 250 ms for SECONDS, and prints how many
 //             answers were not 200 (an outage seen).
 // MODE=topics prints the Kafka topics (group-less Admin client).
+// MODE=connect opens a TCP connection to each host:port of TARGETS (3 s each) and prints,
+//             per target, "open" or why not (a NetworkPolicy's drop is a timeout).
 // Each output line is one JSON object; the suite reads them with `kubectl logs`.
 import { createHash, randomUUID } from "node:crypto";
 import { createRequire } from "node:module";
+import { connect as tcpConnect } from "node:net";
 
 const env = process.env;
 const out = (o) => process.stdout.write(JSON.stringify(o) + "\n");
@@ -138,7 +141,25 @@ async function topics() {
   await admin.disconnect();
 }
 
-const modes = { load, stats, poll, topics };
+async function connect() {
+  const result = {};
+  for (const target of env.TARGETS.split(",")) {
+    const i = target.lastIndexOf(":");
+    result[target] = await new Promise((resolve) => {
+      const socket = tcpConnect({ host: target.slice(0, i), port: Number(target.slice(i + 1)) });
+      const done = (how) => {
+        socket.destroy();
+        resolve(how);
+      };
+      socket.setTimeout(Number(env.TIMEOUT_MS ?? 3000), () => done("timeout"));
+      socket.once("connect", () => done("open"));
+      socket.once("error", (e) => done(String(e.code ?? e.message)));
+    });
+  }
+  out({ connect: result });
+}
+
+const modes = { load, stats, poll, topics, connect };
 try {
   await modes[env.MODE]();
 } catch (e) {

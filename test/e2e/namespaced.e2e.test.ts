@@ -32,6 +32,7 @@ const pipeline = (namespace: string, pipelineName: string) => ({
     producer: { replicas: { min: 1, max: 1 }, resources: { requests: { cpu: "50m", memory: "192Mi" } } },
     consumer: { replicas: { min: 1, max: 1 }, resources: { requests: { cpu: "50m", memory: "192Mi" } } },
     query: { cacheTtlSeconds: 0 },
+    network: { egress: e2e.networkEgress },
     deletionPolicy: { topics: "Delete", postgres: "Delete", drainTimeoutSeconds: 30 },
   },
 });

@@ -593,6 +593,115 @@ export const QuerySpec = z
   })
   .meta({ description: "The read API over PostgreSQL." });
 
+const LabelSelector = z
+  .object({
+    matchLabels: z
+      .record(z.string().min(1).max(317), z.string().max(63))
+      .optional()
+      .meta({ description: "Labels a match must carry.", maxProperties: 32 }),
+    matchExpressions: z
+      .array(
+        z
+          .object({
+            key: z.string().min(1).max(317).meta({ description: "Label key." }),
+            operator: z
+              .enum(["In", "NotIn", "Exists", "DoesNotExist"])
+              .meta({ description: "How values apply." }),
+            values: z
+              .array(z.string().max(63))
+              .max(64)
+              .optional()
+              .meta({ description: "Values (In, NotIn)." }),
+          })
+          .meta({ description: "One label requirement." }),
+      )
+      .max(16)
+      .optional()
+      .meta({ description: "Label requirements, all of which must hold." }),
+  })
+  .meta({ description: "A Kubernetes label selector; empty selects everything." });
+
+const NetworkPeer = z
+  .object({
+    podSelector: LabelSelector.optional().meta({
+      description: "Pods (in the pipeline's namespace unless namespaceSelector is set).",
+    }),
+    namespaceSelector: LabelSelector.optional().meta({ description: "Namespaces." }),
+    ipBlock: z
+      .object({
+        cidr: z
+          .string()
+          .max(49)
+          .regex(/^[0-9a-fA-F:.]+\/[0-9]{1,3}$/)
+          .meta({ description: "A CIDR, e.g. 10.0.0.0/8." }),
+        except: z
+          .array(
+            z
+              .string()
+              .max(49)
+              .regex(/^[0-9a-fA-F:.]+\/[0-9]{1,3}$/),
+          )
+          .max(16)
+          .optional()
+          .meta({ description: "CIDRs inside cidr to leave out." }),
+      })
+      .optional()
+      .meta({ description: "Addresses (for what does not run as pods)." }),
+  })
+  .meta({
+    description: "A NetworkPolicy peer, as in networking.k8s.io/v1.",
+    "x-kubernetes-validations": [
+      celRule(
+        "has(self.ipBlock) != (has(self.podSelector) || has(self.namespaceSelector))",
+        "a peer is either an ipBlock or pod/namespace selectors",
+      ),
+    ],
+  });
+
+const NetworkPort = z
+  .object({
+    protocol: z.enum(["TCP", "UDP", "SCTP"]).default("TCP").meta({ description: "Protocol." }),
+    port: z.number().int().min(1).max(65535).meta({ description: "Port (the pod's, after any Service)." }),
+    endPort: z.number().int().min(1).max(65535).optional().meta({ description: "Last port of a range." }),
+  })
+  .meta({ description: "A port, as in networking.k8s.io/v1." });
+
+export const NetworkSpec = z
+  .object({
+    policies: z.boolean().default(true).meta({
+      description:
+        "Create default-deny NetworkPolicies for every pod of the pipeline: in, only the API ports and the metrics port; out, only DNS, Kafka, PostgreSQL, Redis and `egress`. Enforced only where the cluster runs a NetworkPolicy enforcer.",
+    }),
+    apiFrom: z.array(NetworkPeer).max(16).optional().meta({
+      description:
+        "Who may reach the ingest and query APIs; unset allows any source (the Service and Ingress are the pipeline's front door). Set it to your ingress controller's and your apps' namespaces to narrow it.",
+    }),
+    metricsFrom: z.array(NetworkPeer).max(16).optional().meta({
+      description:
+        "Who may scrape the metrics port; unset allows any pod in the cluster, nothing outside it.",
+    }),
+    egress: z
+      .array(
+        z
+          .object({
+            to: z
+              .array(NetworkPeer)
+              .max(16)
+              .optional()
+              .meta({ description: "Destinations; unset means any." }),
+            ports: z.array(NetworkPort).max(16).optional().meta({ description: "Ports; unset means all." }),
+          })
+          .meta({ description: "One egress rule, as in networking.k8s.io/v1." }),
+      )
+      .max(16)
+      .default([])
+      .meta({
+        description:
+          "Further destinations every workload may reach: a collector, a registry, or brokers of a Strimzi cluster that are not its pods.",
+      }),
+  })
+  .meta({ description: "The pipeline's NetworkPolicies." });
+
 export const LogPipelineSpec = z
   .object({
     suspend: z
@@ -609,6 +718,7 @@ export const LogPipelineSpec = z
     producer: ProducerSpec.prefault({}),
     consumer: ConsumerSpec.prefault({}),
     query: QuerySpec.prefault({}),
+    network: NetworkSpec.prefault({}),
     images: z
       .object({
         producer: image("the producer"),

@@ -143,6 +143,14 @@ describe("CEL rules refuse invalid objects", () => {
       },
       "kafka.priority.partitions must leave at least one partition",
     ],
+    [
+      "a network peer that is one thing: an address block or selectors",
+      {
+        ...base(),
+        network: { egress: [{ to: [{ ipBlock: { cidr: "10.0.0.0/8" }, podSelector: {} }] }] },
+      },
+      "a peer is either an ipBlock or pod/namespace selectors",
+    ],
   ];
   it.each(rules)("%s", (_what, spec, message) => {
     const r = apply(`r-${uniqueSuffix()}`, spec);
@@ -190,6 +198,16 @@ describe("a corpus of bad input is refused at admission, naming the field", () =
       "a broker list that is not one",
       { kafka: { ...kafka, bootstrapServers: "not a host list" } },
       "spec.kafka.bootstrapServers",
+    ],
+    [
+      "an address block that is not a CIDR",
+      { ...base(), network: { apiFrom: [{ ipBlock: { cidr: "everyone" } }] } },
+      "spec.network.apiFrom[0].ipBlock.cidr",
+    ],
+    [
+      "a port out of range",
+      { ...base(), network: { egress: [{ ports: [{ port: 70000 }] }] } },
+      "spec.network.egress[0].ports[0].port",
     ],
     [
       "a broker with a path",

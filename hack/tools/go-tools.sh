@@ -132,6 +132,24 @@ build_node_tools() {
   go_install kube-router "$KUBE_ROUTER_VERSION" github.com/cloudnativelabs/kube-router/v2/cmd/kube-router
 }
 
+# The OpenTelemetry Collector distribution of hack/otelcol/builder.yaml, made by the
+# Collector's builder (ocb) at the same release; keyed by the config's hash.
+build_otelcol() {
+  local cfg="$HACK_DIR/otelcol/builder.yaml" hash dir
+  go_install builder "$OTELCOL_BUILDER_VERSION" go.opentelemetry.io/collector/cmd/builder
+  hash=$(sha256sum "$cfg" | cut -c1-12)
+  dir="$LP_CACHE/otelcol-$OTELCOL_BUILDER_VERSION-$hash"
+  step "lp-otelcol (OpenTelemetry Collector $OTELCOL_BUILDER_VERSION: filelog, otlp, batch, otlphttp)"
+  if [ -x "$dir/bin/lp-otelcol" ]; then skip_step "$dir/bin"; link_bins "$dir/bin" lp-otelcol; return; fi
+  mkdir -p "$dir/src" "$dir/bin"
+  # ocb writes the distribution's sources to output_path, then builds them there.
+  sed "s|^  version: 0.165.0$|&\n  output_path: $dir/src|" "$cfg" >"$dir/builder.yaml"
+  run_logged "$dir/build.log" "$LP_BIN/builder" --config "$dir/builder.yaml"
+  mv "$dir/src/lp-otelcol" "$dir/bin/lp-otelcol"
+  done_step "$dir/bin/lp-otelcol"
+  link_bins "$dir/bin" lp-otelcol
+}
+
 # link_bins DIR NAME...: the cache's bin/ holds links to the versioned binaries.
 link_bins() {
   local d="$1" b
@@ -149,6 +167,7 @@ for t in "${targets[@]}"; do
     controller-gen) build_controller_gen ;;
     node) build_node_tools ;;
     pause) build_pause ;;
-    *) die "unknown Go tool '$t' (known: kube etcd helm controller-gen node)" ;;
+    otelcol) build_otelcol ;;
+    *) die "unknown Go tool '$t' (known: kube etcd helm controller-gen node otelcol)" ;;
   esac
 done

@@ -94,6 +94,7 @@ export const LogEventInput = z
     stackTrace: z.string().max(MAX_STACK).optional(),
     userId: z.string().max(256).optional(),
     traceId: z.string().max(128).optional(),
+    spanId: z.string().max(64).optional(),
     schemaVersion: z.number().int().min(1).max(CURRENT_SCHEMA_VERSION).optional(),
   })
   .check((ctx) => {
@@ -114,6 +115,8 @@ export const LogEvent = z.object({
   stackTrace: z.string().max(MAX_STACK).optional(),
   userId: z.string().max(256).optional(),
   traceId: z.string().max(128).optional(),
+  /** The OpenTelemetry span id (hex) of an event that came in over OTLP, or a client's. */
+  spanId: z.string().max(64).optional(),
   schemaVersion: z.number().int().min(1),
   receivedAt: z.iso.datetime({ offset: true }),
   /**
@@ -127,6 +130,38 @@ export const LogEvent = z.object({
   writer: z.string().min(1).max(128).optional(),
 });
 export type LogEvent = z.infer<typeof LogEvent>;
+
+/**
+ * Where a reader keeps the fields of an event it does not know (a newer gateway's, during a
+ * rolling upgrade): `metadata["logpipeline.unknownFields"]`, losslessly, rather than dropping
+ * them as a plain schema would.
+ */
+export const UNKNOWN_FIELDS_KEY = "logpipeline.unknownFields";
+const KNOWN_FIELDS = new Set(Object.keys(LogEvent.shape));
+const LooseLogEvent = LogEvent.loose();
+
+/**
+ * The tolerant reader of an event from Kafka: validated as LogEvent, with any field this
+ * release does not know moved into metadata under UNKNOWN_FIELDS_KEY (kept with those a
+ * previous hop kept there already).
+ */
+export function readEvent(json: unknown): ReturnType<typeof LogEvent.safeParse> {
+  const parsed = LooseLogEvent.safeParse(json);
+  if (!parsed.success) return parsed;
+  const data: Record<string, unknown> = parsed.data;
+  const unknownKeys = Object.keys(data).filter((k) => !KNOWN_FIELDS.has(k));
+  if (unknownKeys.length === 0) return parsed;
+  const known = Object.fromEntries(Object.entries(data).filter(([k]) => KNOWN_FIELDS.has(k))) as LogEvent;
+  const kept = known.metadata[UNKNOWN_FIELDS_KEY];
+  known.metadata = {
+    ...known.metadata,
+    [UNKNOWN_FIELDS_KEY]: {
+      ...(typeof kept === "object" && kept !== null ? kept : {}),
+      ...Object.fromEntries(unknownKeys.map((k) => [k, data[k]])),
+    },
+  };
+  return { success: true, data: known };
+}
 
 /**
  * An event id derived from a client's Idempotency-Key: the same key from the same client
@@ -179,6 +214,7 @@ export function normalizeEvent(
     ...(input.stackTrace !== undefined && { stackTrace: input.stackTrace }),
     ...(input.userId !== undefined && { userId: input.userId }),
     ...(input.traceId !== undefined && { traceId: input.traceId }),
+    ...(input.spanId !== undefined && { spanId: input.spanId }),
     schemaVersion: input.schemaVersion ?? CURRENT_SCHEMA_VERSION,
     receivedAt,
     ...(named === undefined && { idOrigin: "gateway" as const }),

@@ -19,6 +19,22 @@ import { errorText } from "./connections.js";
  * An HTTP error with reasons the client can act on (4xx), or a 5xx without internals. `code`
  * is the refusal's stable name in the refused-requests metric (by status when unset).
  */
+/**
+ * A route's own error body, set in its `config.errorBody`: what the common error handler
+ * sends instead of `{ error, reasons }` (the status, headers and metrics stay the same).
+ */
+export type ErrorBodyFormat = (
+  req: FastifyRequest,
+  status: number,
+  body: { error: string; reasons?: string[] },
+) => { type: string; payload: string | Buffer };
+
+declare module "fastify" {
+  interface FastifyContextConfig {
+    errorBody?: ErrorBodyFormat;
+  }
+}
+
 export class HttpError extends Error {
   constructor(
     readonly status: number,
@@ -135,19 +151,24 @@ export async function createHttpApp(o: HttpAppOptions) {
 
   app.setErrorHandler((err: unknown, req, reply) => {
     const route = req.routeOptions.url ?? "unmatched";
+    // A route whose protocol has its own error body (OTLP's google.rpc.Status) formats it.
+    const format = (req.routeOptions.config as { errorBody?: ErrorBodyFormat } | undefined)?.errorBody;
+    const answer = (status: number, body: { error: string; reasons?: string[] }) => {
+      if (!format) return reply.status(status).send(body);
+      const f = format(req, status, body);
+      return reply.status(status).type(f.type).send(f.payload);
+    };
     // Refused before its body was read (a 401 from onRequest): close rather than read it.
     if (!req.raw.complete) void reply.header("connection", "close");
     if (err instanceof HttpError) {
       if (err.status < 500) refused.inc({ route, reason: refusalCode(err.status, err.code) });
       if (err.retryAfterSeconds !== undefined)
         void reply.header("retry-after", String(err.retryAfterSeconds));
-      return reply
-        .status(err.status)
-        .send({ error: err.message, ...(err.reasons && { reasons: err.reasons }) });
+      return answer(err.status, { error: err.message, ...(err.reasons && { reasons: err.reasons }) });
     }
     if (hasZodFastifySchemaValidationErrors(err)) {
       refused.inc({ route, reason: "invalid" });
-      return reply.status(400).send({
+      return answer(400, {
         error: "invalid request",
         reasons: err.validation.map(
           (v) =>
@@ -159,16 +180,17 @@ export async function createHttpApp(o: HttpAppOptions) {
     if (fe.statusCode && fe.statusCode >= 400 && fe.statusCode < 500) {
       refused.inc({ route, reason: refusalCode(fe.statusCode, fe.code && FASTIFY_CODES[fe.code]) });
       if (fe.code === "FST_ERR_CTP_BODY_TOO_LARGE")
-        return reply.status(413).send({
+        return answer(413, {
           error: "request body too large",
           reasons: [`at most ${o.bodyLimit} bytes, after decompression`],
         });
-      return reply
-        .status(fe.statusCode)
-        .send({ error: fe.message ?? "bad request", reasons: [fe.code ?? "invalid request"] });
+      return answer(fe.statusCode, {
+        error: fe.message ?? "bad request",
+        reasons: [fe.code ?? "invalid request"],
+      });
     }
     o.log.error({ err: errorText(err, { stack: true }) }, "unhandled error");
-    return reply.status(500).send({ error: "internal error" });
+    return answer(500, { error: "internal error" });
   });
 
   const requests = new Counter({

@@ -145,10 +145,13 @@ CREATE TABLE IF NOT EXISTS ${events.qualified} (
   kafka_offset    bigint NOT NULL,
   stored_at       timestamptz NOT NULL DEFAULT now(),
   ts_original     timestamptz,
-  writer          text
+  writer          text,
+  span_id         text
 ) PARTITION BY RANGE (ts);
 -- The API key (its name) that wrote each event; a table made before it gains it (no rewrite).
 ALTER TABLE ${events.qualified} ADD COLUMN IF NOT EXISTS writer text;
+-- The OpenTelemetry span id of events that came in over OTLP (docs/otlp.md); the same.
+ALTER TABLE ${events.qualified} ADD COLUMN IF NOT EXISTS span_id text;
 ${idx(`${events.bare}_ts_id_idx`, events.qualified, "(ts, event_id)")}
 ${idx(`${events.bare}_source_ts_idx`, events.qualified, "(source, ts)")}
 ${idx(`${events.bare}_position_idx`, events.qualified, "(kafka_partition, kafka_offset)")}
@@ -311,9 +314,9 @@ export async function legacyExists(c: pg.ClientBase | pg.Pool, s: StorageNames):
   return r.rows[0]?.e === true;
 }
 
-/** The columns every reader selects; an old table lacks `ts_original` and `writer`. */
+/** The columns every reader selects; an old table lacks `ts_original`, `writer` and `span_id`. */
 export const EVENT_READ_COLUMNS =
-  "event_id, ts, level, source, message, metadata, stack_trace, user_id, trace_id, schema_version, received_at, kafka_partition, kafka_offset, stored_at, ts_original, writer";
+  "event_id, ts, level, source, message, metadata, stack_trace, user_id, trace_id, schema_version, received_at, kafka_partition, kafka_offset, stored_at, ts_original, writer, span_id";
 
 /**
  * The relation readers select from: the events table, and while an upgrade moves rows, the
@@ -321,10 +324,9 @@ export const EVENT_READ_COLUMNS =
  */
 export function eventsRelation(n: { events: string; storage: StorageNames }, legacy: boolean): string {
   if (!legacy) return n.events;
-  const old = EVENT_READ_COLUMNS.replace("ts_original", "NULL::timestamptz AS ts_original").replace(
-    "writer",
-    "NULL::text AS writer",
-  );
+  const old = EVENT_READ_COLUMNS.replace("ts_original", "NULL::timestamptz AS ts_original")
+    .replace("writer", "NULL::text AS writer")
+    .replace("span_id", "NULL::text AS span_id");
   return `(SELECT ${EVENT_READ_COLUMNS} FROM ${n.events} UNION ALL SELECT ${old} FROM ${n.storage.legacy.qualified}) AS ev`;
 }
 

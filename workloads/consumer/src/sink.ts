@@ -2,7 +2,7 @@ import { Readable } from "node:stream";
 import { pipeline } from "node:stream/promises";
 import pg from "pg";
 import { from as copyFrom } from "pg-copy-streams";
-import { LogEvent, unstorable } from "../../common/src/event.js";
+import { type LogEvent, readEvent, unstorable } from "../../common/src/event.js";
 import { failpoint } from "../../common/src/failpoints.js";
 import type { LedgerNames } from "../../common/src/ledger.js";
 import { bucketOf, DAY_MS, KEY_OVERLAP_MS, KEY_SPAN_MS, storedTime } from "../../common/src/storage.js";
@@ -89,7 +89,8 @@ function decode(r: SinkRecord): Decoded {
   } catch {
     return dead("json", "value is not valid JSON");
   }
-  const parsed = LogEvent.safeParse(json);
+  // Tolerant: a field of a newer gateway is kept in metadata, not dropped (rolling upgrades).
+  const parsed = readEvent(json);
   if (!parsed.success) {
     const id = (json as { eventId?: unknown } | null)?.eventId;
     const uuid = typeof id === "string" && /^[0-9a-f-]{36}$/i.test(id) ? id : null;
@@ -155,7 +156,7 @@ export function isDataError(e: unknown): boolean {
 }
 
 const COLUMNS =
-  "event_id, ts, level, source, message, metadata, stack_trace, user_id, trace_id, schema_version, received_at, kafka_partition, kafka_offset, ts_original, writer";
+  "event_id, ts, level, source, message, metadata, stack_trace, user_id, trace_id, schema_version, received_at, kafka_partition, kafka_offset, ts_original, writer, span_id";
 
 /**
  * Applies one batch of one partition in ONE PostgreSQL transaction: the rows, their counts,
@@ -489,6 +490,7 @@ async function copyRows(client: pg.PoolClient, table: string, partition: number,
         offset,
         original ?? "\\N",
         copyText(e.writer),
+        copyText(e.spanId),
       ].join("\t"),
     )
     .join("\n");

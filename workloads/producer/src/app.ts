@@ -9,6 +9,7 @@ import type { Logger } from "../../common/src/logger.js";
 import { guardsPlugin } from "./guards.js";
 import { kafkaPlugin } from "./kafka.js";
 import { gatewayMetrics } from "./metrics.js";
+import { otlpRoutes } from "./otlp-route.js";
 import { ingestRoutes } from "./routes.js";
 
 export interface GatewayDeps {
@@ -22,8 +23,9 @@ export interface GatewayDeps {
 
 /**
  * The ingest gateway as a fastify app (the server is a thin shell in main.ts; tests use the
- * app directly), composed of three plugins: Kafka (batcher, breaker, partition plan), guards
- * (authentication, rate limits, idempotency keys) and the routes. Each plugin closes what it
+ * app directly), composed of plugins: Kafka (batcher, breaker, partition plan), guards
+ * (authentication, rate limits, idempotency keys), the native routes and OTLP/HTTP
+ * (POST /v1/logs). Each plugin closes what it
  * opens when the app closes. Answers 202 only after the events' Kafka transaction committed.
  */
 export async function buildGateway(
@@ -44,6 +46,7 @@ export async function buildGateway(
     await app.register(kafkaPlugin, { env, kafka: deps.kafka, log, metrics });
     await app.register(guardsPlugin, { env, redis: deps.redis, apiKeys: deps.apiKeys, metrics });
     await app.register(ingestRoutes, { env, metrics });
+    await app.register(otlpRoutes, { env, metrics });
     await app.ready();
   } catch (e) {
     await app.close().catch(() => undefined);

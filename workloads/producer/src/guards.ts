@@ -18,7 +18,7 @@ export interface Guards {
    */
   admit: (req: FastifyRequest, reply: FastifyReply) => Promise<void>;
   /** Takes `cost` events from the client's one bucket (both routes), or a 429 (503 when Redis is down and fail-closed). */
-  rateLimit(client: string, route: "single" | "batch", cost: number): Promise<void>;
+  rateLimit(client: string, route: "single" | "batch" | "otlp", cost: number): Promise<void>;
   /**
    * Reserves idempotency keys for the events a client named (its eventId or an
    * Idempotency-Key): only those can be retried as the same event. Events the gateway named
@@ -72,7 +72,7 @@ export const guardsPlugin = fp<GuardsPluginOptions>(
 
     // One bucket per client for both routes, charged per event: a batch of n events costs n,
     // so /api/logs/batch is no way around the client's rate.
-    const rateLimit = async (client: string, route: "single" | "batch", cost: number) => {
+    const rateLimit = async (client: string, route: "single" | "batch" | "otlp", cost: number) => {
       const perSecond = env.RATE_LIMIT_PER_SECOND;
       try {
         const r = await limiter.take(client, "events", perSecond, env.RATE_LIMIT_BURST, cost);

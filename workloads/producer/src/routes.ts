@@ -25,7 +25,7 @@ const BatchQuery = z.object({ atomic: z.stringbool().default(false) });
  * below what Kafka takes, so an accepted event can never fail the transaction it shares with
  * other clients' events. (Strings PostgreSQL would refuse were refused by LogEventInput.)
  */
-function prepare(event: LogEvent, maxBytes: number): Prepared | string {
+export function prepare(event: LogEvent, maxBytes: number): Prepared | string {
   const json = JSON.stringify(event);
   // UTF-8 takes at most 3 bytes per UTF-16 unit: most events skip the count.
   const bytes = json.length * 3 <= maxBytes ? json.length : Buffer.byteLength(json);
@@ -33,7 +33,7 @@ function prepare(event: LogEvent, maxBytes: number): Prepared | string {
 }
 
 /** The API key's name an event records as its writer (none when authentication is off). */
-const writerOf = (client: string) => (client.startsWith("key:") ? client.slice(4) : undefined);
+export const writerOf = (client: string) => (client.startsWith("key:") ? client.slice(4) : undefined);
 
 /**
  * The ingest routes: POST /api/logs and /api/logs/batch (202 only after the events' Kafka

@@ -39,6 +39,8 @@ const LogRow = z.object({
   stackTrace: z.string().nullable(),
   userId: z.string().nullable(),
   traceId: z.string().nullable(),
+  /** The OpenTelemetry span id (events that came in over OTLP). */
+  spanId: z.string().nullable(),
   /** The name of the ingest key that wrote the event (null: written without authentication). */
   writer: z.string().nullable(),
 });
@@ -87,6 +89,7 @@ interface DbRow {
   user_id: string | null;
   trace_id: string | null;
   writer: string | null;
+  span_id: string | null;
 }
 
 const toItem = (r: DbRow) => ({
@@ -100,6 +103,7 @@ const toItem = (r: DbRow) => ({
   stackTrace: r.stack_trace,
   userId: r.user_id,
   traceId: r.trace_id,
+  spanId: r.span_id,
   writer: r.writer,
 });
 

@@ -25,6 +25,8 @@ export interface DataPlane {
   db: Awaited<ReturnType<typeof testLedger>>;
   gatewayRegistry: Registry;
   queryRegistry: Registry;
+  /** Closes the gateway (in-flight requests finish), keeps it down `downMs`, starts a new one on the same port. */
+  restartGateway(downMs: number): Promise<void>;
   stop(): Promise<void>;
 }
 
@@ -46,23 +48,28 @@ export async function startDataPlane(
   const db = await testLedger(stack.postgresUrl, `t_${o.name.replaceAll("-", "_")}`);
   const redis = new Redis(stack.redisUrl);
   const kafka = workloadKafkaClient(stack.kafkaBootstrap, topic, "t");
-  const gatewayRegistry = createRegistry("producer", "t");
-  const gateway = await buildGateway({
-    env: parseEnv(ProducerEnv, {
-      ...pipelineEnv(`${o.name}-${id}`),
-      KAFKA_BOOTSTRAP_SERVERS: stack.kafkaBootstrap,
-      KAFKA_TOPIC: topic,
-      TRANSACTIONAL_ID: `${o.name}-${id}`,
-      API_KEYS_FILE: "/dev/null",
-      REDIS_URL: stack.redisUrl,
-      ...o.gatewayEnv,
-    }),
-    kafka,
-    redis,
-    apiKeys: new ApiKeys(o.ingestKeys),
-    log: createLogger(`${o.name}-gateway`, "error"),
-    registry: gatewayRegistry,
+  const gatewayEnv = parseEnv(ProducerEnv, {
+    ...pipelineEnv(`${o.name}-${id}`),
+    KAFKA_BOOTSTRAP_SERVERS: stack.kafkaBootstrap,
+    KAFKA_TOPIC: topic,
+    TRANSACTIONAL_ID: `${o.name}-${id}`,
+    API_KEYS_FILE: "/dev/null",
+    REDIS_URL: stack.redisUrl,
+    ...o.gatewayEnv,
   });
+  const makeGateway = async () => {
+    const registry = createRegistry("producer", "t");
+    const g = await buildGateway({
+      env: gatewayEnv,
+      kafka,
+      redis,
+      apiKeys: new ApiKeys(o.ingestKeys),
+      log: createLogger(`${o.name}-gateway`, "error"),
+      registry,
+    });
+    return { g, registry };
+  };
+  let gateway = await makeGateway();
   const sink = await startSink({ kafka, db, topic, groupId: `g-${o.name}-${id}` });
   const queryRegistry = createRegistry("query", "t");
   const query = await buildQueryApp({
@@ -81,17 +88,26 @@ export async function startDataPlane(
     log: createLogger(`${o.name}-query`, "error"),
     registry: queryRegistry,
   });
-  await gateway.app.listen({ host: "127.0.0.1", port: 0 });
+  await gateway.g.app.listen({ host: "127.0.0.1", port: 0 });
   await query.listen({ host: "127.0.0.1", port: 0 });
   const url = (a: AddressInfo | string | null) => `http://127.0.0.1:${String((a as AddressInfo).port)}`;
+  const gatewayPort = (gateway.g.app.server.address() as AddressInfo).port;
   return {
-    gatewayUrl: url(gateway.app.server.address()),
+    gatewayUrl: `http://127.0.0.1:${String(gatewayPort)}`,
     queryUrl: url(query.server.address()),
     db,
-    gatewayRegistry,
+    get gatewayRegistry() {
+      return gateway.registry;
+    },
     queryRegistry,
+    restartGateway: async (downMs: number) => {
+      await gateway.g.close();
+      await new Promise((r) => setTimeout(r, downMs));
+      gateway = await makeGateway();
+      await gateway.g.app.listen({ host: "127.0.0.1", port: gatewayPort });
+    },
     stop: async () => {
-      await gateway.close();
+      await gateway.g.close();
       await query.close();
       await sink.stop();
       redis.disconnect();

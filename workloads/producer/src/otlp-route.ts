@@ -1,5 +1,5 @@
 import { isUtf8 } from "node:buffer";
-import type { FastifyPluginCallback, FastifyRequest } from "fastify";
+import type { FastifyPluginCallback, FastifyReply, FastifyRequest, HookHandlerDoneFunction } from "fastify";
 import type { ProducerEnv } from "../../common/src/config.js";
 import { type ErrorBodyFormat, HttpError } from "../../common/src/http.js";
 import type { Prepared } from "./kafka.js";
@@ -30,6 +30,18 @@ const GRPC_CODE: Record<number, number> = {
   415: 3,
   429: 8, // RESOURCE_EXHAUSTED
   503: 14, // UNAVAILABLE
+};
+
+/** Only OTLP's two encodings: anything else is a 415 (fastify would parse text/plain). */
+const mediaType = (req: FastifyRequest, _reply: FastifyReply, done: HookHandlerDoneFunction) => {
+  const type = (req.headers["content-type"] ?? "").toLowerCase();
+  if (type.startsWith(PROTOBUF) || type.startsWith(JSON_TYPE)) done();
+  else
+    done(
+      new HttpError(415, "unsupported content-type", [
+        `send ${PROTOBUF} or ${JSON_TYPE} (OTLP/HTTP), not ${type || "none"}`,
+      ]),
+    );
 };
 
 /** OTLP's error body: a google.rpc.Status in the request's encoding. */
@@ -80,7 +92,8 @@ export const otlpRoutes: FastifyPluginCallback<{ env: ProducerEnv; metrics: Gate
   app.post(
     "/v1/logs",
     {
-      onRequest: app.guards.admit,
+      // Authenticated first, then the encoding checked, both before the body is read.
+      onRequest: [app.guards.admit, mediaType],
       config: { errorBody: statusBody },
       schema: {
         summary: "Ingest OTLP/HTTP logs (protobuf or JSON): 200 once committed to Kafka",

@@ -938,6 +938,10 @@ export const LogPipelineStatus = z
       .object({
         ingest: z.string().optional().meta({ description: "In-cluster URL of the ingest API." }),
         query: z.string().optional().meta({ description: "In-cluster URL of the query API." }),
+        otlp: z.string().optional().meta({
+          description:
+            "In-cluster OTLP/HTTP logs URL (an exporter's logs endpoint; through the Ingress: https://<host>/v1/logs). docs/otlp.md.",
+        }),
         ingressHost: z
           .string()
           .optional()

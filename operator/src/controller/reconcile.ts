@@ -334,6 +334,7 @@ function emptyObservation(p: LogPipeline, notes: BuildNote[]): Observation {
     endpoints: {
       ingest: `http://${names.producer}.${ns}.svc:${SERVICE_PORT}/api/logs`,
       query: `http://${names.query}.${ns}.svc:${SERVICE_PORT}/api/logs`,
+      otlp: `http://${names.producer}.${ns}.svc:${SERVICE_PORT}/v1/logs`,
       ...(p.spec.ingress.enabled && p.spec.ingress.host ? { ingressHost: p.spec.ingress.host } : {}),
     },
   };

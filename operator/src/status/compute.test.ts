@@ -31,7 +31,11 @@ function observation(over: Partial<Observation> = {}): Observation {
     query: up,
     notes: [],
     names: { topic: "ns.p.logs", consumerGroup: "g", bootstrapServers: "k:9092" },
-    endpoints: { ingest: "http://p-producer.ns.svc:80/api/logs", query: "http://p-query.ns.svc:80/api/logs" },
+    endpoints: {
+      ingest: "http://p-producer.ns.svc:80/api/logs",
+      query: "http://p-query.ns.svc:80/api/logs",
+      otlp: "http://p-producer.ns.svc:80/v1/logs",
+    },
     ...over,
   };
 }

@@ -89,7 +89,7 @@ export interface Observation {
     /** Topics recorded as created this pass (mode external; unioned with the stored record). */
     createdTopics?: string[];
   };
-  endpoints: { ingest: string; query: string; ingressHost?: string };
+  endpoints: { ingest: string; query: string; otlp: string; ingressHost?: string };
   delivery?: LogPipelineStatus["delivery"];
   /** Why the operator could not read the ledger (reported for an external PostgreSQL). */
   postgresError?: string;

@@ -6,6 +6,7 @@ printf 'Installing tools into %s (cached by version; re-runs reuse them)\n' "$LP
 bash "$HACK_DIR/tools/apt.sh"
 bash "$HACK_DIR/tools/npm.sh"
 bash "$HACK_DIR/tools/maven.sh"
+bash "$HACK_DIR/tools/python.sh"
 # The node's tools too (pause, CoreDNS, metrics-server, local-path-provisioner, kube-router):
 # the node's own test runs in make test; and the OpenTelemetry Collector OTLP's tests ship with.
 bash "$HACK_DIR/tools/go-tools.sh" etcd helm controller-gen kube node otelcol

@@ -13,6 +13,7 @@ import { Kafka as KafkaJs, logLevel as kafkaJsLogLevel } from "kafkajs";
 import pg from "pg";
 import { NativeProducer } from "../../workloads/common/src/kafka-producer.js";
 import { FLOOD, floodPhase, poisonPhase } from "./hostile.js";
+import { otlpPhase } from "./otlp.js";
 import { count202, load } from "./load.js";
 import { ledgerDdl, ledgerNames } from "../../workloads/common/src/ledger.js";
 import { kafkaClient } from "../support/kafka.js";
@@ -191,6 +192,17 @@ async function main() {
     const alone = await loadBatches(LOAD_SECONDS);
     const aloneAccepted = count202(alone) * EVENTS_PER_REQUEST;
     results.gateway_alone_events_per_s = Math.round(aloneAccepted / LOAD_SECONDS);
+    // OTLP against the native batch API, the gateway alone as above; the solo consumer below
+    // stores these too, and its wait checks that every accepted record is stored.
+    const otlp = await otlpPhase({
+      port,
+      key: "bench-key",
+      nativeEvent: eventBody,
+      seconds: 10,
+      connections: CONNECTIONS,
+      step,
+    });
+    Object.assign(results, otlp.figures);
     await gateway.stop();
 
     step("baseline: Kafka's ProducerPerformance with transactions (1,000,000 × 300 B)");
@@ -242,9 +254,15 @@ async function main() {
     );
     procs.push(solo);
     const soloRows = () => appliedEvents(pool, soloNames);
-    const soloBacklog = backlog + aloneAccepted;
+    const soloBacklog = backlog + aloneAccepted + otlp.accepted;
     await waitFor("the solo consumer", async () => (await soloRows()) >= soloBacklog, 300_000);
     await solo.stop();
+    // Exactly what was accepted: an OTLP record stored twice, or two records given one id
+    // (which the store would keep once), would show here.
+    const stored = await soloRows();
+    if (stored !== soloBacklog)
+      throw new Error(`solo consumer stored ${stored} events, ${soloBacklog} were accepted`);
+    results.otlp_stored_equals_accepted = 1;
     // Steady state, as the baselines are measured: from the first stored row to the last
     // (stored_at is each batch's transaction start); process start and the group join apart.
     const span = (
@@ -576,6 +594,11 @@ function report(figures: Record<string, number>, measuredAt: string) {
       `${String(r.poison_one_per_batch_events_per_s)} ÷ ${String(r.poison_clean_events_per_s)} = ${String(r.poison_ratio)}`,
       "",
     ],
+    ...[100, 1000].map((n): [string, string, string] => [
+      `OTLP/HTTP protobuf ÷ native batch API, batches of ${n.toLocaleString("en")}, gateway alone, events/s (non-200 answers)`,
+      `${String(r[`otlp_batch_${n}_events_per_s`])} ÷ ${String(r[`otlp_native_batch_${n}_events_per_s`])} = ${String(r[`otlp_batch_${n}_ratio_vs_native`])} (${String(r[`otlp_batch_${n}_non_200`])})`,
+      "≥ 0.8",
+    ]),
     ["gateway RSS at full load, MiB", String(r.gateway_rss_mib), "< 300"],
     [
       "Kafka client: @confluentinc/kafka-javascript, transactional produce msg/s",

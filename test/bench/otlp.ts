@@ -1,0 +1,98 @@
+/**
+ * The `make bench` phase for OTLP ingest: what decoding and mapping OTLP/HTTP protobuf costs
+ * the gateway, against its native batch API in the same run. Batches of 100 and 1,000 records,
+ * each run alone against the gateway (no consumer competing for the two cores); every record
+ * is distinct (a counter written into each record per request), and afterwards a consumer
+ * stores them all and the stored count is checked against what was answered 200/202.
+ */
+import { SeverityNumber } from "@opentelemetry/api";
+import { ProtobufLogsSerializer } from "@opentelemetry/otlp-transformer";
+import { resourceFromAttributes } from "@opentelemetry/resources";
+import { InMemoryLogRecordExporter, LoggerProvider, SimpleLogRecordProcessor } from "@opentelemetry/sdk-logs";
+import type autocannon from "autocannon";
+import { load } from "./load.js";
+
+const PLACEHOLDER = "#000000000000";
+
+/**
+ * An ExportLogsServiceRequest of `n` records of about 300 bytes (like the native bench's
+ * events), made by the SDK's own serializer; each record's body holds a fixed-width
+ * placeholder that is overwritten per request, so no two records of the run are alike.
+ */
+async function otlpTemplate(n: number): Promise<{ body: Buffer; offsets: number[] }> {
+  const exporter = new InMemoryLogRecordExporter();
+  const provider = new LoggerProvider({
+    resource: resourceFromAttributes({ "service.name": "bench-otlp", "host.name": "bench" }),
+    processors: [new SimpleLogRecordProcessor({ exporter })],
+  });
+  const logger = provider.getLogger("bench");
+  for (let i = 0; i < n; i++)
+    logger.emit({
+      severityNumber: i % 10 === 0 ? SeverityNumber.ERROR : SeverityNumber.INFO,
+      body: `benchmark event ${PLACEHOLDER} `.padEnd(180, "x"),
+      attributes: { region: "eu-1", pod: `pod-${i % 8}` },
+    });
+  await provider.forceFlush();
+  const body = Buffer.from(ProtobufLogsSerializer.serializeRequest(exporter.getFinishedLogRecords()) ?? []);
+  const offsets: number[] = [];
+  for (let at = body.indexOf(PLACEHOLDER); at >= 0; at = body.indexOf(PLACEHOLDER, at + 1)) offsets.push(at);
+  if (offsets.length !== n) throw new Error(`otlp template: ${offsets.length} placeholders, want ${n}`);
+  return { body, offsets };
+}
+
+const answered = (r: autocannon.Result, status: string) =>
+  (r as unknown as { statusCodeStats?: Record<string, { count: number }> }).statusCodeStats?.[status]
+    ?.count ?? 0;
+
+export async function otlpPhase(o: {
+  port: number;
+  key: string;
+  nativeEvent: (i: number) => object;
+  seconds: number;
+  connections: number;
+  step: (s: string) => void;
+}): Promise<{ figures: Record<string, number>; accepted: number }> {
+  const figures: Record<string, number> = {};
+  let accepted = 0;
+  let serial = 0;
+  for (const n of [100, 1000]) {
+    const native = JSON.stringify(Array.from({ length: n }, (_, i) => o.nativeEvent(i)));
+    o.step(`otlp: native batches of ${n} events, ${o.seconds}s, consumer stopped`);
+    const nat = await load({
+      url: `http://127.0.0.1:${o.port}/api/logs/batch`,
+      method: "POST",
+      headers: { "content-type": "application/json", "x-api-key": o.key },
+      body: native,
+      connections: o.connections,
+      duration: o.seconds,
+    });
+    const natEvents = answered(nat, "202") * n;
+    const { body, offsets } = await otlpTemplate(n);
+    o.step(`otlp: OTLP/HTTP protobuf batches of ${n} records, ${o.seconds}s, consumer stopped`);
+    const otlp = await load({
+      url: `http://127.0.0.1:${o.port}/v1/logs`,
+      connections: o.connections,
+      duration: o.seconds,
+      requests: [
+        {
+          method: "POST",
+          headers: { "content-type": "application/x-protobuf", authorization: `Bearer ${o.key}` },
+          setupRequest: (req) => {
+            // A fresh copy per request: autocannon may still be writing the previous one.
+            const b = Buffer.from(body);
+            const tag = `#${String(++serial).padStart(12, "0")}`;
+            for (const at of offsets) b.write(tag, at, "latin1");
+            return { ...req, body: b };
+          },
+        },
+      ],
+    });
+    const otlpEvents = answered(otlp, "200") * n;
+    accepted += natEvents + otlpEvents;
+    figures[`otlp_native_batch_${n}_events_per_s`] = Math.round(natEvents / o.seconds);
+    figures[`otlp_batch_${n}_events_per_s`] = Math.round(otlpEvents / o.seconds);
+    figures[`otlp_batch_${n}_ratio_vs_native`] = Number((otlpEvents / Math.max(1, natEvents)).toFixed(3));
+    figures[`otlp_batch_${n}_non_200`] = otlp.requests.total - answered(otlp, "200");
+  }
+  return { figures, accepted };
+}

@@ -27,6 +27,15 @@ node_addons() {
   node_volumes
   node_metrics
   node_kafka_bootstrap
+  node_otelcol_image
+}
+
+# The OpenTelemetry Collector's image (one static binary, like the add-ons'), for the e2e
+# suite's sidecar that ships a container's log file over OTLP (docs/otlp.md).
+node_otelcol_image() {
+  step "image localhost/logpipeline/lp-otelcol:$OTELCOL_BUILDER_VERSION (the Collector, for OTLP sidecars)"
+  addon_image lp-otelcol "$LP_BIN/lp-otelcol" "$OTELCOL_BUILDER_VERSION" >/dev/null
+  done_step
 }
 
 # Strimzi's bootstrap Service name for the stack's Kafka (kafka.mode: strimzi).
@@ -57,7 +66,7 @@ node_metrics() {
 addon_image() {
   local name="$1" bin="$2" image="localhost/logpipeline/$1:$3" root
   if ! ctr_ images ls -q | grep -qx "$image"; then
-    [ -x "$bin" ] || die "$name is not built: run make tools (hack/tools/go-tools.sh node)"
+    [ -x "$bin" ] || die "$name is not built: run make tools (hack/tools/go-tools.sh)"
     root=$(mktemp -d)
     install -D -m 0755 "$(readlink -f "$bin")" "$root/$name"
     image_tar "$root" "$image" "$NODE_DIR/images/$name.tar" "[\"/$name\"]"

@@ -82,6 +82,16 @@ describe("NetworkPolicies: default deny in and out for every pod of the pipeline
     expect(ports(producer.spec.egress)).toEqual(["TCP/53", "TCP/6379", "TCP/9093", "UDP/53"]);
     expect(ports(consumer.spec.egress)).toEqual(["TCP/53", "TCP/5432", "TCP/9093", "UDP/53"]);
     expect(ports(query.spec.egress)).toEqual(["TCP/53", "TCP/5432", "TCP/6379", "UDP/53"]);
+    // The cluster's DNS pods on any port (a policy sees CoreDNS's own port, not the Service's 53).
+    for (const pol of [producer, consumer, query])
+      expect(pol.spec.egress).toContainEqual({
+        to: [
+          {
+            namespaceSelector: { matchLabels: { "kubernetes.io/metadata.name": "kube-system" } },
+            podSelector: { matchLabels: { "k8s-app": "kube-dns" } },
+          },
+        ],
+      });
     const kafka = producer.spec.egress.find((r) => r.ports?.[0]?.port === 9093);
     expect(kafka?.to).toEqual([
       {

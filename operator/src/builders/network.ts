@@ -85,7 +85,23 @@ function redisEgress(p: LogPipeline): Rule | undefined {
   return { ports: [tcp(port)] };
 }
 
-const DNS: Rule = { ports: [{ protocol: "UDP", port: 53 }, tcp(53)] };
+/**
+ * DNS: port 53 anywhere (a node-local cache, an upstream resolver), and the cluster's DNS
+ * pods (`k8s-app: kube-dns` in kube-system, the label kubeadm, EKS, GKE and AKS give CoreDNS)
+ * on any port: a policy sees the pod's port after the Service, and CoreDNS run without
+ * privileges listens on another (the local node's on 1053).
+ */
+const DNS: Rule[] = [
+  { ports: [{ protocol: "UDP", port: 53 }, tcp(53)] },
+  {
+    peers: [
+      {
+        namespaceSelector: { matchLabels: { "kubernetes.io/metadata.name": "kube-system" } },
+        podSelector: { matchLabels: { "k8s-app": "kube-dns" } },
+      },
+    ],
+  },
+];
 
 function policy(
   p: LogPipeline,
@@ -138,15 +154,15 @@ export function networkPolicies(p: LogPipeline, opts: BuildOptions): KubeObject[
       names.producer,
       "producer",
       [api, metrics],
-      [DNS, kafkaEgress(p), ...(redis ? [redis] : []), ...extra],
+      [...DNS, kafkaEgress(p), ...(redis ? [redis] : []), ...extra],
     ),
-    policy(p, names.consumer, "consumer", [metrics], [DNS, kafkaEgress(p), postgresEgress(p), ...extra]),
+    policy(p, names.consumer, "consumer", [metrics], [...DNS, kafkaEgress(p), postgresEgress(p), ...extra]),
     policy(
       p,
       names.query,
       "query",
       [api, metrics],
-      [DNS, postgresEgress(p), ...(redis ? [redis] : []), ...extra],
+      [...DNS, postgresEgress(p), ...(redis ? [redis] : []), ...extra],
     ),
   ];
   if (p.spec.postgres.mode === "managed") {

@@ -55,6 +55,7 @@ trap - ERR
 set +e
 LP_E2E_KUBECONFIG="$KUBECONFIG_ADMIN" LP_E2E_VALUES="$HACK_DIR/local-values.yaml" \
   LP_E2E_KAFKA_CLUSTER="$STRIMZI_CLUSTER" LP_E2E_KAFKA_NAMESPACE="$STRIMZI_NAMESPACE" \
+  LP_E2E_COLLECTOR_IMAGE="localhost/logpipeline/lp-otelcol:$OTELCOL_BUILDER_VERSION" \
   LP_E2E_NETWORK_EGRESS="[{\"to\":[{\"ipBlock\":{\"cidr\":\"$LP_BRIDGE_IP/32\"}}],\"ports\":[{\"port\":$KAFKA_BRIDGE_PORT}]}]" \
   LP_E2E_EVENTS="${LP_E2E_EVENTS:-$([ "${LP_TEST_SCALE:-}" = full ] && echo 50000 || echo 10000)}" \
   vitest run --project e2e --reporter=default --reporter=json --outputFile.json="$report"

@@ -50,8 +50,19 @@ for t in "${IMAGES[@]}"; do
   done_step
 done
 
+# The OpenTelemetry Collector of make tools (hack/otelcol), one static binary, for the suite's
+# OTLP sidecar.
+COLLECTOR_IMAGE="logpipeline/lp-otelcol:${OTELCOL_BUILDER_VERSION#v}"
+step "image $COLLECTOR_IMAGE (FROM scratch, the lp-otelcol binary) → kind load"
+printf 'FROM scratch\nCOPY lp-otelcol /lp-otelcol\nUSER 65532:65532\nENTRYPOINT ["/lp-otelcol"]\n' >"$WORK/Dockerfile.otelcol"
+mkdir -p "$WORK/otelcol" && cp -L "$LP_BIN/lp-otelcol" "$WORK/otelcol/lp-otelcol"
+run_logged "$WORK/image-otelcol.log" docker build -f "$WORK/Dockerfile.otelcol" -t "$COLLECTOR_IMAGE" "$WORK/otelcol"
+run_logged "$WORK/image-otelcol.log" kind load docker-image --name "$CLUSTER" "$COLLECTOR_IMAGE"
+done_step
+
 step "e2e suite (test/e2e) against kind-$CLUSTER"
 printf '\n' >&2
 LP_E2E_KUBECONFIG="$KUBECONFIG" LP_E2E_VALUES="$HACK_DIR/kind/values.yaml" \
   LP_E2E_KAFKA_CLUSTER=local LP_E2E_KAFKA_NAMESPACE=kafka LP_E2E_EVENTS="${LP_E2E_EVENTS:-10000}" \
+  LP_E2E_COLLECTOR_IMAGE="$COLLECTOR_IMAGE" \
   vitest run --project e2e --reporter=default --reporter=json --outputFile.json="$report"

@@ -23,6 +23,8 @@ export const e2e = {
   networkEgress: JSON.parse(process.env.LP_E2E_NETWORK_EGRESS || "[]") as object[],
   events: Number(process.env.LP_E2E_EVENTS ?? 10_000),
   clientImage: process.env.LP_E2E_CLIENT_IMAGE ?? "logpipeline/producer:0.1.0",
+  /** The OpenTelemetry Collector's image (lp-otelcol, hack/otelcol) for the OTLP sidecar. */
+  collectorImage: required("LP_E2E_COLLECTOR_IMAGE"),
   chart: path.join(repoRoot, "charts/logpipeline-operator"),
 };
 

@@ -521,6 +521,138 @@ describe("e2e: helm install → LogPipeline → events through the cluster", () 
     for (const u of users) expect(u).toMatch(/^lp_(owner|writer|reader)_[ab]$/);
   });
 
+  it("an OpenTelemetry Collector sidecar ships a container's log file over OTLP: every line once, found by service.name (the divergence check below covers them)", async () => {
+    const lp = await getPipeline(k, ns, name);
+    const otlp = (lp.status as { endpoints: { otlp: string } }).endpoints.otlp;
+    expect(otlp).toBe(`http://${name}-producer.${ns}.svc:80/v1/logs`);
+    const run = `otel${suite}`;
+    const service = `${run}-sidecar`;
+    const lines = 2000;
+    // The Collector takes the raw key: one of the pipeline's ingest keys, in a Secret of its own.
+    const secret = await k.get<{ data: Record<string, string> }>("v1", "Secret", ns, `${name}-api-keys`);
+    const keys = Buffer.from(secret.data["api-keys"] ?? "", "base64").toString("utf8");
+    const key = keys.split("\n")[0]?.split(":").slice(1).join(":").trim() ?? "";
+    expect(key.length).toBeGreaterThan(0);
+    await k.apply({
+      apiVersion: "v1",
+      kind: "Secret",
+      metadata: { name: "otel-sidecar-key", namespace: ns },
+      stringData: { key },
+    });
+    // The settings docs/otlp.md recommends: offsets and queue on disk, retries without end,
+    // the line's own time parsed.
+    const config = `
+extensions:
+  file_storage: { directory: /var/lib/otelcol, create_directory: true }
+receivers:
+  file_log:
+    include: [/logs/app.log]
+    start_at: beginning
+    storage: file_storage
+    resource: { service.name: ${service} }
+    operators:
+      - type: regex_parser
+        regex: '^(?P<time>\\S+) (?P<sev>\\S+) seq=(?P<seq>\\d+) (?P<msg>.*)$'
+        timestamp: { parse_from: attributes.time, layout_type: gotime, layout: '2006-01-02T15:04:05.999999999Z07:00' }
+        severity: { parse_from: attributes.sev }
+processors:
+  batch: { send_batch_size: 200, send_batch_max_size: 500, timeout: 200ms }
+exporters:
+  otlp_http:
+    logs_endpoint: ${otlp}
+    headers: { authorization: "Bearer \${env:LOGPIPELINE_KEY}" }
+    compression: gzip
+    retry_on_failure: { enabled: true, initial_interval: 200ms, max_interval: 5s, max_elapsed_time: 0s }
+    sending_queue: { enabled: true, storage: file_storage, queue_size: 1000 }
+service:
+  extensions: [file_storage]
+  telemetry: { metrics: { level: none }, logs: { level: warn } }
+  pipelines:
+    logs: { receivers: [file_log], processors: [batch], exporters: [otlp_http] }
+`;
+    await k.apply({
+      apiVersion: "v1",
+      kind: "ConfigMap",
+      metadata: { name: "otel-sidecar", namespace: ns },
+      data: { "config.yaml": config },
+    });
+    // The application: writes its lines (one per millisecond of the last minutes) to a file
+    // on the emptyDir it shares with the Collector, then idles.
+    const app = `const fs=require("fs");const base=Date.now()-120000;let s="";
+for(let i=0;i<${lines};i++)s+=new Date(base+i).toISOString()+(i%7?" INFO":" ERROR")+" seq="+i+" order "+i+" paid\\n";
+fs.appendFileSync("/logs/app.log",s);setInterval(()=>{},1e9);`;
+    const restricted = {
+      allowPrivilegeEscalation: false,
+      readOnlyRootFilesystem: true,
+      capabilities: { drop: ["ALL"] },
+    };
+    await k.create({
+      apiVersion: "v1",
+      kind: "Pod",
+      metadata: { name: "otel-sidecar", namespace: ns, labels: { "app.kubernetes.io/name": "otel-sidecar" } },
+      spec: {
+        automountServiceAccountToken: false,
+        securityContext: {
+          runAsNonRoot: true,
+          runAsUser: 10001,
+          fsGroup: 10001,
+          seccompProfile: { type: "RuntimeDefault" },
+        },
+        containers: [
+          {
+            name: "app",
+            image: e2e.clientImage,
+            imagePullPolicy: "IfNotPresent",
+            args: ["-e", app],
+            resources: { requests: { cpu: "20m", memory: "64Mi" }, limits: { memory: "256Mi" } },
+            securityContext: restricted,
+            volumeMounts: [{ name: "logs", mountPath: "/logs" }],
+          },
+          {
+            name: "otelcol",
+            image: e2e.collectorImage,
+            imagePullPolicy: "IfNotPresent",
+            args: ["--config", "/conf/config.yaml"],
+            env: [
+              {
+                name: "LOGPIPELINE_KEY",
+                valueFrom: { secretKeyRef: { name: "otel-sidecar-key", key: "key" } },
+              },
+            ],
+            resources: { requests: { cpu: "50m", memory: "64Mi" }, limits: { memory: "256Mi" } },
+            securityContext: restricted,
+            volumeMounts: [
+              { name: "logs", mountPath: "/logs", readOnly: true },
+              { name: "state", mountPath: "/var/lib/otelcol" },
+              { name: "conf", mountPath: "/conf" },
+            ],
+          },
+        ],
+        volumes: [
+          { name: "logs", emptyDir: {} },
+          { name: "state", emptyDir: {} },
+          { name: "conf", configMap: { name: "otel-sidecar" } },
+        ],
+      },
+    });
+    const stored = await eventually(
+      `${lines} sidecar lines in PostgreSQL`,
+      () => {
+        const [n, seqs] = psql(
+          ns,
+          pgPod,
+          `SELECT count(*), count(DISTINCT metadata->>'seq') FROM public.logs WHERE source = '${service}'`,
+        ).split(" ");
+        return Number(n) >= lines ? { rows: Number(n), seqs: Number(seqs) } : undefined;
+      },
+      240_000,
+    );
+    expect(stored).toEqual({ rows: lines, seqs: lines });
+    // The query API finds them by service.name (the source).
+    expect(await statsTotal(lp, run)).toBe(lines);
+    await k.delete("v1", "Pod", ns, "otel-sidecar");
+  });
+
   it("the divergence check: consistent after the run; rows deleted in PostgreSQL turn DataConsistent False (EventsMissing), restored they turn it True", async () => {
     let trigger = 0;
     // As a user would (docs/divergence.md): set the annotation, wait with kubectl for the

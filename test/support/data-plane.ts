@@ -27,8 +27,6 @@ export interface DataPlane {
   queryRegistry: Registry;
   /** Closes the gateway (in-flight requests finish), keeps it down `downMs`, starts a new one on the same port. */
   restartGateway(downMs: number): Promise<void>;
-  /** Stops the consumer's sink, keeps it down `downMs`, starts a new one in the same group. */
-  restartConsumer(downMs: number): Promise<void>;
   stop(): Promise<void>;
 }
 
@@ -72,8 +70,7 @@ export async function startDataPlane(
     return { g, registry };
   };
   let gateway = await makeGateway();
-  const startOurSink = () => startSink({ kafka, db, topic, groupId: `g-${o.name}-${id}` });
-  let sink = await startOurSink();
+  const sink = await startSink({ kafka, db, topic, groupId: `g-${o.name}-${id}` });
   const queryRegistry = createRegistry("query", "t");
   const query = await buildQueryApp({
     env: parseEnv(QueryEnv, {
@@ -103,11 +100,6 @@ export async function startDataPlane(
       return gateway.registry;
     },
     queryRegistry,
-    restartConsumer: async (downMs: number) => {
-      await sink.stop();
-      await new Promise((r) => setTimeout(r, downMs));
-      sink = await startOurSink();
-    },
     restartGateway: async (downMs: number) => {
       await gateway.g.close();
       await new Promise((r) => setTimeout(r, downMs));

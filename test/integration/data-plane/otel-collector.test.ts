@@ -3,21 +3,30 @@ import { appendFileSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from
 import { tmpdir } from "node:os";
 import path from "node:path";
 import { afterAll, beforeAll, describe, expect, inject, it } from "vitest";
-import { type DataPlane, startDataPlane } from "../../support/data-plane.js";
-import { eventually } from "../../support/kube.js";
+import { type Admin, kafkaClient } from "../../support/kafka.js";
+import { eventually, pipelineEnv, uniqueSuffix } from "../../support/kube.js";
+import { testLedger } from "../../support/pipeline-db.js";
+import { pgEnv, startWorkload, type WorkloadProcess } from "../../support/workload-process.js";
 
 /**
  * The OpenTelemetry Collector (lp-otelcol, built from the Go module proxy by the Collector's
  * own builder: hack/otelcol/builder.yaml) tails a log file and ships it over OTLP/HTTP into
- * the pipeline, with the retry and persistent-queue settings docs/otlp.md recommends. Every
- * line lands once in PostgreSQL through a Collector kill -9 (and restart), a gateway restart
- * and a consumer restart. Lines carry sequence numbers; the Collector parses each line's
+ * the pipeline, with the retry and persistent-queue settings docs/otlp.md recommends. The
+ * gateway and the consumer run as their own processes, as in a pod. Every line lands once in
+ * PostgreSQL through a kill -9 of the Collector, of the gateway and of the consumer (each
+ * restarted). Lines carry sequence numbers; the Collector parses each line's
  * timestamp from the line, which is what makes a re-read line the same event.
  */
 const stack = inject("stack");
 const KEY = "collector-key";
 const SERVICE = "billing";
-let dp: DataPlane;
+const id = uniqueSuffix();
+const topic = `t-otelcol-${id}`;
+const port = 24_000 + Math.floor(Math.random() * 5000);
+let admin: Admin | undefined;
+let db: Awaited<ReturnType<typeof testLedger>> | undefined;
+let gateway: WorkloadProcess | undefined;
+let consumer: WorkloadProcess | undefined;
 let dir: string;
 let collector: ChildProcess | undefined;
 
@@ -59,7 +68,7 @@ processors:
     timeout: 100ms
 exporters:
   otlp_http:
-    logs_endpoint: ${dp.gatewayUrl}/v1/logs
+    logs_endpoint: http://127.0.0.1:${port}/v1/logs
     headers:
       authorization: Bearer ${KEY}
     compression: gzip
@@ -102,12 +111,55 @@ const stopCollector = async (c: ChildProcess | undefined, signal: NodeJS.Signals
 };
 
 async function rows() {
-  const r = await dp.db.pool.query<{ n: string; seqs: string }>(
-    `SELECT count(*) AS n, count(DISTINCT metadata->>'seq') AS seqs FROM ${dp.db.names.events} WHERE source = $1`,
+  const d = db as NonNullable<typeof db>;
+  const r = await d.pool.query<{ n: string; seqs: string }>(
+    `SELECT count(*) AS n, count(DISTINCT metadata->>'seq') AS seqs FROM ${d.names.events} WHERE source = $1`,
     [SERVICE],
   );
   return { rows: Number(r.rows[0]?.n), seqs: Number(r.rows[0]?.seqs) };
 }
+
+/** The gateway and the consumer as processes (kill -9 is what a node does to a pod). */
+function startGateway(): WorkloadProcess {
+  return startWorkload(
+    "producer",
+    {
+      ...pipelineEnv(`otelcol-${id}`),
+      KAFKA_BOOTSTRAP_SERVERS: stack.kafkaBootstrap,
+      KAFKA_TOPIC: topic,
+      TRANSACTIONAL_ID: `otelcol-${id}`,
+      API_KEYS_FILE: `${dir}/keys`,
+      REDIS_URL: stack.redisUrl,
+      HOST: "127.0.0.1",
+      PORT: String(port),
+      METRICS_PORT: String(port + 1),
+      LOG_LEVEL: "warn",
+    },
+    `${dir}/gateway.log`,
+  );
+}
+function startConsumer(): WorkloadProcess {
+  return startWorkload(
+    "consumer",
+    {
+      ...pgEnv(stack.postgresUrl, (db as NonNullable<typeof db>).schema),
+      KAFKA_BOOTSTRAP_SERVERS: stack.kafkaBootstrap,
+      KAFKA_TOPIC: topic,
+      KAFKA_GROUP_ID: `otelcol-${id}`,
+      REDIS_URL: stack.redisUrl,
+      METRICS_PORT: String(port + 2),
+      LOG_LEVEL: "warn",
+    },
+    `${dir}/consumer.log`,
+  );
+}
+const ready = (what: string, url: string) =>
+  eventually(what, async () => ((await fetch(url).catch(() => undefined))?.ok ? true : undefined), 60_000);
+const kill9 = async (p: WorkloadProcess | undefined) => {
+  if (!p || p.child.exitCode !== null) return;
+  p.child.kill("SIGKILL");
+  expect((await p.exited).signal).toBe("SIGKILL");
+};
 
 beforeAll(async () => {
   try {
@@ -115,26 +167,33 @@ beforeAll(async () => {
   } catch {
     throw new Error("lp-otelcol is not on PATH: run make tools (hack/tools/go-tools.sh otelcol)");
   }
-  dp = await startDataPlane(stack, {
-    name: "collector",
-    ingestKeys: `collector:${KEY}\n`,
-    queryKeys: "r:collector-read\n",
-  });
   dir = mkdtempSync(path.join(tmpdir(), "lp-otelcol-"));
+  writeFileSync(`${dir}/keys`, `collector:${KEY}\n`);
   writeFileSync(`${dir}/config.yaml`, config());
   writeFileSync(`${dir}/app.log`, "");
   writeFileSync(`${dir}/collector.log`, "");
+  admin = kafkaClient(stack.kafkaBootstrap).admin();
+  await admin.connect();
+  await admin.createTopics({ topics: [{ topic, numPartitions: 2, replicationFactor: 1 }] });
+  db = await testLedger(stack.postgresUrl, "t_otelcol");
+  gateway = startGateway();
+  consumer = startConsumer();
+  await ready("the gateway", `http://127.0.0.1:${port}/readyz`);
+  await ready("the consumer", `http://127.0.0.1:${port + 2}/readyz`);
 });
 
 afterAll(async () => {
   await stopCollector(collector, "SIGTERM");
-  // Undefined when the set-up failed (lp-otelcol missing).
-  await (dp as DataPlane | undefined)?.stop();
+  await gateway?.stop();
+  await consumer?.stop();
+  await admin?.deleteTopics({ topics: [topic] }).catch(() => undefined);
+  await admin?.disconnect();
+  await db?.drop();
   rmSync(dir, { recursive: true, force: true });
 });
 
 describe("the OpenTelemetry Collector tails a file into the pipeline", () => {
-  it(`every one of ${LINES} lines lands once through a Collector kill -9, a gateway restart and a consumer restart`, async () => {
+  it(`every one of ${LINES} lines lands once through a kill -9 of the Collector, the gateway and the consumer`, async () => {
     collector = startCollector();
     const write = (from: number, to: number) => {
       let chunk = "";
@@ -169,9 +228,12 @@ describe("the OpenTelemetry Collector tails a file into the pipeline", () => {
     await stopCollector(collector, "SIGKILL");
     collector = startCollector();
     await reached(1200);
-    await dp.restartGateway(1000);
+    await kill9(gateway);
+    gateway = startGateway();
+    await ready("the gateway again", `http://127.0.0.1:${port}/readyz`);
     await reached(2000);
-    await dp.restartConsumer(500);
+    await kill9(consumer);
+    consumer = startConsumer();
     await writing;
     await reached(LINES);
     // Barrier for "no more copies": one more line, written last, is stored; everything
@@ -183,8 +245,9 @@ describe("the OpenTelemetry Collector tails a file into the pipeline", () => {
       seqs: LINES + 1,
     });
     // What the line said: its own time, its severity, its service.
-    const r = await dp.db.pool.query<{ ts: Date; level: string; message: string }>(
-      `SELECT ts, level, message FROM ${dp.db.names.events} WHERE source = $1 AND metadata->>'seq' = '7'`,
+    const d = db as NonNullable<typeof db>;
+    const r = await d.pool.query<{ ts: Date; level: string; message: string }>(
+      `SELECT ts, level, message FROM ${d.names.events} WHERE source = $1 AND metadata->>'seq' = '7'`,
       [SERVICE],
     );
     expect(r.rows[0]?.level).toBe("ERROR");

@@ -223,6 +223,8 @@ describe("the consumer's tolerant reader", () => {
   };
 
   it("keeps a field it does not know in metadata (a newer gateway's), losslessly", () => {
+    // Control: the plain schema, as the previous release read events, drops the field.
+    expect(LogEvent.parse({ ...base, futureField: 1 })).not.toHaveProperty("futureField");
     const r = readEvent({ ...base, futureField: { nested: [1, "two"] }, other: "x" });
     expect(r.success).toBe(true);
     expect(r.data?.metadata).toEqual({

@@ -1,5 +1,6 @@
 import pg from "pg";
 import { afterAll, beforeAll, describe, expect, inject, it } from "vitest";
+import { UNKNOWN_FIELDS_KEY } from "../../../workloads/common/src/event.js";
 import { ledgerDdl, ledgerNames } from "../../../workloads/common/src/ledger.js";
 import { createRegistry } from "../../../workloads/common/src/metrics.js";
 import { Sink } from "../../../workloads/consumer/src/consumer.js";
@@ -186,5 +187,43 @@ describe("consumer: exactly-once sink into PostgreSQL", () => {
     expect(text).toMatch(/log_consumer_processed_total\{[^}]*\} 2000/);
     expect(text).toMatch(/log_consumer_duplicates_total\{[^}]*\} 50/);
     expect(promtoolCheckMetrics(text)).toEqual({ status: 0, findings: "" });
+  });
+
+  it("reads across a rolling upgrade: a newer gateway's unknown field is kept in metadata, an older gateway's event lacks spanId and is stored as before", async () => {
+    const newer = { ...makeEvent(50_001), spanId: "00f067aa0ba902b7", futureField: { kept: [1, "two"] } };
+    const older = makeEvent(50_002); // written before spanId existed
+    const current = { ...makeEvent(50_003), spanId: "b7ad6b7169203331" };
+    const producer = kafka.producer({
+      kafkaJS: { transactionalId: `tx-upgrade-${id}`, idempotent: true, maxInFlightRequests: 1 },
+    });
+    await producer.connect();
+    const tx = await producer.transaction();
+    await tx.send({
+      topic,
+      messages: [newer, older, current].map((e) => ({ value: JSON.stringify(e), partition: 0 })),
+    });
+    await tx.commit();
+    await producer.disconnect();
+    const ids = [newer.eventId, older.eventId, current.eventId];
+    const rows = await eventually("the three events stored", async () => {
+      const r = await db.pool.query<{
+        event_id: string;
+        span_id: string | null;
+        metadata: Record<string, unknown>;
+      }>(
+        `SELECT event_id, span_id, metadata FROM ${db.names.events} WHERE event_id = ANY($1::uuid[]) ORDER BY message`,
+        [ids],
+      );
+      return r.rows.length === 3 ? r.rows : undefined;
+    });
+    const byId = new Map(rows.map((r) => [r.event_id, r]));
+    expect(byId.get(newer.eventId)?.span_id).toBe("00f067aa0ba902b7");
+    expect(byId.get(newer.eventId)?.metadata[UNKNOWN_FIELDS_KEY]).toEqual({
+      futureField: { kept: [1, "two"] },
+    });
+    expect(byId.get(older.eventId)?.span_id).toBeNull();
+    expect(byId.get(older.eventId)?.metadata).toEqual(older.metadata);
+    expect(byId.get(current.eventId)?.span_id).toBe("b7ad6b7169203331");
+    expect(Object.keys(byId.get(current.eventId)?.metadata ?? {})).not.toContain(UNKNOWN_FIELDS_KEY);
   });
 });

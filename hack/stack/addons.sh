@@ -27,11 +27,11 @@ node_addons() {
   node_volumes
   node_metrics
   node_kafka_bootstrap
-  node_otelcol_image
 }
 
 # The OpenTelemetry Collector's image (one static binary, like the add-ons'), for the e2e
-# suite's sidecar that ships a container's log file over OTLP (docs/otlp.md).
+# suite's sidecar that ships a container's log file over OTLP (docs/otlp.md). Made on every
+# `up` with a node (imported once), so a node started before the image existed gets it too.
 node_otelcol_image() {
   step "image localhost/logpipeline/lp-otelcol:$OTELCOL_BUILDER_VERSION (the Collector, for OTLP sidecars)"
   addon_image lp-otelcol "$LP_BIN/lp-otelcol" "$OTELCOL_BUILDER_VERSION" >/dev/null

@@ -52,6 +52,7 @@ cmd_up() {
   kubeconfig_for "$KUBECONFIG_ADMIN" admin
   local c
   for c in "${COMPONENTS[@]}"; do component "$c" up; done
+  if wanted kube-proxy; then node_otelcol_image; fi
   write_facts
   total_time
   printf '\nstack is up. Use it with:  source %s/stack.env   (kubectl get ns)\n' "$LP_RUN_DIR" >&2

@@ -8,7 +8,7 @@
 //             answers were not 200 (an outage seen).
 // MODE=topics prints the Kafka topics (group-less Admin client).
 // MODE=connect opens a TCP connection to each host:port of TARGETS (3 s each) and prints,
-//             per target, "open" or why not (a NetworkPolicy's drop is a timeout).
+//             per target, "open" or why not (a NetworkPolicy refuses or times out).
 // Each output line is one JSON object; the suite reads them with `kubectl logs`.
 import { createHash, randomUUID } from "node:crypto";
 import { createRequire } from "node:module";

@@ -20,7 +20,9 @@ kube_controller_manager_up() {
   fi
   install_crds
   # A node stopped without its stack (or an older run) may have left the metrics API registered.
-  wanted kubelet || node_metrics_unregister
+  # Not while a node runs: a stack-up without NODE=1 (the integration tests' own) beside a
+  # running node would take its metrics API away, and with it every HPA's CPU figure.
+  wanted kubelet || running kubelet || node_metrics_unregister
 }
 kube_controller_manager_wait() { wait_for kube-controller-manager 60 kube_controller_manager_status; }
 kube_controller_manager_status() { curl -fsSk "https://127.0.0.1:$KCM_PORT/healthz"; }

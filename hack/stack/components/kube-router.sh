@@ -82,16 +82,20 @@ kube_router_down() {
 # the jumps, then its chains, then its ipsets.
 kube_router_cleanup() {
   local c rule chains
+  # Each step tolerates finding nothing (a second stack-down, a kube-router that never synced).
   for c in INPUT FORWARD OUTPUT; do
-    iptables -w -S "$c" 2>/dev/null | grep -- "-j KUBE-ROUTER-$c" | while read -r rule; do
-      # shellcheck disable=SC2086
+    while read -r rule; do
+      [ -n "$rule" ] || continue
       eval "iptables -w ${rule/-A/-D}" || true
-    done
+    done < <(iptables -w -S "$c" 2>/dev/null | grep -- "-j KUBE-ROUTER-$c" || true)
   done
   chains=$(iptables -w -S 2>/dev/null | awk '$1 == "-N" {print $2}' | grep -E "$KUBE_ROUTER_CHAINS_RE" || true)
   for c in $chains; do iptables -w -F "$c" 2>/dev/null || true; done
   for c in $chains; do iptables -w -X "$c" 2>/dev/null || true; done
-  ipset list -n 2>/dev/null | grep -E '^(KUBE-|kube-router-)' | while read -r c; do ipset destroy "$c" 2>/dev/null || true; done
+  for c in $(ipset list -n 2>/dev/null | grep -E '^(KUBE-|kube-router-)' || true); do
+    ipset destroy "$c" 2>/dev/null || true
+  done
+  return 0
 }
 kube_router_version() { echo "$KUBE_ROUTER_VERSION"; }
 kube_router_address() { echo "iptables filter: KUBE-ROUTER-{INPUT,FORWARD,OUTPUT}"; }

@@ -429,8 +429,18 @@ export function toEvents(
     const source = (
       typeof serviceName === "string" && serviceName.length > 0 ? serviceName : "unknown_service"
     ).slice(0, MAX_SOURCE);
-    const resourceKey = canonical(b.resource);
-    const scopeKey = canonical(b.scope);
+    // What every record of the batch shares is hashed once; each record's id continues from a
+    // copy of it (Hash.copy), and the resource is checked for unstorable strings once.
+    const batchHash = createHash("sha256")
+      .update("otlp\0")
+      .update(ctx.writer ?? "")
+      .update("\0")
+      .update(canonical(b.resource))
+      .update("\0")
+      .update(canonical(b.scope))
+      .update("\0");
+    const sharedWhy = unstorable({ resource: b.resource, scope: b.scope });
+    const hasResource = Object.keys(b.resource).length > 0;
     const scopeMeta =
       b.scope.name || b.scope.version || Object.keys(b.scope.attributes).length > 0
         ? {
@@ -442,6 +452,10 @@ export function toEvents(
           }
         : {};
     for (const r of b.records) {
+      if (sharedWhy) {
+        out.push({ ok: false, reason: `resource or scope: ${sharedWhy}` });
+        continue;
+      }
       const when = r.time > 0n ? r.time : r.observed;
       const timestamp = when > 0n ? isoOf(when) : ctx.receivedAt;
       if (timestamp === undefined) {
@@ -449,37 +463,43 @@ export function toEvents(
         continue;
       }
       const structured = r.body !== undefined && typeof r.body !== "string";
-      const message =
-        typeof r.body === "string" ? r.body : r.body === undefined ? "" : JSON.stringify(r.body);
+      const bodyJson = r.body === undefined ? "null" : JSON.stringify(r.body);
+      const message = typeof r.body === "string" ? r.body : r.body === undefined ? "" : bodyJson;
       if (message.length > MAX_MESSAGE) {
         out.push({ ok: false, reason: `body is ${message.length} characters; at most ${MAX_MESSAGE}` });
         continue;
       }
-      const content = canonical([
-        ctx.writer ?? "",
-        resourceKey,
-        scopeKey,
-        // The record's own time when it has one (a file re-read after a Collector restart
-        // names the same events: only the observed time differs); else the observed time;
-        // else the receive time (a new event on every retry, never a lost one).
-        r.time > 0n ? `t${r.time}` : r.observed > 0n ? `o${r.observed}` : `r${ctx.receivedAt}`,
-        r.severityNumber,
+      const why = unstorable([
+        message,
         r.severityText,
-        r.body ?? null,
-        r.attributes,
-        r.traceId,
-        r.spanId,
-        r.flags,
         r.eventName,
+        r.attributes,
+        structured ? r.body : null,
       ]);
-      const occurrence = seen.get(content) ?? 0;
-      seen.set(content, occurrence + 1);
+      if (why) {
+        out.push({ ok: false, reason: why });
+        continue;
+      }
+      // The record's content. JSON in the order the sender wrote it: a retry of the same
+      // request, or the same line read again, is the same bytes in the same order. The time
+      // is the record's own when it has one (a file re-read after a Collector restart names
+      // the same events: only the observed time differs); else the observed time; else the
+      // receive time (a new event on every retry, never a lost one).
+      const digest = batchHash
+        .copy()
+        .update(
+          `${r.time > 0n ? `t${r.time}` : r.observed > 0n ? `o${r.observed}` : `r${ctx.receivedAt}`}\0${r.severityNumber}\0${r.severityText}\0${bodyJson}\0${JSON.stringify(r.attributes)}\0${r.traceId}\0${r.spanId}\0${r.flags}\0${r.eventName}`,
+        )
+        .digest();
+      const key = digest.toString("base64");
+      const occurrence = seen.get(key) ?? 0;
+      seen.set(key, occurrence + 1);
       const eventId = uuidOf(
-        createHash("sha256").update("otlp\0").update(content).update(`\0${occurrence}`).digest(),
+        occurrence === 0 ? digest : createHash("sha256").update(digest).update(`\0${occurrence}`).digest(),
       );
       const metadata: Record<string, unknown> = {
         ...r.attributes,
-        ...(Object.keys(b.resource).length > 0 && { "otel.resource": b.resource }),
+        ...(hasResource && { "otel.resource": b.resource }),
         ...scopeMeta,
         ...(structured && { "otel.body": r.body }),
         ...(r.severityText && { "otel.severity_text": r.severityText }),
@@ -501,8 +521,7 @@ export function toEvents(
         receivedAt: ctx.receivedAt,
         ...(ctx.writer !== undefined && { writer: ctx.writer }),
       };
-      const why = unstorable(event);
-      out.push(why ? { ok: false, reason: why } : { ok: true, event });
+      out.push({ ok: true, event });
     }
   }
   return out;

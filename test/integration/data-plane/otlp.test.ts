@@ -350,3 +350,51 @@ describe("OTLP refusals: the specification's answers, the process alive, nothing
     expect(partial.errorMessage).toMatch(/NUL/);
   });
 });
+
+describe("OTLP: the client's rate, charged per record", () => {
+  let limited: DataPlane | undefined;
+  beforeAll(async () => {
+    limited = await startDataPlane(stack, {
+      name: "otlp-rate",
+      ingestKeys: `agent:${KEY}\n`,
+      queryKeys: "reader:otlp-rate-read\n",
+      gatewayEnv: { RATE_LIMIT_PER_SECOND: "2", RATE_LIMIT_BURST: "10" },
+    });
+  });
+  afterAll(async () => {
+    await limited?.stop();
+  });
+
+  it("once the client's records use up its bucket, the next request is 429 with Retry-After and a Status, nothing of it stored", async () => {
+    const plane = limited as DataPlane;
+    const send = async (n: number, service: string) =>
+      fetch(`${plane.gatewayUrl}/v1/logs`, {
+        method: "POST",
+        headers: { authorization: `Bearer ${KEY}`, ...PB },
+        body: pbRequest(await sdkRecords(service, n)),
+      });
+    // Barrier: the gateway's Redis is connected (before that, the limiter fails open).
+    await eventually("the gateway's Redis up", async () => {
+      const r = (await (await fetch(`${plane.gatewayUrl}/readyz`)).json()) as { redis?: string };
+      return r.redis === "up" ? true : undefined;
+    });
+    // Ten records take the whole bucket (ten tokens); the next ten, at once, find it empty.
+    expect((await send(10, "svc-rate-first")).status).toBe(200);
+    const refused = await send(10, "svc-rate-second");
+    expect(refused.status).toBe(429);
+    expect(Number(refused.headers.get("retry-after"))).toBeGreaterThan(0);
+    const s = Status.toObject(Status.decode(Buffer.from(await refused.arrayBuffer()))) as {
+      code: number;
+      message: string;
+    };
+    expect(s.code).toBe(8); // RESOURCE_EXHAUSTED
+    expect(s.message).toMatch(/rate limit/);
+    const stored = await eventually("the first request's records", async () => {
+      const r = await plane.db.pool.query<{ source: string; n: string }>(
+        `SELECT source, count(*) AS n FROM ${plane.db.names.events} GROUP BY source`,
+      );
+      return r.rows.length > 0 && Number(r.rows[0]?.n) >= 10 ? r.rows : undefined;
+    });
+    expect(stored).toEqual([{ source: "svc-rate-first", n: "10" }]);
+  });
+});

@@ -365,6 +365,17 @@ describe("e2e: helm install → LogPipeline → events through the cluster", () 
       JSON.stringify(Object.fromEntries(targets.map((t) => [t, seen[t] === "open"])));
     const blocked = JSON.stringify(Object.fromEntries(targets.map((t, i) => [t, i === 0])));
     const open = JSON.stringify(Object.fromEntries(targets.map((t) => [t, true])));
+    /** Probes from `probeNs` until it sees `want` (the enforcer programs a change within seconds). */
+    const probeUntil = (what: string, probeNs: string, want: string) =>
+      eventually(
+        what,
+        async () => {
+          const seen = await probe(probeNs);
+          if (reach(seen) !== want) throw new Error(`the probe saw ${JSON.stringify(seen)}`);
+          return seen;
+        },
+        90_000,
+      );
 
     expect(await policyCount()).toBe(5); // producer, consumer, query, postgres, redis
     // The pipeline's namespace (a neighbour of its pods) and another namespace. The enforcer
@@ -372,15 +383,7 @@ describe("e2e: helm install → LogPipeline → events through the cluster", () 
     kubectlOk(["create", "namespace", `${ns}-other`]);
     try {
       for (const probeNs of [ns, `${ns}-other`])
-        await eventually(
-          `${probeNs}: PostgreSQL and Redis out of reach`,
-          async () => {
-            const seen = await probe(probeNs);
-            if (reach(seen) !== blocked) throw new Error(`the probe saw ${JSON.stringify(seen)}`);
-            return seen;
-          },
-          90_000,
-        );
+        await probeUntil(`${probeNs}: PostgreSQL and Redis out of reach`, probeNs, blocked);
     } finally {
       kubectl(["delete", "namespace", `${ns}-other`, "--wait=false"]);
     }
@@ -398,30 +401,14 @@ describe("e2e: helm install → LogPipeline → events through the cluster", () 
       async () => ((await policyCount()) === 0 ? true : undefined),
       60_000,
     );
-    await eventually(
-      "PostgreSQL and Redis reachable without policies",
-      async () => {
-        const seen = await probe(ns);
-        if (reach(seen) !== open) throw new Error(`the probe saw ${JSON.stringify(seen)}`);
-        return seen;
-      },
-      90_000,
-    );
+    await probeUntil("PostgreSQL and Redis reachable without policies", ns, open);
     applyPipeline(pipeline("Retain"));
     await eventually(
       "the NetworkPolicies back",
       async () => ((await policyCount()) === 5 ? true : undefined),
       60_000,
     );
-    await eventually(
-      "PostgreSQL and Redis out of reach again",
-      async () => {
-        const seen = await probe(ns);
-        if (reach(seen) !== blocked) throw new Error(`the probe saw ${JSON.stringify(seen)}`);
-        return seen;
-      },
-      90_000,
-    );
+    await probeUntil("PostgreSQL and Redis out of reach again", ns, blocked);
     // The workloads still do their job under the policies: the rotation below runs under load
     // with them in place, and every later step too.
     await waitReady(120_000);

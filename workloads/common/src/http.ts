@@ -1,3 +1,5 @@
+import type { Server } from "node:http";
+import { setTimeout as sleep } from "node:timers/promises";
 import { createGunzip, createInflate } from "node:zlib";
 import swagger from "@fastify/swagger";
 import Fastify, { type FastifyRequest } from "fastify";
@@ -16,10 +18,6 @@ import { LATENCY_BUCKETS } from "./metrics.js";
 import { errorText } from "./connections.js";
 
 /**
- * An HTTP error with reasons the client can act on (4xx), or a 5xx without internals. `code`
- * is the refusal's stable name in the refused-requests metric (by status when unset).
- */
-/**
  * A route's own error body, set in its `config.errorBody`: what the common error handler
  * sends instead of `{ error, reasons }` (the status, headers and metrics stay the same).
  */
@@ -35,6 +33,10 @@ declare module "fastify" {
   }
 }
 
+/**
+ * An HTTP error with reasons the client can act on (4xx), or a 5xx without internals. `code`
+ * is the refusal's stable name in the refused-requests metric (by status when unset).
+ */
 export class HttpError extends Error {
   constructor(
     readonly status: number,
@@ -99,7 +101,7 @@ export async function createHttpApp(o: HttpAppOptions) {
     bodyLimit: o.bodyLimit,
     requestTimeout: 30_000,
     // Slow senders: the headers within 10 s, an idle keep-alive connection closed after 5 s.
-    http: { headersTimeout: 10_000, keepAliveTimeout: 5_000 },
+    http: { headersTimeout: 10_000, keepAliveTimeout: KEEP_ALIVE_MS },
     return503OnClosing: true,
   }).withTypeProvider<ZodTypeProvider>();
   const refused = new Counter({
@@ -213,9 +215,49 @@ export async function createHttpApp(o: HttpAppOptions) {
     done();
   });
 
+  // While draining (closeGracefully), every answer tells the client to reconnect.
+  app.addHook("onSend", (_req, reply, payload, done) => {
+    if (draining.has(app.server)) void reply.header("connection", "close");
+    done(null, payload);
+  });
+
   app.get("/healthz", { schema: { hide: true } }, () => ({ status: "ok" }));
   app.get("/docs/json", { schema: { hide: true } }, () => app.swagger());
   return app;
+}
+
+/** How long an idle keep-alive connection stays open (announced to clients as Keep-Alive: timeout). */
+export const KEEP_ALIVE_MS = 5_000;
+/** A drain long enough for every idle keep-alive connection to have ended. */
+export const DRAIN_MS = KEEP_ALIVE_MS + 1_000;
+
+const draining = new WeakSet<Server>();
+
+/**
+ * Closes an app without answering any client's request with fastify's 503. A keep-alive
+ * connection through a Service stays with its pod after the pod has left the endpoints, so
+ * closing at once would answer the next request on it with 503 (return503OnClosing). First,
+ * for up to `drainMs`, every request is answered as usual with `Connection: close`, so each
+ * busy client reconnects to a pod that is ready; idle connections end at the keep-alive
+ * timeout, which the server announces (undici closes its side before it). Then the app
+ * closes (in-flight requests finish). Returns how many connections were still open when
+ * the drain ended (long-lived streams, such as a live tail, are closed by the app's close).
+ */
+export async function closeGracefully(
+  app: { server: Server; close: () => PromiseLike<unknown> },
+  drainMs: number,
+): Promise<number> {
+  draining.add(app.server);
+  const open = () =>
+    new Promise<number>((resolve) => app.server.getConnections((e, n) => resolve(e ? 0 : n)));
+  const until = Date.now() + drainMs;
+  let left = await open();
+  while (left > 0 && Date.now() < until) {
+    await sleep(50);
+    left = await open();
+  }
+  await app.close();
+  return left;
 }
 
 /**

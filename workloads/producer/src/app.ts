@@ -4,7 +4,7 @@ import type { Registry } from "prom-client";
 import type { ApiKeys } from "../../common/src/auth.js";
 import type { KafkaClient } from "../../common/src/clients.js";
 import type { ProducerEnv } from "../../common/src/config.js";
-import { createHttpApp } from "../../common/src/http.js";
+import { closeGracefully, createHttpApp } from "../../common/src/http.js";
 import type { Logger } from "../../common/src/logger.js";
 import { guardsPlugin } from "./guards.js";
 import { kafkaPlugin } from "./kafka.js";
@@ -30,7 +30,7 @@ export interface GatewayDeps {
  */
 export async function buildGateway(
   deps: GatewayDeps,
-): Promise<{ app: FastifyInstance; close: () => Promise<void>; ready: () => boolean }> {
+): Promise<{ app: FastifyInstance; close: (drainMs?: number) => Promise<number>; ready: () => boolean }> {
   const { env, log } = deps;
   const metrics = gatewayMetrics(deps.registry);
   const app = await createHttpApp({
@@ -55,8 +55,9 @@ export async function buildGateway(
   return {
     app,
     ready: () => app.ingest.ready(),
-    // Stop accepting, let in-flight requests finish, then each plugin closes what it opened
-    // (Kafka flushes and commits what is queued).
-    close: () => app.close(),
+    // Let keep-alive clients move to another replica (drainMs), stop accepting, let in-flight
+    // requests finish, then each plugin closes what it opened (Kafka flushes and commits
+    // what is queued).
+    close: (drainMs = 0) => closeGracefully(app, drainMs),
   };
 }

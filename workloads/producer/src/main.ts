@@ -6,6 +6,7 @@ import { runMain, serveOps } from "../../common/src/process.js";
 import { buildGateway } from "./app.js";
 import { ApiKeys } from "../../common/src/auth.js";
 import { errorText } from "../../common/src/connections.js";
+import { DRAIN_MS } from "../../common/src/http.js";
 
 runMain("producer", async () => {
   const env = parseEnv(ProducerEnv);
@@ -31,13 +32,14 @@ runMain("producer", async () => {
   );
   return {
     log,
-    // Graceful: stop accepting, finish in-flight requests, flush and commit, then exit.
+    // Graceful: clients move to another replica, in-flight requests finish, flush and commit, exit.
     stop: async () => {
       const timer = setTimeout(() => {
         log.error("graceful shutdown timed out");
         process.exit(1);
       }, env.SHUTDOWN_GRACE_MS);
-      await gateway.close();
+      const left = await gateway.close(DRAIN_MS);
+      log.info({ openConnections: left }, "connections drained");
       ops.close();
       redis?.disconnect();
       clearTimeout(timer);

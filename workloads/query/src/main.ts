@@ -7,6 +7,7 @@ import { createRegistry } from "../../common/src/metrics.js";
 import { runMain, serveOps } from "../../common/src/process.js";
 import { buildQueryApp } from "./app.js";
 import { errorText } from "../../common/src/connections.js";
+import { closeGracefully, DRAIN_MS } from "../../common/src/http.js";
 
 runMain("query", async () => {
   const env = parseEnv(QueryEnv);
@@ -37,7 +38,8 @@ runMain("query", async () => {
     log,
     stop: async () => {
       ops.close();
-      await app.close();
+      const left = await closeGracefully(app, DRAIN_MS);
+      log.info({ openConnections: left }, "connections drained");
       redis?.disconnect();
       await pool.end();
     },

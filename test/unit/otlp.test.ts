@@ -7,6 +7,7 @@ import {
   type ReadableLogRecord,
   SimpleLogRecordProcessor,
 } from "@opentelemetry/sdk-logs";
+import pb from "protobufjs";
 import { describe, expect, it } from "vitest";
 import { LogEvent, readEvent, UNKNOWN_FIELDS_KEY } from "../../workloads/common/src/event.js";
 import {
@@ -207,6 +208,108 @@ describe("OTLP logs: both encodings decode to the same events", () => {
     expect(levelOf(0, "warning")).toBe("WARN");
     expect(levelOf(0, "error")).toBe("ERROR");
     expect(levelOf(0, "whatever")).toBe("INFO");
+  });
+});
+
+describe("the protobuf reader and the Kafka JSON", () => {
+  /** A LogRecord written field by field, in the order given (protobufjs's Writer). */
+  const writer = () => pb.Writer.create();
+  const kv = (key: string, value: (w: pb.Writer) => void) => {
+    const w = writer().uint32(10).string(key).uint32(18).fork();
+    value(w);
+    return w.ldelim().finish();
+  };
+  const str = (s: string) => (w: pb.Writer) => w.uint32(10).string(s);
+  const request = (record: Uint8Array, opts: { resourceLast?: boolean; unknown?: boolean } = {}) => {
+    const scopeLogs = writer().uint32(18).bytes(record).finish();
+    const resource = writer()
+      .uint32(10)
+      .bytes(kv("service.name", str("svc")))
+      .finish();
+    const rl = writer();
+    if (opts.unknown) rl.uint32((15 << 3) | 2).string("a field of a later release");
+    if (opts.resourceLast) rl.uint32(18).bytes(scopeLogs).uint32(10).bytes(resource);
+    else rl.uint32(10).bytes(resource).uint32(18).bytes(scopeLogs);
+    return Buffer.from(writer().uint32(10).bytes(rl.finish()).finish());
+  };
+  const record = (build: (w: pb.Writer) => void) => {
+    const w = writer();
+    build(w);
+    return w.finish();
+  };
+  const ns = (w: pb.Writer, tag: number, value: bigint) =>
+    w
+      .uint32(tag)
+      .fixed32(Number(value & 0xffffffffn))
+      .fixed32(Number(value >> 32n));
+
+  it("splits 64-bit nanoseconds into exact milliseconds and nanoseconds", () => {
+    for (const t of [1n, 999_999n, 1_000_000n, 1764583200123456789n, 2n ** 53n + 1n, 2n ** 64n - 1n]) {
+      const [b] = decodeProtobuf(request(record((w) => ns(w, 9, t).uint32(26).string("x"))));
+      expect(b?.records[0]).toMatchObject({
+        timeMs: Number(t / 1_000_000n),
+        timeNs: Number(t % 1_000_000n),
+        observedMs: 0,
+      });
+    }
+  });
+
+  it("reads fields in any order, skips fields it does not know, and refuses what runs past its message", () => {
+    const rec = record((w) =>
+      ns(w.uint32((99 << 3) | 0).uint64(7), 9, 1764583200000000000n)
+        .uint32(42)
+        .bytes(writer().uint32(10).string("hello").finish()),
+    );
+    for (const opts of [{}, { resourceLast: true }, { unknown: true }]) {
+      const [b] = decodeProtobuf(request(rec, opts));
+      expect(b?.resource).toEqual({ "service.name": "svc" });
+      expect(b?.records[0]?.body).toBe("hello");
+    }
+    // A body whose declared length is longer than its record.
+    const bad = record((w) => w.uint32(42).bytes(writer().uint32(10).string("hello").finish()));
+    const payload = request(bad);
+    const at = payload.indexOf(Buffer.from("hello")) - 1; // the string's length byte
+    payload[at] = 40;
+    expect(() => decodeProtobuf(payload)).toThrow(OtlpPayloadError);
+    // Values nested deeper than protoc's recursion limit: a 400, not a stack overflow.
+    let deep = writer().uint32(10).string("leaf").finish();
+    for (let i = 0; i < 150; i++)
+      deep = writer().uint32(42).bytes(writer().uint32(10).bytes(deep).finish()).finish();
+    expect(() => decodeProtobuf(request(record((w) => w.uint32(42).bytes(deep))))).toThrow(
+      /nested deeper than 100/,
+    );
+  });
+
+  it("writes Kafka JSON that parses to exactly the event, whatever the record holds", async () => {
+    const records = await sdkRecords((logger) => {
+      logger.emit({
+        severityNumber: SeverityNumber.INFO,
+        severityText: "notice",
+        body: 'quotes " and \\ and \u2028 and ünïcödé',
+        // Attributes named like the mapping's own keys: the mapping's win, in the object as in the JSON.
+        attributes: { "otel.resource": "mine", "otel.severity_text": 1, nested: { a: [1, { b: null }] } },
+        eventName: "checkout.paid",
+        timestamp: new Date("2026-12-01T10:00:00.5Z"),
+      });
+      logger.emit({ body: { k: "v" }, observedTimestamp: new Date("2026-12-01T10:00:01Z") });
+      logger.emit({ body: 42 });
+    });
+    for (const decoded of [decodeProtobuf(protobuf(records)), decodeJson(json(records))]) {
+      const mapped = toEvents(decoded, ctx);
+      expect(mapped).toHaveLength(3);
+      for (const m of mapped) {
+        if (!m.ok) throw new Error(m.reason);
+        expect(JSON.parse(m.json)).toEqual(m.event);
+      }
+      const [first] = mapped;
+      if (!first?.ok) throw new Error("refused");
+      expect(first.event.metadata["otel.resource"]).toEqual({
+        "service.name": "checkout",
+        "deployment.environment": "test",
+      });
+      expect(first.event.metadata["otel.severity_text"]).toBe("notice");
+      expect(first.event.timestamp).toBe("2026-12-01T10:00:00.500000Z");
+    }
   });
 });
 

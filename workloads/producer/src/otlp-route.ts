@@ -121,7 +121,7 @@ export const otlpRoutes: FastifyPluginCallback<{ env: ProducerEnv; metrics: Gate
       const refused: string[] = [];
       const events: Prepared[] = [];
       for (const r of toEvents(batches, { receivedAt, writer: writerOf(client) })) {
-        const p = r.ok ? prepare(r.event, env.EVENT_MAX_BYTES) : r.reason;
+        const p = r.ok ? prepare(r.event, env.EVENT_MAX_BYTES, r.json) : r.reason;
         if (typeof p === "string") {
           m.itemsRefused.inc({ reason: r.ok ? "event_too_large" : "invalid" });
           refused.push(p);

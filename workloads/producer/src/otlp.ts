@@ -1,4 +1,5 @@
-import { createHash } from "node:crypto";
+import { isUtf8 } from "node:buffer";
+import { createHash, hash } from "node:crypto";
 import protobuf from "protobufjs";
 import { LEVELS, type Level, type LogEvent, unstorable } from "../../common/src/event.js";
 
@@ -83,17 +84,21 @@ const SCHEMA = {
   },
 };
 const root = protobuf.Root.fromJSON(SCHEMA);
-const RequestType = root.lookupType("otlp.ExportLogsServiceRequest");
 const ResponseType = root.lookupType("otlp.ExportLogsServiceResponse");
 const StatusType = root.lookupType("otlp.Status");
 
 /** A value of an attribute or a body, as JSON: kvlists become objects, bytes base64. */
 export type Value = string | number | boolean | null | Value[] | { [k: string]: Value };
 
-/** One LogRecord, from either encoding. Times are nanoseconds since the epoch, as decimal strings. */
+/**
+ * One LogRecord, from either encoding. A time is two exact numbers: milliseconds since the
+ * epoch and the nanoseconds within that millisecond (both 0: unset); no BigInt on the hot path.
+ */
 export interface OtlpRecord {
-  time: bigint;
-  observed: bigint;
+  timeMs: number;
+  timeNs: number;
+  observedMs: number;
+  observedNs: number;
   severityNumber: number;
   severityText: string;
   body: Value | undefined;
@@ -118,126 +123,263 @@ export interface OtlpBatch {
 export class OtlpPayloadError extends Error {}
 
 // ---- protobuf ----
+//
+// The request is read field by field with protobufjs's Reader, straight into OtlpRecords: no
+// message objects, no Long, no second copy. Field numbers and wire types are the
+// specification's (opentelemetry-proto v1, the SCHEMA above); a tag is (field << 3) | wire type.
+// Unknown fields are skipped, as protobuf requires.
 
-type Long = { toString(): string };
-interface PbAnyValue {
-  value?: string;
-  stringValue?: string;
-  boolValue?: boolean;
-  intValue?: number | Long;
-  doubleValue?: number;
-  arrayValue?: { values?: PbAnyValue[] };
-  kvlistValue?: { values?: PbKeyValue[] };
-  bytesValue?: Uint8Array;
-}
-interface PbKeyValue {
-  key?: string;
-  value?: PbAnyValue;
-}
-interface PbRecord {
-  timeUnixNano?: number | Long;
-  severityNumber?: number;
-  severityText?: string;
-  body?: PbAnyValue;
-  attributes?: PbKeyValue[];
-  flags?: number;
-  traceId?: Uint8Array;
-  spanId?: Uint8Array;
-  observedTimeUnixNano?: number | Long;
-  eventName?: string;
-}
-interface PbRequest {
-  resourceLogs?: {
-    resource?: { attributes?: PbKeyValue[] };
-    scopeLogs?: {
-      scope?: { name?: string; version?: string; attributes?: PbKeyValue[] };
-      logRecords?: PbRecord[];
-    }[];
-  }[];
+type Reader = protobuf.Reader & { buf: Buffer };
+/** AnyValue and KeyValueList nest; deeper than protoc's default recursion limit is refused. */
+const MAX_NESTING = 100;
+
+/** After a message's fields: a field that ran past the message's own end is a bad payload. */
+function ended(r: Reader, end: number, what: string): void {
+  if (r.pos !== end) throw new OtlpPayloadError(`${what} runs past the end of its message`);
 }
 
-const int64 = (v: number | Long | undefined): Value => {
-  if (v === undefined) return 0;
+/** The end offset of the length-delimited field at the reader's position. */
+function sub(r: Reader): number {
+  const len = r.uint32();
+  const end = r.pos + len;
+  if (end > r.len) throw new OtlpPayloadError(`a field of ${len} bytes runs past the end of its message`);
+  return end;
+}
+
+/** A proto3 string: UTF-8, verified (invalid bytes are a 400, never U+FFFD stored as text). */
+function string(r: Reader): string {
+  const end = sub(r);
+  const start = r.pos;
+  r.pos = end;
+  if (!isUtf8(r.buf.subarray(start, end)))
+    throw new OtlpPayloadError("a string field is not valid for encoding utf-8");
+  return r.buf.toString("utf8", start, end);
+}
+
+function bytesHex(r: Reader): string {
+  const end = sub(r);
+  const start = r.pos;
+  r.pos = end;
+  return r.buf.toString("hex", start, end);
+}
+
+/** A fixed64 of nanoseconds, split exactly into milliseconds and nanoseconds within it. */
+function fixedNanos(r: Reader, out: OtlpRecord, observed: boolean): void {
+  const lo = r.fixed32();
+  const hi = r.fixed32();
+  // hi * 2^32 + lo, with 2^32 = 4294 * 10^6 + 967296: every product stays below 2^53.
+  const rest = hi * 967_296 + lo;
+  const ms = hi * 4294 + Math.floor(rest / 1_000_000);
+  const ns = rest % 1_000_000;
+  if (observed) {
+    out.observedMs = ms;
+    out.observedNs = ns;
+  } else {
+    out.timeMs = ms;
+    out.timeNs = ns;
+  }
+}
+
+/** An int64 attribute: a number, or its decimal string beyond 2^53. */
+function int64(r: Reader): Value {
+  const v = r.int64() as number | { toString(): string };
   if (typeof v === "number") return v;
   const s = v.toString();
   const n = Number(s);
   return Number.isSafeInteger(n) ? n : s;
-};
-const nanos = (v: number | Long | string | undefined): bigint => {
-  if (v === undefined || v === "") return 0n;
-  try {
-    const n = BigInt(typeof v === "object" ? v.toString() : v);
-    return n < 0n ? 0n : n;
-  } catch {
-    throw new OtlpPayloadError(`a time is not an unsigned integer of nanoseconds: ${String(v)}`);
-  }
-};
+}
+
 const double = (d: number): Value => (Number.isFinite(d) ? d : String(d));
 
-function pbValue(v: PbAnyValue | undefined): Value {
-  if (!v) return null;
-  switch (v.value) {
-    case "stringValue":
-      return v.stringValue ?? "";
-    case "boolValue":
-      return v.boolValue ?? false;
-    case "intValue":
-      return int64(v.intValue);
-    case "doubleValue":
-      return double(v.doubleValue ?? 0);
-    case "arrayValue":
-      return (v.arrayValue?.values ?? []).map(pbValue);
-    case "kvlistValue":
-      return pbAttributes(v.kvlistValue?.values);
-    case "bytesValue":
-      return Buffer.from(v.bytesValue ?? []).toString("base64");
-    default:
-      return null;
+/** AnyValue up to `end`; undefined when no value is set (the last one set wins). */
+function anyValue(r: Reader, end: number, depth: number): Value | undefined {
+  if (depth > MAX_NESTING) throw new OtlpPayloadError(`values nested deeper than ${MAX_NESTING} levels`);
+  let v: Value | undefined;
+  while (r.pos < end) {
+    const tag = r.uint32();
+    switch (tag) {
+      case 10: // string_value
+        v = string(r);
+        break;
+      case 16: // bool_value
+        v = r.bool();
+        break;
+      case 24: // int_value
+        v = int64(r);
+        break;
+      case 33: // double_value
+        v = double(r.double());
+        break;
+      case 42: {
+        // array_value: ArrayValue { repeated AnyValue values = 1 }
+        const e = sub(r);
+        const items: Value[] = [];
+        while (r.pos < e) {
+          const t = r.uint32();
+          if (t === 10) items.push(anyValue(r, sub(r), depth + 1) ?? null);
+          else r.skipType(t & 7);
+        }
+        ended(r, e, "an array value");
+        v = items;
+        break;
+      }
+      case 50: // kvlist_value: KeyValueList { repeated KeyValue values = 1 }
+        v = keyValues(r, sub(r), 10, {}, depth + 1);
+        break;
+      case 58: {
+        // bytes_value
+        const e = sub(r);
+        v = r.buf.toString("base64", r.pos, e);
+        r.pos = e;
+        break;
+      }
+      default:
+        r.skipType(tag & 7);
+    }
   }
+  ended(r, end, "a value");
+  return v;
 }
-function pbAttributes(kvs: PbKeyValue[] | undefined): Record<string, Value> {
-  const out: Record<string, Value> = {};
-  for (const kv of kvs ?? []) out[kv.key ?? ""] = pbValue(kv.value);
+
+/** KeyValue { string key = 1; AnyValue value = 2 } into `out`. */
+function keyValue(r: Reader, end: number, out: Record<string, Value>, depth: number): void {
+  let key = "";
+  let value: Value = null;
+  while (r.pos < end) {
+    const tag = r.uint32();
+    if (tag === 10) key = string(r);
+    else if (tag === 18) value = anyValue(r, sub(r), depth + 1) ?? null;
+    else r.skipType(tag & 7);
+  }
+  ended(r, end, "an attribute");
+  out[key] = value;
+}
+
+/** The repeated KeyValue field `tag` of a message up to `end`, into `out`; other fields skipped. */
+function keyValues(
+  r: Reader,
+  end: number,
+  tag: number,
+  out: Record<string, Value>,
+  depth: number,
+): Record<string, Value> {
+  while (r.pos < end) {
+    const t = r.uint32();
+    if (t === tag) keyValue(r, sub(r), out, depth);
+    else r.skipType(t & 7);
+  }
+  ended(r, end, "a list of attributes");
   return out;
 }
-const hex = (b: Uint8Array | undefined) => (b && b.length > 0 ? Buffer.from(b).toString("hex") : "");
+
+function logRecord(r: Reader, end: number): OtlpRecord {
+  const out: OtlpRecord = {
+    timeMs: 0,
+    timeNs: 0,
+    observedMs: 0,
+    observedNs: 0,
+    severityNumber: 0,
+    severityText: "",
+    body: undefined,
+    attributes: {},
+    traceId: "",
+    spanId: "",
+    flags: 0,
+    eventName: "",
+  };
+  while (r.pos < end) {
+    const tag = r.uint32();
+    switch (tag) {
+      case 9: // time_unix_nano, fixed64
+        fixedNanos(r, out, false);
+        break;
+      case 16: // severity_number
+        out.severityNumber = r.int32();
+        break;
+      case 26: // severity_text
+        out.severityText = string(r);
+        break;
+      case 42: // body
+        out.body = anyValue(r, sub(r), 0);
+        break;
+      case 50: // attributes, one KeyValue each
+        keyValue(r, sub(r), out.attributes, 0);
+        break;
+      case 69: // flags, fixed32
+        out.flags = r.fixed32();
+        break;
+      case 74: // trace_id
+        out.traceId = bytesHex(r);
+        break;
+      case 82: // span_id
+        out.spanId = bytesHex(r);
+        break;
+      case 89: // observed_time_unix_nano, fixed64
+        fixedNanos(r, out, true);
+        break;
+      case 98: // event_name
+        out.eventName = string(r);
+        break;
+      default:
+        r.skipType(tag & 7);
+    }
+  }
+  ended(r, end, "a log record");
+  return out;
+}
+
+/** ScopeLogs { InstrumentationScope scope = 1; repeated LogRecord log_records = 2 }. */
+function scopeLogs(r: Reader, end: number, resource: Record<string, Value>): OtlpBatch {
+  const batch: OtlpBatch = { resource, scope: { name: "", version: "", attributes: {} }, records: [] };
+  while (r.pos < end) {
+    const tag = r.uint32();
+    if (tag === 18) batch.records.push(logRecord(r, sub(r)));
+    else if (tag === 10) {
+      // InstrumentationScope { name = 1; version = 2; repeated KeyValue attributes = 3 }
+      const e = sub(r);
+      while (r.pos < e) {
+        const t = r.uint32();
+        if (t === 10) batch.scope.name = string(r);
+        else if (t === 18) batch.scope.version = string(r);
+        else if (t === 26) keyValue(r, sub(r), batch.scope.attributes, 0);
+        else r.skipType(t & 7);
+      }
+      ended(r, e, "a scope");
+    } else r.skipType(tag & 7);
+  }
+  ended(r, end, "a scope's logs");
+  return batch;
+}
 
 /** Decodes a binary protobuf ExportLogsServiceRequest. */
 export function decodeProtobuf(body: Buffer): OtlpBatch[] {
-  let msg: PbRequest;
-  try {
-    // protobufjs verifies proto3 string fields as UTF-8 (Reader.stringVerify): invalid bytes
-    // are a decode error here, never U+FFFD stored as text the client did not send.
-    msg = RequestType.decode(body) as unknown as PbRequest;
-  } catch (e) {
-    throw new OtlpPayloadError(`not a protobuf ExportLogsServiceRequest: ${(e as Error).message}`);
-  }
+  const r = protobuf.Reader.create(body) as Reader;
   const out: OtlpBatch[] = [];
-  for (const rl of msg.resourceLogs ?? []) {
-    const resource = pbAttributes(rl.resource?.attributes);
-    for (const sl of rl.scopeLogs ?? []) {
-      const scope = {
-        name: sl.scope?.name ?? "",
-        version: sl.scope?.version ?? "",
-        attributes: pbAttributes(sl.scope?.attributes),
-      };
-      out.push({
-        resource,
-        scope,
-        records: (sl.logRecords ?? []).map((r) => ({
-          time: nanos(r.timeUnixNano),
-          observed: nanos(r.observedTimeUnixNano),
-          severityNumber: r.severityNumber ?? 0,
-          severityText: r.severityText ?? "",
-          body: r.body?.value ? pbValue(r.body) : undefined,
-          attributes: pbAttributes(r.attributes),
-          traceId: hex(r.traceId),
-          spanId: hex(r.spanId),
-          flags: r.flags ?? 0,
-          eventName: r.eventName ?? "",
-        })),
-      });
+  try {
+    while (r.pos < r.len) {
+      const tag = r.uint32();
+      if (tag !== 10) {
+        r.skipType(tag & 7);
+        continue;
+      }
+      // ResourceLogs { Resource resource = 1; repeated ScopeLogs scope_logs = 2 }; the resource
+      // may come after its scopes (protobuf fields are in any order).
+      const end = sub(r);
+      const resource: Record<string, Value> = {};
+      const batches: OtlpBatch[] = [];
+      while (r.pos < end) {
+        const t = r.uint32();
+        if (t === 18) batches.push(scopeLogs(r, sub(r), resource));
+        else if (t === 10)
+          keyValues(r, sub(r), 10, resource, 0); // Resource { repeated KeyValue attributes = 1 }
+        else r.skipType(t & 7);
+      }
+      ended(r, end, "a resource's logs");
+      out.push(...batches);
     }
+  } catch (e) {
+    // The Reader's own errors (a truncated varint, a bad wire type) and ours alike.
+    throw new OtlpPayloadError(`not a protobuf ExportLogsServiceRequest: ${(e as Error).message}`);
   }
   return out;
 }
@@ -269,7 +411,10 @@ function jsonValue(v: unknown, what: string): Value {
   if ("intValue" in v) {
     const i = v.intValue;
     if (typeof i === "number" && Number.isInteger(i)) return i;
-    if (typeof i === "string" && /^-?\d+$/.test(i)) return int64({ toString: () => i });
+    if (typeof i === "string" && /^-?\d+$/.test(i)) {
+      const n = Number(i);
+      return Number.isSafeInteger(n) ? n : i;
+    }
     throw new OtlpPayloadError(`${what}.intValue must be an integer`);
   }
   if ("doubleValue" in v) {
@@ -301,10 +446,12 @@ const jsonId = (v: unknown, bytes: number, what: string): string => {
     throw new OtlpPayloadError(`${what} must be ${bytes * 2} hex digits (OTLP/JSON encodes ids in hex)`);
   return s;
 };
-const jsonNanos = (v: unknown, what: string): bigint => {
-  if (v === undefined || v === null) return 0n;
-  if (typeof v === "number" && Number.isInteger(v) && v >= 0) return BigInt(v);
-  if (typeof v === "string" && /^\d+$/.test(v)) return BigInt(v);
+/** Unsigned nanoseconds (a number or a decimal string) as [milliseconds, nanoseconds within]. */
+const jsonNanos = (v: unknown, what: string): [number, number] => {
+  if (v === undefined || v === null) return [0, 0];
+  if (typeof v === "number" && Number.isInteger(v) && v >= 0) return [Math.floor(v / 1e6), v % 1e6];
+  if (typeof v === "string" && /^\d+$/.test(v))
+    return v.length <= 6 ? [0, Number(v)] : [Number(v.slice(0, -6)), Number(v.slice(-6))];
   throw new OtlpPayloadError(`${what} must be an unsigned integer of nanoseconds`);
 };
 const SEVERITY_NAMES = new Map<string, number>(
@@ -343,9 +490,13 @@ export function decodeJson(body: unknown): OtlpBatch[] {
               ? (SEVERITY_NAMES.get(sev) ?? 0)
               : 0;
         const flags = r.flags;
+        const [timeMs, timeNs] = jsonNanos(r.timeUnixNano, `${w}.timeUnixNano`);
+        const [observedMs, observedNs] = jsonNanos(r.observedTimeUnixNano, `${w}.observedTimeUnixNano`);
         return {
-          time: jsonNanos(r.timeUnixNano, `${w}.timeUnixNano`),
-          observed: jsonNanos(r.observedTimeUnixNano, `${w}.observedTimeUnixNano`),
+          timeMs,
+          timeNs,
+          observedMs,
+          observedNs,
           severityNumber,
           severityText: str(r.severityText, `${w}.severityText`),
           body: r.body === undefined || r.body === null ? undefined : jsonValue(r.body, `${w}.body`),
@@ -374,13 +525,20 @@ export function levelOf(n: number, text: string): Level {
   return (LEVELS as readonly string[]).includes(t) ? (t as Level) : "INFO";
 }
 
-/** Nanoseconds → ISO 8601 (microseconds, what PostgreSQL keeps); out of JS's range → undefined. */
-function isoOf(ns: bigint): string | undefined {
-  const ms = Number(ns / 1_000_000n);
-  if (!Number.isFinite(ms) || ms > 8.64e15) return undefined;
-  const iso = new Date(ms).toISOString();
-  const micros = Number((ns / 1000n) % 1000n);
-  return `${iso.slice(0, 23)}${String(micros).padStart(3, "0")}Z`;
+/** The ISO 8601 text of the last second formatted (records of a batch mostly share seconds). */
+let isoSecond = -1;
+let isoPrefix = "";
+const pad3 = (n: number) => (n < 10 ? `00${n}` : n < 100 ? `0${n}` : String(n));
+
+/** Milliseconds and nanoseconds → ISO 8601 to the microsecond (what PostgreSQL keeps); beyond JS's dates → undefined. */
+function isoOf(ms: number, ns: number): string | undefined {
+  if (ms > 8.64e15) return undefined;
+  const second = Math.floor(ms / 1000);
+  if (second !== isoSecond) {
+    isoPrefix = new Date(second * 1000).toISOString().slice(0, 20); // 2026-12-01T10:00:00.
+    isoSecond = second;
+  }
+  return `${isoPrefix}${pad3(ms - second * 1000)}${pad3(Math.floor(ns / 1000))}Z`;
 }
 
 /** JSON with object keys sorted: the same content always hashes the same. */
@@ -395,18 +553,27 @@ function canonical(v: unknown): string {
   return v === undefined ? "null" : JSON.stringify(v);
 }
 
-/** A UUID (version 8 layout) over SHA-256 of the parts. */
+/** A UUID (version 8 layout) over the first 16 bytes of a SHA-256 digest. */
 function uuidOf(h: Buffer): string {
   h[6] = ((h[6] ?? 0) & 0x0f) | 0x80;
   h[8] = ((h[8] ?? 0) & 0x3f) | 0x80;
-  const x = h.subarray(0, 16).toString("hex");
+  const x = h.toString("hex", 0, 16);
   return `${x.slice(0, 8)}-${x.slice(8, 12)}-${x.slice(12, 16)}-${x.slice(16, 20)}-${x.slice(20, 32)}`;
 }
 
 const MAX_MESSAGE = 32 * 1024;
 const MAX_SOURCE = 256;
 
-export type Mapped = { ok: true; event: LogEvent } | { ok: false; reason: string };
+/** An event, and the JSON it travels in through Kafka (made here, once: see toEvents). */
+export type Mapped = { ok: true; event: LogEvent; json: string } | { ok: false; reason: string };
+
+/** A JSON object's text with more members: `{"a":1}` + `"b":2` → `{"a":1,"b":2}`. */
+const withMembers = (objectJson: string, members: string): string =>
+  members === ""
+    ? objectJson
+    : objectJson === "{}"
+      ? `{${members.slice(1)}}`
+      : `${objectJson.slice(0, -1)}${members}}`;
 
 /**
  * Maps every record of a request to an event, or to why it is refused (reported in
@@ -417,6 +584,11 @@ export type Mapped = { ok: true; event: LogEvent } | { ok: false; reason: string
  * records in one request stay distinct events. When both times are zero the gateway's
  * receive time takes their place: such a record is never lost, but a retry of it is a new
  * event (docs/otlp.md).
+ *
+ * The Kafka JSON is assembled from parts serialized once: the resource and the scope once
+ * per batch, the attributes once per record (also what the id hashes). It parses to exactly
+ * `event` (an attribute named like an `otel.*` key is overridden, as in the object: JSON's
+ * last member wins).
  */
 export function toEvents(
   batches: OtlpBatch[],
@@ -424,42 +596,47 @@ export function toEvents(
 ): Mapped[] {
   const out: Mapped[] = [];
   const seen = new Map<string, number>();
+  const tail = `,"schemaVersion":1,"receivedAt":${JSON.stringify(ctx.receivedAt)}${
+    ctx.writer !== undefined ? `,"writer":${JSON.stringify(ctx.writer)}` : ""
+  }}`;
   for (const b of batches) {
     const serviceName = b.resource["service.name"];
     const source = (
       typeof serviceName === "string" && serviceName.length > 0 ? serviceName : "unknown_service"
     ).slice(0, MAX_SOURCE);
-    // What every record of the batch shares is hashed once; each record's id continues from a
-    // copy of it (Hash.copy), and the resource is checked for unstorable strings once.
-    const batchHash = createHash("sha256")
-      .update("otlp\0")
-      .update(ctx.writer ?? "")
-      .update("\0")
-      .update(canonical(b.resource))
-      .update("\0")
-      .update(canonical(b.scope))
-      .update("\0");
+    const sourceJson = JSON.stringify(source);
+    // What every record of the batch shares is hashed once; each record's id hashes this
+    // digest with the record's own content. The resource is checked for unstorable strings once.
+    const batchDigest = createHash("sha256")
+      .update(`otlp\0${ctx.writer ?? ""}\0${canonical(b.resource)}\0${canonical(b.scope)}\0`)
+      .digest("hex");
     const sharedWhy = unstorable({ resource: b.resource, scope: b.scope });
-    const hasResource = Object.keys(b.resource).length > 0;
-    const scopeMeta =
+    const scopeValue =
       b.scope.name || b.scope.version || Object.keys(b.scope.attributes).length > 0
         ? {
-            "otel.scope": {
-              ...(b.scope.name && { name: b.scope.name }),
-              ...(b.scope.version && { version: b.scope.version }),
-              ...(Object.keys(b.scope.attributes).length > 0 && { attributes: b.scope.attributes }),
-            },
+            ...(b.scope.name && { name: b.scope.name }),
+            ...(b.scope.version && { version: b.scope.version }),
+            ...(Object.keys(b.scope.attributes).length > 0 && { attributes: b.scope.attributes }),
           }
-        : {};
+        : undefined;
+    const hasResource = Object.keys(b.resource).length > 0;
+    const sharedMembers = `${hasResource ? `,"otel.resource":${JSON.stringify(b.resource)}` : ""}${
+      scopeValue ? `,"otel.scope":${JSON.stringify(scopeValue)}` : ""
+    }`;
     for (const r of b.records) {
       if (sharedWhy) {
         out.push({ ok: false, reason: `resource or scope: ${sharedWhy}` });
         continue;
       }
-      const when = r.time > 0n ? r.time : r.observed;
-      const timestamp = when > 0n ? isoOf(when) : ctx.receivedAt;
+      const hasTime = r.timeMs > 0 || r.timeNs > 0;
+      const hasObserved = r.observedMs > 0 || r.observedNs > 0;
+      const timestamp = hasTime
+        ? isoOf(r.timeMs, r.timeNs)
+        : hasObserved
+          ? isoOf(r.observedMs, r.observedNs)
+          : ctx.receivedAt;
       if (timestamp === undefined) {
-        out.push({ ok: false, reason: `time ${when} ns is out of range` });
+        out.push({ ok: false, reason: "its time is out of range" });
         continue;
       }
       const structured = r.body !== undefined && typeof r.body !== "string";
@@ -480,38 +657,61 @@ export function toEvents(
         out.push({ ok: false, reason: why });
         continue;
       }
-      // The record's content. JSON in the order the sender wrote it: a retry of the same
-      // request, or the same line read again, is the same bytes in the same order. The time
-      // is the record's own when it has one (a file re-read after a Collector restart names
-      // the same events: only the observed time differs); else the observed time; else the
-      // receive time (a new event on every retry, never a lost one).
-      const digest = batchHash
-        .copy()
-        .update(
-          `${r.time > 0n ? `t${r.time}` : r.observed > 0n ? `o${r.observed}` : `r${ctx.receivedAt}`}\0${r.severityNumber}\0${r.severityText}\0${bodyJson}\0${JSON.stringify(r.attributes)}\0${r.traceId}\0${r.spanId}\0${r.flags}\0${r.eventName}`,
-        )
-        .digest();
-      const key = digest.toString("base64");
-      const occurrence = seen.get(key) ?? 0;
-      seen.set(key, occurrence + 1);
-      const eventId = uuidOf(
-        occurrence === 0 ? digest : createHash("sha256").update(digest).update(`\0${occurrence}`).digest(),
+      const attributesJson = JSON.stringify(r.attributes);
+      // The record's content, in the order the sender wrote it: a retry of the same request,
+      // or the same line read again, is the same content in the same order. The time is the
+      // record's own when it has one (a file re-read after a Collector restart names the same
+      // events: only the observed time differs); else the observed time; else the receive
+      // time (a new event on every retry, never a lost one).
+      const when = hasTime
+        ? `t${r.timeMs}.${r.timeNs}`
+        : hasObserved
+          ? `o${r.observedMs}.${r.observedNs}`
+          : `r${ctx.receivedAt}`;
+      const digest = hash(
+        "sha256",
+        `${batchDigest}\0${when}\0${r.severityNumber}\0${r.severityText}\0${bodyJson}\0${attributesJson}\0${r.traceId}\0${r.spanId}\0${r.flags}\0${r.eventName}`,
+        "buffer",
       );
-      const metadata: Record<string, unknown> = {
-        ...r.attributes,
-        ...(hasResource && { "otel.resource": b.resource }),
-        ...scopeMeta,
-        ...(structured && { "otel.body": r.body }),
-        ...(r.severityText && { "otel.severity_text": r.severityText }),
-        ...(r.severityNumber && { "otel.severity_number": r.severityNumber }),
-        ...(r.eventName && { "otel.event_name": r.eventName }),
-        ...(r.flags && { "otel.flags": r.flags }),
-        ...(r.time === 0n && r.observed > 0n && { "otel.time_source": "observed" }),
-      };
+      let eventId = uuidOf(digest);
+      const occurrence = seen.get(eventId) ?? 0;
+      seen.set(eventId, occurrence + 1);
+      if (occurrence > 0) eventId = uuidOf(hash("sha256", `${eventId}\0${occurrence}`, "buffer"));
+      const level = levelOf(r.severityNumber, r.severityText);
+      const observedOnly = !hasTime && hasObserved;
+      // metadata: the attributes, then the otel.* members (they win over a same-named attribute).
+      const metadata: Record<string, unknown> = { ...r.attributes };
+      if (hasResource) metadata["otel.resource"] = b.resource;
+      if (scopeValue) metadata["otel.scope"] = scopeValue;
+      let members = sharedMembers;
+      if (structured) {
+        metadata["otel.body"] = r.body;
+        members += `,"otel.body":${bodyJson}`;
+      }
+      if (r.severityText) {
+        metadata["otel.severity_text"] = r.severityText;
+        members += `,"otel.severity_text":${JSON.stringify(r.severityText)}`;
+      }
+      if (r.severityNumber) {
+        metadata["otel.severity_number"] = r.severityNumber;
+        members += `,"otel.severity_number":${r.severityNumber}`;
+      }
+      if (r.eventName) {
+        metadata["otel.event_name"] = r.eventName;
+        members += `,"otel.event_name":${JSON.stringify(r.eventName)}`;
+      }
+      if (r.flags) {
+        metadata["otel.flags"] = r.flags;
+        members += `,"otel.flags":${r.flags}`;
+      }
+      if (observedOnly) {
+        metadata["otel.time_source"] = "observed";
+        members += `,"otel.time_source":"observed"`;
+      }
       const event: LogEvent = {
         eventId,
         timestamp,
-        level: levelOf(r.severityNumber, r.severityText),
+        level,
         source,
         message,
         metadata,
@@ -521,7 +721,10 @@ export function toEvents(
         receivedAt: ctx.receivedAt,
         ...(ctx.writer !== undefined && { writer: ctx.writer }),
       };
-      out.push({ ok: true, event });
+      const json = `{"eventId":"${eventId}","timestamp":"${timestamp}","level":"${level}","source":${sourceJson},"message":${JSON.stringify(message)},"metadata":${withMembers(attributesJson, members)}${r.traceId ? `,"traceId":"${r.traceId}"` : ""}${
+        r.spanId ? `,"spanId":"${r.spanId}"` : ""
+      }${tail}`;
+      out.push({ ok: true, event, json });
     }
   }
   return out;

@@ -21,12 +21,11 @@ const Accepted = z.object({
 const BatchQuery = z.object({ atomic: z.stringbool().default(false) });
 
 /**
- * The event serialized for Kafka, or why it is refused: larger than EVENT_MAX_BYTES, which is
+ * The event serialized for Kafka (or as its caller serialized it), or why it is refused: larger than EVENT_MAX_BYTES, which is
  * below what Kafka takes, so an accepted event can never fail the transaction it shares with
  * other clients' events. (Strings PostgreSQL would refuse were refused by LogEventInput.)
  */
-export function prepare(event: LogEvent, maxBytes: number): Prepared | string {
-  const json = JSON.stringify(event);
+export function prepare(event: LogEvent, maxBytes: number, json = JSON.stringify(event)): Prepared | string {
   // UTF-8 takes at most 3 bytes per UTF-16 unit: most events skip the count.
   const bytes = json.length * 3 <= maxBytes ? json.length : Buffer.byteLength(json);
   return bytes > maxBytes ? `the event is ${bytes} bytes serialized; at most ${maxBytes}` : { event, json };

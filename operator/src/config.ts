@@ -28,6 +28,10 @@ export const OperatorEnv = z
     RESYNC_SECONDS: int(5, 86_400, 300),
     PROGRESSING_REQUEUE_SECONDS: int(1, 3600, 10),
     DELIVERY_INTERVAL_SECONDS: int(1, 3600, 15),
+    /** The capacity advice: the window of delivery reads it measures over (docs/capacity.md). */
+    CAPACITY_WINDOW_SECONDS: int(60, 7 * 86_400, 3600),
+    /** Events/s one consumer replica is taken to carry until an interval saturates one (make bench: about 13,000). */
+    CAPACITY_CONSUMER_EVENTS_PER_SECOND: int(1, 10_000_000, 5000),
     PROBE_CONCURRENCY: int(1, 64, 4),
     PROBE_TIMEOUT_SECONDS: int(1, 600, 30),
     SECRET_REFRESH_SECONDS: int(0, 3600, 120),
@@ -76,6 +80,10 @@ export function managerConfig(env: OperatorEnv): ManagerConfig {
     resyncMs: env.RESYNC_SECONDS * 1000,
     progressingRequeueMs: env.PROGRESSING_REQUEUE_SECONDS * 1000,
     deliveryIntervalMs: env.DELIVERY_INTERVAL_SECONDS * 1000,
+    capacity: {
+      windowMs: env.CAPACITY_WINDOW_SECONDS * 1000,
+      assumedPerReplica: env.CAPACITY_CONSUMER_EVENTS_PER_SECOND,
+    },
     probeConcurrency: env.PROBE_CONCURRENCY,
     probeTimeoutMs: env.PROBE_TIMEOUT_SECONDS * 1000,
     secretRefreshMs: env.SECRET_REFRESH_SECONDS * 1000,

@@ -67,6 +67,12 @@ const cases: Case[] = [
     silentAt: "8m",
   },
   {
+    alert: "LogPipelineCapacityAtRisk",
+    series: [{ series: `logpipeline_capacity_at_risk{${op}}`, values: "0x10 1x80" }],
+    firesAt: "75m",
+    silentAt: "50m",
+  },
+  {
     alert: "LogPipelineConsumerStuck",
     series: [{ series: `logpipeline_consumer_stuck_partitions{${op}}`, values: "0 0 2x30" }],
     firesAt: "14m",

@@ -28,6 +28,7 @@ export async function startTestOperator(
       resyncMs: 3_000,
       progressingRequeueMs: 1_000,
       deliveryIntervalMs: 1_000,
+      capacity: { windowMs: 3_600_000, assumedPerReplica: 5000 },
       probeConcurrency: 4,
       probeTimeoutMs: 30_000,
       secretRefreshMs: 120_000,

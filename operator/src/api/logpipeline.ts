@@ -371,6 +371,10 @@ export const PostgresSpec = z
         host: z.string().min(1).max(253).meta({ description: "Host name or address of the server." }),
         port: z.number().int().min(1).max(65535).default(5432).meta({ description: "Port of the server." }),
         database: z.string().min(1).max(63).default("logpipeline").meta({ description: "Database name." }),
+        volumeSize: quantity.optional().meta({
+          description:
+            "The size of the server's data volume, which the operator cannot see: the capacity advice measures against it (status.capacity). Unset: no volume advice.",
+        }),
         credentialsSecret: objectName(
           "Secret with keys `username` and `password`: the role that writes rows (the consumer), and every role below that is not set.",
         ),
@@ -962,6 +966,10 @@ export const LogPipelineStatus = z
         asOf: z.string().meta({ description: "When these figures were read." }),
         partitions: z.array(PartitionDelivery).optional().meta({ description: "One row per partition." }),
         lag: z.number().int().meta({ description: "Total lag of all partitions." }),
+        processed: z.number().int().optional().meta({
+          description:
+            "Events the consumers have taken from the topic so far: stored, skipped as duplicates or dead-lettered.",
+        }),
         dlq: z.number().int().meta({ description: "Events dead-lettered so far." }),
         duplicatesSkipped: z
           .number()
@@ -970,6 +978,90 @@ export const LogPipelineStatus = z
       })
       .optional()
       .meta({ description: "Delivery figures from the operator's own reads of Kafka and the ledger." }),
+    capacity: z
+      .object({
+        asOf: z.string().meta({ description: "When this advice was computed (at most once per resync)." }),
+        windowSeconds: z.number().int().meta({ description: "The span of the delivery reads it rests on." }),
+        samples: z.number().int().meta({ description: "Delivery reads in the window." }),
+        ingest: z
+          .object({
+            meanPerSecond: z.number().meta({ description: "Events/s committed to the topic, over the window." }),
+            peakPerSecond: z.number().meta({ description: "The busiest interval between two reads, events/s." }),
+          })
+          .meta({ description: "The ingest rate." }),
+        consumer: z
+          .object({
+            perReplicaPerSecond: z.number().meta({ description: "Events/s one consumer replica carries." }),
+            source: z.enum(["measured", "assumed"]).meta({
+              description:
+                "measured: the busiest interval in which events waited for the consumers throughout; assumed: the operator's CAPACITY_CONSUMER_EVENTS_PER_SECOND (no interval saturated them).",
+            }),
+          })
+          .meta({ description: "The consumer's rate per replica." }),
+        partitions: z
+          .object({
+            current: z.number().int().meta({ description: "Partitions of the topic." }),
+            needed: z
+              .number()
+              .int()
+              .meta({ description: "Partitions the observed peak needs for the consumers to keep up." }),
+          })
+          .meta({ description: "Partitions against the observed peak." }),
+        kafka: z
+          .object({
+            bytesPerEvent: z.number().optional().meta({
+              description: "Mean key + value bytes of the records the last divergence check read (before compression).",
+            }),
+            bytesPerDay: z.number().optional().meta({
+              description: "Bytes a day written to Kafka at the mean rate, every replica counted (upper bound).",
+            }),
+            logBytesPerPartition: z.number().optional().meta({
+              description:
+                "A bound on one partition replica's log: rate per partition × retention × bytes per event (DescribeLogDirs is not available to the operator).",
+            }),
+          })
+          .meta({ description: "Kafka's disk." }),
+        postgres: z
+          .object({
+            bytesPerEvent: z
+              .number()
+              .optional()
+              .meta({ description: "The events table (indexes and TOAST included) ÷ the events it holds." }),
+            databaseBytes: z.number().optional().meta({ description: "pg_database_size of the database." }),
+            volumeBytes: z.number().optional().meta({
+              description:
+                "The managed volume's requested size (local volumes enforce none: the request is the honest bound), or postgres.external.volumeSize.",
+            }),
+            volumeSource: z.enum(["managed", "stated"]).optional().meta({ description: "Where volumeBytes comes from." }),
+            daysUntilFull: z
+              .number()
+              .optional()
+              .meta({ description: "Days until the volume is full at the mean rate; absent when it does not fill." }),
+            retentionDaysSupported: z
+              .number()
+              .optional()
+              .meta({ description: "Days of events the volume holds at the mean rate." }),
+          })
+          .meta({ description: "PostgreSQL's volume." }),
+        recommendations: z
+          .array(
+            z.object({
+              subject: z.enum(["partitions", "postgresVolume", "kafkaDisk"]).meta({ description: "What it is about." }),
+              advice: z.string().max(512).meta({ description: 'What to do; "none" when nothing needs doing.' }),
+              reason: z.string().max(1024).meta({ description: "Why, in one line." }),
+              figures: z
+                .record(z.string().max(64), z.string().max(128))
+                .meta({ description: "The figures the advice came from, rounded." }),
+            }),
+          )
+          .max(8)
+          .meta({ description: "One piece of advice per subject, with its figures and reason." }),
+      })
+      .optional()
+      .meta({
+        description:
+          "Capacity and cost advice from the pipeline's own measurements (docs/capacity.md); CapacityAtRisk says whether to act.",
+      }),
     storage: z
       .object({
         partitions: z.number().int().meta({ description: "Hourly partitions of the events table." }),

@@ -15,7 +15,7 @@ interface Panel {
 
 /**
  * The pipeline's Grafana dashboard: ingest rate, end-to-end latency, lag per partition,
- * divergence, dead letters, replicas. Workload series carry `namespace` and `pipeline`
+ * divergence, dead letters, replicas, capacity. Workload series carry `namespace` and `pipeline`
  * (PIPELINE_NAME); the operator's carry `pipeline_namespace` and `pipeline`.
  */
 export function dashboardPanels(): Panel[] {
@@ -94,6 +94,24 @@ export function dashboardPanels(): Panel[] {
           legendFormat: "{{component}} desired",
         },
       ],
+    },
+    {
+      title: "Capacity: partitions needed for the observed peak, against the topic's",
+      type: "timeseries",
+      description:
+        "From the capacity advice (status.capacity): partitions the observed ingest peak needs, and 1 while CapacityAtRisk is True.",
+      targets: [
+        { expr: `max(logpipeline_capacity_partitions_needed{${op}})`, legendFormat: "partitions needed" },
+        { expr: `max(logpipeline_capacity_at_risk{${op}})`, legendFormat: "at risk" },
+      ],
+    },
+    {
+      title: "Capacity: days until the PostgreSQL volume is full",
+      type: "stat",
+      unit: "d",
+      description:
+        "At the mean ingest rate over the capacity window (no value: the volume does not fill within the retention).",
+      targets: [{ expr: `min(logpipeline_postgres_days_until_full{${op}})`, legendFormat: "days" }],
     },
   ];
 }

@@ -121,6 +121,18 @@ export function prometheusRule(p: LogPipeline, opts: BuildOptions): KubeObject |
               },
             },
             {
+              alert: "LogPipelineCapacityAtRisk",
+              // The advice is recomputed at most once per resync: an hour of it is a trend.
+              expr: `max(logpipeline_capacity_at_risk{${op}}) > 0`,
+              for: "1h",
+              labels,
+              annotations: {
+                summary:
+                  "The partitions cannot carry the observed peak, or the PostgreSQL volume fills before the retention horizon (status.capacity says what to change).",
+                runbook_url: runbook("logpipelinecapacityatrisk"),
+              },
+            },
+            {
               alert: "LogPipelineConsumerLagHigh",
               expr: `sum(log_consumer_lag{${sel}}) > ${p.spec.consumer.lagTarget * Math.max(1, p.spec.consumer.replicas.max)}`,
               for: after,

@@ -15,6 +15,8 @@ import type { RevertedEdit } from "../status/spec-differences.js";
 import type { AppliedChildren } from "./applied.js";
 import type { SecretReads } from "./secret-reads.js";
 import type { PipelinePolicy } from "./policy.js";
+import type { FlowSample } from "../status/capacity.js";
+import type { StorageSizes } from "../divergence/delivery.js";
 
 export interface ControllerConfig {
   images: BuildOptions["images"];
@@ -26,6 +28,8 @@ export interface ControllerConfig {
   progressingRequeueMs: number;
   /** Kafka and the ledger are read for status.delivery at most this often per pipeline. */
   deliveryIntervalMs: number;
+  /** The capacity advice's window and assumed consumer rate (status/capacity.ts). */
+  capacity: { windowMs: number; assumedPerReplica: number };
   /** Pipelines whose Kafka/PostgreSQL are read at once, and how long one pass may take. */
   probeConcurrency: number;
   probeTimeoutMs: number;
@@ -59,6 +63,10 @@ export interface ControllerMetrics {
   divergenceChecks: Histogram;
   divergenceCheckFailures: Counter<"pipeline_namespace" | "pipeline">;
   probeTimeouts: Counter;
+  capacityAtRisk: Gauge<"pipeline_namespace" | "pipeline">;
+  partitionsNeeded: Gauge<"pipeline_namespace" | "pipeline">;
+  ingestRate: Gauge<"pipeline_namespace" | "pipeline">;
+  postgresDaysUntilFull: Gauge<"pipeline_namespace" | "pipeline">;
 }
 
 /** Everything reconcile touches, passed in one object (no module singletons; tests build their own). */
@@ -78,6 +86,8 @@ export interface ControllerDeps {
   /** Statuses this process wrote, by pipeline key: the cache may not show them yet. */
   writtenStatus: Map<string, unknown>;
   deliveryReads: Map<string, DeliveryRead>;
+  /** The flow samples and the last capacity advice, by pipeline key (controller/capacity.ts). */
+  capacity: Map<string, CapacityState>;
   /** Divergence checks by pipeline key (controller/divergence.ts). */
   divergence: Map<string, DivergenceState>;
   /** Edits made outside the operator that it reverted, by pipeline key (recent ones). */
@@ -88,6 +98,15 @@ export interface ControllerDeps {
   secrets: SecretReads;
   /** The tenants' Kafka and PostgreSQL reads, off the reconcile path (probes.ts). */
   probes: ProbeScheduler;
+}
+
+/** A pipeline's flow over the capacity window, and the advice last written from it. */
+export interface CapacityState {
+  samples: FlowSample[];
+  /** When the advice was last computed (at most once per resync). */
+  at?: number;
+  advice?: NonNullable<LogPipelineStatus["capacity"]>;
+  atRisk?: { risk: boolean; message: string };
 }
 
 /** A pipeline's divergence check: its last result, or why it failed (controller/divergence.ts). */
@@ -103,6 +122,8 @@ export interface DivergenceState {
   result?: DivergenceResult;
   /** The events table's partitions, read with the check. */
   storage?: LogPipelineStatus["storage"];
+  /** The database's sizes, read with the check (capacity advice). */
+  sizes?: StorageSizes;
   /** Why the last check could not run; the last result stays, with its checkedAt. */
   error?: string;
 }

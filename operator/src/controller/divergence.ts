@@ -3,7 +3,7 @@ import { type ConditionReason, Reason } from "../status/reasons.js";
 import { pipelineNames } from "../builders/names.js";
 import { checkDivergence, summary } from "../divergence/check.js";
 import type { KafkaConnection, TopicAdmin } from "../kafka/topic-admin.js";
-import { readStorage } from "../divergence/delivery.js";
+import { readSizes, readStorage } from "../divergence/delivery.js";
 import { errorText } from "../../../workloads/common/src/connections.js";
 import { postgresConnectionAs } from "./postgres-roles.js";
 import type { ControllerDeps, DivergenceState } from "./deps.js";
@@ -49,6 +49,7 @@ export async function runDivergenceCheck(
     memory: prev?.memory ?? { marks: new Map(), sweep: sweepFromStatus(p.status) },
     ...(prev?.result ? { result: prev.result, answered: prev.answered } : {}),
     ...(prev?.storage ? { storage: prev.storage } : {}),
+    ...(prev?.sizes ? { sizes: prev.sizes } : {}),
   };
   const names = pipelineNames(p);
   const labels = { pipeline_namespace: p.metadata.namespace, pipeline: p.metadata.name };
@@ -80,6 +81,12 @@ export async function runDivergenceCheck(
       deps.now().getTime(),
     );
     if (state.storage) deps.metrics.ftsIndexDelay.set(labels, state.storage.indexDelaySeconds);
+    // Sizes for the capacity advice: a failed read keeps the last ones (the check stands).
+    const sizes = await readSizes(pg, p.spec.postgres.schema, p.spec.postgres.table).catch((e: unknown) => {
+      deps.log.debug({ pipeline: key, err: errorText(e) }, "PostgreSQL sizes not readable");
+      return undefined;
+    });
+    if (sizes) state.sizes = sizes;
     deps.deliveryReads.set(key, { at: state.at, delivery: result.delivery });
     deps.metrics.divergenceChecks.observe(result.durationMs / 1000);
     for (const kind of ["missing", "duplicated", "spurious"] as const)

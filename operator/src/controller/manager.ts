@@ -195,6 +195,30 @@ export async function startManager(config: ManagerConfig, log: Logger): Promise<
       labelNames: ["pipeline_namespace", "pipeline", "partition"] as const,
       registers: [registry],
     }),
+    capacityAtRisk: new Gauge({
+      name: "logpipeline_capacity_at_risk",
+      help: "1 when the capacity advice finds the partitions below the observed peak or the PostgreSQL volume filling before the retention horizon (status.capacity)",
+      labelNames: ["pipeline_namespace", "pipeline"] as const,
+      registers: [registry],
+    }),
+    partitionsNeeded: new Gauge({
+      name: "logpipeline_capacity_partitions_needed",
+      help: "Partitions the observed ingest peak needs for the consumers to keep up (status.capacity)",
+      labelNames: ["pipeline_namespace", "pipeline"] as const,
+      registers: [registry],
+    }),
+    ingestRate: new Gauge({
+      name: "logpipeline_ingest_events_per_second",
+      help: "Mean events/s committed to the pipeline's topic over the capacity window",
+      labelNames: ["pipeline_namespace", "pipeline"] as const,
+      registers: [registry],
+    }),
+    postgresDaysUntilFull: new Gauge({
+      name: "logpipeline_postgres_days_until_full",
+      help: "Days until the PostgreSQL volume is full at the mean rate (absent when it does not fill)",
+      labelNames: ["pipeline_namespace", "pipeline"] as const,
+      registers: [registry],
+    }),
     ftsIndexDelay: new Gauge({
       name: "logpipeline_fts_index_delay_seconds",
       help: "How long the oldest closed partition has waited for its full-text index, per pipeline (last divergence check)",
@@ -294,6 +318,7 @@ export async function startManager(config: ManagerConfig, log: Logger): Promise<
     secrets: new SecretReads(kube, config.secretRefreshMs, () => clock().getTime()),
     writtenStatus: new Map(),
     deliveryReads: new Map(),
+    capacity: new Map(),
     probes: undefined as unknown as Probes, // set below: the probes read the other fields
   };
   // Kafka and PostgreSQL reads off the reconcile workers: a pass that ends queues its pipeline.

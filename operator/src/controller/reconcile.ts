@@ -18,6 +18,7 @@ import { KubeError, type KubeObjectLike } from "../kube/client.js";
 import type { ReconcileResult } from "../runtime/workqueue.js";
 import type { Condition } from "../status/conditions.js";
 import { setCondition, transitionEvents } from "../status/conditions.js";
+import { adviseCapacityStep } from "./capacity.js";
 import { computeStatus, type Observation, sameStatus, suspendedStatus } from "../status/compute.js";
 import { childKinds, objectRef } from "./children.js";
 import type { ControllerDeps } from "./deps.js";
@@ -112,6 +113,7 @@ async function applyAndReport(
   const applied = await applyChildren(key, p, desired.apply, observation, deps);
   await prune(p, desired.apply, deps);
   observeChildren(p, desired.apply, applied, observation);
+  adviseCapacityStep(key, p, observation, deps);
   observation.specDifferences = specDifferences({
     pipeline: p.metadata.name,
     notes: desired.notes,
@@ -628,6 +630,7 @@ async function releaseFinalizer(
   }
   deps.writtenStatus.delete(key);
   deps.deliveryReads.delete(key);
+  deps.capacity.delete(key);
   deps.divergence.delete(key);
   deps.revertedEdits.delete(key);
   deps.applied.forget(key);

@@ -67,6 +67,8 @@ export interface DivergenceResult {
   message: string;
   /** status.delivery from the same reads: a check pass needs no separate delivery read. */
   delivery: NonNullable<LogPipelineStatus["delivery"]>;
+  /** The records the check read and their key + value bytes (the capacity advice's Kafka figure). */
+  recordBytes: { records: number; bytes: number };
 }
 
 /** Stored positions of earlier checks and since when they stood, to tell a stuck consumer. */
@@ -199,6 +201,14 @@ export async function checkDivergence(
   });
   const sum = (k: "missing" | "duplicated" | "spurious" | "expired" | "lag") =>
     rows.reduce((s, r) => s + r[k], 0);
+  const recordBytes = { records: 0, bytes: 0 };
+  for (const read of [records, sweptRecords])
+    for (const list of read.values())
+      for (const r of list)
+        if (r.bytes !== undefined) {
+          recordBytes.records++;
+          recordBytes.bytes += r.bytes;
+        }
   const result = {
     checkedAt: now().toISOString(),
     durationMs: now().getTime() - started,
@@ -212,6 +222,7 @@ export async function checkDivergence(
     stuckPartitions: rows.filter((r) => r.stuck).map((r) => r.partition),
     samples,
     delivery,
+    recordBytes,
   };
   return { ...result, ...verdict(result) };
 }

@@ -153,6 +153,40 @@ async function ledgerExists(client: pg.Client, offsets: string): Promise<boolean
   return Boolean(exists.rows[0]?.t);
 }
 
+/** What the pipeline's PostgreSQL holds, for the capacity advice (status/capacity.ts). */
+export interface StorageSizes {
+  /** pg_database_size of the database. */
+  databaseBytes: number;
+  /** Every partition of the events and key tables, indexes and TOAST included. */
+  eventsBytes: number;
+  /** Events stored, from the hourly count table (exact: written with the rows). */
+  events: number;
+}
+
+/** Sizes from the catalog: a few indexed reads, no scan of the events. */
+export async function readSizes(
+  c: PostgresConnection,
+  schema: string,
+  table: string,
+): Promise<StorageSizes | undefined> {
+  const names = ledgerNames(schema, table);
+  const { events, keys, countsHour } = names.storage.parents;
+  return withClient(c, async (client) => {
+    if (!(await ledgerExists(client, names.offsets))) return undefined;
+    const r = await client.query<{ db: string; events_bytes: string; events: string }>(
+      `SELECT pg_database_size(current_database()) AS db,
+         (SELECT coalesce(sum(pg_total_relation_size(i.inhrelid)), 0) FROM pg_inherits i
+           WHERE i.inhparent IN ($1::regclass, $2::regclass)) AS events_bytes,
+         (SELECT coalesce(sum(n), 0) FROM ${countsHour.qualified}) AS events`,
+      [events.qualified, keys.qualified],
+    );
+    const row = r.rows[0];
+    return row
+      ? { databaseBytes: Number(row.db), eventsBytes: Number(row.events_bytes), events: Number(row.events) }
+      : undefined;
+  });
+}
+
 /** A short-lived connection: a connect timeout and a statement timeout bound every read. */
 export async function withClient<T>(
   c: PostgresConnection,
@@ -208,6 +242,7 @@ export function deliveryStatus(
     asOf: rfc3339Seconds(asOf),
     partitions,
     lag: partitions.reduce((s, p) => s + p.lag, 0),
+    processed: ledger.reduce((s, r) => s + r.applied + r.duplicatesSkipped + r.deadLettered, 0),
     dlq: ledger.reduce((s, r) => s + r.deadLettered, 0),
     duplicatesSkipped: ledger.reduce((s, r) => s + r.duplicatesSkipped, 0),
   };

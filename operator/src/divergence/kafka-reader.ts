@@ -41,6 +41,8 @@ export interface CommittedRecord {
    * `receivedAt`), ms since the epoch: what retention drops partitions by.
    */
   eventTime?: number | undefined;
+  /** Key + value bytes, as read (after decompression): what the capacity advice counts. */
+  bytes?: number;
 }
 
 function eventOf(value: Buffer | null | undefined): { eventId?: string; eventTime?: number } {
@@ -74,7 +76,13 @@ export async function readCommittedRecords(
   await scanCommitted(c, topic, ranges, timeoutMs, (m) =>
     out
       .get(m.partition)
-      ?.push({ partition: m.partition, offset: m.offset, eventId: undefined, ...eventOf(m.value) }),
+      ?.push({
+        partition: m.partition,
+        offset: m.offset,
+        eventId: undefined,
+        bytes: (m.key?.length ?? 0) + (m.value?.length ?? 0),
+        ...eventOf(m.value),
+      }),
   );
   return out;
 }

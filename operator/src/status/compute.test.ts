@@ -54,6 +54,7 @@ describe("computeStatus", () => {
       "ConsumerAvailable",
       "QueryAvailable",
       "DataConsistent",
+      "CapacityAtRisk",
       "IntegrationsAvailable",
       "TransportVerified",
       "Reconciling",
@@ -61,6 +62,7 @@ describe("computeStatus", () => {
     ]);
     expect(s.conditions?.every((c) => c.observedGeneration === 3)).toBe(true);
     expect(condition(s, "DataConsistent")).toMatchObject({ status: "Unknown", reason: "NotChecked" });
+    expect(condition(s, "CapacityAtRisk")).toMatchObject({ status: "Unknown", reason: "NotMeasured" });
     expect(condition(s, "Ready")).toMatchObject({ status: "False", reason: "ProducerAvailableFalse" });
     expect(s).toMatchObject({ observedGeneration: 3, phase: "Provisioning" });
     expect(condition(s, "Reconciling")?.status).toBe("True");

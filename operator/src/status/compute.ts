@@ -38,6 +38,7 @@ export const CONDITION_TYPES = [
   "ConsumerAvailable",
   "QueryAvailable",
   "DataConsistent",
+  "CapacityAtRisk",
   "IntegrationsAvailable",
   "TransportVerified",
   "Reconciling",
@@ -99,6 +100,9 @@ export interface Observation {
   storage?: LogPipelineStatus["storage"] | undefined;
   dataConsistency?:
     { status: "True" | "False" | "Unknown"; reason: ConditionReason; message: string } | undefined;
+  /** The capacity advice (status/capacity.ts), recomputed at most once per resync. */
+  capacity?: LogPipelineStatus["capacity"] | undefined;
+  capacityAtRisk?: { risk: boolean; message: string } | undefined;
   /** What the operator wants and the cluster has, where they differ (status/spec-differences.ts). */
   specDifferences?: { object: string; field: string; reason: string }[];
 }
@@ -284,6 +288,20 @@ export function computeStatus(p: LogPipeline, o: Observation, now: Date): LogPip
     : (old.find((c) => c.type === "DataConsistent") ??
       cond("DataConsistent", "Unknown", Reason.NotChecked, "no divergence check has run yet", g));
 
+  // The capacity advice moves CapacityAtRisk; until two delivery reads span some time, Unknown.
+  const capacity: ConditionInput = o.capacityAtRisk
+    ? o.capacityAtRisk.risk
+      ? cond("CapacityAtRisk", "True", Reason.CapacityShort, o.capacityAtRisk.message, g)
+      : cond(
+          "CapacityAtRisk",
+          "False",
+          Reason.CapacitySufficient,
+          "the partitions carry the observed peak and the PostgreSQL volume outlasts the retention horizon",
+          g,
+        )
+    : (old.find((c) => c.type === "CapacityAtRisk") ??
+      cond("CapacityAtRisk", "Unknown", Reason.NotMeasured, "the pipeline's flow has not been measured yet", g));
+
   const firstNote = o.notes[0];
   const integrations = firstNote
     ? cond("IntegrationsAvailable", "False", firstNote.reason, o.notes.map((n) => n.message).join("; "), g)
@@ -315,6 +333,7 @@ export function computeStatus(p: LogPipeline, o: Observation, now: Date): LogPip
     consumer,
     query,
     data,
+    capacity,
     integrations,
     transport,
     reconciling,
@@ -371,6 +390,7 @@ export function computeStatus(p: LogPipeline, o: Observation, now: Date): LogPip
     ...(Object.keys(workloads).length > 0 ? { workloads } : {}),
     ...(o.delivery ? { delivery: o.delivery } : p.status?.delivery ? { delivery: p.status.delivery } : {}),
     ...(o.storage ? { storage: o.storage } : p.status?.storage ? { storage: p.status.storage } : {}),
+    ...(o.capacity ? { capacity: o.capacity } : p.status?.capacity ? { capacity: p.status.capacity } : {}),
     ...divergenceOf(p, o),
   };
 }

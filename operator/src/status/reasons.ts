@@ -48,6 +48,10 @@ export const Reason = {
   ConsumerStuck: "ConsumerStuck",
   NotChecked: "NotChecked",
   CheckFailed: "CheckFailed",
+  // CapacityAtRisk
+  CapacityShort: "CapacityShort",
+  CapacitySufficient: "CapacitySufficient",
+  NotMeasured: "NotMeasured",
   // TransportVerified
   Verified: "Verified",
   WeakerByChoice: "WeakerByChoice",

@@ -1,0 +1,94 @@
+import type { LogPipeline } from "../api/logpipeline.js";
+import { quantityBytes } from "../builders/data-services.js";
+import { adviseCapacity } from "../status/capacity.js";
+import type { Observation } from "../status/compute.js";
+import { rfc3339Seconds } from "../time.js";
+import type { CapacityState, ControllerDeps } from "./deps.js";
+
+/** What the planning horizon is when PostgreSQL keeps events for ever (docs/capacity.md). */
+export const PLANNING_DAYS = 30;
+/** The share of a consumer replica's measured rate the partition advice plans the peak at. */
+export const UTILISATION = 0.8;
+
+/**
+ * Step: the capacity advice. Every new delivery read becomes a flow sample (the window keeps
+ * `capacity.windowMs` of them); the advice is recomputed from the samples, the last divergence
+ * check's sizes and record bytes at most once per resync, and the status carries the last one.
+ */
+export function adviseCapacityStep(
+  key: string,
+  p: LogPipeline,
+  observation: Observation,
+  deps: ControllerDeps,
+): void {
+  const state: CapacityState = deps.capacity.get(key) ?? { samples: [] };
+  deps.capacity.set(key, state);
+  const now = deps.now().getTime();
+  const d = deps.deliveryReads.get(key)?.delivery;
+  if (d?.processed !== undefined) {
+    // asOf is when the figures were read: a failed read that kept them adds no sample.
+    const at = Date.parse(d.asOf);
+    const last = state.samples[state.samples.length - 1];
+    if (!last || at > last.at)
+      state.samples.push({
+        at,
+        processed: d.processed,
+        lag: d.lag,
+        consumers: observation.consumer?.ready ?? 0,
+      });
+    const from = now - deps.config.capacity.windowMs;
+    while (state.samples.length > 2 && (state.samples[0]?.at ?? now) < from) state.samples.shift();
+  }
+  if (state.at === undefined || now - state.at >= deps.config.resyncMs) {
+    const check = deps.divergence.get(key);
+    const sizes = check?.sizes;
+    const rb = check?.result?.recordBytes;
+    const pg = p.spec.postgres;
+    const volume =
+      pg.mode === "managed"
+        ? { volumeBytes: quantityBytes(pg.managed.storage.size), volumeSource: "managed" as const }
+        : pg.external?.volumeSize
+          ? { volumeBytes: quantityBytes(pg.external.volumeSize), volumeSource: "stated" as const }
+          : {};
+    const advice = adviseCapacity({
+      now,
+      samples: state.samples,
+      partitions: p.spec.kafka.topic.partitions,
+      kafka: {
+        retentionHours: p.spec.kafka.topic.retentionHours,
+        replicationFactor: p.spec.kafka.topic.replicationFactor,
+        bytesPerEvent: rb && rb.records > 0 ? rb.bytes / rb.records : undefined,
+      },
+      postgres: {
+        retentionDays: pg.retentionDays,
+        ...volume,
+        ...(sizes && {
+          databaseBytes: sizes.databaseBytes,
+          eventsBytes: sizes.eventsBytes,
+          events: sizes.events,
+        }),
+      },
+      assumedPerReplica: deps.config.capacity.assumedPerReplica,
+      utilisation: UTILISATION,
+      planningDays: PLANNING_DAYS,
+    });
+    if (advice) {
+      const { atRisk, risks, ...rest } = advice;
+      state.at = now;
+      // Unchanged figures keep their asOf: an idle pipeline's status is not rewritten.
+      const before = state.advice ? JSON.stringify({ ...state.advice, asOf: undefined }) : "";
+      if (before !== JSON.stringify({ asOf: undefined, ...rest }))
+        state.advice = { asOf: rfc3339Seconds(deps.now()), ...rest };
+      state.atRisk = { risk: atRisk, message: atRisk ? risks.join("; ") : "" };
+      const labels = { pipeline_namespace: p.metadata.namespace, pipeline: p.metadata.name };
+      deps.metrics.capacityAtRisk.set(labels, atRisk ? 1 : 0);
+      deps.metrics.partitionsNeeded.set(labels, advice.partitions.needed);
+      deps.metrics.ingestRate.set(labels, advice.ingest.meanPerSecond);
+      if (advice.postgres.daysUntilFull !== undefined)
+        deps.metrics.postgresDaysUntilFull.set(labels, advice.postgres.daysUntilFull);
+      else deps.metrics.postgresDaysUntilFull.remove(labels);
+    }
+  }
+  if (state.advice) observation.capacity = state.advice;
+  if (state.atRisk) observation.capacityAtRisk = state.atRisk;
+}

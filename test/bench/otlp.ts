@@ -13,16 +13,21 @@ import type autocannon from "autocannon";
 import { load } from "./load.js";
 
 const PLACEHOLDER = "#000000000000";
+/** The services the OTLP load comes from: as many as the native load's sources. */
+const SERVICES = 16;
+/** service.name of the OTLP load's records (and so their source): this, then 0–15. */
+export const OTLP_SOURCE_PREFIX = "bench-otlp-";
 
 /**
  * An ExportLogsServiceRequest of `n` records of about 300 bytes (like the native bench's
- * events), made by the SDK's own serializer; each record's body holds a fixed-width
- * placeholder that is overwritten per request, so no two records of the run are alike.
+ * events), made by the SDK's own serializer, from one service; each record's body holds a
+ * fixed-width placeholder that is overwritten per request, so no two records of the run are
+ * alike.
  */
-async function otlpTemplate(n: number): Promise<{ body: Buffer; offsets: number[] }> {
+async function otlpTemplate(n: number, service: string): Promise<{ body: Buffer; offsets: number[] }> {
   const exporter = new InMemoryLogRecordExporter();
   const provider = new LoggerProvider({
-    resource: resourceFromAttributes({ "service.name": "bench-otlp", "host.name": "bench" }),
+    resource: resourceFromAttributes({ "service.name": service, "host.name": "bench" }),
     processors: [new SimpleLogRecordProcessor({ exporter })],
   });
   const logger = provider.getLogger("bench");
@@ -68,7 +73,11 @@ export async function otlpPhase(o: {
       duration: o.seconds,
     });
     const natEvents = answered(nat, "202") * n;
-    const { body, offsets } = await otlpTemplate(n);
+    // As many services as the native load has sources (16): the gateway partitions by source
+    // (service.name), so one service alone would put every record on one partition.
+    const templates = await Promise.all(
+      Array.from({ length: SERVICES }, (_, k) => otlpTemplate(n, `${OTLP_SOURCE_PREFIX}${k}`)),
+    );
     o.step(`otlp: OTLP/HTTP protobuf batches of ${n} records, ${o.seconds}s, consumer stopped`);
     const otlp = await load({
       url: `http://127.0.0.1:${o.port}/v1/logs`,
@@ -80,6 +89,7 @@ export async function otlpPhase(o: {
           headers: { "content-type": "application/x-protobuf", authorization: `Bearer ${o.key}` },
           setupRequest: (req) => {
             // A fresh copy per request: autocannon may still be writing the previous one.
+            const { body, offsets } = templates[serial % SERVICES] as { body: Buffer; offsets: number[] };
             const b = Buffer.from(body);
             const tag = `#${String(++serial).padStart(12, "0")}`;
             for (const at of offsets) b.write(tag, at, "latin1");

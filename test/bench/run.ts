@@ -13,7 +13,7 @@ import { Kafka as KafkaJs, logLevel as kafkaJsLogLevel } from "kafkajs";
 import pg from "pg";
 import { NativeProducer } from "../../workloads/common/src/kafka-producer.js";
 import { FLOOD, floodPhase, poisonPhase } from "./hostile.js";
-import { otlpPhase } from "./otlp.js";
+import { OTLP_SOURCE_PREFIX, otlpPhase } from "./otlp.js";
 import { count202, load } from "./load.js";
 import { ledgerDdl, ledgerNames } from "../../workloads/common/src/ledger.js";
 import { kafkaClient } from "../support/kafka.js";
@@ -264,7 +264,7 @@ async function main() {
       Number(
         (
           await pool.query<{ n: string }>(
-            `SELECT count(*) AS n FROM ${soloNames.events} WHERE source = 'bench-otlp'`,
+            `SELECT count(*) AS n FROM ${soloNames.events} WHERE source LIKE '${OTLP_SOURCE_PREFIX}%'`,
           )
         ).rows[0]?.n,
       );

@@ -41,7 +41,8 @@ const topic = `${ns}.${name}.logs`;
 const ASSUMED = 200;
 
 type Capacity = NonNullable<LogPipelineStatus["capacity"]>;
-const capacityOf = async () => (await getPipeline(kube, ns, name)).status?.capacity as Capacity | undefined;
+const capacityOf = async () =>
+  ((await getPipeline(kube, ns, name)).status as { capacity?: Capacity } | undefined)?.capacity;
 
 /** Writes `perSecond` events a second for `seconds`, in transactions of at most 100 (bounded). */
 async function drive(perSecond: number, seconds: number): Promise<number> {
@@ -90,7 +91,7 @@ beforeAll(async () => {
         retentionDays: 1,
         external: { ...spec.postgres.external, volumeSize: "1Ti" },
       },
-      reconciliation: { intervalSeconds: 5 },
+      reconciliation: { intervalSeconds: 10 },
     },
   });
   await waitForCondition(kube, ns, name, "TopicsReady", "True");

@@ -120,6 +120,11 @@ bench-storage: tools ## The partitioned store at scale (BENCH_STORAGE_ROWS, defa
 bench-divergence: tools ## The divergence check's cost: consumer throughput alone and with checks back to back; writes docs/benchmarks.md
 	@node --import tsx test/bench/divergence.ts
 
+.PHONY: bench-peer
+bench-peer: tools ## Our exactly-once consumer vs Kafka Connect + Debezium's JDBC sink (upsert) over the same backlog (BENCH_PEER_EVENTS); installs the peer into the cache; writes docs/benchmarks.{md,json}
+	@bash hack/tools/connect-peer.sh
+	@node --import tsx test/bench/peer.ts
+
 .PHONY: bench-operator
 bench-operator: tools ## The operator at 100/300/1,000 pipelines on the stack's API server, no node (BENCH_OPERATOR_SIZES, STEADY_MINUTES): convergence vs the API server's own apply time, audit-log request rates, RSS, spec-edit latency; writes docs/benchmarks.{md,json}
 	@node --import tsx test/bench/operator-scale.ts

@@ -7,6 +7,8 @@ import type { CapacityState, ControllerDeps } from "./deps.js";
 
 /** What the planning horizon is when PostgreSQL keeps events for ever (docs/capacity.md). */
 export const PLANNING_DAYS = 30;
+/** Flow samples kept per pipeline: the window's reads, thinned to this many. */
+export const MAX_SAMPLES = 120;
 /** The share of a consumer replica's measured rate the partition advice plans the peak at. */
 export const UTILISATION = 0.8;
 
@@ -26,10 +28,11 @@ export function adviseCapacityStep(
   const now = deps.now().getTime();
   const d = deps.deliveryReads.get(key)?.delivery;
   if (d?.processed !== undefined) {
-    // asOf is when the figures were read: a failed read that kept them adds no sample.
+    // asOf is when the figures were read: a failed read that kept them adds no sample. At most
+    // MAX_SAMPLES over the window (memory stays flat with a thousand pipelines).
     const at = Date.parse(d.asOf);
     const last = state.samples[state.samples.length - 1];
-    if (!last || at > last.at)
+    if (!last || at - last.at >= deps.config.capacity.windowMs / MAX_SAMPLES)
       state.samples.push({
         at,
         processed: d.processed,

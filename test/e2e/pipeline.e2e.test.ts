@@ -445,6 +445,15 @@ describe("e2e: helm install → LogPipeline → events through the cluster", () 
     );
     const pollStarted = Date.now();
     const count = Math.min(e2e.events, 20_000);
+    // The Deployments' generations before: the rollout below must be a new one (the Secrets
+    // change a moment before the Deployments do, and the old pods are all available then).
+    const generationBefore = async (c: string) =>
+      (await k.get<{ metadata: { generation: number } }>("apps/v1", "Deployment", ns, `${name}-${c}`))
+        .metadata.generation;
+    const generations: Record<string, number> = {
+      consumer: await generationBefore("consumer"),
+      query: await generationBefore("query"),
+    };
     await startClient(k, ns, "load-rot", loadEnv(lp, run, count), `${name}-api-keys`);
     await k.mergePatch(LP_API, "LogPipeline", ns, name, {
       metadata: { annotations: { "logpipeline.io/rotate-postgres-credentials": run } },
@@ -477,6 +486,7 @@ describe("e2e: helm install → LogPipeline → events through the cluster", () 
           const d = await k.get<Deploy>("apps/v1", "Deployment", ns, `${name}-${c}`);
           const st = d.status ?? {};
           const want = d.spec.replicas ?? 1;
+          if (d.metadata.generation <= (generations[c] ?? 0)) return undefined;
           if ((st.observedGeneration ?? 0) < d.metadata.generation) return undefined;
           if (st.updatedReplicas !== want || st.availableReplicas !== want || st.replicas !== want)
             return undefined;

@@ -985,8 +985,12 @@ export const LogPipelineStatus = z
         samples: z.number().int().meta({ description: "Delivery reads in the window." }),
         ingest: z
           .object({
-            meanPerSecond: z.number().meta({ description: "Events/s committed to the topic, over the window." }),
-            peakPerSecond: z.number().meta({ description: "The busiest interval between two reads, events/s." }),
+            meanPerSecond: z
+              .number()
+              .meta({ description: "Events/s committed to the topic, over the window." }),
+            peakPerSecond: z
+              .number()
+              .meta({ description: "The busiest interval between two reads, events/s." }),
           })
           .meta({ description: "The ingest rate." }),
         consumer: z
@@ -1010,10 +1014,12 @@ export const LogPipelineStatus = z
         kafka: z
           .object({
             bytesPerEvent: z.number().optional().meta({
-              description: "Mean key + value bytes of the records the last divergence check read (before compression).",
+              description:
+                "Mean key + value bytes of the records the last divergence check read (before compression).",
             }),
             bytesPerDay: z.number().optional().meta({
-              description: "Bytes a day written to Kafka at the mean rate, every replica counted (upper bound).",
+              description:
+                "Bytes a day written to Kafka at the mean rate, every replica counted (upper bound).",
             }),
             logBytesPerPartition: z.number().optional().meta({
               description:
@@ -1032,11 +1038,13 @@ export const LogPipelineStatus = z
               description:
                 "The managed volume's requested size (local volumes enforce none: the request is the honest bound), or postgres.external.volumeSize.",
             }),
-            volumeSource: z.enum(["managed", "stated"]).optional().meta({ description: "Where volumeBytes comes from." }),
-            daysUntilFull: z
-              .number()
+            volumeSource: z
+              .enum(["managed", "stated"])
               .optional()
-              .meta({ description: "Days until the volume is full at the mean rate; absent when it does not fill." }),
+              .meta({ description: "Where volumeBytes comes from." }),
+            daysUntilFull: z.number().optional().meta({
+              description: "Days until the volume is full at the mean rate; absent when it does not fill.",
+            }),
             retentionDaysSupported: z
               .number()
               .optional()
@@ -1046,8 +1054,13 @@ export const LogPipelineStatus = z
         recommendations: z
           .array(
             z.object({
-              subject: z.enum(["partitions", "postgresVolume", "kafkaDisk"]).meta({ description: "What it is about." }),
-              advice: z.string().max(512).meta({ description: 'What to do; "none" when nothing needs doing.' }),
+              subject: z
+                .enum(["partitions", "postgresVolume", "kafkaDisk"])
+                .meta({ description: "What it is about." }),
+              advice: z
+                .string()
+                .max(512)
+                .meta({ description: 'What to do; "none" when nothing needs doing.' }),
               reason: z.string().max(1024).meta({ description: "Why, in one line." }),
               figures: z
                 .record(z.string().max(64), z.string().max(128))

@@ -74,15 +74,13 @@ export async function readCommittedRecords(
 ): Promise<Map<number, CommittedRecord[]>> {
   const out = new Map<number, CommittedRecord[]>(ranges.map((r) => [r.partition, []]));
   await scanCommitted(c, topic, ranges, timeoutMs, (m) =>
-    out
-      .get(m.partition)
-      ?.push({
-        partition: m.partition,
-        offset: m.offset,
-        eventId: undefined,
-        bytes: (m.key?.length ?? 0) + (m.value?.length ?? 0),
-        ...eventOf(m.value),
-      }),
+    out.get(m.partition)?.push({
+      partition: m.partition,
+      offset: m.offset,
+      eventId: undefined,
+      bytes: (m.key?.length ?? 0) + (m.value?.length ?? 0),
+      ...eventOf(m.value),
+    }),
   );
   return out;
 }

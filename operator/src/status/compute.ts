@@ -300,7 +300,13 @@ export function computeStatus(p: LogPipeline, o: Observation, now: Date): LogPip
           g,
         )
     : (old.find((c) => c.type === "CapacityAtRisk") ??
-      cond("CapacityAtRisk", "Unknown", Reason.NotMeasured, "the pipeline's flow has not been measured yet", g));
+      cond(
+        "CapacityAtRisk",
+        "Unknown",
+        Reason.NotMeasured,
+        "the pipeline's flow has not been measured yet",
+        g,
+      ));
 
   const firstNote = o.notes[0];
   const integrations = firstNote

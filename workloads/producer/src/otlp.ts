@@ -6,71 +6,14 @@ import { LEVELS, type Level, type LogEvent, unstorable } from "../../common/src/
 /**
  * OTLP/HTTP logs (https://opentelemetry.io/docs/specs/otlp/): the ExportLogsServiceRequest
  * in binary protobuf or OTLP/JSON, decoded into one shape, and each LogRecord mapped to an
- * event (docs/otlp.md has the table). The messages are declared below from the OTLP
- * specification's field numbers (opentelemetry-proto v1: collector/logs, logs, common,
- * resource); protobufjs compiles a decoder for them at start-up.
+ * event (docs/otlp.md has the table). The request is read with protobufjs's Reader (below,
+ * field numbers from opentelemetry-proto v1: collector/logs, logs, common, resource); the
+ * answers, declared here, are encoded by protobufjs.
  */
-const repeated = (type: string, id: number) => ({ rule: "repeated", type, id });
 const SCHEMA = {
   nested: {
     otlp: {
       nested: {
-        AnyValue: {
-          oneofs: {
-            value: {
-              oneof: [
-                "stringValue",
-                "boolValue",
-                "intValue",
-                "doubleValue",
-                "arrayValue",
-                "kvlistValue",
-                "bytesValue",
-              ],
-            },
-          },
-          fields: {
-            stringValue: { type: "string", id: 1 },
-            boolValue: { type: "bool", id: 2 },
-            intValue: { type: "int64", id: 3 },
-            doubleValue: { type: "double", id: 4 },
-            arrayValue: { type: "ArrayValue", id: 5 },
-            kvlistValue: { type: "KeyValueList", id: 6 },
-            bytesValue: { type: "bytes", id: 7 },
-          },
-        },
-        ArrayValue: { fields: { values: repeated("AnyValue", 1) } },
-        KeyValueList: { fields: { values: repeated("KeyValue", 1) } },
-        KeyValue: { fields: { key: { type: "string", id: 1 }, value: { type: "AnyValue", id: 2 } } },
-        Resource: { fields: { attributes: repeated("KeyValue", 1) } },
-        InstrumentationScope: {
-          fields: {
-            name: { type: "string", id: 1 },
-            version: { type: "string", id: 2 },
-            attributes: repeated("KeyValue", 3),
-          },
-        },
-        LogRecord: {
-          fields: {
-            timeUnixNano: { type: "fixed64", id: 1 },
-            severityNumber: { type: "int32", id: 2 },
-            severityText: { type: "string", id: 3 },
-            body: { type: "AnyValue", id: 5 },
-            attributes: repeated("KeyValue", 6),
-            flags: { type: "fixed32", id: 8 },
-            traceId: { type: "bytes", id: 9 },
-            spanId: { type: "bytes", id: 10 },
-            observedTimeUnixNano: { type: "fixed64", id: 11 },
-            eventName: { type: "string", id: 12 },
-          },
-        },
-        ScopeLogs: {
-          fields: { scope: { type: "InstrumentationScope", id: 1 }, logRecords: repeated("LogRecord", 2) },
-        },
-        ResourceLogs: {
-          fields: { resource: { type: "Resource", id: 1 }, scopeLogs: repeated("ScopeLogs", 2) },
-        },
-        ExportLogsServiceRequest: { fields: { resourceLogs: repeated("ResourceLogs", 1) } },
         ExportLogsPartialSuccess: {
           fields: { rejectedLogRecords: { type: "int64", id: 1 }, errorMessage: { type: "string", id: 2 } },
         },
@@ -126,7 +69,7 @@ export class OtlpPayloadError extends Error {}
 //
 // The request is read field by field with protobufjs's Reader, straight into OtlpRecords: no
 // message objects, no Long, no second copy. Field numbers and wire types are the
-// specification's (opentelemetry-proto v1, the SCHEMA above); a tag is (field << 3) | wire type.
+// specification's (opentelemetry-proto v1); a tag is (field << 3) | wire type.
 // Unknown fields are skipped, as protobuf requires.
 
 type Reader = protobuf.Reader & { buf: Buffer };
@@ -686,30 +629,17 @@ export function toEvents(
       if (hasResource) metadata["otel.resource"] = b.resource;
       if (scopeValue) metadata["otel.scope"] = scopeValue;
       let members = sharedMembers;
-      if (structured) {
-        metadata["otel.body"] = r.body;
-        members += `,"otel.body":${bodyJson}`;
-      }
-      if (r.severityText) {
-        metadata["otel.severity_text"] = r.severityText;
-        members += `,"otel.severity_text":${JSON.stringify(r.severityText)}`;
-      }
-      if (r.severityNumber) {
-        metadata["otel.severity_number"] = r.severityNumber;
-        members += `,"otel.severity_number":${r.severityNumber}`;
-      }
-      if (r.eventName) {
-        metadata["otel.event_name"] = r.eventName;
-        members += `,"otel.event_name":${JSON.stringify(r.eventName)}`;
-      }
-      if (r.flags) {
-        metadata["otel.flags"] = r.flags;
-        members += `,"otel.flags":${r.flags}`;
-      }
-      if (observedOnly) {
-        metadata["otel.time_source"] = "observed";
-        members += `,"otel.time_source":"observed"`;
-      }
+      // Each otel.* member goes into the object and, serialized once, into the JSON.
+      const member = (key: string, value: unknown, json: string) => {
+        metadata[key] = value;
+        members += `,"${key}":${json}`;
+      };
+      if (structured) member("otel.body", r.body, bodyJson);
+      if (r.severityText) member("otel.severity_text", r.severityText, JSON.stringify(r.severityText));
+      if (r.severityNumber) member("otel.severity_number", r.severityNumber, String(r.severityNumber));
+      if (r.eventName) member("otel.event_name", r.eventName, JSON.stringify(r.eventName));
+      if (r.flags) member("otel.flags", r.flags, String(r.flags));
+      if (observedOnly) member("otel.time_source", "observed", '"observed"');
       const event: LogEvent = {
         eventId,
         timestamp,

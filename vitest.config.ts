@@ -12,7 +12,7 @@ export default defineConfig({
       {
         test: {
           name: "integration",
-          include: ["test/integration/**/*.test.ts"],
+          include: ["test/integration/**/*.test.ts", "test/browser/**/*.test.ts"],
           // Brings the local stack up (or reuses a running one) and provides its addresses.
           globalSetup: ["test/setup/stack.ts"],
           testTimeout: 120_000,

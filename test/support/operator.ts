@@ -87,6 +87,42 @@ export const conditionOf = (lp: LogPipelineObject, type: string) =>
   lp.status?.conditions?.find((c) => c.type === type);
 
 /** Waits until the pipeline's condition `type` has `status` (and `reason`, when given). */
+export interface Divergence {
+  checkedAt?: string;
+  trigger?: string;
+  summary?: string;
+  missing?: number;
+  duplicated?: number;
+  spurious?: number;
+  lag?: number;
+  message?: string;
+  samples?: { missing?: string[]; duplicated?: string[]; spurious?: string[] };
+  partitions?: { partition: number; kafkaRecords: number; stuck: boolean }[];
+}
+
+let checkRequests = 0;
+
+/**
+ * Asks for a divergence check now (the annotation) and waits for its result: the one whose
+ * `trigger` is the value set (a periodic check already running when the annotation changed
+ * answers with the value before, so its figures are never taken for the requested check's).
+ */
+export async function requestCheck(kube: KubeClient, ns: string, name: string): Promise<Divergence> {
+  const trigger = `${String(Date.now())}-${String(++checkRequests)}`;
+  await kube.mergePatch(LP_API, "LogPipeline", ns, name, {
+    metadata: { annotations: { "logpipeline.io/check-now": trigger } },
+  });
+  return eventually(
+    `the divergence check asked for (${trigger})`,
+    async () => {
+      const d = ((await getPipeline(kube, ns, name)).status as { divergence?: Divergence } | undefined)
+        ?.divergence;
+      return d?.trigger === trigger ? d : undefined;
+    },
+    30_000,
+  );
+}
+
 export function waitForCondition(
   kube: KubeClient,
   ns: string,

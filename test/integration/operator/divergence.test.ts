@@ -7,6 +7,8 @@ import { type Admin, kafkaClient, transactionalWriter, workloadKafkaClient } fro
 import { eventually, uniqueSuffix } from "../../support/kube.js";
 import {
   conditionOf,
+  type Divergence,
+  requestCheck,
   createNamespace,
   createPostgresSecret,
   getPipeline,
@@ -37,42 +39,11 @@ let sink: Sink | undefined;
 const ns = `t-op-div-${uniqueSuffix()}`;
 const name = "audit";
 const topic = `${ns}.${name}.logs`;
-let trigger = 0;
 
-interface Divergence {
-  checkedAt?: string;
-  trigger?: string;
-  summary?: string;
-  missing?: number;
-  duplicated?: number;
-  spurious?: number;
-  lag?: number;
-  message?: string;
-  samples?: { missing?: string[]; duplicated?: string[]; spurious?: string[] };
-  partitions?: { partition: number; kafkaRecords: number; stuck: boolean }[];
-}
+/** Asks for a check now and waits for its result (test/support/operator.ts). */
+const checkNow = (): Promise<Divergence> => requestCheck(kube, ns, name);
 const divergence = async () =>
   ((await getPipeline(kube, ns, name)).status as { divergence?: Divergence } | undefined)?.divergence ?? {};
-
-/**
- * Asks for a check now (the annotation) and waits for its result: the one whose `trigger` is
- * the value set (a periodic check already running when the annotation changed answers with
- * the value before, so its figures are never taken for the requested check's).
- */
-async function checkNow(): Promise<Divergence> {
-  trigger++;
-  await kube.mergePatch(LP_API, "LogPipeline", ns, name, {
-    metadata: { annotations: { "logpipeline.io/check-now": String(trigger) } },
-  });
-  return eventually(
-    `the divergence check asked for (${trigger})`,
-    async () => {
-      const d = await divergence();
-      return d.trigger === String(trigger) ? d : undefined;
-    },
-    30_000,
-  );
-}
 
 async function dataConsistent() {
   return conditionOf(await getPipeline(kube, ns, name), "DataConsistent");

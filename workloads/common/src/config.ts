@@ -207,6 +207,26 @@ export const QueryEnv = CommonEnv.extend({
   QUERY_CONCURRENCY: int(1, 1000, 8),
   /** Live tails open at once in this replica. */
   MAX_TAILS: int(0, 10_000, 16),
+  /** The explorer's built page (index.html, app.js, app.css); default: dist/explorer beside the code. */
+  EXPLORER_DIR: z.string().min(1).optional(),
+  /**
+   * A link from a trace id to an external tracing UI, `{traceId}` replaced by the id (URL-encoded);
+   * http(s) only. Unset: the explorer only filters to the trace.
+   */
+  TRACE_URL_TEMPLATE: z
+    .string()
+    .max(2048)
+    .refine((s) => /^https?:\/\/[^\s]+$/.test(s) && s.includes("{traceId}"), {
+      message: "an http(s) URL containing {traceId}",
+    })
+    .optional(),
+  /**
+   * Where the completeness banner reads the pipeline's DataConsistent and lag: the LogPipeline
+   * `PIPELINE_NAMESPACE/PIPELINE_NAME` through the API server (the pod's ServiceAccount may only
+   * get that one object). Unset namespace: not read, the banner says "unknown".
+   */
+  PIPELINE_NAMESPACE: z.string().min(1).optional(),
+  STATUS_REFRESH_SECONDS: int(1, 3600, 10),
 });
 export type QueryEnv = z.infer<typeof QueryEnv>;
 

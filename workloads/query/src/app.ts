@@ -16,6 +16,8 @@ import { histogram, histogramWidthMs, labelValues, minuteRange, stats } from "./
 import { Catalog, type Cursor, search } from "./search.js";
 import { BudgetExhausted, QuerySession } from "./session.js";
 import { TailHub } from "./tail.js";
+import { Completeness, CompletenessSource } from "./completeness.js";
+import { defaultExplorerDir, serveExplorer } from "./explorer.js";
 
 export interface QueryDeps {
   env: QueryEnv;
@@ -25,6 +27,8 @@ export interface QueryDeps {
   apiKeys?: ApiKeys | undefined;
   log: Logger;
   registry: Registry;
+  /** Reads this pipeline's LogPipeline object (the completeness banner); undefined: not read. */
+  readPipeline?: (() => Promise<unknown>) | undefined;
 }
 
 const LogRow = z.object({
@@ -619,6 +623,32 @@ export async function buildQueryApp(deps: QueryDeps) {
       });
     },
   );
+
+  const completeness = new CompletenessSource(deps.readPipeline, env.STATUS_REFRESH_SECONDS * 1000);
+  app.get(
+    "/api/status",
+    {
+      schema: {
+        summary:
+          "Whether the data is complete: the pipeline's DataConsistent condition (the divergence check) and its lag",
+        response: { 200: Completeness, 401: ErrorBody, 429: ErrorBody },
+      },
+    },
+    async (req) => {
+      await admit(req);
+      const c = await completeness.get();
+      // A key scoped to some writers sees whether the data is complete, not the pipeline-wide figures.
+      return scopeOf(req) ? { ...c, message: null, lag: null } : c;
+    },
+  );
+  const explorerDir = env.EXPLORER_DIR ?? defaultExplorerDir();
+  const explorerConfig = {
+    pipeline: env.PIPELINE_NAME,
+    traceUrlTemplate: env.TRACE_URL_TEMPLATE ?? null,
+    statusRefreshSeconds: env.STATUS_REFRESH_SECONDS,
+  };
+  if (!serveExplorer(app, explorerDir, explorerConfig))
+    log.warn({ explorerDir }, "the explorer is not built: / answers 404 (the API is unaffected)");
 
   let dbUp = false;
   app.get("/readyz", { schema: { hide: true } }, async (_req, reply) => {

@@ -22,7 +22,10 @@ RUN npm ci --no-audit --no-fund --ignore-scripts \
 COPY tsconfig.json tsconfig.build.json ./
 COPY workloads ./workloads
 COPY operator/src ./operator/src
-RUN npx tsc -p tsconfig.build.json && npm prune --omit=dev --no-audit --no-fund
+COPY hack/build-explorer.ts ./hack/build-explorer.ts
+# The explorer's page (workloads/query/explorer) into dist/explorer, where the query API serves it.
+RUN npx tsc -p tsconfig.build.json && npx tsx hack/build-explorer.ts dist/explorer \
+ && npm prune --omit=dev --no-audit --no-fund
 # The Kafka client needs only its addon and librdkafka's shared objects at run time (found
 # through the addon's RUNPATH, build/deps): librdkafka's sources, objects and static
 # archives (about 280 MB) stay in this stage. The require proves the trimmed addon loads.

@@ -125,6 +125,14 @@ bench-peer: tools ## Our exactly-once consumer vs Kafka Connect + Debezium's JDB
 	@bash hack/tools/connect-peer.sh
 	@node --import tsx test/bench/peer.ts
 
+.PHONY: bench-explorer
+bench-explorer: tools ## The log explorer in chromium: page weight, first render vs the API's time, long tasks while scrolling 10,000 events; writes docs/benchmarks.{md,json}
+	@node --import tsx test/browser/bench.ts
+
+.PHONY: explorer
+explorer: npm ## Build the log explorer's page into dist/explorer (the query API serves it at /)
+	@tsx hack/build-explorer.ts dist/explorer
+
 .PHONY: bench-operator
 bench-operator: tools ## The operator at 100/300/1,000 pipelines on the stack's API server, no node (BENCH_OPERATOR_SIZES, STEADY_MINUTES): convergence vs the API server's own apply time, audit-log request rates, RSS, spec-edit latency; writes docs/benchmarks.{md,json}
 	@node --import tsx test/bench/operator-scale.ts

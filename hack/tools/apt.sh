@@ -11,6 +11,8 @@ PKGS=(
 # packet filter, image builds, base images.
 PKGS+=(containerd runc containernetworking-plugins docker.io debootstrap busybox-static iptables nftables conntrack
   ipset)   # kube-router's policy controller (the node's NetworkPolicy enforcer) drives ipsets
+# The explorer's browser tests (test/browser): Debian's chromium, driven headless by puppeteer-core.
+PKGS+=(chromium)
 [ -n "${LP_APT_EXTRA:-}" ] && read -r -a extra <<<"$LP_APT_EXTRA" && PKGS+=("${extra[@]}")
 
 step "Debian packages (${#PKGS[@]})"

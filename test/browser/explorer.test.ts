@@ -6,6 +6,7 @@ import { afterAll, beforeAll, describe, expect, inject, it } from "vitest";
 import { buildExplorer } from "../../hack/build-explorer.js";
 import type { Manager } from "../../operator/src/controller/manager.js";
 import { KubeClient } from "../../operator/src/kube/client.js";
+import { COMPLETENESS_KEY } from "../../workloads/common/src/completeness.js";
 import { EXPLORER_CSP } from "../../workloads/query/src/explorer.js";
 import { axeSerious, launchBrowser, outputDir } from "./support.js";
 import { type DataPlane, startDataPlane } from "../support/data-plane.js";
@@ -134,8 +135,17 @@ beforeAll(async () => {
       STATUS_REFRESH_SECONDS: "1",
       TRACE_URL_TEMPLATE: "https://tracing.example/trace/{traceId}",
     },
-    // What the query pod's ServiceAccount reads in the cluster: this pipeline's status.
-    readPipeline: () => getPipeline(kube, ns, name),
+    // The operator's completeness ConfigMap, as the kubelet gives it to a query pod (a file of
+    // its volume); the e2e on the node reads it through the real mount.
+    readCompleteness: async () =>
+      (
+        await kube.getOrUndefined<{ data?: Record<string, string> }>(
+          "v1",
+          "ConfigMap",
+          ns,
+          `${name}-completeness`,
+        )
+      )?.data?.[COMPLETENESS_KEY],
   });
   cleanups.push(() => plane.stop());
   // The seed, through the ingest API: 240 events over the last 14 minutes (inside the store's

@@ -44,8 +44,8 @@ export async function startDataPlane(
      * The caller keeps ownership: stop() leaves them.
      */
     attach?: { topic: string; db: Awaited<ReturnType<typeof testLedger>>; groupId: string };
-    /** The query API's reader of its LogPipeline's status (the completeness banner). */
-    readPipeline?: () => Promise<unknown>;
+    /** The query API's reader of the operator's completeness document (the banner). */
+    readCompleteness?: () => Promise<string | undefined>;
   },
 ): Promise<DataPlane> {
   const id = uniqueSuffix();
@@ -95,7 +95,7 @@ export async function startDataPlane(
     apiKeys: new ApiKeys(o.queryKeys),
     log: createLogger(`${o.name}-query`, "error"),
     registry: queryRegistry,
-    readPipeline: o.readPipeline,
+    readCompleteness: o.readCompleteness,
   });
   await gateway.g.app.listen({ host: "127.0.0.1", port: 0 });
   await query.listen({ host: "127.0.0.1", port: 0 });

@@ -587,6 +587,16 @@ export const QuerySpec = z
         "Redis cache TTL of the query API's stats answers (per range of whole minutes); 0 disables the cache.",
     }),
     resources: Resources.optional(),
+    traceUrlTemplate: z
+      .string()
+      .max(2048)
+      .regex(/^https?:\/\/\S+$/)
+      .refine((u) => u.includes("{traceId}"))
+      .optional()
+      .meta({
+        description:
+          "A link from the explorer to an external tracing UI: an http(s) URL in which `{traceId}` is replaced by the event's trace id (URL-encoded), e.g. `https://tracing.example.com/trace/{traceId}`.",
+      }),
     authDisabled: z
       .boolean()
       .default(false)

@@ -42,6 +42,8 @@ export interface PipelineNames {
   producer: string;
   consumer: string;
   query: string;
+  /** The ConfigMap the operator tells the query pods the data's completeness with. */
+  completeness: string;
   postgres: string;
   postgresCredentials: string;
   /** The managed server's login Secrets, one per role (postgres/roles.ts). */
@@ -74,6 +76,7 @@ export function pipelineNames(p: LogPipeline): PipelineNames {
     producer: child("producer"),
     consumer: child("consumer"),
     query: child("query"),
+    completeness: child("completeness"),
     // A StatefulSet's name goes into its pods' controller-revision-hash label with 11
     // characters more ("-" and a 10-character hash), and a label value is at most 63: so 52.
     // Only names that never worked change (their pods could not be created).

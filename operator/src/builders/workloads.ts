@@ -1,3 +1,4 @@
+import { COMPLETENESS_DIR, COMPLETENESS_KEY } from "../../../workloads/common/src/completeness.js";
 import type { V1Deployment, V1EnvVar, V1ResourceRequirements, V1Service } from "@kubernetes/client-node";
 import type { z } from "zod";
 import {
@@ -189,6 +190,8 @@ interface WorkloadInput {
   replicas: number | undefined;
   resources: V1ResourceRequirements;
   terminationGracePeriodSeconds: number;
+  /** A ConfigMap mounted read-only (optional: absent, the directory is empty). */
+  configMap?: { name: string; mountPath: string };
 }
 
 function deployment(p: LogPipeline, opts: BuildOptions, w: WorkloadInput): V1Deployment {
@@ -228,10 +231,22 @@ function deployment(p: LogPipeline, opts: BuildOptions, w: WorkloadInput): V1Dep
               ...(w.port.name === "http" && { lifecycle: { preStop: { sleep: { seconds: 5 } } } }),
               resources: w.resources,
               securityContext: containerSecurity(),
-              volumeMounts: [TMP_MOUNT, ...secrets.volumeMounts],
+              volumeMounts: [
+                TMP_MOUNT,
+                ...secrets.volumeMounts,
+                ...(w.configMap
+                  ? [{ name: "config", mountPath: w.configMap.mountPath, readOnly: true }]
+                  : []),
+              ],
             },
           ],
-          volumes: [TMP_VOLUME, ...secrets.volumes],
+          volumes: [
+            TMP_VOLUME,
+            ...secrets.volumes,
+            ...(w.configMap
+              ? [{ name: "config", configMap: { name: w.configMap.name, optional: true } }]
+              : []),
+          ],
         },
       },
     },
@@ -343,9 +358,13 @@ export function queryDeployment(p: LogPipeline, opts: BuildOptions): V1Deploymen
     CACHE_TTL_SECONDS: query.cacheTtlSeconds,
     AUTH_DISABLED: query.authDisabled,
     API_KEYS_FILE: keys ? secretFile(keys, "api-keys") : undefined,
+    COMPLETENESS_FILE: `${COMPLETENESS_DIR}/${COMPLETENESS_KEY}`,
+    TRACE_URL_TEMPLATE: query.traceUrlTemplate,
   };
   return deployment(p, opts, {
     component: "query",
+    // The operator's answer on completeness (optional: the pod starts before the first one).
+    configMap: { name: pipelineNames(p).completeness, mountPath: COMPLETENESS_DIR },
     image: p.spec.images.query ?? opts.images.query,
     port: { name: "http", number: HTTP_PORT },
     env,

@@ -11,6 +11,7 @@ import {
 import { errorText } from "../../../workloads/common/src/connections.js";
 import { parsePipeline } from "../api/parse.js";
 import { type BuildNote, type DesiredState, desiredState, type KubeObject } from "../builders/index.js";
+import { completenessConfigMap } from "../builders/completeness.js";
 import { bootstrapServers } from "../builders/kafka-topics.js";
 import { LABEL_PIPELINE_UID, pipelineNames } from "../builders/names.js";
 import { SERVICE_PORT } from "../builders/workloads.js";
@@ -111,7 +112,8 @@ async function applyAndReport(
   if (p.spec.kafka.mode === "external") observation.names.createdTopics = deps.probes.created(key, p);
   askProbes(key, p, desired, observation, deps);
   const applied = await applyChildren(key, p, desired.apply, observation, deps);
-  await prune(p, desired.apply, deps);
+  // The completeness ConfigMap is applied after the status (below), from it: kept here.
+  await prune(p, [...desired.apply, completenessConfigMap(p, p.status)], deps);
   observeChildren(p, desired.apply, applied, observation);
   adviseCapacityStep(key, p, observation, deps);
   observation.specDifferences = specDifferences({
@@ -123,6 +125,9 @@ async function applyAndReport(
   });
   const status = computeStatus(p, observation, deps.now());
   await writeStatus(p, status, deps);
+  // The query pods' completeness banner, from the status just written: an API write only when
+  // its answer changed (DataConsistent, or the lag's order of magnitude).
+  await applyChildren(key, p, [completenessConfigMap(p, status)], observation, deps);
   recordWorkloadMetrics(p, status, deps);
   if (observation.applyErrors.some((e) => !e.terminal))
     throw new ReportedError(observation.applyErrors[0]?.message ?? "apply failed");

@@ -221,11 +221,11 @@ export const QueryEnv = CommonEnv.extend({
     })
     .optional(),
   /**
-   * Where the completeness banner reads the pipeline's DataConsistent and lag: the LogPipeline
-   * `PIPELINE_NAMESPACE/PIPELINE_NAME` through the API server (the pod's ServiceAccount may only
-   * get that one object). Unset namespace: not read, the banner says "unknown".
+   * The completeness banner's source: the file the operator's `<pipeline>-completeness`
+   * ConfigMap is mounted as (workloads/common/src/completeness.ts). Unset: the banner says "unknown".
    */
-  PIPELINE_NAMESPACE: z.string().min(1).optional(),
+  COMPLETENESS_FILE: z.string().min(1).optional(),
+  /** How often the file is read again, and the page asks for it. */
   STATUS_REFRESH_SECONDS: int(1, 3600, 10),
 });
 export type QueryEnv = z.infer<typeof QueryEnv>;

@@ -52,8 +52,8 @@ export interface Completeness {
   dataConsistent: "True" | "False" | "Unknown";
   reason: string;
   message: string | null;
-  checkedAt: string | null;
-  lag: number | null;
+  since: string | null;
+  lagAtLeast: number | null;
   readAt: string | null;
 }
 

@@ -475,16 +475,21 @@ ui.source.addEventListener("input", () => {
 
 // ---- the completeness banner ----
 function showCompleteness(c: Completeness) {
-  const when = c.checkedAt ? ` (checked ${formatTime(c.checkedAt)})` : "";
-  const lag = c.lag !== null && c.lag > 0 ? `; ${String(c.lag)} committed events not stored yet` : "";
+  const since = c.since ? ` (since ${formatTime(c.since)})` : "";
+  const lag =
+    c.lagAtLeast === null || c.lagAtLeast === 0
+      ? ""
+      : c.lagAtLeast === 1
+        ? "; a few committed events are not stored yet"
+        : `; at least ${c.lagAtLeast.toLocaleString("en")} committed events are not stored yet`;
   let state: string;
   let text: string;
   if (c.dataConsistent === "True") {
-    state = c.lag ? "lagging" : "complete";
-    text = `Complete: the divergence check found every committed event stored${when}${lag}.`;
+    state = c.lagAtLeast !== null && c.lagAtLeast >= 1000 ? "lagging" : "complete";
+    text = `Complete: the divergence check finds every committed event stored${since}${lag}.`;
   } else if (c.dataConsistent === "False") {
     state = "incomplete";
-    text = `Incomplete: ${c.reason}${c.message ? ` — ${c.message}` : ""}${when}${lag}.`;
+    text = `Incomplete: ${c.reason}${c.message ? ` — ${c.message}` : ""}${since}${lag}.`;
   } else {
     state = "unknown";
     text = `Completeness unknown: ${c.reason}${c.message ? ` — ${c.message}` : ""}.`;

@@ -27,8 +27,8 @@ export interface QueryDeps {
   apiKeys?: ApiKeys | undefined;
   log: Logger;
   registry: Registry;
-  /** Reads this pipeline's LogPipeline object (the completeness banner); undefined: not read. */
-  readPipeline?: (() => Promise<unknown>) | undefined;
+  /** Reads the operator's completeness document (undefined: none yet); unset: the banner says unknown. */
+  readCompleteness?: (() => Promise<string | undefined>) | undefined;
 }
 
 const LogRow = z.object({
@@ -624,7 +624,7 @@ export async function buildQueryApp(deps: QueryDeps) {
     },
   );
 
-  const completeness = new CompletenessSource(deps.readPipeline, env.STATUS_REFRESH_SECONDS * 1000);
+  const completeness = new CompletenessSource(deps.readCompleteness, env.STATUS_REFRESH_SECONDS * 1000);
   app.get(
     "/api/status",
     {
@@ -638,7 +638,7 @@ export async function buildQueryApp(deps: QueryDeps) {
       await admit(req);
       const c = await completeness.get();
       // A key scoped to some writers sees whether the data is complete, not the pipeline-wide figures.
-      return scopeOf(req) ? { ...c, message: null, lag: null } : c;
+      return scopeOf(req) ? { ...c, message: null, lagAtLeast: null } : c;
     },
   );
   const explorerDir = env.EXPLORER_DIR ?? defaultExplorerDir();

@@ -5,8 +5,8 @@ import { ledgerNames } from "../../common/src/ledger.js";
 import { createLogger } from "../../common/src/logger.js";
 import { createRegistry } from "../../common/src/metrics.js";
 import { runMain, serveOps } from "../../common/src/process.js";
-import { CustomObjectsApi, KubeConfig } from "@kubernetes/client-node";
 import { buildQueryApp } from "./app.js";
+import { fileReader } from "./completeness.js";
 import { errorText } from "../../common/src/connections.js";
 import { closeGracefully, DRAIN_MS } from "../../common/src/http.js";
 
@@ -21,21 +21,6 @@ runMain("query", async () => {
   pool.on("error", (e) => log.warn({ err: errorText(e) }, "idle PostgreSQL connection failed"));
   const redis = redisClient(env);
   redis?.on("error", (e: Error) => log.debug({ err: errorText(e) }, "redis"));
-  // The completeness banner's source: this pipeline's LogPipeline status, through the
-  // ServiceAccount the operator binds to a Role that may get only that object's status.
-  let readPipeline: (() => Promise<unknown>) | undefined;
-  if (env.PIPELINE_NAMESPACE) {
-    const kc = new KubeConfig();
-    kc.loadFromDefault();
-    const api = kc.makeApiClient(CustomObjectsApi);
-    const target = { group: "logpipeline.io", version: "v1alpha1", plural: "logpipelines" };
-    readPipeline = () =>
-      api.getNamespacedCustomObjectStatus({
-        ...target,
-        namespace: env.PIPELINE_NAMESPACE ?? "",
-        name: env.PIPELINE_NAME,
-      });
-  }
   const apiKeys = env.AUTH_DISABLED || !env.API_KEYS_FILE ? undefined : ApiKeys.fromFile(env.API_KEYS_FILE);
   const app = await buildQueryApp({
     env,
@@ -45,7 +30,7 @@ runMain("query", async () => {
     apiKeys,
     log,
     registry,
-    readPipeline,
+    readCompleteness: env.COMPLETENESS_FILE ? fileReader(env.COMPLETENESS_FILE) : undefined,
   });
   await app.listen({ host: env.HOST, port: env.PORT });
   // Readiness stays on the public port's /readyz (PostgreSQL answered), where the probes look.

@@ -157,6 +157,9 @@ The project's kubectl, helm and Node 24 are in its tool cache, not on PATH; this
 In the cluster: ingest $INGEST_URL   query $QUERY_URL
 Port-forwarded:  ingest http://127.0.0.1:$INGEST_PORT   query http://127.0.0.1:$QUERY_PORT   (OpenAPI: /docs/json)
 
+Log explorer:    http://127.0.0.1:$QUERY_PORT/   (it asks for a query key, kept only in that browser tab)
+  $read_key_cmd    # prints a query key to paste there
+
   KEY=\$($key_cmd)              # an ingest key: writes only
   READ_KEY=\$($read_key_cmd)    # a query key: reads only
   curl -X POST http://127.0.0.1:$INGEST_PORT/api/logs -H "x-api-key: \$KEY" -H 'content-type: application/json' \\

@@ -7,6 +7,7 @@ import { buildExplorer } from "../../hack/build-explorer.js";
 import type { Manager } from "../../operator/src/controller/manager.js";
 import { KubeClient } from "../../operator/src/kube/client.js";
 import { COMPLETENESS_KEY } from "../../workloads/common/src/completeness.js";
+import { listPartitions } from "../../workloads/common/src/storage.js";
 import { EXPLORER_CSP } from "../../workloads/query/src/explorer.js";
 import { axeSerious, launchBrowser, outputDir } from "./support.js";
 import { type DataPlane, startDataPlane } from "../support/data-plane.js";
@@ -101,12 +102,13 @@ beforeAll(async () => {
   kube = await KubeClient.fromEnvironment(stack.kubeconfig);
   cleanups.push(() => kube.close());
   await createNamespace(kube, ns);
-  cleanups.push(() => removeNamespace(kube, ns));
   await createPostgresSecret(kube, stack, ns, "pg");
   db = await testLedger(stack.postgresUrl, "t_explorer");
   cleanups.push(() => db.drop());
   op = await startTestOperator(stack, [ns]);
   cleanups.push(() => op.stop());
+  // Before the operator stops: it releases the pipeline's finalizer.
+  cleanups.push(() => removeNamespace(kube, ns));
   await kube.create({
     apiVersion: LP_API,
     kind: "LogPipeline",
@@ -133,6 +135,7 @@ beforeAll(async () => {
     queryEnv: {
       EXPLORER_DIR: explorerDir,
       STATUS_REFRESH_SECONDS: "1",
+      QUERY_BUDGET_MS: "1500",
       TRACE_URL_TEMPLATE: "https://tracing.example/trace/{traceId}",
     },
     // The operator's completeness ConfigMap, as the kubelet gives it to a query pod (a file of
@@ -495,6 +498,38 @@ describe("the log explorer in chromium", () => {
     await page.keyboard.press("Escape");
     await page.waitForSelector("#details[hidden]");
     expect(found).toEqual({ "light 1280x800": [], "light phone": [], "dark 1280x800": [], "dark phone": [] });
+  });
+
+  it("says when an answer is partial (its time budget ran out) and continues from there on request", async () => {
+    // Every partition of the last hour locked by another session: the search's statement
+    // waits there until its budget (QUERY_BUDGET_MS, 1.5 s) ends, and the page is partial.
+    const now = Date.now();
+    const parts = (await listPartitions(db.pool, db.names.storage)).filter(
+      (p) => p.table === "events" && p.to > now - 60 * 60_000 && p.from < now,
+    );
+    expect(parts.length).toBeGreaterThan(0);
+    const locker = await db.pool.connect();
+    try {
+      await locker.query("BEGIN");
+      await locker.query(
+        `LOCK TABLE ${parts.map((p) => `${db.names.schema}."${p.name}"`).join(", ")} IN ACCESS EXCLUSIVE MODE`,
+      );
+      await page.select("#range", "60");
+      await search(term);
+      await page.waitForSelector("#notice:not([hidden])");
+      expect(await page.$eval("#notice-text", (e) => e.textContent)).toContain("Partial answer");
+      await snap("partial");
+    } finally {
+      await locker.query("ROLLBACK");
+      locker.release();
+    }
+    await page.click("#continue");
+    await page.waitForFunction(
+      (n) => document.getElementById("summary")?.textContent.startsWith(`${String(n)} events loaded`),
+      {},
+      seeded.size + 2, // the seeded matches, the inert one and the tailed one
+    );
+    expect(await page.$eval("#notice", (e) => (e as HTMLElement).hidden)).toBe(true);
   });
 
   it("keeps the DOM rows bounded while scrolling through every loaded page (a virtual list)", async () => {

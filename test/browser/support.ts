@@ -1,4 +1,4 @@
-import { existsSync, mkdirSync, readFileSync } from "node:fs";
+import { existsSync, mkdirSync, readFileSync, rmSync } from "node:fs";
 import { createRequire } from "node:module";
 import path from "node:path";
 import puppeteer, { type Browser, type Page } from "puppeteer-core";
@@ -31,9 +31,10 @@ export async function launchBrowser(): Promise<Browser> {
   });
 }
 
-/** Where a suite's screenshots go (test-output/<suite>/, not committed). */
+/** Where a suite's screenshots go (test-output/<suite>/, not committed), emptied for this run. */
 export function outputDir(suite: string): string {
   const dir = path.join(repoRoot, "test-output", suite);
+  rmSync(dir, { recursive: true, force: true });
   mkdirSync(dir, { recursive: true });
   return dir;
 }

@@ -76,6 +76,15 @@ export type ClientLine = {
   polled?: { ok: number; failed: Record<string, number> };
   /** MODE=connect: per host:port, "open" or why not ("timeout", "ECONNREFUSED"). */
   connect?: Record<string, string>;
+  /** MODE=explorer: the page as the query API serves it, and its last /api/status answer. */
+  page?: {
+    status: number;
+    csp: string | null;
+    loadsScript: boolean;
+    scriptStatus: number;
+    scriptBytes: number;
+  };
+  completeness?: { code: number; source?: string; dataConsistent?: string; reason?: string };
   error?: string;
 };
 

@@ -6,6 +6,9 @@
 // MODE=stats  prints the query API's per-source counts.
 // MODE=poll   asks the query API for its stats every 250 ms for SECONDS, and prints how many
 //             answers were not 200 (an outage seen).
+// MODE=explorer loads the explorer's page and script from the query API (status, CSP, sizes),
+//             then asks /api/status every second for SECONDS until the operator's completeness
+//             answer is known and checked, and prints the page's figures and the last answer.
 // MODE=topics prints the Kafka topics (group-less Admin client).
 // MODE=connect opens a TCP connection to each host:port of TARGETS (3 s each) and prints,
 //             per target, "open" or why not (a NetworkPolicy refuses or times out).
@@ -159,7 +162,35 @@ async function connect() {
   out({ connect: result });
 }
 
-const modes = { load, stats, poll, topics, connect };
+async function explorer() {
+  const page = await fetch(`${base(env.QUERY_URL)}/`);
+  const html = await page.text();
+  const script = await fetch(`${base(env.QUERY_URL)}/explorer/app.js`);
+  const js = await script.text();
+  const until = Date.now() + Number(env.SECONDS ?? 180) * 1000;
+  let status = {};
+  while (Date.now() < until) {
+    const res = await fetch(`${base(env.QUERY_URL)}/api/status`, {
+      headers,
+      signal: AbortSignal.timeout(5000),
+    }).catch((e) => ({ status: 0, json: async () => ({ error: String(e) }) }));
+    status = { code: res.status, ...(await res.json().catch(() => ({}))) };
+    if (status.source === "known" && status.dataConsistent !== "Unknown") break;
+    await new Promise((r) => setTimeout(r, 1000));
+  }
+  out({
+    page: {
+      status: page.status,
+      csp: page.headers.get("content-security-policy"),
+      loadsScript: html.includes("/explorer/app.js"),
+      scriptStatus: script.status,
+      scriptBytes: js.length,
+    },
+    completeness: status,
+  });
+}
+
+const modes = { load, stats, poll, topics, connect, explorer };
 try {
   await modes[env.MODE]();
 } catch (e) {

@@ -414,6 +414,30 @@ describe("e2e: helm install → LogPipeline → events through the cluster", () 
     await waitReady(120_000);
   });
 
+  it("serves the explorer on the query API, and its completeness banner from the operator's ConfigMap through the pod's volume", async () => {
+    const lp = await getPipeline(k, ns, name);
+    const started = Date.now();
+    const lines = await runClient(
+      k,
+      ns,
+      `explorer-${Date.now() % 100000}`,
+      // The kubelet refreshes a ConfigMap volume within about a minute: up to 180 s.
+      { MODE: "explorer", QUERY_URL: queryUrl(lp), SECONDS: "180" },
+      `${name}-query-keys`,
+    );
+    const r = lines.find((l) => l.page);
+    console.log(
+      `explorer in the cluster: completeness known after ${String(Math.round((Date.now() - started) / 1000))} s`,
+      r,
+    );
+    expect(r?.page).toMatchObject({ status: 200, loadsScript: true, scriptStatus: 200 });
+    expect(r?.page?.csp).toContain("script-src 'self'");
+    expect(r?.page?.scriptBytes).toBeGreaterThan(5000);
+    // The operator's answer, read by the query pod from its mounted ConfigMap: the pipeline's own.
+    const condition = conditionOf(await getPipeline(k, ns, name), "DataConsistent");
+    expect(r?.completeness).toMatchObject({ code: 200, source: "known", dataConsistent: condition?.status });
+  });
+
   it("rotates the managed PostgreSQL passwords under load: the query API answers throughout, every event is stored once", async () => {
     const lp = await getPipeline(k, ns, name);
     const run = `rot${suite}`;

@@ -22,6 +22,7 @@ import { EventList } from "./list.js";
  * the live tail and the completeness banner, over the query API of the same origin.
  */
 
+performance.mark("lp:script-start");
 const PAGE = 100;
 const MORE = 200;
 /** At most this many events in the list while tailing: the oldest go past it. */
@@ -154,20 +155,7 @@ async function runSearch() {
   loading = true;
   ui.summary.textContent = "Searching…";
   const range = { from: s.from.toISOString(), to: s.to.toISOString() };
-  // The histogram counts every event in the range (its own request; a scoped key cannot read counts).
-  void getJson<Histogram>("/api/histogram", { ...range, buckets: "60", by: "level" }).then(
-    (h) => {
-      if (gen === generation) histogram.show(h);
-    },
-    (e: unknown) => {
-      if (gen !== generation) return;
-      histogram.show(undefined);
-      byId("histogram-readout").textContent =
-        e instanceof ApiError && e.status === 403
-          ? "The histogram needs a key that may read every writer."
-          : "";
-    },
-  );
+  performance.mark("lp:search-start");
   try {
     const page = await getJson<Page>("/api/logs", { ...range, ...s.params, limit: String(PAGE) });
     if (gen !== generation) return;
@@ -184,7 +172,26 @@ async function runSearch() {
     if (gen === generation) loading = false;
     summarize();
   }
+  // The histogram after the events (the list is what a reader waits for): its own request,
+  // counting every event in the range; a key scoped to some writers cannot read counts.
+  if (gen === generation) loadHistogram(gen, range);
   if (ui.tail.checked) restartTail();
+}
+
+function loadHistogram(gen: number, range: { from: string; to: string }) {
+  getJson<Histogram>("/api/histogram", { ...range, buckets: "60", by: "level" }).then(
+    (h) => {
+      if (gen === generation) histogram.show(h);
+    },
+    (e: unknown) => {
+      if (gen !== generation) return;
+      histogram.show(undefined);
+      byId("histogram-readout").textContent =
+        e instanceof ApiError && e.status === 403
+          ? "The histogram needs a key that may read every writer."
+          : "";
+    },
+  );
 }
 
 async function loadMore() {
@@ -526,9 +533,11 @@ function showExplorer() {
   ui.login.hidden = true;
   ui.explorer.hidden = false;
   ui.forget.hidden = false;
-  void refreshBanner();
-  void runSearch();
+  // The first page first (its request leaves before anything makes the browser lay the page
+  // out); the banner right after it.
+  const searched = runSearch();
   ui.q.focus();
+  void searched.finally(() => void refreshBanner());
 }
 whenUnauthorized(() => {
   session.forget();
@@ -550,14 +559,19 @@ ui.forget.addEventListener("click", () => {
 });
 
 async function start() {
-  try {
-    config = (await (await fetch("/explorer/config.json", { cache: "no-store" })).json()) as ExplorerConfig;
-    byId("pipeline").textContent = config.pipeline;
-    document.title = `${config.pipeline} — LogPipeline explorer`;
-  } catch {
-    // the page works without it: no trace links, the default refresh
-  }
+  // The search does not wait for the page's settings (only links and the banner's pace need them).
+  const settings = fetch("/explorer/config.json", { cache: "no-store" })
+    .then((r) => r.json() as Promise<ExplorerConfig>)
+    .then(
+      (c) => {
+        config = c;
+        byId("pipeline").textContent = c.pipeline;
+        document.title = `${c.pipeline} — LogPipeline explorer`;
+      },
+      () => undefined, // the page works without them: no trace links, the default refresh
+    );
   if (session.key()) showExplorer();
   else showLogin();
+  await settings;
 }
 void start();

@@ -1,4 +1,5 @@
-import { mkdtempSync, rmSync } from "node:fs";
+import { mkdtempSync, renameSync, rmSync, writeFileSync } from "node:fs";
+import { createServer } from "node:net";
 import { tmpdir } from "node:os";
 import path from "node:path";
 import type { Browser, Page } from "puppeteer-core";
@@ -10,8 +11,8 @@ import { COMPLETENESS_KEY } from "../../workloads/common/src/completeness.js";
 import { listPartitions } from "../../workloads/common/src/storage.js";
 import { EXPLORER_CSP } from "../../workloads/query/src/explorer.js";
 import { axeSerious, launchBrowser, outputDir } from "./support.js";
-import { type DataPlane, startDataPlane } from "../support/data-plane.js";
-import { eventually, uniqueSuffix } from "../support/kube.js";
+import { pgEnv, startWorkload } from "../support/workload-process.js";
+import { eventually, pipelineEnv, uniqueSuffix } from "../support/kube.js";
 import {
   conditionOf,
   createNamespace,
@@ -29,10 +30,10 @@ import { testLedger } from "../support/pipeline-db.js";
 
 /**
  * The log explorer in a real browser: Debian's chromium, headless, through puppeteer-core,
- * against the real query API. The API runs as a process of the test on 127.0.0.1 (as do the
- * gateway and the consumer's sink), on the stack's Kafka, PostgreSQL and Redis; the pipeline
- * is a LogPipeline reconciled by the operator on the stack's API server, whose divergence
- * check feeds the completeness banner through the query API's /api/status. Every event is
+ * against the real query API. The gateway, the consumer and the query API run as their own
+ * processes on 127.0.0.1 (as pods run them), on the stack's Kafka, PostgreSQL and Redis; the
+ * pipeline is a LogPipeline reconciled by the operator (in this process) on the stack's API
+ * server, whose divergence check and completeness ConfigMap feed the banner. Every event is
  * sent through the ingest API, so the check compares real Kafka records with real rows.
  *
  * Each step saves a screenshot under test-output/explorer/.
@@ -51,7 +52,8 @@ const XSS_MESSAGE = `<img src=x onerror="window.__xss=1"><script>window.__xss=2<
 let kube: KubeClient;
 let op: Manager;
 let db: Awaited<ReturnType<typeof testLedger>>;
-let plane: DataPlane;
+let gatewayUrl: string;
+let queryUrl: string;
 let browser: Browser;
 let page: Page;
 let explorerDir: string;
@@ -62,13 +64,32 @@ const cleanups: (() => Promise<void>)[] = [];
 const seeded = new Map<string, { message: string; source: string }>();
 let contextTarget = "";
 
+/** Ports free on 127.0.0.1 now (each bound and released by the kernel's choice). */
+async function freePorts(n: number): Promise<number[]> {
+  const ports: number[] = [];
+  for (let i = 0; i < n; i++)
+    ports.push(
+      await new Promise<number>((resolve, reject) => {
+        const srv = createServer();
+        srv.once("error", reject);
+        srv.listen(0, "127.0.0.1", () => {
+          const a = srv.address();
+          srv.close(() => {
+            resolve(typeof a === "object" && a ? a.port : 0);
+          });
+        });
+      }),
+    );
+  return ports;
+}
+
 const snap = async (step: string) => {
   shot++;
   await page.screenshot({ path: path.join(shots, `${String(shot).padStart(2, "0")}-${step}.png`) });
 };
 
 async function ingest(events: object[]): Promise<string[]> {
-  const res = await fetch(`${plane.gatewayUrl}/api/logs/batch`, {
+  const res = await fetch(`${gatewayUrl}/api/logs/batch`, {
     method: "POST",
     headers: { "content-type": "application/json", "x-api-key": INGEST_KEY },
     body: JSON.stringify(events),
@@ -127,30 +148,87 @@ beforeAll(async () => {
     return Promise.resolve();
   });
   await buildExplorer(explorerDir);
-  plane = await startDataPlane(stack, {
-    name: "explorer",
-    ingestKeys: `app:${INGEST_KEY}`,
-    queryKeys: `reader:${READ_KEY}`,
-    attach: { topic, db, groupId: `g-${ns}` },
-    queryEnv: {
-      EXPLORER_DIR: explorerDir,
-      STATUS_REFRESH_SECONDS: "1",
-      QUERY_BUDGET_MS: "1500",
-      TRACE_URL_TEMPLATE: "https://tracing.example/trace/{traceId}",
-    },
-    // The operator's completeness ConfigMap, as the kubelet gives it to a query pod (a file of
-    // its volume); the e2e on the node reads it through the real mount.
-    readCompleteness: async () =>
-      (
-        await kube.getOrUndefined<{ data?: Record<string, string> }>(
-          "v1",
-          "ConfigMap",
-          ns,
-          `${name}-completeness`,
-        )
-      )?.data?.[COMPLETENESS_KEY],
+  // The data plane as its pods run it: the gateway, the consumer and the query API, each its
+  // own process on 127.0.0.1 (the Kafka client's native library stays out of this process,
+  // which holds the operator). The query API reads the completeness file a pod's volume would
+  // hold; this test writes it from the operator's ConfigMap every second, as the kubelet does
+  // (on the node the e2e reads it through the real mount).
+  writeFileSync(path.join(explorerDir, "ingest-keys"), `app:${INGEST_KEY}\n`);
+  writeFileSync(path.join(explorerDir, "query-keys"), `reader:${READ_KEY}\n`);
+  const completenessFile = path.join(explorerDir, "completeness.json");
+  const mirror = setInterval(() => {
+    void kube
+      .getOrUndefined<{ data?: Record<string, string> }>("v1", "ConfigMap", ns, `${name}-completeness`)
+      .then((cm) => {
+        const text = cm?.data?.[COMPLETENESS_KEY];
+        if (text === undefined) return;
+        writeFileSync(`${completenessFile}.tmp`, text);
+        renameSync(`${completenessFile}.tmp`, completenessFile);
+      })
+      .catch(() => undefined);
+  }, 1000);
+  cleanups.push(() => {
+    clearInterval(mirror);
+    return Promise.resolve();
   });
-  cleanups.push(() => plane.stop());
+  const [gatewayPort, queryPort, ...metricsPorts] = await freePorts(5);
+  const common = { REDIS_URL: stack.redisUrl, LOG_LEVEL: "warn", HOST: "127.0.0.1" };
+  const processes = [
+    startWorkload(
+      "producer",
+      {
+        ...common,
+        ...pipelineEnv(`explorer-${uniqueSuffix()}`),
+        KAFKA_BOOTSTRAP_SERVERS: stack.kafkaBootstrap,
+        KAFKA_TOPIC: topic,
+        TRANSACTIONAL_ID: `explorer-${ns}`,
+        API_KEYS_FILE: path.join(explorerDir, "ingest-keys"),
+        PORT: String(gatewayPort),
+        METRICS_PORT: String(metricsPorts[0]),
+      },
+      path.join(explorerDir, "gateway.log"),
+    ),
+    startWorkload(
+      "consumer",
+      {
+        ...common,
+        ...pgEnv(stack.postgresUrl, db.schema),
+        KAFKA_BOOTSTRAP_SERVERS: stack.kafkaBootstrap,
+        KAFKA_TOPIC: topic,
+        KAFKA_GROUP_ID: `g-${ns}`,
+        METRICS_PORT: String(metricsPorts[1]),
+      },
+      path.join(explorerDir, "consumer.log"),
+    ),
+    startWorkload(
+      "query",
+      {
+        ...common,
+        ...pgEnv(stack.postgresUrl, db.schema),
+        PIPELINE_NAME: name,
+        API_KEYS_FILE: path.join(explorerDir, "query-keys"),
+        PORT: String(queryPort),
+        METRICS_PORT: String(metricsPorts[2]),
+        EXPLORER_DIR: explorerDir,
+        COMPLETENESS_FILE: completenessFile,
+        STATUS_REFRESH_SECONDS: "1",
+        QUERY_BUDGET_MS: "1500",
+        TRACE_URL_TEMPLATE: "https://tracing.example/trace/{traceId}",
+      },
+      path.join(explorerDir, "query.log"),
+    ),
+  ];
+  cleanups.push(async () => {
+    for (const p of processes) await p.stop();
+  });
+  gatewayUrl = `http://127.0.0.1:${String(gatewayPort)}`;
+  queryUrl = `http://127.0.0.1:${String(queryPort)}`;
+  for (const url of [gatewayUrl, queryUrl])
+    await eventually(
+      `${url}/readyz`,
+      async () => ((await fetch(`${url}/readyz`).catch(() => undefined))?.ok ? true : undefined),
+      60_000,
+    );
   // The seed, through the ingest API: 240 events over the last 14 minutes (inside the store's
   // 15-minute late window, so each keeps its own time) from two sources, 7 of them with the
   // search term, one with HTML and script in its message and metadata.
@@ -206,7 +284,7 @@ afterAll(async () => {
 
 describe("the log explorer in chromium", () => {
   it("is served at / with a strict Content-Security-Policy and asks for a key; a wrong key is refused", async () => {
-    const res = await page.goto(`${plane.queryUrl}/`, { waitUntil: "load" });
+    const res = await page.goto(`${queryUrl}/`, { waitUntil: "load" });
     expect(res?.status()).toBe(200);
     expect(res?.headers()["content-security-policy"]).toBe(EXPLORER_CSP);
     expect(EXPLORER_CSP).toContain("script-src 'self'");

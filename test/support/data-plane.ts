@@ -38,22 +38,14 @@ export async function startDataPlane(
     queryKeys: string;
     gatewayEnv?: Record<string, string>;
     queryEnv?: Record<string, string>;
-    /**
-     * An existing topic, ledger and consumer group (a pipeline the operator manages, whose
-     * divergence check then compares what this data plane writes); by default, its own.
-     * The caller keeps ownership: stop() leaves them.
-     */
-    attach?: { topic: string; db: Awaited<ReturnType<typeof testLedger>>; groupId: string };
-    /** The query API's reader of the operator's completeness document (the banner). */
-    readCompleteness?: () => Promise<string | undefined>;
   },
 ): Promise<DataPlane> {
   const id = uniqueSuffix();
-  const topic = o.attach?.topic ?? `t-${o.name}-${id}`;
+  const topic = `t-${o.name}-${id}`;
   const admin: Admin = kafkaClient(stack.kafkaBootstrap).admin();
   await admin.connect();
-  if (!o.attach) await admin.createTopics({ topics: [{ topic, numPartitions: 2, replicationFactor: 1 }] });
-  const db = o.attach?.db ?? (await testLedger(stack.postgresUrl, `t_${o.name.replaceAll("-", "_")}`));
+  await admin.createTopics({ topics: [{ topic, numPartitions: 2, replicationFactor: 1 }] });
+  const db = await testLedger(stack.postgresUrl, `t_${o.name.replaceAll("-", "_")}`);
   const redis = new Redis(stack.redisUrl);
   const kafka = workloadKafkaClient(stack.kafkaBootstrap, topic, "t");
   const gatewayEnv = parseEnv(ProducerEnv, {
@@ -78,7 +70,7 @@ export async function startDataPlane(
     return { g, registry };
   };
   let gateway = await makeGateway();
-  const sink = await startSink({ kafka, db, topic, groupId: o.attach?.groupId ?? `g-${o.name}-${id}` });
+  const sink = await startSink({ kafka, db, topic, groupId: `g-${o.name}-${id}` });
   const queryRegistry = createRegistry("query", "t");
   const query = await buildQueryApp({
     env: parseEnv(QueryEnv, {
@@ -95,7 +87,6 @@ export async function startDataPlane(
     apiKeys: new ApiKeys(o.queryKeys),
     log: createLogger(`${o.name}-query`, "error"),
     registry: queryRegistry,
-    readCompleteness: o.readCompleteness,
   });
   await gateway.g.app.listen({ host: "127.0.0.1", port: 0 });
   await query.listen({ host: "127.0.0.1", port: 0 });
@@ -120,11 +111,9 @@ export async function startDataPlane(
       await query.close();
       await sink.stop();
       redis.disconnect();
-      if (!o.attach) {
-        await admin.deleteTopics({ topics: [topic] }).catch(() => undefined);
-        await db.drop();
-      }
+      await admin.deleteTopics({ topics: [topic] }).catch(() => undefined);
       await admin.disconnect();
+      await db.drop();
     },
   };
 }

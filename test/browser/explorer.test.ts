@@ -334,6 +334,19 @@ describe("the log explorer in chromium", () => {
     await snap("search");
   });
 
+  it("keeps the search in the URL's fragment across a reload (a link to share), never the key", async () => {
+    await page.reload({ waitUntil: "load" });
+    await page.waitForFunction(
+      (n) => document.getElementById("summary")?.textContent.startsWith(`${String(n)} events loaded`),
+      {},
+      seeded.size + 1,
+    );
+    const url = page.url();
+    expect(new URL(url).hash).toContain(`q=${term}`);
+    expect(url).not.toContain(READ_KEY);
+    expect(await page.$eval("#q", (e) => (e as HTMLInputElement).value)).toBe(term);
+  });
+
   it("HTML and script in a message and its metadata stay text", async () => {
     await search(`${term}-inert`);
     await page.waitForFunction(() =>

@@ -84,7 +84,7 @@ let loading = false;
 let generation = 0;
 /** What the summary line says of the live tail. */
 let tailNote = "";
-const history: { from: Date; to: Date }[] = [];
+const zoomStack: { from: Date; to: Date }[] = [];
 
 const list = new EventList(
   ui.list,
@@ -96,7 +96,7 @@ const list = new EventList(
   },
 );
 const histogram = new HistogramView(byId("histogram"), byId("histogram-readout"), (from, to) => {
-  if (current) history.push({ from: current.from, to: current.to });
+  if (current) zoomStack.push({ from: current.from, to: current.to });
   setAbsolute(from, to);
   void runSearch();
 });
@@ -141,6 +141,45 @@ function readForm(): Search {
   };
 }
 
+/**
+ * The search in the URL's fragment (`#range=60&q=…`): a reload keeps it and a link shares it.
+ * Only the form's fields go there, never the key; the fragment is not sent to any server.
+ */
+function writeFragment() {
+  const f = new URLSearchParams();
+  f.set("range", ui.range.value);
+  if (ui.range.value === "custom") {
+    f.set("from", new Date(ui.from.value).toISOString());
+    f.set("to", new Date(ui.to.value).toISOString());
+  }
+  const levels = [...ui.levels.querySelectorAll<HTMLInputElement>("input:checked")].map((i) => i.value);
+  if (levels.length > 0) f.set("level", levels.join(","));
+  for (const [k, input] of [
+    ["source", ui.source],
+    ["q", ui.q],
+    ["traceId", ui.trace],
+  ] as const)
+    if (input.value.trim()) f.set(k, input.value.trim());
+  window.history.replaceState(null, "", `#${f.toString()}`);
+}
+
+function readFragment() {
+  const f = new URLSearchParams(location.hash.slice(1));
+  const range = f.get("range");
+  if (range && [...ui.range.options].some((o) => o.value === range)) ui.range.value = range;
+  if (range === "custom") {
+    const from = new Date(f.get("from") ?? "");
+    const to = new Date(f.get("to") ?? "");
+    if (!Number.isNaN(from.getTime()) && !Number.isNaN(to.getTime())) setAbsolute(from, to);
+  }
+  const levels = new Set((f.get("level") ?? "").split(","));
+  for (const box of ui.levels.querySelectorAll<HTMLInputElement>("input"))
+    box.checked = levels.has(box.value);
+  ui.source.value = f.get("source") ?? "";
+  ui.q.value = f.get("q") ?? "";
+  ui.trace.value = f.get("traceId") ?? "";
+}
+
 async function runSearch() {
   ui.error.textContent = "";
   let s: Search;
@@ -151,6 +190,7 @@ async function runSearch() {
     return;
   }
   current = s;
+  writeFragment();
   const gen = ++generation;
   loading = true;
   ui.summary.textContent = "Searching…";
@@ -439,7 +479,7 @@ for (const input of [ui.from, ui.to])
     ui.range.value = "custom";
   });
 ui.zoomOut.addEventListener("click", () => {
-  const prev = history.pop();
+  const prev = zoomStack.pop();
   if (prev) setAbsolute(prev.from, prev.to);
   else if (current) {
     const span = current.to.getTime() - current.from.getTime();
@@ -570,6 +610,7 @@ async function start() {
       },
       () => undefined, // the page works without them: no trace links, the default refresh
     );
+  readFragment();
   if (session.key()) showExplorer();
   else showLogin();
   await settings;

@@ -5,7 +5,6 @@ import path from "node:path";
 import type { Browser, Page } from "puppeteer-core";
 import { afterAll, beforeAll, describe, expect, inject, it } from "vitest";
 import { buildExplorer } from "../../hack/build-explorer.js";
-import type { Manager } from "../../operator/src/controller/manager.js";
 import { KubeClient } from "../../operator/src/kube/client.js";
 import { COMPLETENESS_KEY } from "../../workloads/common/src/completeness.js";
 import { listPartitions } from "../../workloads/common/src/storage.js";
@@ -23,17 +22,17 @@ import {
   markPodsReady,
   removeNamespace,
   requestCheck,
-  startTestOperator,
   waitForCondition,
 } from "../support/operator.js";
+import { startOperatorProcess } from "../support/fleet.js";
 import { testLedger } from "../support/pipeline-db.js";
 
 /**
  * The log explorer in a real browser: Debian's chromium, headless, through puppeteer-core,
  * against the real query API. The gateway, the consumer and the query API run as their own
  * processes on 127.0.0.1 (as pods run them), on the stack's Kafka, PostgreSQL and Redis; the
- * pipeline is a LogPipeline reconciled by the operator (in this process) on the stack's API
- * server, whose divergence check and completeness ConfigMap feed the banner. Every event is
+ * pipeline is a LogPipeline reconciled by the operator (a process of its own too) on the
+ * stack's API server, whose divergence check and completeness ConfigMap feed the banner. Every event is
  * sent through the ingest API, so the check compares real Kafka records with real rows.
  *
  * Each step saves a screenshot under test-output/explorer/.
@@ -50,7 +49,6 @@ const TAIL_BOUND_MS = 10_000;
 const XSS_MESSAGE = `<img src=x onerror="window.__xss=1"><script>window.__xss=2</script> ${term}-inert`;
 
 let kube: KubeClient;
-let op: Manager;
 let db: Awaited<ReturnType<typeof testLedger>>;
 let gatewayUrl: string;
 let queryUrl: string;
@@ -126,7 +124,24 @@ beforeAll(async () => {
   await createPostgresSecret(kube, stack, ns, "pg");
   db = await testLedger(stack.postgresUrl, "t_explorer");
   cleanups.push(() => db.drop());
-  op = await startTestOperator(stack, [ns]);
+  // The operator as a process of its own, as in a cluster: the only Kafka client (librdkafka,
+  // in its checks) stays out of this process, which holds the browser driver. Its log, and the
+  // workloads', land beside the screenshots.
+  shots = outputDir("explorer");
+  const [healthPort] = await freePorts(1);
+  const op = startOperatorProcess({
+    kubeconfig: stack.kubeconfig,
+    namespaces: [ns],
+    identity: `explorer-${ns}`,
+    healthPort: healthPort ?? 0,
+    logFile: path.join(shots, "operator.log"),
+    env: {
+      LEADER_ELECT: "false",
+      RESYNC_SECONDS: "5",
+      PROGRESSING_REQUEUE_SECONDS: "1",
+      DELIVERY_INTERVAL_SECONDS: "1",
+    },
+  });
   cleanups.push(() => op.stop());
   // Before the operator stops: it releases the pipeline's finalizer.
   cleanups.push(() => removeNamespace(kube, ns));
@@ -186,7 +201,7 @@ beforeAll(async () => {
         PORT: String(gatewayPort),
         METRICS_PORT: String(metricsPorts[0]),
       },
-      path.join(explorerDir, "gateway.log"),
+      path.join(shots, "gateway.log"),
     ),
     startWorkload(
       "consumer",
@@ -198,7 +213,7 @@ beforeAll(async () => {
         KAFKA_GROUP_ID: `g-${ns}`,
         METRICS_PORT: String(metricsPorts[1]),
       },
-      path.join(explorerDir, "consumer.log"),
+      path.join(shots, "consumer.log"),
     ),
     startWorkload(
       "query",
@@ -215,7 +230,7 @@ beforeAll(async () => {
         QUERY_BUDGET_MS: "1500",
         TRACE_URL_TEMPLATE: "https://tracing.example/trace/{traceId}",
       },
-      path.join(explorerDir, "query.log"),
+      path.join(shots, "query.log"),
     ),
   ];
   cleanups.push(async () => {
@@ -274,7 +289,6 @@ beforeAll(async () => {
   cleanups.push(() => browser.close());
   page = await browser.newPage();
   await page.setViewport({ width: 1280, height: 800 });
-  shots = outputDir("explorer");
 }, 240_000);
 
 afterAll(async () => {

@@ -13,16 +13,14 @@ import { axeSerious, launchBrowser, outputDir } from "./support.js";
 import { pgEnv, startWorkload } from "../support/workload-process.js";
 import { eventually, pipelineEnv, uniqueSuffix } from "../support/kube.js";
 import {
+  createPipelineUp,
   conditionOf,
   createNamespace,
   createPostgresSecret,
   getPipeline,
   ledgerPipelineSpec,
-  LP_API,
-  markPodsReady,
   removeNamespace,
   requestCheck,
-  waitForCondition,
 } from "../support/operator.js";
 import { startOperatorProcess } from "../support/fleet.js";
 import { testLedger } from "../support/pipeline-db.js";
@@ -145,18 +143,10 @@ beforeAll(async () => {
   cleanups.push(() => op.stop());
   // Before the operator stops: it releases the pipeline's finalizer.
   cleanups.push(() => removeNamespace(kube, ns));
-  await kube.create({
-    apiVersion: LP_API,
-    kind: "LogPipeline",
-    metadata: { name, namespace: ns },
-    spec: { ...ledgerPipelineSpec(stack, db.schema, "pg"), reconciliation: { intervalSeconds: 10 } },
+  await createPipelineUp(kube, ns, name, {
+    ...ledgerPipelineSpec(stack, db.schema, "pg"),
+    reconciliation: { intervalSeconds: 10 },
   });
-  await waitForCondition(kube, ns, name, "TopicsReady", "True");
-  await eventually(
-    "pods to mark Ready",
-    async () => ((await markPodsReady(kube, ns)) >= 2 ? true : undefined),
-    60_000,
-  );
   explorerDir = mkdtempSync(path.join(tmpdir(), "lp-explorer-"));
   cleanups.push(() => {
     rmSync(explorerDir, { recursive: true, force: true });

@@ -123,6 +123,25 @@ export async function requestCheck(kube: KubeClient, ns: string, name: string): 
   );
 }
 
+/**
+ * Creates a LogPipeline and brings it up on the stack without a node: its topics made and its
+ * workloads' pods marked Ready through their status (nothing runs them here).
+ */
+export async function createPipelineUp(
+  kube: KubeClient,
+  ns: string,
+  name: string,
+  spec: object,
+): Promise<void> {
+  await kube.create({ apiVersion: LP_API, kind: "LogPipeline", metadata: { name, namespace: ns }, spec });
+  await waitForCondition(kube, ns, name, "TopicsReady", "True");
+  await eventually(
+    "pods to mark Ready",
+    async () => ((await markPodsReady(kube, ns)) >= 2 ? true : undefined),
+    60_000,
+  );
+}
+
 export function waitForCondition(
   kube: KubeClient,
   ns: string,

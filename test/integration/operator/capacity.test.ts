@@ -7,13 +7,12 @@ import { makeEvent } from "../../support/events.js";
 import { type Admin, kafkaClient, transactionalWriter, workloadKafkaClient } from "../../support/kafka.js";
 import { eventually, uniqueSuffix } from "../../support/kube.js";
 import {
+  createPipelineUp,
   conditionOf,
   createNamespace,
   createPostgresSecret,
   getPipeline,
   ledgerPipelineSpec,
-  LP_API,
-  markPodsReady,
   removeNamespace,
   startTestOperator,
   waitForCondition,
@@ -80,26 +79,15 @@ beforeAll(async () => {
   admin = kafkaClient(stack.kafkaBootstrap, "t-op-cap").admin();
   await admin.connect();
   const spec = ledgerPipelineSpec(stack, db.schema, "pg");
-  await kube.create({
-    apiVersion: LP_API,
-    kind: "LogPipeline",
-    metadata: { name, namespace: ns },
-    spec: {
-      ...spec,
-      postgres: {
-        ...spec.postgres,
-        retentionDays: 1,
-        external: { ...spec.postgres.external, volumeSize: "1Ti" },
-      },
-      reconciliation: { intervalSeconds: 10 },
+  await createPipelineUp(kube, ns, name, {
+    ...spec,
+    postgres: {
+      ...spec.postgres,
+      retentionDays: 1,
+      external: { ...spec.postgres.external, volumeSize: "1Ti" },
     },
+    reconciliation: { intervalSeconds: 10 },
   });
-  await waitForCondition(kube, ns, name, "TopicsReady", "True");
-  await eventually(
-    "pods to mark Ready",
-    async () => ((await markPodsReady(kube, ns)) >= 2 ? true : undefined),
-    60_000,
-  );
   await waitForCondition(kube, ns, name, "Ready", "True");
   sink = await startSink({
     kafka: workloadKafkaClient(stack.kafkaBootstrap, topic, "t-op-cap"),

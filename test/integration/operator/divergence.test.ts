@@ -6,6 +6,7 @@ import { makeEvent } from "../../support/events.js";
 import { type Admin, kafkaClient, transactionalWriter, workloadKafkaClient } from "../../support/kafka.js";
 import { eventually, uniqueSuffix } from "../../support/kube.js";
 import {
+  createPipelineUp,
   conditionOf,
   type Divergence,
   requestCheck,
@@ -14,8 +15,6 @@ import {
   getPipeline,
   kubectl,
   ledgerPipelineSpec,
-  LP_API,
-  markPodsReady,
   removeNamespace,
   startTestOperator,
   waitForCondition,
@@ -57,19 +56,11 @@ beforeAll(async () => {
   op = await startTestOperator(stack, [ns]);
   admin = kafkaClient(stack.kafkaBootstrap, "t-op-div").admin();
   await admin.connect();
-  await kube.create({
-    apiVersion: LP_API,
-    kind: "LogPipeline",
-    metadata: { name, namespace: ns },
-    spec: { ...ledgerPipelineSpec(stack, db.schema, "pg"), reconciliation: { intervalSeconds: 10 } },
-  });
-  await waitForCondition(kube, ns, name, "TopicsReady", "True");
   // No node in this stack: the workloads' pods are made Ready through their status.
-  await eventually(
-    "pods to mark Ready",
-    async () => ((await markPodsReady(kube, ns)) >= 2 ? true : undefined),
-    60_000,
-  );
+  await createPipelineUp(kube, ns, name, {
+    ...ledgerPipelineSpec(stack, db.schema, "pg"),
+    reconciliation: { intervalSeconds: 10 },
+  });
   await waitForCondition(kube, ns, name, "Ready", "True");
   sink = await startSink({
     kafka: workloadKafkaClient(stack.kafkaBootstrap, topic, "t-op-div"),

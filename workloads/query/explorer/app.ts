@@ -111,6 +111,9 @@ function showError(e: unknown) {
   ui.error.textContent = e instanceof ApiError ? e.describe() : e instanceof Error ? e.message : String(e);
 }
 
+const checkedLevels = () =>
+  [...ui.levels.querySelectorAll<HTMLInputElement>("input:checked")].map((i) => i.value);
+
 /** The range and filters in the form, as the API's parameters. */
 function readForm(): Search {
   let from: Date;
@@ -126,7 +129,7 @@ function readForm(): Search {
     ui.from.value = toLocalInput(from);
     ui.to.value = toLocalInput(to);
   }
-  const levels = [...ui.levels.querySelectorAll<HTMLInputElement>("input:checked")].map((i) => i.value);
+  const levels = checkedLevels();
   return {
     from,
     to,
@@ -152,7 +155,7 @@ function writeFragment() {
     f.set("from", new Date(ui.from.value).toISOString());
     f.set("to", new Date(ui.to.value).toISOString());
   }
-  const levels = [...ui.levels.querySelectorAll<HTMLInputElement>("input:checked")].map((i) => i.value);
+  const levels = checkedLevels();
   if (levels.length > 0) f.set("level", levels.join(","));
   for (const [k, input] of [
     ["source", ui.source],

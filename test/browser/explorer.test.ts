@@ -126,7 +126,9 @@ beforeAll(async () => {
   // in its checks) stays out of this process, which holds the browser driver. Its log, and the
   // workloads', land beside the screenshots.
   shots = outputDir("explorer");
-  const [healthPort] = await freePorts(1);
+  // Both of its ports chosen free (its metrics port is otherwise the health port + 1, which a
+  // CI run once found taken).
+  const [healthPort, operatorMetricsPort] = await freePorts(2);
   const op = startOperatorProcess({
     kubeconfig: stack.kubeconfig,
     namespaces: [ns],
@@ -138,6 +140,7 @@ beforeAll(async () => {
       RESYNC_SECONDS: "5",
       PROGRESSING_REQUEUE_SECONDS: "1",
       DELIVERY_INTERVAL_SECONDS: "1",
+      METRICS_PORT: String(operatorMetricsPort),
     },
   });
   cleanups.push(() => op.stop());

@@ -1,4 +1,4 @@
-import { mkdtempSync, renameSync, rmSync, writeFileSync } from "node:fs";
+import { mkdtempSync, readFileSync, renameSync, rmSync, writeFileSync } from "node:fs";
 import { createServer } from "node:net";
 import { tmpdir } from "node:os";
 import path from "node:path";
@@ -137,6 +137,8 @@ beforeAll(async () => {
     logFile: path.join(shots, "operator.log"),
     env: {
       LEADER_ELECT: "false",
+      // Its divergence checks' lines (with their durations) in operator.log.
+      LOG_LEVEL: "info",
       RESYNC_SECONDS: "5",
       PROGRESSING_REQUEUE_SECONDS: "1",
       DELIVERY_INTERVAL_SECONDS: "1",
@@ -272,12 +274,16 @@ beforeAll(async () => {
     },
   ]);
   await eventually("the seed stored", async () => ((await rowCount()) === 241 ? true : undefined), 60_000);
-  // The banner starts from a real check: every event stored, nothing else.
+  // The banner starts from a real check: every event stored, nothing else. A failure carries
+  // the operator's last log lines (CI shows the message, not the file).
   await eventually(
     "a consistent check",
     async () => ((await requestCheck(kube, ns, name)).summary === "0" ? true : undefined),
-    60_000,
-  );
+    90_000,
+  ).catch((e: unknown) => {
+    const tail = readFileSync(path.join(shots, "operator.log"), "utf8").trim().split("\n").slice(-8);
+    throw new Error(`${e instanceof Error ? e.message : String(e)}\noperator log:\n${tail.join("\n")}`);
+  });
   browser = await launchBrowser();
   cleanups.push(() => browser.close());
   page = await browser.newPage();

@@ -115,9 +115,15 @@ export async function requestCheck(kube: KubeClient, ns: string, name: string): 
   return eventually(
     `the divergence check asked for (${trigger})`,
     async () => {
-      const d = ((await getPipeline(kube, ns, name)).status as { divergence?: Divergence } | undefined)
-        ?.divergence;
-      return d?.trigger === trigger ? d : undefined;
+      const lp = await getPipeline(kube, ns, name);
+      const d = (lp.status as { divergence?: Divergence } | undefined)?.divergence;
+      if (d?.trigger === trigger) return d;
+      // Not answered yet: what the status says instead ends up in the timeout's message (a
+      // check that could not run says so in DataConsistent, and answers no trigger).
+      const c = conditionOf(lp, "DataConsistent");
+      throw new Error(
+        `last answered ${d?.trigger ?? "none"}; DataConsistent ${c?.status ?? "absent"} ${c?.reason ?? ""}: ${c?.message ?? ""}`,
+      );
     },
     30_000,
   );

@@ -2,6 +2,7 @@ import { mkdtempSync, readFileSync, renameSync, rmSync, writeFileSync } from "no
 import { createServer } from "node:net";
 import { tmpdir } from "node:os";
 import path from "node:path";
+import { setTimeout as sleep } from "node:timers/promises";
 import type { Browser, Page } from "puppeteer-core";
 import { afterAll, beforeAll, describe, expect, inject, it } from "vitest";
 import { buildExplorer } from "../../hack/build-explorer.js";
@@ -22,7 +23,7 @@ import {
   removeNamespace,
   requestCheck,
 } from "../support/operator.js";
-import { startOperatorProcess } from "../support/fleet.js";
+import { procState, startOperatorProcess } from "../support/fleet.js";
 import { testLedger } from "../support/pipeline-db.js";
 
 /**
@@ -280,9 +281,13 @@ beforeAll(async () => {
     "a consistent check",
     async () => ((await requestCheck(kube, ns, name)).summary === "0" ? true : undefined),
     90_000,
-  ).catch((e: unknown) => {
+  ).catch(async (e: unknown) => {
     const tail = readFileSync(path.join(shots, "operator.log"), "utf8").trim().split("\n").slice(-8);
-    throw new Error(`${e instanceof Error ? e.message : String(e)}\noperator log:\n${tail.join("\n")}`);
+    // Whether its event loop still answers (a process blocked in a native call does not).
+    const answers = await Promise.race([op.ready(), sleep(5_000).then(() => "no answer in 5 s")]);
+    throw new Error(
+      `${e instanceof Error ? e.message : String(e)}\noperator process ${String(op.child.pid)}: exit ${String(op.child.exitCode ?? op.child.signalCode)}, /readyz ${String(answers)}, ${procState(op.child.pid)}\noperator log:\n${tail.join("\n")}`,
+    );
   });
   browser = await launchBrowser();
   cleanups.push(() => browser.close());

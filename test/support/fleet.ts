@@ -3,7 +3,7 @@
  * their spec, the operator as a process of its own, and what "converged" means without a node.
  */
 import { type ChildProcess, spawn, spawnSync } from "node:child_process";
-import { openSync, readFileSync } from "node:fs";
+import { appendFileSync, openSync, readFileSync } from "node:fs";
 import path from "node:path";
 import type { KubeClient, KubeObjectLike } from "../../operator/src/kube/client.js";
 import { repoRoot } from "./stack.js";
@@ -194,6 +194,15 @@ export function startOperatorProcess(opts: {
     },
     stdio: ["ignore", out, out],
   });
+  // How it ended, in its log: a process killed by a signal (a native crash) writes nothing itself.
+  const logFile = opts.logFile;
+  if (logFile)
+    child.once("exit", (code, signal) =>
+      appendFileSync(
+        logFile,
+        `${JSON.stringify({ msg: "operator process exited (line written by the test)", pid: child.pid, code, signal })}\n`,
+      ),
+    );
   const pid = child.pid ?? 0;
   const ticks = Number(spawnSync("getconf", ["CLK_TCK"], { encoding: "utf8" }).stdout.trim() || 100);
   return {
@@ -230,4 +239,18 @@ export async function metricSum(op: OperatorProcess, name: string): Promise<numb
     if (m?.[2]) sum += Number(m[2]);
   }
   return sum;
+}
+
+/** A process's state from /proc (for a failure's message): run state, threads, where its main thread waits. */
+export function procState(pid: number | undefined): string {
+  if (!pid) return "no pid";
+  try {
+    const status = readFileSync(`/proc/${pid}/status`, "utf8");
+    const field = (k: string) => new RegExp(`^${k}:\\s*(.*)$`, "m").exec(status)?.[1] ?? "?";
+    const wchan = readFileSync(`/proc/${pid}/wchan`, "utf8");
+    const cpu = readFileSync(`/proc/${pid}/stat`, "utf8").split(") ")[1]?.split(" ") ?? [];
+    return `state ${field("State")}, threads ${field("Threads")}, main thread waits in ${wchan || "-"}, cpu ticks ${String(Number(cpu[11]) + Number(cpu[12]))}`;
+  } catch (e) {
+    return `no /proc entry (${(e as Error).message})`;
+  }
 }

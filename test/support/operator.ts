@@ -97,7 +97,13 @@ export interface Divergence {
   lag?: number;
   message?: string;
   samples?: { missing?: string[]; duplicated?: string[]; spurious?: string[] };
-  partitions?: { partition: number; kafkaRecords: number; stuck: boolean }[];
+  partitions?: {
+    partition: number;
+    kafkaRecords: number;
+    stuck: boolean;
+    storedNextOffset?: number;
+    groupCommittedOffset?: number;
+  }[];
 }
 
 let checkRequests = 0;

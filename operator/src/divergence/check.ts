@@ -6,7 +6,7 @@ import {
   readLedger,
   readLedgerWindows,
 } from "./delivery.js";
-import { readCommittedRecords } from "./kafka-reader.js";
+import { readCommittedRecords, readGroupOffsets } from "./kafka-reader.js";
 import { closedWindow, compareWindow, type PositionMark, stuckState, sweepWindow } from "./window.js";
 import type { KafkaConnection } from "../kafka/topic-admin.js";
 
@@ -14,7 +14,6 @@ import type { KafkaConnection } from "../kafka/topic-admin.js";
 export interface OffsetsReader {
   lastStableOffsets(topic: string): Promise<Map<number, number>>;
   logStartOffsets(topic: string): Promise<Map<number, number>>;
-  groupOffsets(groupId: string, topic: string): Promise<Map<number, number>>;
 }
 
 export interface CheckTarget {
@@ -111,9 +110,10 @@ export async function checkDivergence(
   // concurrently anywhere in the operator).
   const ledger = await readLedger(pg, target.schema, target.table, target.topic);
   const logStart = await kafka.offsets.logStartOffsets(target.topic);
-  const group = await kafka.offsets
-    .groupOffsets(target.consumerGroup, target.topic)
-    .catch(() => new Map<number, number>());
+  // Best effort (a field for lag tools): a failed read leaves it out.
+  const group = await readGroupOffsets(kafka.connection, target.consumerGroup, target.topic, [
+    ...logStart.keys(),
+  ]).catch(() => new Map<number, number>());
   const stored = new Map(ledger.map((r) => [r.partition, r.nextOffset]));
   const partitions = [...logStart.keys()].sort((a, b) => a - b);
   const windows = partitions.map((partition) => ({

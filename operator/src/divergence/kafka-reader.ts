@@ -86,6 +86,57 @@ export async function readCommittedRecords(
 }
 
 /**
+ * A consumer group's committed offsets on a topic's partitions (absent: nothing committed),
+ * read through a consumer handle of that group which never joins it (no subscription, no
+ * assignment, nothing committed). Not through librdkafka's admin ListConsumerGroupOffsets:
+ * when the coordinator answers NOT_COORDINATOR (a fresh cluster creating __consumer_offsets,
+ * a coordinator moving in a rolling restart) that path dereferences the admin handle's
+ * missing group (librdkafka issue 5040, confluent-kafka-javascript issue 374) and killed the
+ * operator with SIGSEGV on a fresh stack; a consumer's own group code asks for the
+ * coordinator again instead.
+ */
+export async function readGroupOffsets(
+  c: KafkaConnection,
+  groupId: string,
+  topic: string,
+  partitions: number[],
+  timeoutMs = 10_000,
+): Promise<Map<number, number>> {
+  if (partitions.length === 0) return new Map();
+  const consumer = new confluent.KafkaConsumer(
+    {
+      ...librdkafkaSecurity(c),
+      "bootstrap.servers": c.bootstrapServers,
+      "group.id": groupId,
+      "enable.auto.commit": false,
+      "socket.timeout.ms": timeoutMs,
+    },
+    {},
+  );
+  await new Promise<void>((resolve, reject) =>
+    consumer.connect({ timeout: timeoutMs }, (err: { message: string } | null) =>
+      err ? reject(new Error(err.message)) : resolve(),
+    ),
+  );
+  try {
+    // The call returns once librdkafka answered or timed out: nothing is in flight for the
+    // disconnect below.
+    const committed = await new Promise<confluent.TopicPartitionOffsetAndMetadata[]>((resolve, reject) =>
+      consumer.committed(
+        partitions.map((partition) => ({ topic, partition })),
+        timeoutMs,
+        (err: { message: string } | null, tps) => (err ? reject(new Error(err.message)) : resolve(tps)),
+      ),
+    );
+    return new Map(
+      committed.filter((tp) => tp.offset >= 0).map((tp) => [tp.partition, tp.offset] as const),
+    );
+  } finally {
+    await new Promise<void>((resolve) => consumer.disconnect(() => resolve()));
+  }
+}
+
+/**
  * Visits every committed record in the ranges, reading read_committed with a group-less
  * assignment (it joins no group and commits nothing, so the pipeline's consumer group never
  * sees it).

@@ -186,14 +186,6 @@ export class TopicAdmin {
     return new Map(offsets.map((o) => [o.partition, Number(o.low)]));
   }
 
-  /** The consumer group's committed offsets (absent partitions: nothing committed). */
-  async groupOffsets(groupId: string, topic: string): Promise<Map<number, number>> {
-    const [t] = await this.admin.fetchOffsets({ groupId, topics: [topic], timeout: 10_000 });
-    return new Map(
-      (t?.partitions ?? []).filter((p) => Number(p.offset) >= 0).map((p) => [p.partition, Number(p.offset)]),
-    );
-  }
-
   async delete(names: string[]): Promise<void> {
     const existing = new Set(await this.admin.listTopics());
     const present = names.filter((n) => existing.has(n));

@@ -43,8 +43,11 @@ type Capacity = NonNullable<LogPipelineStatus["capacity"]>;
 const capacityOf = async () =>
   ((await getPipeline(kube, ns, name)).status as { capacity?: Capacity } | undefined)?.capacity;
 
-/** Writes `perSecond` events a second for `seconds`, in transactions of at most 100 (bounded). */
-async function drive(perSecond: number, seconds: number): Promise<number> {
+/**
+ * Writes `perSecond` events a second for `seconds` (or until `stop` aborts), in transactions
+ * of at most 100 (bounded).
+ */
+async function drive(perSecond: number, seconds: number, stop?: AbortSignal): Promise<number> {
   const writer = await transactionalWriter(
     kafkaClient(stack.kafkaBootstrap, `t-op-cap-w${perSecond}`),
     `tx-${ns}-${perSecond}`,
@@ -52,7 +55,7 @@ async function drive(perSecond: number, seconds: number): Promise<number> {
   let i = 0;
   try {
     const start = Date.now();
-    for (let tick = 1; tick <= seconds * 10; tick++) {
+    for (let tick = 1; tick <= seconds * 10 && !stop?.aborted; tick++) {
       const n = Math.round(perSecond / 10);
       await writer.write(
         topic,
@@ -111,17 +114,28 @@ describe("capacity advice (status.capacity, CapacityAtRisk)", () => {
     // Before any flow: not measured.
     expect(conditionOf(await getPipeline(kube, ns, name), "CapacityAtRisk")?.status).toBe("Unknown");
 
-    await drive(20, 12);
+    // The low rate goes on until advice is taken whose whole window (≤ 20 s) lies inside it: its
+    // sizes need a divergence check that saw records, which a loaded machine may take a while
+    // to run, and by then a drive that had ended would have slid out of the window.
+    const lowStart = Date.now();
+    const stopLow = new AbortController();
+    const lowDrive = drive(20, 120, stopLow.signal);
     const low = await eventually(
-      "advice from the low rate, with the database's and Kafka's sizes",
+      "advice from the low rate over a window inside it, with the database's and Kafka's sizes",
       async () => {
         const c = await capacityOf();
-        return c && c.ingest.meanPerSecond > 0 && c.postgres.bytesPerEvent && c.kafka.bytesPerEvent
+        return c &&
+          // (asOf is to the second; figures unchanged since keep it, and describe such a window too.)
+          Date.parse(c.asOf) - c.windowSeconds * 1000 >= lowStart - 1000 &&
+          c.ingest.meanPerSecond > 0 &&
+          c.postgres.bytesPerEvent &&
+          c.kafka.bytesPerEvent
           ? c
           : undefined;
       },
-      60_000,
-    );
+      100_000,
+    ).finally(() => stopLow.abort());
+    await lowDrive;
     expect(low.ingest.meanPerSecond).toBeGreaterThan(5);
     expect(low.ingest.meanPerSecond).toBeLessThan(60);
     expect(low.consumer).toEqual({ perReplicaPerSecond: ASSUMED, source: "assumed" });
@@ -161,5 +175,5 @@ describe("capacity advice (status.capacity, CapacityAtRisk)", () => {
     });
     expect(atRisk.reason).toBe("CapacityShort");
     expect(atRisk.message).toMatch(new RegExp(`needs ${high.partitions.needed} partitions; the topic has 3`));
-  });
+  }, 240_000);
 });

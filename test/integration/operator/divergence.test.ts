@@ -1,5 +1,7 @@
 import { afterAll, beforeAll, describe, expect, inject, it } from "vitest";
 import type { Manager } from "../../../operator/src/controller/manager.js";
+import type { LogPipeline } from "../../../operator/src/api/logpipeline.js";
+import { pipelineNames } from "../../../operator/src/builders/names.js";
 import { KubeClient } from "../../../operator/src/kube/client.js";
 import type { Sink } from "../../../workloads/consumer/src/consumer.js";
 import { makeEvent } from "../../support/events.js";
@@ -35,6 +37,7 @@ let op: Manager;
 let admin: Admin;
 let db: Awaited<ReturnType<typeof testLedger>>;
 let sink: Sink | undefined;
+let groupId: string;
 const ns = `t-op-div-${uniqueSuffix()}`;
 const name = "audit";
 const topic = `${ns}.${name}.logs`;
@@ -62,11 +65,13 @@ beforeAll(async () => {
     reconciliation: { intervalSeconds: 10 },
   });
   await waitForCondition(kube, ns, name, "Ready", "True");
+  // The pipeline's own consumer group, as its consumer pods use it (the check reads its offsets).
+  groupId = pipelineNames((await getPipeline(kube, ns, name)) as unknown as LogPipeline).consumerGroup;
   sink = await startSink({
     kafka: workloadKafkaClient(stack.kafkaBootstrap, topic, "t-op-div"),
     db,
     topic,
-    groupId: `g-${ns}`,
+    groupId,
   });
 }, 120_000);
 afterAll(async () => {
@@ -116,6 +121,29 @@ describe("the divergence check (status.divergence, DataConsistent)", () => {
     }
     // The checks compared real records, aborted ones among the offsets they passed over.
     expect(seen.at(-1)?.partitions?.reduce((s, p) => s + p.kafkaRecords, 0)).toBeGreaterThan(100);
+    // The consumer group's offsets in Kafka (the sink commits them after PostgreSQL), read
+    // through a consumer handle of the group: once the sink has caught up (its stored
+    // positions stood still between two checks), on every partition at most the stored position.
+    let before = "";
+    const withGroup = await eventually(
+      "a caught-up check with the group's committed offsets",
+      async () => {
+        const d = await checkNow();
+        const stored = JSON.stringify(d.partitions?.map((p) => p.storedNextOffset));
+        const still = stored === before;
+        before = stored;
+        if (
+          still &&
+          d.partitions?.length === 3 &&
+          d.partitions.every((p) => (p.groupCommittedOffset ?? 0) > 0)
+        )
+          return d;
+        throw new Error(`not yet: ${JSON.stringify(d.partitions)}`);
+      },
+      60_000,
+    );
+    for (const p of withGroup.partitions ?? [])
+      expect(p.groupCommittedOffset).toBeLessThanOrEqual(p.storedNextOffset ?? -1);
     await eventually("DataConsistent True", async () =>
       (await dataConsistent())?.status === "True" ? true : undefined,
     );
@@ -208,7 +236,7 @@ describe("the divergence check (status.divergence, DataConsistent)", () => {
       kafka: workloadKafkaClient(stack.kafkaBootstrap, topic, "t-op-div"),
       db,
       topic,
-      groupId: `g-${ns}`,
+      groupId,
     });
     await eventually(
       "the 30 events stored",

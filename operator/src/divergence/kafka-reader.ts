@@ -128,9 +128,7 @@ export async function readGroupOffsets(
         (err: { message: string } | null, tps) => (err ? reject(new Error(err.message)) : resolve(tps)),
       ),
     );
-    return new Map(
-      committed.filter((tp) => tp.offset >= 0).map((tp) => [tp.partition, tp.offset] as const),
-    );
+    return new Map(committed.filter((tp) => tp.offset >= 0).map((tp) => [tp.partition, tp.offset] as const));
   } finally {
     await new Promise<void>((resolve) => consumer.disconnect(() => resolve()));
   }

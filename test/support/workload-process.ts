@@ -11,13 +11,15 @@ export interface WorkloadProcess {
 }
 
 /**
- * Runs a workload's entry point as its own process (Node with tsx over the source), with
- * only the given environment plus PATH. Output goes to `logFile`.
+ * Runs a workload's entry point as its own process (Node with tsx over the source, or with
+ * `compiled` the JavaScript `tsc -p tsconfig.build.json` wrote to dist/, as the image runs
+ * it), with only the given environment plus PATH. Output goes to `logFile`.
  */
 export function startWorkload(
   name: "producer" | "consumer" | "query",
   env: Record<string, string>,
   logFile: string,
+  opts: { compiled?: boolean } = {},
 ): WorkloadProcess {
   const out = createWriteStream(logFile, { flags: "a" });
   // One process (node with tsx's loader), so the PID we signal is the workload itself.
@@ -26,9 +28,9 @@ export function startWorkload(
     [
       // The gateway's V8 flag, as its image runs it (Dockerfile, target producer).
       ...(name === "producer" ? ["--max-semi-space-size=16"] : []),
-      "--import",
-      "tsx",
-      path.join(repoRoot, `workloads/${name}/src/main.ts`),
+      ...(opts.compiled
+        ? ["--enable-source-maps", path.join(repoRoot, `dist/workloads/${name}/src/main.js`)]
+        : ["--import", "tsx", path.join(repoRoot, `workloads/${name}/src/main.ts`)]),
     ],
     {
       cwd: repoRoot,

@@ -11,9 +11,12 @@ import { Batcher, BufferFullError, type OutMessage } from "./batcher.js";
 import type { GatewayMetrics } from "./metrics.js";
 import { choosePartition, type PartitionPlan } from "./partitioner.js";
 
-/** An event and its serialized value, made once: what is checked for NUL is what is produced. */
+/**
+ * An event's serialized value, made once (what is checked for NUL is what is produced), and
+ * what routing needs of the event: its id, source and level.
+ */
 export interface Prepared {
-  event: LogEvent;
+  event: Pick<LogEvent, "eventId" | "source" | "level">;
   json: string;
 }
 

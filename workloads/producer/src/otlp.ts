@@ -509,8 +509,14 @@ function uuidOf(hex: string): string {
 const MAX_MESSAGE = 32 * 1024;
 const MAX_SOURCE = 256;
 
-/** An event, and the JSON it travels in through Kafka (made here, once: see toEvents). */
-export type Mapped = { ok: true; event: LogEvent; json: string } | { ok: false; reason: string };
+/**
+ * What the gateway needs of an event to route it (its id, source and level), and the JSON it
+ * travels in through Kafka, made here once (see toEvents): the JSON is the event; no object
+ * copy of it is built.
+ */
+export type Mapped =
+  | { ok: true; event: Pick<LogEvent, "eventId" | "source" | "level">; json: string }
+  | { ok: false; reason: string };
 
 /** A JSON object's text with more members: `{"a":1}` + `"b":2` → `{"a":1,"b":2}`. */
 const withMembers = (objectJson: string, members: string): string =>
@@ -587,6 +593,8 @@ export function toEvents(
       const structured = r.body !== undefined && typeof r.body !== "string";
       const bodyJson = r.body === undefined ? "null" : JSON.stringify(r.body);
       const message = typeof r.body === "string" ? r.body : r.body === undefined ? "" : bodyJson;
+      // A string body is the message as is: its JSON is the one serialized above.
+      const messageJson = typeof r.body === "string" ? bodyJson : JSON.stringify(message);
       if (message.length > MAX_MESSAGE) {
         out.push({ ok: false, reason: `body is ${message.length} characters; at most ${MAX_MESSAGE}` });
         continue;
@@ -623,39 +631,19 @@ export function toEvents(
       seen.set(eventId, occurrence + 1);
       if (occurrence > 0) eventId = uuidOf(hash("sha256", `${eventId}\0${occurrence}`, "hex"));
       const level = levelOf(r.severityNumber, r.severityText);
-      const observedOnly = !hasTime && hasObserved;
-      // metadata: the attributes, then the otel.* members (they win over a same-named attribute).
-      const metadata: Record<string, unknown> = { ...r.attributes };
-      if (hasResource) metadata["otel.resource"] = b.resource;
-      if (scopeValue) metadata["otel.scope"] = scopeValue;
+      // metadata: the attributes, then the otel.* members (they win over a same-named
+      // attribute: JSON's last member wins, as the consumer's parser reads it).
       let members = sharedMembers;
-      // Each otel.* member goes into the object and, serialized once, into the JSON.
-      const member = (key: string, value: unknown, json: string) => {
-        metadata[key] = value;
-        members += `,"${key}":${json}`;
-      };
-      if (structured) member("otel.body", r.body, bodyJson);
-      if (r.severityText) member("otel.severity_text", r.severityText, JSON.stringify(r.severityText));
-      if (r.severityNumber) member("otel.severity_number", r.severityNumber, String(r.severityNumber));
-      if (r.eventName) member("otel.event_name", r.eventName, JSON.stringify(r.eventName));
-      if (r.flags) member("otel.flags", r.flags, String(r.flags));
-      if (observedOnly) member("otel.time_source", "observed", '"observed"');
-      const event: LogEvent = {
-        eventId,
-        timestamp,
-        level,
-        source,
-        message,
-        metadata,
-        ...(r.traceId && { traceId: r.traceId }),
-        ...(r.spanId && { spanId: r.spanId }),
-        schemaVersion: 1,
-        receivedAt: ctx.receivedAt,
-        ...(ctx.writer !== undefined && { writer: ctx.writer }),
-      };
-      const json = `{"eventId":"${eventId}","timestamp":"${timestamp}","level":"${level}","source":${sourceJson},"message":${JSON.stringify(message)},"metadata":${withMembers(attributesJson, members)}${r.traceId ? `,"traceId":"${r.traceId}"` : ""}${
+      if (structured) members += `,"otel.body":${bodyJson}`;
+      if (r.severityText) members += `,"otel.severity_text":${JSON.stringify(r.severityText)}`;
+      if (r.severityNumber) members += `,"otel.severity_number":${r.severityNumber}`;
+      if (r.eventName) members += `,"otel.event_name":${JSON.stringify(r.eventName)}`;
+      if (r.flags) members += `,"otel.flags":${r.flags}`;
+      if (!hasTime && hasObserved) members += ',"otel.time_source":"observed"';
+      const json = `{"eventId":"${eventId}","timestamp":"${timestamp}","level":"${level}","source":${sourceJson},"message":${messageJson},"metadata":${withMembers(attributesJson, members)}${r.traceId ? `,"traceId":"${r.traceId}"` : ""}${
         r.spanId ? `,"spanId":"${r.spanId}"` : ""
       }${tail}`;
+      const event = { eventId, source, level };
       out.push({ ok: true, event, json });
     }
   }

@@ -2,13 +2,7 @@ import type { FastifyRequest } from "fastify";
 import type { FastifyPluginCallbackZod } from "fastify-type-provider-zod";
 import { z } from "zod";
 import type { ProducerEnv } from "../../common/src/config.js";
-import {
-  eventIdFromIdempotencyKey,
-  LogEventInput,
-  normalizeEvent,
-  reasons,
-  type LogEvent,
-} from "../../common/src/event.js";
+import { eventIdFromIdempotencyKey, LogEventInput, normalizeEvent, reasons } from "../../common/src/event.js";
 import { ErrorBody, HttpError } from "../../common/src/http.js";
 import type { Prepared } from "./kafka.js";
 import type { GatewayMetrics } from "./metrics.js";
@@ -25,7 +19,11 @@ const BatchQuery = z.object({ atomic: z.stringbool().default(false) });
  * below what Kafka takes, so an accepted event can never fail the transaction it shares with
  * other clients' events. (Strings PostgreSQL would refuse were refused by LogEventInput.)
  */
-export function prepare(event: LogEvent, maxBytes: number, json = JSON.stringify(event)): Prepared | string {
+export function prepare(
+  event: Prepared["event"],
+  maxBytes: number,
+  json = JSON.stringify(event),
+): Prepared | string {
   // UTF-8 takes at most 3 bytes per UTF-16 unit: most events skip the count.
   const bytes = json.length * 3 <= maxBytes ? json.length : Buffer.byteLength(json);
   return bytes > maxBytes ? `the event is ${bytes} bytes serialized; at most ${maxBytes}` : { event, json };

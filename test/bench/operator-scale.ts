@@ -48,6 +48,7 @@ import {
   waitConverged,
 } from "../support/fleet.js";
 import { ensureStack, repoRoot, type StackInfo } from "../support/stack.js";
+import { compileDist } from "../support/workload-process.js";
 import { recordBenchmarks } from "./record.js";
 
 const SIZES = (process.env.BENCH_OPERATOR_SIZES ?? "100,300,1000").split(",").map(Number);
@@ -254,11 +255,7 @@ try {
   const kubeconfig = await serviceAccountKubeconfig(stack, admin);
   // The operator runs as its image runs it: compiled JavaScript (tsx would add its own memory).
   log("compiling the operator (tsc -p tsconfig.build.json → dist/)");
-  const tsc = spawnSync(path.join(repoRoot, "node_modules/.bin/tsc"), ["-p", "tsconfig.build.json"], {
-    cwd: repoRoot,
-    encoding: "utf8",
-  });
-  if (tsc.status !== 0) throw new Error(`tsc: ${tsc.stdout}${tsc.stderr}`);
+  compileDist();
   const compiled = path.join(repoRoot, "dist/operator/src/main.js");
   await ensureNamespace(admin, KAFKA_NS);
   setup.push(

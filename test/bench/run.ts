@@ -20,7 +20,7 @@ import { kafkaClient } from "../support/kafka.js";
 import { appliedEvents } from "../support/pipeline-db.js";
 import { ensureStack, repoRoot } from "../support/stack.js";
 import { pinnedVersions } from "../support/versions.js";
-import { pgEnv, startWorkload, type WorkloadProcess } from "../support/workload-process.js";
+import { compileDist, pgEnv, startWorkload, type WorkloadProcess } from "../support/workload-process.js";
 import { pipelineEnv } from "../support/kube.js";
 
 const LOAD_SECONDS = Number(process.env.BENCH_LOAD_SECONDS ?? 20);
@@ -81,11 +81,7 @@ async function main() {
     // The workloads run as their images run them: compiled JavaScript (tsx would transform
     // the source at load and add esbuild's helpers to hot paths).
     step("compile the workloads (tsc -p tsconfig.build.json → dist/)");
-    const tsc = spawnSync(path.join(repoRoot, "node_modules/.bin/tsc"), ["-p", "tsconfig.build.json"], {
-      cwd: repoRoot,
-      encoding: "utf8",
-    });
-    if (tsc.status !== 0) throw new Error(`tsc: ${tsc.stdout}${tsc.stderr}`);
+    compileDist();
     step("start the gateway and the consumer");
     const gateway = startWorkload(
       "producer",

@@ -1,4 +1,4 @@
-import { type ChildProcess, spawn } from "node:child_process";
+import { type ChildProcess, spawn, spawnSync } from "node:child_process";
 import { createWriteStream } from "node:fs";
 import path from "node:path";
 import { repoRoot } from "./stack.js";
@@ -8,6 +8,18 @@ export interface WorkloadProcess {
   exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
   /** Stops the process by its PID (SIGTERM, then SIGKILL after `graceMs`). */
   stop: (graceMs?: number) => Promise<void>;
+}
+
+/**
+ * Compiles the operator and the workloads as their images are built (`tsc -p
+ * tsconfig.build.json` → dist/), for the benches that run them as the images do.
+ */
+export function compileDist(): void {
+  const tsc = spawnSync(path.join(repoRoot, "node_modules/.bin/tsc"), ["-p", "tsconfig.build.json"], {
+    cwd: repoRoot,
+    encoding: "utf8",
+  });
+  if (tsc.status !== 0) throw new Error(`tsc: ${tsc.stdout}${tsc.stderr}`);
 }
 
 /**
@@ -22,7 +34,7 @@ export function startWorkload(
   opts: { compiled?: boolean } = {},
 ): WorkloadProcess {
   const out = createWriteStream(logFile, { flags: "a" });
-  // One process (node with tsx's loader), so the PID we signal is the workload itself.
+  // One process (node, with tsx's loader or not), so the PID we signal is the workload itself.
   const child = spawn(
     process.execPath,
     [

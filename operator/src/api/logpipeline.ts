@@ -991,6 +991,10 @@ export const LogPipelineStatus = z
     capacity: z
       .object({
         asOf: z.string().meta({ description: "When this advice was computed (at most once per resync)." }),
+        windowEnd: z.string().meta({
+          description:
+            "When the newest delivery read in the window was taken; the window is the windowSeconds before it.",
+        }),
         windowSeconds: z.number().int().meta({ description: "The span of the delivery reads it rests on." }),
         samples: z.number().int().meta({ description: "Delivery reads in the window." }),
         ingest: z

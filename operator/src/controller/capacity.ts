@@ -26,11 +26,14 @@ export function adviseCapacityStep(
   const state: CapacityState = deps.capacity.get(key) ?? { samples: [] };
   deps.capacity.set(key, state);
   const now = deps.now().getTime();
-  const d = deps.deliveryReads.get(key)?.delivery;
+  const read = deps.deliveryReads.get(key);
+  const d = read?.delivery;
   if (d?.processed !== undefined) {
-    // asOf is when the figures were read: a failed read that kept them adds no sample. At most
-    // MAX_SAMPLES over the window (memory stays flat with a thousand pipelines).
-    const at = Date.parse(d.asOf);
+    // Stamped with when the figures were read, to the millisecond (a rate between reads a
+    // second apart is off by half when stamped to the second): a failed read that kept them
+    // adds no sample. At most MAX_SAMPLES over the window (memory stays flat with a thousand
+    // pipelines).
+    const at = read?.readAt ?? Date.parse(d.asOf);
     const last = state.samples[state.samples.length - 1];
     if (!last || at - last.at >= deps.config.capacity.windowMs / MAX_SAMPLES)
       state.samples.push({
@@ -78,9 +81,10 @@ export function adviseCapacityStep(
     if (advice) {
       const { atRisk, risks, ...rest } = advice;
       state.at = now;
-      // Unchanged figures keep their asOf: an idle pipeline's status is not rewritten.
-      const before = state.advice ? JSON.stringify({ ...state.advice, asOf: undefined }) : "";
-      if (before !== JSON.stringify({ asOf: undefined, ...rest }))
+      // Unchanged figures keep their asOf and window end (the window they were first measured
+      // over describes them still): an idle pipeline's status is not rewritten.
+      const figures = (a: object) => JSON.stringify({ ...a, asOf: undefined, windowEnd: undefined });
+      if (!state.advice || figures(state.advice) !== figures(rest))
         state.advice = { asOf: rfc3339Seconds(deps.now()), ...rest };
       state.atRisk = { risk: atRisk, message: atRisk ? risks.join("; ") : "" };
       const labels = { pipeline_namespace: p.metadata.namespace, pipeline: p.metadata.name };

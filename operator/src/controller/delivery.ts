@@ -41,7 +41,9 @@ export async function readDelivery(
   const last = deps.deliveryReads.get(`${p.metadata.namespace}/${p.metadata.name}`);
   const prev = last?.delivery;
   const failures = (last?.failures ?? 0) + 1;
-  const keep = prev ? { delivery: prev, failures } : { failures };
+  const keep = prev
+    ? { delivery: prev, ...(last.readAt !== undefined && { readAt: last.readAt }), failures }
+    : { failures };
   if (!admin || !kafka) return { at, ...keep };
   const topic = pipelineNames(p).topic;
   let ledger;
@@ -58,9 +60,12 @@ export async function readDelivery(
   }
   try {
     const lso = await admin.lastStableOffsets(topic);
+    // The figures describe this moment (processed + lag is what was committed by then), not
+    // the end of the read: counting the lag may take a while.
+    const readAt = deps.now();
     const stored = new Map(ledger.map((r) => [r.partition, r.nextOffset]));
     const committed = await committedLag(kafka, topic, lso, stored);
-    return { at, delivery: deliveryStatus(lso, ledger, committed, deps.now()) };
+    return { at, delivery: deliveryStatus(lso, ledger, committed, readAt), readAt: readAt.getTime() };
   } catch (e) {
     deps.log.debug({ pipeline: p.metadata.name, err: errorText(e) }, "Kafka offsets not readable");
     return { at, ...keep };

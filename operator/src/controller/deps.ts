@@ -41,8 +41,14 @@ export interface ControllerConfig {
 
 /** The last delivery read of a pipeline: reused until deliveryIntervalMs has passed. */
 export interface DeliveryRead {
+  /** When the read began (ms): the next is due an interval later. */
   at: number;
   delivery?: LogPipelineStatus["delivery"];
+  /**
+   * When Kafka's last stable offsets were read for `delivery` (ms): the moment its figures
+   * describe (its asOf, to the millisecond). A capacity sample is stamped with it.
+   */
+  readAt?: number;
   /** Why the ledger could not be read (PostgreSQL unreachable, bad credentials). */
   postgresError?: string;
   /** Reads in a row that reached neither Kafka nor PostgreSQL: the next waits longer (deliveryDue). */

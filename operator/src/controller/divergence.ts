@@ -87,7 +87,7 @@ export async function runDivergenceCheck(
       return undefined;
     });
     if (sizes) state.sizes = sizes;
-    deps.deliveryReads.set(key, { at: state.at, delivery: result.delivery });
+    deps.deliveryReads.set(key, { at: state.at, delivery: result.delivery, readAt: result.deliveryReadAt });
     deps.metrics.divergenceChecks.observe(result.durationMs / 1000);
     for (const kind of ["missing", "duplicated", "spurious"] as const)
       deps.metrics.divergenceEvents.set({ ...labels, kind }, result[kind]);

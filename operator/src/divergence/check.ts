@@ -66,6 +66,8 @@ export interface DivergenceResult {
   message: string;
   /** status.delivery from the same reads: a check pass needs no separate delivery read. */
   delivery: NonNullable<LogPipelineStatus["delivery"]>;
+  /** When Kafka's last stable offsets were read (ms): the moment the delivery figures describe. */
+  deliveryReadAt: number;
   /** The records the check read and their key + value bytes (the capacity advice's Kafka figure). */
   recordBytes: { records: number; bytes: number };
 }
@@ -141,11 +143,14 @@ export async function checkDivergence(
     ),
   ] as const);
   const lso = await kafka.offsets.lastStableOffsets(target.topic);
+  // Processed (the ledger) plus lag (its positions to these offsets) is what was committed when
+  // the offsets were read, however long the reads before and after took.
+  const lsoAt = now();
   const delivery = deliveryStatus(
     lso,
     ledger,
     await committedLag(kafka.connection, target.topic, lso, stored),
-    now(),
+    lsoAt,
   );
   const lagOf = new Map((delivery.partitions ?? []).map((r) => [r.partition, r.lag]));
 
@@ -222,6 +227,7 @@ export async function checkDivergence(
     stuckPartitions: rows.filter((r) => r.stuck).map((r) => r.partition),
     samples,
     delivery,
+    deliveryReadAt: lsoAt.getTime(),
     recordBytes,
   };
   return { ...result, ...verdict(result) };

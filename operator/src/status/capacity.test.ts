@@ -182,6 +182,14 @@ describe("adviseCapacity", () => {
     });
   });
 
+  it("names the window it measured: when its newest reading was taken, and its span", () => {
+    const a = adviseCapacity(base());
+    // Four intervals of 15 s from T0; the advice is computed an hour later (now), which it does not claim.
+    expect(a?.windowEnd).toBe("2026-12-01T10:01:00Z");
+    expect(a?.windowSeconds).toBe(60);
+    expect(a?.samples).toBe(5);
+  });
+
   it("makes no rate of a counter that went backwards (a ledger reset)", () => {
     const s = flow({ ingest: [100, 100], consumed: 10_000 });
     s.push({ at: T0 + 45_000, processed: 0, lag: 0, consumers: 1 });

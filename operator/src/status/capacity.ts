@@ -6,6 +6,8 @@
  * between reads; the controller recomputes at most once per resync.
  */
 
+import { rfc3339Seconds } from "../time.js";
+
 /** One reading of a pipeline's flow, from a delivery read. */
 export interface FlowSample {
   /** Milliseconds since the epoch. */
@@ -60,6 +62,8 @@ export interface Recommendation {
 }
 
 export interface CapacityAdvice {
+  /** When the window's newest sample was read (RFC 3339); the window is the windowSeconds before it. */
+  windowEnd: string;
   windowSeconds: number;
   samples: number;
   ingest: { meanPerSecond: number; peakPerSecond: number };
@@ -236,6 +240,7 @@ export function adviseCapacity(i: CapacityInput): CapacityAdvice | undefined {
   }
 
   return {
+    windowEnd: rfc3339Seconds(new Date(last.at)),
     windowSeconds: Math.round(windowSeconds),
     samples: s.length,
     ingest: { meanPerSecond: round2(meanIngest), peakPerSecond: round2(peakIngest) },

@@ -44,26 +44,38 @@ const capacityOf = async () =>
   ((await getPipeline(kube, ns, name)).status as { capacity?: Capacity } | undefined)?.capacity;
 
 /**
- * Writes `perSecond` events a second for `seconds` (or until `stop` aborts), in transactions
- * of at most 100 (bounded).
+ * Writes `perSecond` events a second for `seconds` (or until `stop` aborts; `started` is called
+ * when the rate begins), in transactions of at most 100. Every 100 ms it writes what the rate
+ * has made due since the start, so a transaction that is slow to commit on a loaded machine
+ * delays events, not the rate.
  */
-async function drive(perSecond: number, seconds: number, stop?: AbortSignal): Promise<number> {
+async function drive(
+  perSecond: number,
+  seconds: number,
+  stop?: AbortSignal,
+  started?: () => void,
+): Promise<number> {
   const writer = await transactionalWriter(
     kafkaClient(stack.kafkaBootstrap, `t-op-cap-w${perSecond}`),
     `tx-${ns}-${perSecond}`,
   );
   let i = 0;
   try {
+    // The first transaction on a fresh Kafka can take many seconds (its transaction log is
+    // created); the rate starts after it, or it would be a burst of what fell due meanwhile.
+    await writer.write(topic, [JSON.stringify(makeEvent(i++))], { perTxn: 100, partitions: 3 });
+    started?.();
     const start = Date.now();
-    for (let tick = 1; tick <= seconds * 10 && !stop?.aborted; tick++) {
-      const n = Math.round(perSecond / 10);
-      await writer.write(
-        topic,
-        Array.from({ length: n }, () => JSON.stringify(makeEvent(i++))),
-        { perTxn: 100, partitions: 3 },
-      );
-      const wait = start + tick * 100 - Date.now();
-      if (wait > 0) await new Promise((r) => setTimeout(r, wait));
+    const end = start + seconds * 1000;
+    while (!stop?.aborted && Date.now() < end) {
+      const due = 1 + Math.min(Math.round(((Date.now() - start) / 1000) * perSecond), perSecond * seconds);
+      if (due > i)
+        await writer.write(
+          topic,
+          Array.from({ length: due - i }, () => JSON.stringify(makeEvent(i++))),
+          { perTxn: 100, partitions: 3 },
+        );
+      await new Promise((r) => setTimeout(r, 100));
     }
   } finally {
     await writer.close();
@@ -114,19 +126,25 @@ describe("capacity advice (status.capacity, CapacityAtRisk)", () => {
     // Before any flow: not measured.
     expect(conditionOf(await getPipeline(kube, ns, name), "CapacityAtRisk")?.status).toBe("Unknown");
 
-    // The low rate goes on until advice is taken whose whole window (≤ 20 s) lies inside it: its
-    // sizes need a divergence check that saw records, which a loaded machine may take a while
-    // to run, and by then a drive that had ended would have slid out of the window.
-    const lowStart = Date.now();
+    // The low rate goes on until advice is taken whose whole window (10–20 s of delivery reads)
+    // lies inside it: its sizes need a divergence check that saw records, which a loaded machine
+    // may take a while to run, and by then a drive that had ended would have slid out of the
+    // window. The window is the reads' own (windowEnd), not when the advice was computed (asOf):
+    // on a loaded machine the newest read may be older than the advice, and a window placed at
+    // asOf would claim a stretch of the drive it never measured.
     const stopLow = new AbortController();
-    const lowDrive = drive(20, 120, stopLow.signal);
+    let lowStart = Number.POSITIVE_INFINITY;
+    const lowDrive = drive(20, 120, stopLow.signal, () => {
+      lowStart = Date.now();
+    });
     const low = await eventually(
       "advice from the low rate over a window inside it, with the database's and Kafka's sizes",
       async () => {
         const c = await capacityOf();
         return c &&
-          // (asOf is to the second; figures unchanged since keep it, and describe such a window too.)
-          Date.parse(c.asOf) - c.windowSeconds * 1000 >= lowStart - 1000 &&
+          // (Reads are stamped to the second; figures unchanged since keep their window end.)
+          Date.parse(c.windowEnd) - c.windowSeconds * 1000 >= lowStart - 1000 &&
+          c.windowSeconds >= 10 &&
           c.ingest.meanPerSecond > 0 &&
           c.postgres.bytesPerEvent &&
           c.kafka.bytesPerEvent
@@ -135,6 +153,7 @@ describe("capacity advice (status.capacity, CapacityAtRisk)", () => {
       },
       100_000,
     ).finally(() => stopLow.abort());
+
     await lowDrive;
     expect(low.ingest.meanPerSecond).toBeGreaterThan(5);
     expect(low.ingest.meanPerSecond).toBeLessThan(60);

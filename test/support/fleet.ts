@@ -7,6 +7,7 @@ import { appendFileSync, openSync, readFileSync } from "node:fs";
 import path from "node:path";
 import type { KubeClient, KubeObjectLike } from "../../operator/src/kube/client.js";
 import { repoRoot } from "./stack.js";
+import { PARENT_GUARD, parentGuardEnv } from "./workload-process.js";
 
 export const LP_API = "logpipeline.io/v1alpha1";
 /** A closed local port: connections are refused at once, so Kafka reads fail fast. */
@@ -171,6 +172,7 @@ export function startOperatorProcess(opts: {
   const node = path.join(repoRoot, "node_modules/.bin/node");
   const out = opts.logFile ? openSync(opts.logFile, "a") : "inherit";
   const args = [
+    ...PARENT_GUARD,
     ...(opts.nodeArgs ?? []),
     ...(opts.compiled
       ? ["--enable-source-maps", opts.compiled]
@@ -190,6 +192,7 @@ export function startOperatorProcess(opts: {
       METRICS_PORT: String(opts.healthPort + 1),
       BIND_ADDRESS: "127.0.0.1",
       LOG_LEVEL: "warn",
+      ...parentGuardEnv(),
       ...opts.env,
     },
     stdio: ["ignore", out, out],

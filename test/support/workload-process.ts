@@ -3,6 +3,13 @@ import { createWriteStream } from "node:fs";
 import path from "node:path";
 import { repoRoot } from "./stack.js";
 
+/**
+ * The preload that stops a spawned process when the test process that started it dies
+ * (parent-guard.mjs): its node flags, and the environment that names this process as the parent.
+ */
+export const PARENT_GUARD = ["--import", path.join(repoRoot, "test/support/parent-guard.mjs")];
+export const parentGuardEnv = (): Record<string, string> => ({ LP_PARENT_PID: String(process.pid) });
+
 export interface WorkloadProcess {
   child: ChildProcess;
   exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
@@ -38,6 +45,7 @@ export function startWorkload(
   const child = spawn(
     process.execPath,
     [
+      ...PARENT_GUARD,
       // The gateway's V8 flag, as its image runs it (Dockerfile, target producer).
       ...(name === "producer" ? ["--max-semi-space-size=16"] : []),
       ...(opts.compiled
@@ -46,7 +54,7 @@ export function startWorkload(
     ],
     {
       cwd: repoRoot,
-      env: { PATH: process.env.PATH ?? "", ...env },
+      env: { PATH: process.env.PATH ?? "", ...parentGuardEnv(), ...env },
       stdio: ["ignore", "pipe", "pipe"],
     },
   );

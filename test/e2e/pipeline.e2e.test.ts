@@ -562,7 +562,8 @@ describe("e2e: helm install → LogPipeline → events through the cluster", () 
       metadata: { name: "otel-sidecar-key", namespace: ns },
       stringData: { key },
     });
-    // The settings docs/otlp.md recommends: offsets and queue on disk, retries without end,
+    // The settings docs/otlp.md recommends: offsets and queue on disk, lines handed to the
+    // queue before their offset is saved, batches made after the queue, retries without end,
     // the line's own time parsed.
     const config = `
 extensions:
@@ -578,20 +579,22 @@ receivers:
         regex: '^(?P<time>\\S+) (?P<sev>\\S+) seq=(?P<seq>\\d+) (?P<msg>.*)$'
         timestamp: { parse_from: attributes.time, layout_type: gotime, layout: '2006-01-02T15:04:05.999999999Z07:00' }
         severity: { parse_from: attributes.sev }
-processors:
-  batch: { send_batch_size: 200, send_batch_max_size: 500, timeout: 200ms }
 exporters:
   otlp_http:
     logs_endpoint: ${otlp}
     headers: { authorization: "Bearer \${env:LOGPIPELINE_KEY}" }
     compression: gzip
     retry_on_failure: { enabled: true, initial_interval: 200ms, max_interval: 5s, max_elapsed_time: 0s }
-    sending_queue: { enabled: true, storage: file_storage, queue_size: 1000 }
+    sending_queue:
+      enabled: true
+      storage: file_storage
+      queue_size: 1000
+      batch: { sizer: items, min_size: 200, max_size: 500, flush_timeout: 200ms }
 service:
   extensions: [file_storage]
   telemetry: { metrics: { level: none }, logs: { level: warn } }
   pipelines:
-    logs: { receivers: [file_log], processors: [batch], exporters: [otlp_http] }
+    logs: { receivers: [file_log], exporters: [otlp_http] }
 `;
     await k.apply({
       apiVersion: "v1",
@@ -635,7 +638,7 @@ fs.appendFileSync("/logs/app.log",s);setInterval(()=>{},1e9);`;
             name: "otelcol",
             image: e2e.collectorImage,
             imagePullPolicy: "IfNotPresent",
-            args: ["--config", "/conf/config.yaml"],
+            args: ["--config", "/conf/config.yaml", "--feature-gates=stanza.synchronousLogEmitter"],
             env: [
               {
                 name: "LOGPIPELINE_KEY",

@@ -86,6 +86,40 @@ export async function readCommittedRecords(
 }
 
 /**
+ * A native consumer that never joins its group nor commits, connected for `fn` and
+ * disconnected after it (whatever `fn` does). `settings` adds to the shared ones.
+ */
+async function withConsumer<T>(
+  c: KafkaConnection,
+  settings: confluent.ConsumerGlobalConfig,
+  topicSettings: confluent.ConsumerTopicConfig,
+  timeoutMs: number,
+  fn: (consumer: confluent.KafkaConsumer) => Promise<T>,
+): Promise<T> {
+  const consumer = new confluent.KafkaConsumer(
+    {
+      ...librdkafkaSecurity(c),
+      "bootstrap.servers": c.bootstrapServers,
+      "enable.auto.commit": false,
+      "socket.timeout.ms": timeoutMs,
+      ...settings,
+    },
+    topicSettings,
+  );
+  await new Promise<void>((resolve, reject) =>
+    // Typed as always set; librdkafka passes null on success.
+    consumer.connect({ timeout: timeoutMs }, (err: { message: string } | null) =>
+      err ? reject(new Error(err.message)) : resolve(),
+    ),
+  );
+  try {
+    return await fn(consumer);
+  } finally {
+    await new Promise<void>((resolve) => consumer.disconnect(() => resolve()));
+  }
+}
+
+/**
  * A consumer group's committed offsets on a topic's partitions (absent: nothing committed),
  * read through a consumer handle of that group which never joins it (no subscription, no
  * assignment, nothing committed). Not through librdkafka's admin ListConsumerGroupOffsets:
@@ -103,24 +137,9 @@ export async function readGroupOffsets(
   timeoutMs = 10_000,
 ): Promise<Map<number, number>> {
   if (partitions.length === 0) return new Map();
-  const consumer = new confluent.KafkaConsumer(
-    {
-      ...librdkafkaSecurity(c),
-      "bootstrap.servers": c.bootstrapServers,
-      "group.id": groupId,
-      "enable.auto.commit": false,
-      "socket.timeout.ms": timeoutMs,
-    },
-    {},
-  );
-  await new Promise<void>((resolve, reject) =>
-    consumer.connect({ timeout: timeoutMs }, (err: { message: string } | null) =>
-      err ? reject(new Error(err.message)) : resolve(),
-    ),
-  );
-  try {
+  return withConsumer(c, { "group.id": groupId }, {}, timeoutMs, async (consumer) => {
     // The call returns once librdkafka answered or timed out: nothing is in flight for the
-    // disconnect below.
+    // disconnect after it.
     const committed = await new Promise<confluent.TopicPartitionOffsetAndMetadata[]>((resolve, reject) =>
       consumer.committed(
         partitions.map((partition) => ({ topic, partition })),
@@ -129,9 +148,7 @@ export async function readGroupOffsets(
       ),
     );
     return new Map(committed.filter((tp) => tp.offset >= 0).map((tp) => [tp.partition, tp.offset] as const));
-  } finally {
-    await new Promise<void>((resolve) => consumer.disconnect(() => resolve()));
-  }
+  });
 }
 
 /**
@@ -149,26 +166,13 @@ async function scanCommitted(
   const pending = new Map(ranges.filter((r) => r.to > r.from).map((r) => [r.partition, r]));
   if (pending.size === 0) return;
   const byPartition = new Map(pending);
-  const consumer = new confluent.KafkaConsumer(
-    {
-      ...librdkafkaSecurity(c),
-      "bootstrap.servers": c.bootstrapServers,
-      // Required by librdkafka even for a manual assignment; never joined, never committed.
-      "group.id": "logpipeline-operator.reader",
-      "enable.auto.commit": false,
-      "enable.partition.eof": true,
-      "isolation.level": "read_committed",
-      "socket.timeout.ms": timeoutMs,
-    },
-    { "auto.offset.reset": "earliest" },
-  );
-  await new Promise<void>((resolve, reject) =>
-    // Typed as always set; librdkafka passes null on success.
-    consumer.connect({ timeout: timeoutMs }, (err: { message: string } | null) =>
-      err ? reject(new Error(err.message)) : resolve(),
-    ),
-  );
-  try {
+  const settings = {
+    // Required by librdkafka even for a manual assignment; never joined, never committed.
+    "group.id": "logpipeline-operator.reader",
+    "enable.partition.eof": true,
+    "isolation.level": "read_committed",
+  } as const;
+  await withConsumer(c, settings, { "auto.offset.reset": "earliest" }, timeoutMs, async (consumer) => {
     consumer.on("partition.eof", (eof) => {
       const r = pending.get(eof.partition);
       if (r && eof.offset >= r.to) pending.delete(eof.partition);
@@ -201,7 +205,5 @@ async function scanCommitted(
         if (m.offset + 1 >= r.to) pending.delete(m.partition);
       }
     }
-  } finally {
-    await new Promise<void>((resolve) => consumer.disconnect(() => resolve()));
-  }
+  });
 }

@@ -15,15 +15,12 @@ const Accepted = z.object({
 const BatchQuery = z.object({ atomic: z.stringbool().default(false) });
 
 /**
- * The event serialized for Kafka (or as its caller serialized it), or why it is refused: larger than EVENT_MAX_BYTES, which is
+ * The event with its serialized value (`json`, the whole event as it travels in Kafka: the
+ * caller serializes it once), or why it is refused: larger than EVENT_MAX_BYTES, which is
  * below what Kafka takes, so an accepted event can never fail the transaction it shares with
  * other clients' events. (Strings PostgreSQL would refuse were refused by LogEventInput.)
  */
-export function prepare(
-  event: Prepared["event"],
-  maxBytes: number,
-  json = JSON.stringify(event),
-): Prepared | string {
+export function prepare(event: Prepared["event"], maxBytes: number, json: string): Prepared | string {
   // UTF-8 takes at most 3 bytes per UTF-16 unit: most events skip the count.
   const bytes = json.length * 3 <= maxBytes ? json.length : Buffer.byteLength(json);
   return bytes > maxBytes ? `the event is ${bytes} bytes serialized; at most ${maxBytes}` : { event, json };
@@ -98,7 +95,7 @@ export const ingestRoutes: FastifyPluginCallbackZod<{ env: ProducerEnv; metrics:
         idempotencyEventId: key && eventIdFromIdempotencyKey(client, key),
         writer: writerOf(client),
       });
-      const prepared = prepare(event, env.EVENT_MAX_BYTES);
+      const prepared = prepare(event, env.EVENT_MAX_BYTES, JSON.stringify(event));
       if (typeof prepared === "string")
         throw new HttpError(413, "event too large", [prepared], undefined, "event_too_large");
       const { toProduce, duplicates, reserved } = await app.guards.reserve(
@@ -159,7 +156,7 @@ export const ingestRoutes: FastifyPluginCallbackZod<{ env: ProducerEnv; metrics:
           return;
         }
         const event = normalizeEvent(parsed.data, { now, receivedAt, writer });
-        const prepared = prepare(event, env.EVENT_MAX_BYTES);
+        const prepared = prepare(event, env.EVENT_MAX_BYTES, JSON.stringify(event));
         if (typeof prepared === "string") {
           m.itemsRefused.inc({ reason: "event_too_large" });
           failed.push({ index, reasons: [prepared] });

@@ -271,9 +271,14 @@ describe("informer across an API server restart (its own API server instance)", 
       );
       await isoKube.delete(LP_API, "LogPipeline", lpNs, "old");
       await waitGone(isoKube, LP_API, "LogPipeline", lpNs, "old", 20_000);
-      const retained = (await isoKube.list("v1", "Event", lpNs)).items.filter(
-        (e) => (e as { reason?: string }).reason === "DataRetained",
-      );
+      // The Warning is written by the pass that released the finalizer, after the release:
+      // the pipeline can be gone a moment before its Event lands.
+      const retained = await eventually("the DataRetained Event", async () => {
+        const found = (await isoKube.list("v1", "Event", lpNs)).items.filter(
+          (e) => (e as { reason?: string }).reason === "DataRetained",
+        );
+        return found.length > 0 ? found : undefined;
+      });
       expect(retained).toHaveLength(1);
     } finally {
       await op.stop();

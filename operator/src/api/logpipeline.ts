@@ -990,7 +990,10 @@ export const LogPipelineStatus = z
       .meta({ description: "Delivery figures from the operator's own reads of Kafka and the ledger." }),
     capacity: z
       .object({
-        asOf: z.string().meta({ description: "When this advice was computed (at most once per resync)." }),
+        asOf: z.string().meta({
+          description:
+            "When these figures were computed (at most once per resync); figures computed again unchanged keep it, with their window.",
+        }),
         windowEnd: z.string().meta({
           description:
             "When the newest delivery read in the window was taken; the window is the windowSeconds before it.",

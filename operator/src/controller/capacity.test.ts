@@ -3,7 +3,7 @@ import { describe, expect, it } from "vitest";
 import { parsePipeline } from "../api/parse.js";
 import type { Observation } from "../status/compute.js";
 import { adviseCapacityStep } from "./capacity.js";
-import type { ControllerDeps, DeliveryRead } from "./deps.js";
+import type { CapacityState, ControllerDeps, DeliveryRead } from "./deps.js";
 
 const T0 = Date.parse("2026-12-01T10:00:00Z");
 
@@ -80,5 +80,36 @@ describe("adviseCapacityStep", () => {
     adviseCapacityStep("ns/p", pipeline(), o, h.deps);
     expect(o.capacity?.samples).toBe(2);
     expect(o.capacity?.ingest.meanPerSecond).toBe(200);
+  });
+
+  it("does not rewrite an idle pipeline's advice once its window is full, though the window's span and samples drift", () => {
+    const h = harness(); // a 60 s window: a sample every 0.5 s at most, reads every 0.6-0.9 s
+    let t = 0;
+    let seed = 7;
+    const jitter = () => ((seed = (seed * 48271) % 2147483647) % 300) + 600;
+    const advices = new Set<unknown>();
+    const spans = new Set<number>();
+    const counts = new Set<number>();
+    let shown: Observation["capacity"];
+    while (t < 300_000) {
+      const o = h.read(t, 5_000, 20); // no event in five minutes
+      if (t > 70_000) {
+        advices.add(o.capacity);
+        shown = o.capacity;
+      }
+      // The window as it is now, not as first shown.
+      const samples = (h.deps.capacity.get("ns/p") as CapacityState).samples;
+      if (t > 70_000) {
+        counts.add(samples.length);
+        spans.add(Math.round(((samples.at(-1)?.at ?? 0) - (samples[0]?.at ?? 0)) / 1000));
+      }
+      t += jitter();
+    }
+    // The window did drift (so the test could see a rewrite), yet the advice stayed as written.
+    expect(spans.size).toBeGreaterThan(1);
+    expect(counts.size).toBeGreaterThan(1);
+    expect(advices.size).toBe(1);
+    expect(shown?.ingest.meanPerSecond).toBe(0);
+    expect(shown?.windowSeconds).toBeGreaterThanOrEqual(57); // a window that filled was rewritten
   });
 });

@@ -1,4 +1,4 @@
-import type { LogPipeline } from "../api/logpipeline.js";
+import type { LogPipeline, LogPipelineStatus } from "../api/logpipeline.js";
 import { quantityBytes } from "../builders/data-services.js";
 import { adviseCapacity } from "../status/capacity.js";
 import type { Observation } from "../status/compute.js";
@@ -11,6 +11,25 @@ export const PLANNING_DAYS = 30;
 export const MAX_SAMPLES = 120;
 /** The share of a consumer replica's measured rate the partition advice plans the peak at. */
 export const UTILISATION = 0.8;
+
+/** How far a window's span may move before figures measured over it are stamped anew. */
+export const WINDOW_TOLERANCE = 0.05;
+
+type Advice = Omit<NonNullable<LogPipelineStatus["capacity"]>, "asOf">;
+
+/** Whether `next` says something `shown` does not: a figure, or a window of another size. */
+export function changedAdvice(shown: Advice, next: Advice): boolean {
+  const figures = (a: Advice) =>
+    JSON.stringify({
+      ...a,
+      asOf: undefined,
+      windowEnd: undefined,
+      windowSeconds: undefined,
+      samples: undefined,
+    });
+  if (figures(shown) !== figures(next)) return true;
+  return Math.abs(next.windowSeconds - shown.windowSeconds) > WINDOW_TOLERANCE * shown.windowSeconds;
+}
 
 /**
  * Step: the capacity advice. Every new delivery read becomes a flow sample (the window keeps
@@ -81,10 +100,12 @@ export function adviseCapacityStep(
     if (advice) {
       const { atRisk, risks, ...rest } = advice;
       state.at = now;
-      // Unchanged figures keep their asOf and window end (the window they were first measured
-      // over describes them still): an idle pipeline's status is not rewritten.
-      const figures = (a: object) => JSON.stringify({ ...a, asOf: undefined, windowEnd: undefined });
-      if (!state.advice || figures(state.advice) !== figures(rest))
+      // Unchanged figures keep the whole advice as first written: its asOf and the window they
+      // were first measured over (end, span, samples), which describes them still. A full
+      // window's span and sample count drift as samples slide through it (a sample's spacing,
+      // one sample), so they count as changed only beyond WINDOW_TOLERANCE: an idle pipeline's
+      // status is not rewritten, while a window still filling is.
+      if (!state.advice || changedAdvice(state.advice, rest))
         state.advice = { asOf: rfc3339Seconds(deps.now()), ...rest };
       state.atRisk = { risk: atRisk, message: atRisk ? risks.join("; ") : "" };
       const labels = { pipeline_namespace: p.metadata.namespace, pipeline: p.metadata.name };

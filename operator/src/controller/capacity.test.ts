@@ -96,10 +96,8 @@ describe("adviseCapacityStep", () => {
       if (t > 70_000) {
         advices.add(o.capacity);
         shown = o.capacity;
-      }
-      // The window as it is now, not as first shown.
-      const samples = (h.deps.capacity.get("ns/p") as CapacityState).samples;
-      if (t > 70_000) {
+        // The window as it is now, not as first shown.
+        const samples = (h.deps.capacity.get("ns/p") as CapacityState).samples;
         counts.add(samples.length);
         spans.add(Math.round(((samples.at(-1)?.at ?? 0) - (samples[0]?.at ?? 0)) / 1000));
       }

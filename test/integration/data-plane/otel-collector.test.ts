@@ -121,6 +121,13 @@ function shipper(s: Omit<Shipper, "dir">, name: string): Shipper {
   return out;
 }
 
+/** Lines `from` up to `to` (their sequence numbers), appended to the file a Collector tails. */
+function appendLines(s: Shipper, from: number, to: number): void {
+  let chunk = "";
+  for (let i = from; i < to; i++) chunk += line(i);
+  appendFileSync(`${s.dir}/app.log`, chunk);
+}
+
 /**
  * The flag docs/otlp.md recommends: the file receiver hands each read to the exporter's
  * (persistent) queue before it saves the file's offset. Without it, lines wait in an in-memory
@@ -254,11 +261,6 @@ afterAll(async () => {
 describe("the OpenTelemetry Collector tails a file into the pipeline", () => {
   it(`every one of ${LINES} lines lands once through a kill -9 of the Collector, the gateway and the consumer`, async () => {
     collector = startCollector(main);
-    const write = (from: number, to: number) => {
-      let chunk = "";
-      for (let i = from; i < to; i++) chunk += line(i);
-      appendFileSync(`${main.dir}/app.log`, chunk);
-    };
     const reached = async (n: number) => {
       try {
         await eventually(
@@ -278,7 +280,7 @@ describe("the OpenTelemetry Collector tails a file into the pipeline", () => {
     // The application writes on while the faults happen: 25 lines every 25 ms.
     const writing = (async () => {
       for (let i = 0; i < LINES; i += 25) {
-        write(i, i + 25);
+        appendLines(main, i, i + 25);
         await new Promise((r) => setTimeout(r, 25));
       }
     })();
@@ -297,7 +299,7 @@ describe("the OpenTelemetry Collector tails a file into the pipeline", () => {
     await reached(LINES);
     // Barrier for "no more copies": one more line, written last, is stored; everything
     // before it has been shipped by then.
-    appendFileSync(`${main.dir}/app.log`, line(LINES));
+    appendLines(main, LINES, LINES + 1);
     await reached(LINES + 1);
     expect(await rows(), readFileSync(`${main.dir}/collector.log`, "utf8").slice(-2000)).toEqual({
       rows: LINES + 1,
@@ -324,20 +326,15 @@ describe("the OpenTelemetry Collector tails a file into the pipeline", () => {
   async function killRightAfterTheReceiverTookThem(s: Shipper, first: number) {
     const n = 300;
     const log = () => readFileSync(`${s.dir}/collector.log`, "utf8").slice(-2000);
-    const write = (from: number, to: number) => {
-      let chunk = "";
-      for (let i = from; i < to; i++) chunk += line(i);
-      appendFileSync(`${s.dir}/app.log`, chunk);
-    };
     let c = startCollector(s);
     try {
-      write(first, first + n);
+      appendLines(s, first, first + n);
       await eventually(`the receiver took ${String(n)} lines`, async () =>
         (await accepted(s)) >= n ? true : undefined,
       );
       // One more line, taken in a later poll: the poll that read the n ended before it, and
       // each poll ends by saving the file's offset.
-      write(first + n, first + n + 1);
+      appendLines(s, first + n, first + n + 1);
       await eventually("the receiver took one more line, in a later poll", async () =>
         (await accepted(s)) >= n + 1 ? true : undefined,
       );
@@ -345,7 +342,7 @@ describe("the OpenTelemetry Collector tails a file into the pipeline", () => {
       c = startCollector(s);
       // Barrier: a line written after the restart is stored; whatever survived was shipped first
       // (the queue is first in, first out) or re-read before it (the file is read in order).
-      write(first + n + 1, first + n + 2);
+      appendLines(s, first + n + 1, first + n + 2);
       await eventually(
         "the line written after the restart stored",
         async () => {
